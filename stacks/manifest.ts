@@ -1,0 +1,85 @@
+/**
+ * The one description of Sortie's cloud resources.
+ *
+ * `stacks/` turns it into CloudFormation (through SST v2 / aws-cdk-lib) and `local/` turns it into
+ * tables, queues, state machines and routes on the embedded backend. Nothing is declared twice:
+ * a table, route or function added here exists in both runtimes.
+ */
+
+/** Attribute names of the single table's keys and indexes. */
+export const TABLE = {
+  /** Logical name; the physical name comes from env `SORTIE_TABLE` at runtime. */
+  name: 'sortie',
+  /** Partition key: `<sessionId>#<uid>` for every entity, `<sessionId>` for the session itself. */
+  partitionKey: 'pk',
+  indexes: {
+    /** Children of a manager (pilots of a pmgr, units of a umgr), ordered by last change: list and poll. */
+    byParent: { name: 'byParent', partitionKey: 'parent', sortKey: 'changed' },
+    /** Units bound to a pilot: the sweep when a pilot ends, and claims. */
+    byPilot: { name: 'byPilot', partitionKey: 'pilotKey', sortKey: 'pk' },
+  },
+} as const;
+
+/** Queues that exist for the app's lifetime. Per-pilot unit queues are created at submit time. */
+export const QUEUES = {
+  /** Dead letters of per-pilot unit queues: messages that no agent could take. */
+  unitsDlq: { name: 'sortie-units-dlq' },
+} as const;
+
+/** Prefix of the per-pilot unit queues (`sortie-<session>-<pilot>`); IAM scopes agents to it. */
+export const PILOT_QUEUE_PREFIX = 'sortie-';
+
+/** Lambda functions: name → module under functions/ and its exported handler. */
+export const FUNCTIONS = {
+  api: { handler: 'functions/api/handler.handler', memoryMB: 512, timeoutSeconds: 29 },
+  agentApi: { handler: 'functions/callbacks/handler.handler', memoryMB: 512, timeoutSeconds: 29 },
+  launch: { handler: 'functions/pilot/launch.handler', memoryMB: 512, timeoutSeconds: 120 },
+  awaitAgent: { handler: 'functions/pilot/await-agent.handler', memoryMB: 256, timeoutSeconds: 30 },
+  finalize: { handler: 'functions/pilot/finalize.handler', memoryMB: 512, timeoutSeconds: 300 },
+} as const;
+export type FunctionName = keyof typeof FUNCTIONS;
+
+/** HTTP API routes (API Gateway HTTP API, payload format 2.0): `METHOD path` → function. */
+export const ROUTES: Record<string, FunctionName> = {
+  'POST /sessions': 'api',
+  'GET /sessions/{sid}': 'api',
+  'POST /sessions/{sid}/close': 'api',
+  'POST /sessions/{sid}/contexts': 'api',
+  'POST /sessions/{sid}/pmgrs': 'api',
+  'GET /sessions/{sid}/pmgrs': 'api',
+  'POST /sessions/{sid}/pilots': 'api',
+  'GET /sessions/{sid}/pilots': 'api',
+  'GET /sessions/{sid}/pilots/{pid}': 'api',
+  'POST /sessions/{sid}/pilots/cancel': 'api',
+  'POST /sessions/{sid}/umgrs': 'api',
+  'GET /sessions/{sid}/umgrs': 'api',
+  'GET /sessions/{sid}/umgrs/{umid}': 'api',
+  'POST /sessions/{sid}/umgrs/{umid}/pilots': 'api',
+  'POST /sessions/{sid}/umgrs/{umid}/units': 'api',
+  'GET /sessions/{sid}/umgrs/{umid}/units': 'api',
+  'POST /sessions/{sid}/units/cancel': 'api',
+  'POST /agent/activate': 'agentApi',
+  'POST /agent/heartbeat': 'agentApi',
+  'POST /agent/claim': 'agentApi',
+  'POST /agent/states': 'agentApi',
+  'POST /agent/done': 'agentApi',
+};
+
+/** The pilot state machine: ASL (JSONPath) file and the substitutions its `${...}` names take. */
+export const STATE_MACHINES = {
+  pilot: {
+    name: 'sortie-pilot',
+    aslFile: 'stacks/pilot.asl.json',
+    /** `${Name}` in the ASL → function whose ARN (AWS) or name (local) replaces it. */
+    substitutions: { LaunchFunction: 'launch', AwaitAgentFunction: 'awaitAgent', FinalizeFunction: 'finalize' },
+  },
+} as const satisfies Record<string, { name: string; aslFile: string; substitutions: Record<string, FunctionName> }>;
+
+/** Environment variables every function reads (set by stacks/ in AWS and by local/ in the embedded backend). */
+export const ENV = {
+  table: 'SORTIE_TABLE',
+  stateMachineArn: 'SORTIE_PILOT_STATE_MACHINE_ARN',
+  apiUrl: 'SORTIE_API_URL',
+  unitsDlqUrl: 'SORTIE_UNITS_DLQ_URL',
+  secretKey: 'SORTIE_SECRET_KEY',
+} as const;
