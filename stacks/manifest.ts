@@ -20,7 +20,10 @@ export const TABLE = {
   },
 } as const;
 
-/** Queues that exist for the app's lifetime. Per-pilot unit queues are created at submit time. */
+/**
+ * Queues that exist for the app's lifetime. Per-pilot unit queues are created at submit time and are
+ * read only by the agent API (`POST /agent/pull`): agents hold no AWS credentials at all.
+ */
 export const QUEUES = {
   /** Dead letters of per-pilot unit queues: messages that no agent could take. */
   unitsDlq: { name: 'sortie-units-dlq' },
@@ -60,7 +63,7 @@ export const ROUTES: Record<string, FunctionName> = {
   'POST /sessions/{sid}/units/cancel': 'api',
   'POST /agent/activate': 'agentApi',
   'POST /agent/heartbeat': 'agentApi',
-  'POST /agent/claim': 'agentApi',
+  'POST /agent/pull': 'agentApi',
   'POST /agent/states': 'agentApi',
   'POST /agent/done': 'agentApi',
 };
