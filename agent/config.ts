@@ -1,0 +1,39 @@
+/**
+ * The agent's configuration file (`agent.json` in the pilot sandbox, mode 0600), written by the launcher.
+ * It holds the pilot secret: the agent's only credential, good for its own pilot's routes and nothing else.
+ */
+import { readFileSync } from 'node:fs';
+
+/** What the launcher writes into `agent.json`. */
+export interface AgentConfig {
+  /** Base URL of the Sortie HTTP API (API Gateway in AWS, 127.0.0.1 locally). */
+  apiUrl: string;
+  sessionId: string;
+  pilotId: string;
+  /** Bearer token `<sid>.<pid>.<secret>` for the agent routes. */
+  token: string;
+  /** Absolute pilot sandbox; units run in `<sandbox>/<unit uid>`. */
+  sandbox: string;
+  /** Cores the pilot asked for; the allocation may show more. */
+  cores: number;
+  gpus?: number;
+  /** Walltime in seconds: the agent ends itself `shutdownMarginSeconds` before it. */
+  runtimeSeconds: number;
+  shutdownMarginSeconds?: number;
+  /** Resource key, exported to units as RP_RESOURCE. */
+  resource?: string;
+}
+
+/** Reads and checks `agent.json`; a broken file ends the agent with a message naming the field. */
+export function readConfig(file: string): AgentConfig {
+  const raw = JSON.parse(readFileSync(file, 'utf8')) as Record<string, unknown>;
+  for (const k of ['apiUrl', 'sessionId', 'pilotId', 'token', 'sandbox'] as const) {
+    if (typeof raw[k] !== 'string' || raw[k] === '')
+      throw new Error(`${file}: '${k}' must be a non-empty string`);
+  }
+  for (const k of ['cores', 'runtimeSeconds'] as const) {
+    if (typeof raw[k] !== 'number' || !(Number(raw[k]) > 0))
+      throw new Error(`${file}: '${k}' must be a positive number`);
+  }
+  return raw as unknown as AgentConfig;
+}

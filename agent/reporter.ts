@@ -1,0 +1,58 @@
+/**
+ * Coalesces unit state reports into batched `POST /agent/states` calls (RP's bulk updates: up to
+ * `maxBatch` reports or `intervalMs`, whichever comes first). One call at a time, so reports of one
+ * unit reach the control plane in the order they were made.
+ */
+import type { AgentApi, UnitReport } from './api.ts';
+
+export class Reporter {
+  private pending: UnitReport[] = [];
+  private inflight: Promise<void> | undefined;
+  private timer: NodeJS.Timeout | undefined;
+  /** Reports sent and refused by the control plane (e.g. a unit cancelled meanwhile). */
+  sent = 0;
+  refused = 0;
+
+  constructor(
+    private readonly api: AgentApi,
+    private readonly intervalMs = 100,
+    private readonly maxBatch = 500,
+    private readonly onError: (err: unknown) => void = () => {},
+  ) {}
+
+  report(r: UnitReport): void {
+    this.pending.push(r);
+    if (this.pending.length >= this.maxBatch) void this.flush();
+    else if (!this.timer) {
+      this.timer = setTimeout(() => {
+        this.timer = undefined;
+        void this.flush();
+      }, this.intervalMs);
+    }
+  }
+
+  /** Sends everything pending; resolves when it has been acknowledged (or failed for good). */
+  async flush(): Promise<void> {
+    while (this.inflight) await this.inflight;
+    if (this.pending.length === 0) return;
+    const batch = this.pending.splice(0, this.maxBatch);
+    this.inflight = this.api
+      .states(batch)
+      .then((r) => {
+        this.sent += r.applied;
+        this.refused += r.refused;
+      })
+      .catch(this.onError)
+      .finally(() => {
+        this.inflight = undefined;
+      });
+    await this.inflight;
+    if (this.pending.length) await this.flush();
+  }
+
+  async close(): Promise<void> {
+    clearTimeout(this.timer);
+    this.timer = undefined;
+    await this.flush();
+  }
+}

@@ -1,0 +1,80 @@
+/**
+ * Lambda-style invocation of the handlers named in stacks/manifest.ts, in this process.
+ *
+ * Each invocation gets a fresh context (request id, remaining time) and is bounded by the function's
+ * configured timeout, as Lambda bounds it. A thrown error keeps its `name`, which is what Step Functions
+ * matches in Retry/Catch (Lambda's `errorType`).
+ */
+import { randomUUID } from 'node:crypto';
+import path from 'node:path';
+import { pathToFileURL } from 'node:url';
+import { FUNCTIONS, type FunctionName } from '../stacks/manifest.ts';
+
+/** A Lambda handler as the functions/ modules export it. */
+export type Handler = (event: unknown, context: LambdaContext) => Promise<unknown>;
+
+/** The part of Lambda's context object that Sortie's handlers use. */
+export interface LambdaContext {
+  functionName: string;
+  awsRequestId: string;
+  getRemainingTimeInMillis(): number;
+}
+
+const root = path.resolve(import.meta.dirname, '..');
+const loaded = new Map<FunctionName, Promise<Handler>>();
+
+/** Imports (once) the handler module of a manifest function. */
+export function loadHandler(name: FunctionName): Promise<Handler> {
+  let h = loaded.get(name);
+  if (!h) {
+    const spec = FUNCTIONS[name].handler;
+    const dot = spec.lastIndexOf('.');
+    const file = pathToFileURL(path.join(root, `${spec.slice(0, dot)}.ts`)).href;
+    const exportName = spec.slice(dot + 1);
+    h = import(file).then((mod: Record<string, unknown>) => {
+      const fn = mod[exportName];
+      if (typeof fn !== 'function') throw new Error(`${spec}: module has no function export '${exportName}'`);
+      return fn as Handler;
+    });
+    loaded.set(name, h);
+  }
+  return h;
+}
+
+/** Resolves a function name or ARN (`arn:aws:lambda:...:function:NAME`) to a manifest function. */
+export function resolveFunction(nameOrArn: string): FunctionName {
+  const name = nameOrArn.includes(':') ? (nameOrArn.split(':').pop() ?? '') : nameOrArn;
+  if (!(name in FUNCTIONS)) {
+    const err = new Error(`Function not found: ${nameOrArn}`);
+    err.name = 'Lambda.ResourceNotFoundException';
+    throw err;
+  }
+  return name as FunctionName;
+}
+
+/** Invokes a manifest function with Lambda's timeout semantics. */
+export async function invoke(nameOrArn: string, event: unknown): Promise<unknown> {
+  const name = resolveFunction(nameOrArn);
+  const handler = await loadHandler(name);
+  const timeoutMs = FUNCTIONS[name].timeoutSeconds * 1000;
+  const deadline = Date.now() + timeoutMs;
+  const context: LambdaContext = {
+    functionName: name,
+    awsRequestId: randomUUID(),
+    getRemainingTimeInMillis: () => Math.max(0, deadline - Date.now()),
+  };
+  let timer: NodeJS.Timeout | undefined;
+  const timedOut = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => {
+      const err = new Error(`Task timed out after ${FUNCTIONS[name].timeoutSeconds}.00 seconds`);
+      err.name = 'Sandbox.Timedout';
+      reject(err);
+    }, timeoutMs);
+    timer.unref();
+  });
+  try {
+    return await Promise.race([handler(event, context), timedOut]);
+  } finally {
+    clearTimeout(timer);
+  }
+}
