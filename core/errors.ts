@@ -1,0 +1,171 @@
+/**
+ * Typed errors, named after RP's `exceptions.py`, with a stable `code` and an HTTP status decided here
+ * once. The API turns them into `{error: {code, message}}` with {@link toWire}; the SDK turns a response
+ * back into the same class with {@link fromWire}, so `catch (e) { if (e instanceof DoesNotExist) … }`
+ * works on both sides of the wire.
+ */
+
+/** Stable error codes: the wire contract between the API and the SDK. */
+export type ErrorCode =
+  | 'PilotException'
+  | 'DatabaseError'
+  | 'BadParameter'
+  | 'DoesNotExist'
+  | 'IncorrectState'
+  | 'Timeout'
+  | 'PermissionDenied'
+  | 'AuthenticationFailed'
+  | 'NoSuccess';
+
+/** Options every Sortie error takes: the chained cause and, like RP's `get_object()`, the uid concerned. */
+export interface PilotExceptionOptions extends ErrorOptions {
+  /** uid of the object the error is about (pilot, unit, manager or session). */
+  obj?: string;
+}
+
+/** Base of all Sortie errors (RP `PilotException`). */
+export class PilotException extends Error {
+  readonly code: ErrorCode = 'PilotException';
+  /** uid of the object the error is about, if any. */
+  readonly obj: string | undefined;
+
+  constructor(message: string, options: PilotExceptionOptions = {}) {
+    super(message, options.cause === undefined ? undefined : { cause: options.cause });
+    this.name = new.target.name;
+    this.obj = options.obj;
+  }
+
+  /** HTTP status this error maps to (see {@link httpStatusOf}). */
+  get httpStatus(): number {
+    return STATUS[this.code];
+  }
+}
+
+/** The database could not be reached or refused the request (throttled, unavailable); a retry may help. */
+export class DatabaseError extends PilotException {
+  override readonly code = 'DatabaseError';
+}
+/** A parameter or description is invalid. */
+export class BadParameter extends PilotException {
+  override readonly code = 'BadParameter';
+}
+/** The session, manager, pilot or unit does not exist. */
+export class DoesNotExist extends PilotException {
+  override readonly code = 'DoesNotExist';
+}
+
+/** The object is not in a state that allows the operation; carries the record as it was found. */
+export class IncorrectState<R = unknown> extends PilotException {
+  override readonly code = 'IncorrectState';
+  /** The current record (e.g. the unit whose state refused a transition), when known. */
+  readonly current: R | undefined;
+
+  constructor(message: string, options: PilotExceptionOptions & { current?: R } = {}) {
+    super(message, options);
+    this.current = options.current;
+  }
+}
+
+/** An operation (a wait, an upstream call) did not complete in time. */
+export class Timeout extends PilotException {
+  override readonly code = 'Timeout';
+}
+/** The caller is known but not allowed to do this. */
+export class PermissionDenied extends PilotException {
+  override readonly code = 'PermissionDenied';
+}
+/** The caller's credentials (session token, pilot secret) are missing or wrong. */
+export class AuthenticationFailed extends PilotException {
+  override readonly code = 'AuthenticationFailed';
+}
+/** The operation failed for a reason no other class describes. */
+export class NoSuccess extends PilotException {
+  override readonly code = 'NoSuccess';
+}
+
+/**
+ * The one mapping from error code to HTTP status.
+ * - DatabaseError 503: the store is unavailable or throttled; the request itself was fine and may be retried.
+ * - Timeout 504, not 408: 408 says the *client* was too slow sending its request (and proxies may drop the
+ *   connection or replay it); here the server gave up waiting on something upstream (DynamoDB, a batch
+ *   system, an agent), which is what 504 means.
+ */
+const STATUS: Readonly<Record<ErrorCode, number>> = {
+  PilotException: 500,
+  DatabaseError: 503,
+  BadParameter: 400,
+  DoesNotExist: 404,
+  IncorrectState: 409,
+  Timeout: 504,
+  PermissionDenied: 403,
+  AuthenticationFailed: 401,
+  NoSuccess: 500,
+};
+
+const CLASSES: Readonly<
+  Record<ErrorCode, new (message: string, options?: PilotExceptionOptions) => PilotException>
+> = {
+  PilotException,
+  DatabaseError,
+  BadParameter,
+  DoesNotExist,
+  IncorrectState,
+  Timeout,
+  PermissionDenied,
+  AuthenticationFailed,
+  NoSuccess,
+};
+
+/** HTTP status of any thrown value: a Sortie error's own status, 500 for anything else. */
+export function httpStatusOf(err: unknown): number {
+  return err instanceof PilotException ? STATUS[err.code] : 500;
+}
+
+/** The error body the API sends. */
+export interface WireError {
+  error: { code: ErrorCode; message: string; obj?: string };
+}
+
+/**
+ * Error → response body. Sortie errors keep their message (written for the user); anything else is
+ * an unexpected bug whose message may leak internals, so it becomes a generic NoSuccess.
+ */
+export function toWire(err: unknown): WireError {
+  if (!(err instanceof PilotException)) return { error: { code: 'NoSuccess', message: 'internal error' } };
+  const body: WireError = { error: { code: err.code, message: err.message } };
+  if (err.obj !== undefined) body.error.obj = err.obj;
+  return body;
+}
+
+/**
+ * Response status and body → the matching error class. The body's code decides; a body that is not
+ * a Sortie error (e.g. from API Gateway itself) falls back to the class of the status.
+ */
+export function fromWire(status: number, body: unknown): PilotException {
+  const wire = readWire(body);
+  if (wire) {
+    const options: PilotExceptionOptions = wire.obj === undefined ? {} : { obj: wire.obj };
+    return new CLASSES[wire.code](wire.message, options);
+  }
+  const message = `HTTP ${status}${typeof body === 'string' && body ? `: ${body}` : ''}`;
+  return new (classOfStatus(status))(message);
+}
+
+function readWire(body: unknown): WireError['error'] | undefined {
+  if (typeof body !== 'object' || body === null || !('error' in body)) return undefined;
+  const e: unknown = body.error;
+  if (typeof e !== 'object' || e === null || !('code' in e) || !('message' in e)) return undefined;
+  if (typeof e.code !== 'string' || !(e.code in CLASSES) || typeof e.message !== 'string') return undefined;
+  const obj = 'obj' in e && typeof e.obj === 'string' ? e.obj : undefined;
+  return { code: e.code as ErrorCode, message: e.message, ...(obj === undefined ? {} : { obj }) };
+}
+
+function classOfStatus(status: number): new (message: string) => PilotException {
+  if (status === 500) return NoSuccess;
+  const code = (Object.keys(STATUS) as ErrorCode[]).find(
+    (c) => c !== 'PilotException' && STATUS[c] === status,
+  );
+  if (code) return CLASSES[code];
+  if (status === 408) return Timeout;
+  return status >= 500 ? NoSuccess : BadParameter;
+}
