@@ -1,0 +1,46 @@
+/**
+ * A security context (RP's `Context`, from SAGA): the credentials a session uses to reach resources.
+ * Only `ssh` (key or password) and `userpass` are meaningful to Sortie's launchers.
+ */
+
+/** Context types RP accepts; Sortie launches with `ssh`. */
+export type ContextType = 'ssh' | 'userpass' | 'gsissh' | 'x509' | 'myproxy';
+
+/** Credentials for a resource. Sent once to the API (encrypted at rest there), never logged. */
+export class Context {
+  userId?: string;
+  /** Private key (PEM/OpenSSH text), or a path to it: the SDK reads the file. */
+  userKey?: string;
+  userPass?: string;
+  /** Restrict this context to one resource key (default: every resource of the session). */
+  resource?: string;
+
+  constructor(
+    readonly type: ContextType,
+    init: { userId?: string; userKey?: string; userPass?: string; resource?: string } = {},
+  ) {
+    Object.assign(this, init);
+  }
+
+  /** RP's `Context.from_dict`. */
+  static fromDict(d: {
+    type: ContextType;
+    userId?: string;
+    userKey?: string;
+    userPass?: string;
+    resource?: string;
+  }): Context {
+    const { type, ...rest } = d;
+    return new Context(type, rest);
+  }
+
+  /** Hides secrets when printed or logged. */
+  toJSON(): Record<string, unknown> {
+    return {
+      type: this.type,
+      userId: this.userId,
+      userKey: this.userKey ? '***' : undefined,
+      userPass: this.userPass ? '***' : undefined,
+    };
+  }
+}

@@ -1,0 +1,48 @@
+/**
+ * Sortie's SDK: RADICAL-Pilot 0.22's pilot-job API in TypeScript idiom (camelCase, async).
+ *
+ * ```ts
+ * import { Session, PilotManager, UnitManager } from 'sortie';
+ * const session = await Session.create();
+ * const pmgr = await PilotManager.create(session);
+ * const pilot = await pmgr.submitPilots({ resource: 'local.localhost', runtime: 10, cores: 2 });
+ * const umgr = await UnitManager.create(session, 'direct_submission');
+ * await umgr.addPilots(pilot);
+ * await umgr.submitUnits([{ executable: '/bin/date' }]);
+ * await umgr.waitUnits();
+ * await session.close();
+ * ```
+ */
+export type {
+  ComputePilotDescription,
+  ComputePilotDescriptionInput,
+  ComputeUnitDescription,
+  ComputeUnitDescriptionInput,
+} from '../core/descriptions.ts';
+export {
+  AuthenticationFailed,
+  BadParameter,
+  DatabaseError,
+  DoesNotExist,
+  IncorrectState,
+  NoSuccess,
+  PermissionDenied,
+  PilotException,
+  Timeout,
+} from '../core/errors.ts';
+export type { StagingDirective } from '../core/staging.ts';
+export { PilotState, UnitState } from '../core/states.ts';
+export type { PilotRecord, StateEntry, UnitRecord } from '../core/wire.ts';
+export { Context } from './context.ts';
+export { ComputePilot, PILOT_FINAL } from './pilot.ts';
+export { PilotManager } from './pilot-manager.ts';
+export { Session, type SessionOptions } from './session.ts';
+export { ComputeUnit, UNIT_FINAL } from './unit.ts';
+export {
+  SCHED_BACKFILLING,
+  SCHED_DIRECT_SUBMISSION,
+  SCHED_ROUND_ROBIN,
+  SCHEDULERS,
+  type SchedulerName,
+  UnitManager,
+} from './unit-manager.ts';

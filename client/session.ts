@@ -1,0 +1,171 @@
+/**
+ * RP's `Session`: the root of everything a user creates. It lives in the control plane (DynamoDB), not
+ * in this process: `Session.reconnect(uid, { token })` picks it up from anywhere.
+ */
+import { readFileSync } from 'node:fs';
+import { BadParameter, IncorrectState } from '../core/errors.ts';
+import type { Context } from './context.ts';
+import { Transport, type TransportOptions } from './http.ts';
+import { PilotManager } from './pilot-manager.ts';
+import { UnitManager } from './unit-manager.ts';
+
+/** Options of Session.create / reconnect. */
+export interface SessionOptions extends TransportOptions {
+  name?: string;
+}
+
+interface SessionWire {
+  uid: string;
+  token?: string;
+  name?: string;
+  created: string;
+  lastReconnect?: string;
+  closed?: string;
+}
+
+/** A Sortie session (RP's Session). */
+export class Session {
+  /** @internal */ readonly transport: Transport;
+  /** @internal */ readonly pilotManagers = new Map<string, PilotManager>();
+  /** @internal */ readonly unitManagers = new Map<string, UnitManager>();
+  private closing: Promise<void> | undefined;
+  private info: SessionWire;
+
+  private constructor(transport: Transport, info: SessionWire) {
+    this.transport = transport;
+    this.info = info;
+  }
+
+  /** Creates a new session; its token (keep it secret) lets you reconnect later. */
+  static async create(opts: SessionOptions = {}): Promise<Session> {
+    const transport = new Transport(opts);
+    const info = await transport.request<SessionWire>('POST', '/sessions', {
+      ...(opts.name ? { name: opts.name } : {}),
+    });
+    transport.token = info.token;
+    return new Session(transport, info);
+  }
+
+  /** Reconnects to an existing session (RP: `Session(session_uid=...)`); token defaults to env SORTIE_TOKEN. */
+  static async reconnect(uid: string, opts: SessionOptions & { token?: string } = {}): Promise<Session> {
+    const token = opts.token ?? process.env.SORTIE_TOKEN;
+    if (!token) throw new BadParameter(`reconnect ${uid}: no token (pass { token } or set SORTIE_TOKEN)`);
+    const transport = new Transport(opts, token);
+    const info = await transport.request<SessionWire>(
+      'GET',
+      `/sessions/${encodeURIComponent(uid)}`,
+      undefined,
+      { reconnect: '1' },
+    );
+    return new Session(transport, { ...info, token });
+  }
+
+  get uid(): string {
+    return this.info.uid;
+  }
+  /** The bearer token of this session. */
+  get token(): string {
+    return this.info.token ?? '';
+  }
+  get name(): string | undefined {
+    return this.info.name;
+  }
+  get created(): Date {
+    return new Date(this.info.created);
+  }
+  get lastReconnect(): Date | undefined {
+    return this.info.lastReconnect ? new Date(this.info.lastReconnect) : undefined;
+  }
+  /** True once close() has run. */
+  get closed(): boolean {
+    return this.info.closed !== undefined;
+  }
+
+  /** @internal */
+  path(rest = ''): string {
+    return `/sessions/${encodeURIComponent(this.uid)}${rest}`;
+  }
+
+  /** @internal */
+  assertOpen(): void {
+    if (this.info.closed) throw new IncorrectState(`session ${this.uid} is closed`);
+  }
+
+  /** Adds a security context used by every pilot of this session (RP: `session.add_context`). */
+  async addContext(ctx: Context): Promise<void> {
+    this.assertOpen();
+    let userKey = ctx.userKey;
+    if (userKey && !userKey.includes('PRIVATE KEY')) {
+      try {
+        userKey = readFileSync(userKey, 'utf8');
+      } catch (err) {
+        throw new BadParameter(`context.userKey: not a private key and not a readable file: ${ctx.userKey}`, {
+          cause: err,
+        });
+      }
+    }
+    await this.transport.request('POST', this.path('/contexts'), {
+      type: ctx.type,
+      ...(ctx.userId ? { userId: ctx.userId } : {}),
+      ...(userKey ? { userKey } : {}),
+      ...(ctx.userPass ? { userPass: ctx.userPass } : {}),
+      ...(ctx.resource ? { resource: ctx.resource } : {}),
+    });
+  }
+
+  async listPilotManagers(): Promise<string[]> {
+    const r = await this.transport.request<{ items: { uid: string }[] }>('GET', this.path('/pmgrs'));
+    return r.items.map((m) => m.uid);
+  }
+
+  async getPilotManagers(uids?: string[]): Promise<PilotManager[]> {
+    const all = uids ?? (await this.listPilotManagers());
+    return all.map((uid) => this.pilotManagers.get(uid) ?? PilotManager.attach(this, uid));
+  }
+
+  async listUnitManagers(): Promise<string[]> {
+    const r = await this.transport.request<{ items: { uid: string }[] }>('GET', this.path('/umgrs'));
+    return r.items.map((m) => m.uid);
+  }
+
+  async getUnitManagers(uids?: string[]): Promise<UnitManager[]> {
+    const all = uids ?? (await this.listUnitManagers());
+    const out: UnitManager[] = [];
+    for (const uid of all) out.push(this.unitManagers.get(uid) ?? (await UnitManager.attach(this, uid)));
+    return out;
+  }
+
+  /**
+   * Closes the session (RP semantics: `cleanup` implies `terminate`; terminate cancels every pilot and
+   * waits for them). Safe to call twice; always returns — waits are bounded by `timeoutMs`.
+   */
+  close(opts: { cleanup?: boolean; terminate?: boolean; timeoutMs?: number } = {}): Promise<void> {
+    if (!this.closing) this.closing = this.doClose(opts);
+    return this.closing;
+  }
+
+  private async doClose(opts: { cleanup?: boolean; terminate?: boolean; timeoutMs?: number }): Promise<void> {
+    const cleanup = opts.cleanup ?? true;
+    const terminate = cleanup || (opts.terminate ?? true);
+    const errors: unknown[] = [];
+    if (terminate) {
+      for (const pmgr of await this.getPilotManagers().catch(() => [...this.pilotManagers.values()])) {
+        try {
+          await pmgr.cancelPilots();
+          await pmgr.waitPilots({ timeout: opts.timeoutMs ?? 60_000 });
+        } catch (err) {
+          errors.push(err);
+        }
+      }
+    }
+    for (const m of this.unitManagers.values()) m.close();
+    for (const m of this.pilotManagers.values()) m.close();
+    const r = await this.transport.request<SessionWire>('POST', this.path('/close'), { cleanup, terminate });
+    this.info = { ...this.info, closed: r.closed ?? new Date().toISOString() };
+    if (errors.length)
+      console.warn(
+        `sortie: session ${this.uid} closed; ${errors.length} pilot manager(s) did not end cleanly:`,
+        errors,
+      );
+  }
+}

@@ -1,0 +1,92 @@
+/** RP's `ComputeUnit`: a handle on one unit; its state lives in the control plane. */
+import type { ComputeUnitDescription } from '../core/descriptions.ts';
+import { UnitState } from '../core/states.ts';
+import type { StateEntry, UnitRecord } from '../core/wire.ts';
+import type { UnitManager } from './unit-manager.ts';
+
+/** Final unit states: the default of every wait. */
+export const UNIT_FINAL: readonly UnitState[] = [UnitState.DONE, UnitState.FAILED, UnitState.CANCELED];
+
+/** A unit (RP's ComputeUnit). Properties show the last known record. */
+export class ComputeUnit {
+  constructor(
+    readonly unitManager: UnitManager,
+    readonly uid: string,
+  ) {}
+
+  private get rec(): UnitRecord {
+    const r = this.unitManager.record(this.uid);
+    if (!r) throw new Error(`unit ${this.uid}: no record loaded yet`);
+    return r;
+  }
+
+  get name(): string | undefined {
+    return this.rec.name;
+  }
+  get state(): UnitState {
+    return this.rec.state;
+  }
+  get stateHistory(): StateEntry<UnitState>[] {
+    return this.rec.stateHistory;
+  }
+  get description(): ComputeUnitDescription {
+    return this.rec.description;
+  }
+  get exitCode(): number | undefined {
+    return this.rec.exitCode;
+  }
+  /** The head of the unit's stdout (up to 4 KiB), as RP keeps it in the unit record. */
+  get stdout(): string | undefined {
+    return this.rec.stdout;
+  }
+  get stderr(): string | undefined {
+    return this.rec.stderr;
+  }
+  get log(): string[] {
+    return this.rec.log;
+  }
+  get pilotId(): string | undefined {
+    return this.rec.pilot;
+  }
+  /** The unit sandbox on the resource (RP's working_directory). */
+  get workingDirectory(): string | undefined {
+    return this.rec.sandbox;
+  }
+  get executionLocations(): string[] {
+    return this.rec.execLocations ?? [];
+  }
+  get submissionTime(): Date | undefined {
+    return this.rec.submitted ? new Date(this.rec.submitted) : undefined;
+  }
+  get startTime(): Date | undefined {
+    return this.rec.started ? new Date(this.rec.started) : undefined;
+  }
+  get stopTime(): Date | undefined {
+    return this.rec.finished ? new Date(this.rec.finished) : undefined;
+  }
+  asDict(): UnitRecord {
+    return this.rec;
+  }
+
+  /** Waits for one of `state` (default: final states); `timeout` in seconds. Returns the state. */
+  async wait(opts: { state?: UnitState | UnitState[]; timeout?: number } = {}): Promise<UnitState> {
+    const [s] = await this.unitManager.waitUnits({ uids: [this.uid], ...opts });
+    return s as UnitState;
+  }
+
+  /** Cancels the unit (no-op when final). */
+  async cancel(): Promise<void> {
+    await this.unitManager.cancelUnits([this.uid]);
+  }
+
+  /** Registers `cb(unit, state)` for every state this unit enters. */
+  registerCallback(cb: (unit: ComputeUnit, state: UnitState) => void): void {
+    this.unitManager.registerCallback((u, s) => {
+      if (u.uid === this.uid) cb(u, s);
+    });
+  }
+
+  toString(): string {
+    return `${this.uid} [${this.unitManager.record(this.uid)?.state ?? '?'}]`;
+  }
+}

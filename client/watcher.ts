@@ -1,0 +1,186 @@
+/**
+ * Follows a manager's change feed (pilots of a pmgr, units of a umgr) and turns it into RP's semantics:
+ * every state a record enters is delivered to callbacks exactly once and in order (from its state
+ * history, so skipped or coalesced updates are still seen — RP issues #72 and #316), and waits return
+ * as soon as their records reach a wanted state, or throw Timeout. One poller per manager serves all
+ * waits and callbacks; it runs only while someone listens, so an idle SDK holds no timers.
+ */
+import { Timeout } from '../core/errors.ts';
+import type { Page, StateEntry } from '../core/wire.ts';
+
+/** What a followed record must have. */
+export interface Followed<S extends string> {
+  uid: string;
+  state: S;
+  stateHistory: StateEntry<S>[];
+  changed: string;
+}
+
+/** A state callback: called once per record and state entered. */
+export type StateCallback<R> = (record: R, state: string) => void;
+
+/** How far back each poll looks behind its cursor: writes stamped just before a read may land after it. */
+const OVERLAP_MS = 2_000;
+
+function rewind(cursor: string, ms: number): string {
+  const t = Date.parse(cursor.split('#')[0] ?? '');
+  return Number.isNaN(t) ? cursor : new Date(t - ms).toISOString();
+}
+
+/** Polls one change feed. */
+export class Watcher<S extends string, R extends Followed<S>> {
+  readonly records = new Map<string, R>();
+  private readonly delivered = new Map<string, number>();
+  private readonly callbacks = new Set<StateCallback<R>>();
+  private readonly waiters = new Set<() => void>();
+  private cursor: string | undefined;
+  private timer: NodeJS.Timeout | undefined;
+  private polling: Promise<void> | undefined;
+  private intervalMs: number;
+  private lastError: unknown;
+
+  constructor(
+    private readonly fetchPage: (since: string | undefined, next: string | undefined) => Promise<Page<R>>,
+    private readonly minIntervalMs = 100,
+    private readonly maxIntervalMs = 1_000,
+  ) {
+    this.intervalMs = minIntervalMs;
+  }
+
+  /** Records known before any poll (e.g. just submitted): their history so far is delivered on the next poll. */
+  seed(records: R[]): void {
+    for (const r of records) if (!this.records.has(r.uid)) this.records.set(r.uid, r);
+    this.deliver(records);
+  }
+
+  register(cb: StateCallback<R>): () => void {
+    this.callbacks.add(cb);
+    this.ensureRunning();
+    return () => {
+      this.callbacks.delete(cb);
+    };
+  }
+
+  /** Polls once now: fetch every change since the cursor, update records, fire callbacks. */
+  poll(): Promise<void> {
+    if (!this.polling) {
+      this.polling = this.pollOnce().finally(() => {
+        this.polling = undefined;
+      });
+    }
+    return this.polling;
+  }
+
+  private async pollOnce(): Promise<void> {
+    const since = this.cursor ? rewind(this.cursor, OVERLAP_MS) : undefined;
+    let next: string | undefined;
+    let changed = 0;
+    do {
+      const page = await this.fetchPage(since, next);
+      next = page.next;
+      const fresh: R[] = [];
+      for (const r of page.items) {
+        const old = this.records.get(r.uid);
+        if (old && old.stateHistory.length >= r.stateHistory.length && old.changed >= r.changed) continue;
+        this.records.set(r.uid, r);
+        fresh.push(r);
+      }
+      changed += fresh.length;
+      this.deliver(fresh);
+      if (!this.cursor || page.cursor > this.cursor) this.cursor = page.cursor;
+    } while (next);
+    // Back off while nothing moves; snap back as soon as something does.
+    this.intervalMs = changed ? this.minIntervalMs : Math.min(this.maxIntervalMs, this.intervalMs * 1.5);
+  }
+
+  private deliver(records: R[]): void {
+    for (const r of records) {
+      const from = this.delivered.get(r.uid) ?? 0;
+      if (r.stateHistory.length <= from) continue;
+      this.delivered.set(r.uid, r.stateHistory.length);
+      for (const entry of r.stateHistory.slice(from)) {
+        for (const cb of this.callbacks) {
+          try {
+            cb(r, entry.state);
+          } catch (err) {
+            // A user's callback must not kill the poller (RP's default callback once called sys.exit: #2509).
+            console.error('sortie: state callback threw:', err);
+          }
+        }
+      }
+    }
+    for (const w of this.waiters) w();
+  }
+
+  private ensureRunning(): void {
+    if (this.timer || (this.callbacks.size === 0 && this.waiters.size === 0)) return;
+    const tick = () => {
+      this.timer = undefined;
+      if (this.callbacks.size === 0 && this.waiters.size === 0) return;
+      this.poll()
+        .then(
+          () => {
+            this.lastError = undefined;
+          },
+          (err: unknown) => {
+            this.lastError = err;
+            this.intervalMs = this.maxIntervalMs;
+            for (const w of this.waiters) w();
+          },
+        )
+        .finally(() => {
+          if (!this.timer && (this.callbacks.size || this.waiters.size))
+            this.timer = setTimeout(tick, this.intervalMs);
+        });
+    };
+    this.timer = setTimeout(tick, 0);
+  }
+
+  /**
+   * Waits until every record selected by `uids` (all known records if undefined) is in one of `states`.
+   * `timeoutMs` undefined waits as long as it takes; otherwise throws Timeout naming the laggards.
+   */
+  async wait(
+    uids: string[] | undefined,
+    states: readonly S[],
+    timeoutMs: number | undefined,
+    what: string,
+  ): Promise<R[]> {
+    const want = new Set<string>(states);
+    const pick = () => (uids ?? [...this.records.keys()]).map((u) => this.records.get(u));
+    const ready = () => pick().every((r) => r !== undefined && want.has(r.state));
+    await this.poll();
+    if (ready()) return pick() as R[];
+    const deadline = timeoutMs === undefined ? Number.POSITIVE_INFINITY : Date.now() + timeoutMs;
+    return new Promise<R[]>((resolve, reject) => {
+      let timer: NodeJS.Timeout | undefined;
+      const done = (err?: unknown) => {
+        this.waiters.delete(check);
+        clearTimeout(timer);
+        if (err) reject(err);
+        else resolve(pick() as R[]);
+      };
+      const check = () => {
+        if (ready()) return done();
+        if (this.lastError && (this.lastError as { httpStatus?: number }).httpStatus !== undefined) {
+          const status = (this.lastError as { httpStatus: number }).httpStatus;
+          if (status >= 400 && status < 500) return done(this.lastError);
+        }
+      };
+      if (Number.isFinite(deadline)) {
+        timer = setTimeout(() => {
+          const late = pick()
+            .map((r, i) => (r ? `${r.uid}=${r.state}` : `${uids?.[i]}=unknown`))
+            .filter((s) => !want.has(s.split('=')[1] as S));
+          done(
+            new Timeout(
+              `${what}: not in [${states.join(', ')}] after ${timeoutMs} ms: ${late.slice(0, 10).join(', ')}${late.length > 10 ? ` and ${late.length - 10} more` : ''}`,
+            ),
+          );
+        }, deadline - Date.now());
+      }
+      this.waiters.add(check);
+      this.ensureRunning();
+    });
+  }
+}

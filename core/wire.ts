@@ -1,0 +1,60 @@
+/**
+ * Shapes of the records the HTTP API returns (types only). The SDK, the CLI and the handlers share them,
+ * so a field renamed on one side is a compile error on the other.
+ */
+import type { ComputePilotDescription, ComputeUnitDescription } from './descriptions.ts';
+import type { PilotState, UnitState } from './states.ts';
+
+/** One entry of a state history: the state and when it was entered (ISO 8601). */
+export interface StateEntry<S extends string = string> {
+  state: S;
+  time: string;
+}
+
+/** A pilot as the API returns it (RP's pilot doc). */
+export interface PilotRecord {
+  uid: string;
+  pmgr: string;
+  state: PilotState;
+  stateHistory: StateEntry<PilotState>[];
+  description: ComputePilotDescription;
+  resource: string;
+  sandbox?: string;
+  jobId?: string;
+  log: string[];
+  resourceDetail?: { nodes: string[]; coresPerNode: number; cores?: number; lrms?: string };
+  submitted?: string;
+  started?: string;
+  finished?: string;
+  /** Change cursor: `<ISO time>#<uid>` of the last write. */
+  changed: string;
+}
+
+/** A unit as the API returns it (RP's unit doc). */
+export interface UnitRecord {
+  uid: string;
+  umgr: string;
+  name?: string;
+  state: UnitState;
+  stateHistory: StateEntry<UnitState>[];
+  description: ComputeUnitDescription;
+  pilot?: string;
+  sandbox?: string;
+  exitCode?: number;
+  stdout?: string;
+  stderr?: string;
+  execLocations?: string[];
+  submitted?: string;
+  started?: string;
+  finished?: string;
+  log: string[];
+  changed: string;
+}
+
+/** A page of a list or change feed: `cursor` goes back as `since` to get only what changed after. */
+export interface Page<T> {
+  items: T[];
+  cursor: string;
+  /** Present when more items match: pass it back as `next`. */
+  next?: string;
+}

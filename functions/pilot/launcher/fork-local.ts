@@ -1,0 +1,115 @@
+/**
+ * The `local.localhost` launcher: the agent runs as a detached process on the machine that runs the
+ * launch function (RP's `fork://localhost`). No SSH, no batch system; the PID is the job id.
+ */
+import { spawn } from 'node:child_process';
+import {
+  closeSync,
+  copyFileSync,
+  existsSync,
+  mkdirSync,
+  openSync,
+  readFileSync,
+  writeFileSync,
+} from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import type { JobStatus, Launcher, LaunchRequest, LaunchResult } from './types.ts';
+
+/** Expands `$HOME`/`~` in a sandbox root, the way a login shell would. */
+export function expandHome(p: string): string {
+  return p.replace(/^~(?=\/|$)/, os.homedir()).replace(/\$HOME|\$\{HOME\}/g, os.homedir());
+}
+
+function alive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+  } catch {
+    return false;
+  }
+  // A zombie still answers kill(0); it is finished all the same.
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    return stat.slice(stat.lastIndexOf(')') + 2, stat.lastIndexOf(')') + 3) !== 'Z';
+  } catch {
+    return false;
+  }
+}
+
+/** Last `lines` lines of a file ('' if missing). */
+export function tailFile(file: string, lines: number): string {
+  if (!existsSync(file)) return '';
+  return readFileSync(file, 'utf8').split('\n').filter(Boolean).slice(-lines).join('\n');
+}
+
+/** Forks agents on this host. */
+export class ForkLocalLauncher implements Launcher {
+  constructor(private readonly sandboxRoot = '$HOME/sortie.sandbox') {}
+
+  async launch(req: LaunchRequest): Promise<LaunchResult> {
+    const root = expandHome(req.description.sandbox ?? this.sandboxRoot);
+    const sandbox = path.join(root, req.sessionId, req.pilotId);
+    mkdirSync(sandbox, { recursive: true, mode: 0o700 });
+    const bundle = path.join(sandbox, 'agent.cjs');
+    copyFileSync(req.agentBundle, bundle);
+    const config = path.join(sandbox, 'agent.json');
+    writeFileSync(config, JSON.stringify({ ...req.agentConfig, sandbox }, null, 2), { mode: 0o600 });
+    const out = openSync(path.join(sandbox, 'agent.out'), 'a');
+    const err = openSync(path.join(sandbox, 'agent.err'), 'a');
+    try {
+      // Only what a login shell would give: the agent must not inherit the control plane's AWS settings.
+      const env: NodeJS.ProcessEnv = {
+        PATH: process.env.PATH ?? '/usr/bin:/bin',
+        HOME: os.homedir(),
+        LANG: process.env.LANG ?? 'C.UTF-8',
+      };
+      const child = spawn(process.execPath, [bundle, config], {
+        cwd: sandbox,
+        detached: true,
+        stdio: ['ignore', out, err],
+        env,
+      });
+      const pid = await new Promise<number>((resolve, reject) => {
+        child.once('spawn', () => resolve(child.pid ?? -1));
+        child.once('error', reject);
+      });
+      child.unref();
+      return { jobId: String(pid), sandbox };
+    } finally {
+      closeSync(out);
+      closeSync(err);
+    }
+  }
+
+  async cancel(_req: LaunchRequest, job: LaunchResult): Promise<void> {
+    const pid = Number(job.jobId);
+    if (!(pid > 0) || !alive(pid)) return;
+    try {
+      process.kill(-pid, 'SIGTERM');
+    } catch {
+      return;
+    }
+    // Give the agent a moment to report and exit, then make sure.
+    for (let i = 0; i < 30 && alive(pid); i++) await new Promise((r) => setTimeout(r, 100));
+    if (alive(pid)) {
+      try {
+        process.kill(-pid, 'SIGKILL');
+      } catch {
+        // gone meanwhile
+      }
+    }
+  }
+
+  async status(_req: LaunchRequest, job: LaunchResult): Promise<JobStatus> {
+    const pid = Number(job.jobId);
+    return pid > 0 && alive(pid)
+      ? { state: 'running', detail: `pid ${pid}` }
+      : { state: 'finished', detail: `pid ${pid} not running` };
+  }
+
+  async tail(_req: LaunchRequest, job: LaunchResult, lines: number): Promise<string> {
+    const out = tailFile(path.join(job.sandbox, 'agent.out'), lines);
+    const err = tailFile(path.join(job.sandbox, 'agent.err'), lines);
+    return [out && `agent.out:\n${out}`, err && `agent.err:\n${err}`].filter(Boolean).join('\n');
+  }
+}
