@@ -18,6 +18,12 @@ export const TABLE = {
     /** Units bound to a pilot: the sweep when a pilot ends, and claims. */
     byPilot: { name: 'byPilot', partitionKey: 'pilotKey', sortKey: 'pk' },
   },
+  /**
+   * DynamoDB types (`S` string, `N` number) of every key attribute above: a table and its indexes cannot
+   * be created without them. All are strings; `changed` is an ISO-8601 UTC timestamp with milliseconds
+   * (`2026-01-02T03:04:05.678Z`), whose fixed width makes string order time order.
+   */
+  attributeTypes: { pk: 'S', parent: 'S', changed: 'S', pilotKey: 'S' },
 } as const;
 
 /**
@@ -74,9 +80,16 @@ export const STATE_MACHINES = {
     name: 'sortie-pilot',
     aslFile: 'stacks/pilot.asl.json',
     /** `${Name}` in the ASL → function whose ARN (AWS) or name (local) replaces it. */
-    substitutions: { LaunchFunction: 'launch', AwaitAgentFunction: 'awaitAgent', FinalizeFunction: 'finalize' },
+    substitutions: {
+      LaunchFunction: 'launch',
+      AwaitAgentFunction: 'awaitAgent',
+      FinalizeFunction: 'finalize',
+    },
   },
-} as const satisfies Record<string, { name: string; aslFile: string; substitutions: Record<string, FunctionName> }>;
+} as const satisfies Record<
+  string,
+  { name: string; aslFile: string; substitutions: Record<string, FunctionName> }
+>;
 
 /** Environment variables every function reads (set by stacks/ in AWS and by local/ in the embedded backend). */
 export const ENV = {

@@ -1,0 +1,79 @@
+/**
+ * The HTTP API: every route of the manifest's `ROUTES`, each to its function (payload format 2.0).
+ */
+import { PolicyStatement } from 'aws-cdk-lib/aws-iam';
+import {
+  type ApiRouteProps,
+  Api as SstApi,
+  type Function as SstFunction,
+  type StackContext,
+  use,
+} from 'sst/constructs';
+import { Data } from './Data.ts';
+import { type FunctionName, ROUTES } from './manifest.ts';
+import {
+  functionOf,
+  pilotExecutionsArn,
+  pilotStateMachineArn,
+  ROUTED_FUNCTIONS,
+  sortieEnv,
+  sortieFunctions,
+} from './support.ts';
+
+/**
+ * Stage-wide throttle of every route. Clients and agents batch (many units per request, callbacks
+ * coalesced), so real traffic is far below this; it caps what a runaway client can cost in Lambda and
+ * DynamoDB. Requests over it get 429, which the SDK retries.
+ */
+const THROTTLE = { rate: 200, burst: 400 } as const;
+
+/** What the Api stack hands to the stacks after it. */
+export interface ApiOutputs {
+  /** The HTTP API (its `url` is `SORTIE_API_URL`). */
+  readonly api: SstApi;
+  /** The routed functions, keyed by manifest name. */
+  readonly functions: ReadonlyMap<FunctionName, SstFunction>;
+}
+
+/** The Api stack: HTTP API, the routed functions and their rights. */
+export function Api({ stack }: StackContext): ApiOutputs {
+  const data = use(Data);
+  // No routes yet: the functions need the API's URL in their environment, and the routes need the
+  // functions. The API resource itself does not depend on its routes, so this is no cycle.
+  const api = new SstApi(stack, 'Api', {
+    // Only the SDK, the CLI and agents call the API; no browser origin needs it.
+    cors: false,
+    defaults: { throttle: THROTTLE, payloadFormatVersion: '2.0' },
+  });
+  const env = sortieEnv(stack, data, api.url);
+  const functions = sortieFunctions(stack, ROUTED_FUNCTIONS, env, data);
+
+  const routes: Record<string, ApiRouteProps<string>> = {};
+  for (const [route, name] of Object.entries(ROUTES)) {
+    routes[route] = { function: functionOf(functions, name), payloadFormatVersion: '2.0' };
+  }
+  api.addRoutes(stack, routes);
+
+  // The API starts one execution per pilot and stops it on cancel.
+  const apiFn = functionOf(functions, 'api');
+  apiFn.addToRolePolicy(
+    new PolicyStatement({ actions: ['states:StartExecution'], resources: [pilotStateMachineArn(stack)] }),
+  );
+  apiFn.addToRolePolicy(
+    new PolicyStatement({
+      actions: ['states:DescribeExecution', 'states:StopExecution'],
+      resources: [pilotExecutionsArn(stack)],
+    }),
+  );
+  // Agent callbacks complete and heartbeat the pilot's WaitActive/Active task tokens. These actions
+  // support no resource-level permissions (IAM service authorization reference), hence `*`.
+  functionOf(functions, 'agentApi').addToRolePolicy(
+    new PolicyStatement({
+      actions: ['states:SendTaskSuccess', 'states:SendTaskFailure', 'states:SendTaskHeartbeat'],
+      resources: ['*'],
+    }),
+  );
+
+  stack.addOutputs({ ApiUrl: api.url });
+  return { api, functions };
+}

@@ -1,0 +1,66 @@
+/**
+ * State that outlives every deploy: the single table, the units DLQ and the app's secret key.
+ */
+import { Duration, RemovalPolicy } from 'aws-cdk-lib';
+import { AttributeType, BillingMode, Table } from 'aws-cdk-lib/aws-dynamodb';
+import { Secret } from 'aws-cdk-lib/aws-secretsmanager';
+import { Queue, QueueEncryption } from 'aws-cdk-lib/aws-sqs';
+import type { StackContext } from 'sst/constructs';
+import { QUEUES, TABLE } from './manifest.ts';
+import { physicalName, type SortieData } from './support.ts';
+
+const ATTRIBUTE_TYPES = { S: AttributeType.STRING, N: AttributeType.NUMBER } as const;
+
+/** A key attribute of `TABLE` with the type the manifest gives it. */
+function key(name: keyof typeof TABLE.attributeTypes): { name: string; type: AttributeType } {
+  return { name, type: ATTRIBUTE_TYPES[TABLE.attributeTypes[name]] };
+}
+
+/** The Data stack: table (`TABLE`), units DLQ (`QUEUES.unitsDlq`) and the `SORTIE_SECRET_KEY` secret. */
+export function Data({ stack, app }: StackContext): SortieData {
+  // Only prod keeps its data when the stack is removed; dev and test stages clean up after themselves.
+  const removalPolicy = app.stage === 'prod' ? RemovalPolicy.RETAIN : RemovalPolicy.DESTROY;
+
+  const { byParent, byPilot } = TABLE.indexes;
+  // The physical name is left to CloudFormation (functions get it from SORTIE_TABLE), so a replacement
+  // never collides with the old table.
+  const table = new Table(stack, 'Table', {
+    partitionKey: key(TABLE.partitionKey),
+    billingMode: BillingMode.PAY_PER_REQUEST,
+    pointInTimeRecoverySpecification: { pointInTimeRecoveryEnabled: true },
+    removalPolicy,
+  });
+  table.addGlobalSecondaryIndex({
+    indexName: byParent.name,
+    partitionKey: key(byParent.partitionKey),
+    sortKey: key(byParent.sortKey),
+  });
+  table.addGlobalSecondaryIndex({
+    indexName: byPilot.name,
+    partitionKey: key(byPilot.partitionKey),
+    sortKey: key(byPilot.sortKey),
+  });
+
+  // 14 days is SQS's maximum: dead letters are kept as long as possible for post-mortems.
+  const unitsDlq = new Queue(stack, 'UnitsDlq', {
+    queueName: physicalName(stack, QUEUES.unitsDlq.name),
+    retentionPeriod: Duration.days(14),
+    encryption: QueueEncryption.SQS_MANAGED,
+  });
+
+  // SORTIE_SECRET_KEY: a Secrets Manager secret generated at first deploy (nobody ever types or sees it),
+  // handed to the functions as a CloudFormation dynamic reference that is resolved at deploy time.
+  // Why not an ARN the handlers fetch: the handlers then read the key the same way in AWS and in the
+  // local backend (one env var holding the value), and need neither a Secrets Manager client nor a
+  // cold-start call. Why not SSM SecureString: Lambda environment variables do not accept `ssm-secure`
+  // dynamic references. Cost: the value is visible to whoever may call lambda:GetFunctionConfiguration,
+  // and rotating it takes a redeploy.
+  const secretKey = new Secret(stack, 'SecretKey', {
+    description: `Sortie ${app.stage}: the app's secret key (SORTIE_SECRET_KEY)`,
+    generateSecretString: { passwordLength: 64, excludePunctuation: true },
+    removalPolicy,
+  });
+
+  stack.addOutputs({ TableName: table.tableName });
+  return { table, unitsDlq, secretKeyValue: secretKey.secretValue.unsafeUnwrap() };
+}

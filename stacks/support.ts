@@ -1,0 +1,190 @@
+/**
+ * What the stacks share: physical names, the functions built from the manifest, their environment and
+ * the rights every function gets. Kept apart from the stacks so that each stack file only wires its
+ * own resources.
+ */
+import { ArnFormat } from 'aws-cdk-lib';
+import type { Table } from 'aws-cdk-lib/aws-dynamodb';
+import { PolicyStatement } from 'aws-cdk-lib/aws-iam';
+import type { Queue } from 'aws-cdk-lib/aws-sqs';
+import { Function as SstFunction, type Stack } from 'sst/constructs';
+import { ENV, FUNCTIONS, type FunctionName, PILOT_QUEUE_PREFIX, ROUTES, STATE_MACHINES } from './manifest.ts';
+
+/** The environment every function gets: one value for each name in the manifest's `ENV`. */
+export type SortieEnv = Record<(typeof ENV)[keyof typeof ENV], string>;
+
+/** The Data stack's resources that every function's environment and rights refer to. */
+export interface SortieData {
+  /** The single table (`TABLE`). */
+  readonly table: Table;
+  /** Dead letters of the per-pilot unit queues (`QUEUES.unitsDlq`). */
+  readonly unitsDlq: Queue;
+  /** The value of `SORTIE_SECRET_KEY`, as a CloudFormation dynamic reference (see Data.ts). */
+  readonly secretKeyValue: string;
+}
+
+/**
+ * Stage-qualified physical name (`prod-sortie-pilot`), so that two stages can share an account and
+ * region. The stage goes first on purpose: `prod-sortie-units-dlq` does not start with
+ * `PILOT_QUEUE_PREFIX`, so the runtime queue rights below can never delete the DLQ.
+ */
+export function physicalName(stack: Stack, name: string): string {
+  return `${stack.stage}-${name}`;
+}
+
+/**
+ * ARN of the pilot state machine, computed from its fixed name instead of read from the resource.
+ * The pilot functions sit inside that state machine, so an attribute reference would be a cycle;
+ * the API stack also gets it without depending on the Pilots stack (which depends on the API's URL).
+ */
+export function pilotStateMachineArn(stack: Stack): string {
+  return stack.formatArn({
+    service: 'states',
+    resource: 'stateMachine',
+    resourceName: physicalName(stack, STATE_MACHINES.pilot.name),
+    arnFormat: ArnFormat.COLON_RESOURCE_NAME,
+  });
+}
+
+/** ARN pattern of every execution of the pilot state machine (for Describe/StopExecution). */
+export function pilotExecutionsArn(stack: Stack): string {
+  return stack.formatArn({
+    service: 'states',
+    resource: 'execution',
+    resourceName: `${physicalName(stack, STATE_MACHINES.pilot.name)}:*`,
+    arnFormat: ArnFormat.COLON_RESOURCE_NAME,
+  });
+}
+
+/** Builds the `ENV` values; the record type makes a name added to the manifest a compile error here. */
+export function sortieEnv(stack: Stack, data: SortieData, apiUrl: string): SortieEnv {
+  return {
+    [ENV.table]: data.table.tableName,
+    [ENV.stateMachineArn]: pilotStateMachineArn(stack),
+    [ENV.apiUrl]: apiUrl,
+    [ENV.unitsDlqUrl]: data.unitsDlq.queueUrl,
+    [ENV.secretKey]: data.secretKeyValue,
+  };
+}
+
+/** Manifest functions behind HTTP routes: they live in the Api stack. */
+export const ROUTED_FUNCTIONS: readonly FunctionName[] = [...new Set(Object.values(ROUTES))];
+
+/** Manifest functions the pilot state machine invokes: they live in the Pilots stack. */
+export const PILOT_FUNCTIONS: readonly FunctionName[] = [
+  ...new Set(Object.values(STATE_MACHINES.pilot.substitutions)),
+];
+
+/**
+ * Fails the synth when a manifest function has no stack or two: each function is created by exactly one
+ * stack (the one that uses it), and a function nothing uses would be silently left out.
+ *
+ * @throws Error naming the function that is unplaced or placed twice.
+ */
+export function checkFunctionPlacement(): void {
+  for (const name of Object.keys(FUNCTIONS) as FunctionName[]) {
+    const homes = [ROUTED_FUNCTIONS.includes(name), PILOT_FUNCTIONS.includes(name)].filter(Boolean).length;
+    if (homes !== 1) {
+      throw new Error(
+        `stacks/manifest.ts: function '${name}' must be used by exactly one of ROUTES or STATE_MACHINES.pilot (found ${homes})`,
+      );
+    }
+  }
+}
+
+/**
+ * What a function does with the per-pilot unit queues, which are created at runtime and so can only
+ * be granted by name prefix. Keyed by every manifest function so that a new one must be placed here.
+ * - `manage`: the API and the pilot functions create queues at submit/launch, send units, read the
+ *   DLQ's ARN for the redrive policy, and delete queues when a pilot ends.
+ * - `consume`: the agent API serves `POST /agent/pull`, so it receives, deletes and re-times messages.
+ */
+const QUEUE_ROLE: Record<FunctionName, 'manage' | 'consume'> = {
+  api: 'manage',
+  agentApi: 'consume',
+  launch: 'manage',
+  awaitAgent: 'manage',
+  finalize: 'manage',
+};
+
+const QUEUE_ACTIONS = {
+  // SendMessageBatch/DeleteMessageBatch are authorized by SendMessage/DeleteMessage in IAM.
+  manage: [
+    'sqs:CreateQueue',
+    'sqs:DeleteQueue',
+    'sqs:GetQueueUrl',
+    'sqs:GetQueueAttributes',
+    'sqs:SetQueueAttributes',
+    'sqs:TagQueue',
+    'sqs:SendMessage',
+  ],
+  consume: [
+    'sqs:GetQueueUrl',
+    'sqs:GetQueueAttributes',
+    'sqs:ReceiveMessage',
+    'sqs:DeleteMessage',
+    'sqs:ChangeMessageVisibility',
+  ],
+} as const;
+
+/**
+ * Creates a manifest function (handler path, memory, timeout from `FUNCTIONS`; runtime, architecture
+ * and ESM come from the app's default function props) with the rights every function needs: the table
+ * and its indexes, and the per-pilot queues in its {@link QUEUE_ROLE}.
+ */
+export function sortieFunction(
+  stack: Stack,
+  name: FunctionName,
+  env: SortieEnv,
+  data: SortieData,
+): SstFunction {
+  const spec = FUNCTIONS[name];
+  const fn = new SstFunction(stack, name, {
+    handler: spec.handler,
+    memorySize: spec.memoryMB,
+    timeout: spec.timeoutSeconds,
+    environment: env,
+  });
+  data.table.grantReadWriteData(fn);
+  const role = QUEUE_ROLE[name];
+  fn.addToRolePolicy(
+    new PolicyStatement({
+      actions: [...QUEUE_ACTIONS[role]],
+      resources: [
+        stack.formatArn({
+          service: 'sqs',
+          resource: `${PILOT_QUEUE_PREFIX}*`,
+          arnFormat: ArnFormat.NO_RESOURCE_NAME,
+        }),
+      ],
+    }),
+  );
+  if (role === 'manage') {
+    // CreateQueue needs the DLQ's ARN for RedrivePolicy; functions look it up from SORTIE_UNITS_DLQ_URL.
+    fn.addToRolePolicy(
+      new PolicyStatement({ actions: ['sqs:GetQueueAttributes'], resources: [data.unitsDlq.queueArn] }),
+    );
+  }
+  return fn;
+}
+
+/** Creates each named manifest function, keyed by its manifest name. */
+export function sortieFunctions(
+  stack: Stack,
+  names: readonly FunctionName[],
+  env: SortieEnv,
+  data: SortieData,
+): Map<FunctionName, SstFunction> {
+  return new Map(names.map((name) => [name, sortieFunction(stack, name, env, data)]));
+}
+
+/**
+ * The function of a manifest name from a map built by {@link sortieFunctions}.
+ *
+ * @throws Error when the stack did not create it (a placement bug, caught at synth).
+ */
+export function functionOf(fns: ReadonlyMap<FunctionName, SstFunction>, name: FunctionName): SstFunction {
+  const fn = fns.get(name);
+  if (!fn) throw new Error(`function '${name}' is not created by this stack`);
+  return fn;
+}
