@@ -54,9 +54,10 @@ export function Data({ stack, app }: StackContext): SortieData {
   // local backend (one env var holding the value), and need neither a Secrets Manager client nor a
   // cold-start call. Why not SSM SecureString: Lambda environment variables do not accept `ssm-secure`
   // dynamic references. Cost: the value is visible to whoever may call lambda:GetFunctionConfiguration,
-  // and rotating it takes a redeploy.
+  // and rotating it takes a redeploy. Never rotate it casually: functions/lib/secrets.ts seals stored
+  // credentials under it, and those become unreadable. Hence RETAIN in prod, like the table.
   const secretKey = new Secret(stack, 'SecretKey', {
-    description: `Sortie ${app.stage}: the app's secret key (SORTIE_SECRET_KEY)`,
+    description: `Sortie ${app.stage}: key that seals stored credentials (SORTIE_SECRET_KEY)`,
     generateSecretString: { passwordLength: 64, excludePunctuation: true },
     removalPolicy,
   });

@@ -20,8 +20,8 @@ export const TABLE = {
   },
   /**
    * DynamoDB types (`S` string, `N` number) of every key attribute above: a table and its indexes cannot
-   * be created without them. All are strings; `changed` is an ISO-8601 UTC timestamp with milliseconds
-   * (`2026-01-02T03:04:05.678Z`), whose fixed width makes string order time order.
+   * be created without them. All are strings; `changed` is `<ISO-8601 UTC time>#<uid>` (store/keys.ts),
+   * whose fixed-width time prefix makes string order time order.
    */
   attributeTypes: { pk: 'S', parent: 'S', changed: 'S', pilotKey: 'S' },
 } as const;
@@ -97,5 +97,13 @@ export const ENV = {
   stateMachineArn: 'SORTIE_PILOT_STATE_MACHINE_ARN',
   apiUrl: 'SORTIE_API_URL',
   unitsDlqUrl: 'SORTIE_UNITS_DLQ_URL',
+  /** Redrive target of the per-pilot queues. */
+  unitsDlqArn: 'SORTIE_UNITS_DLQ_ARN',
   secretKey: 'SORTIE_SECRET_KEY',
+  /** Agent heartbeat budget (the Active state's HeartbeatSeconds); default 60. */
+  heartbeatSeconds: 'SORTIE_HEARTBEAT_SECONDS',
+  /** Time an agent has to activate after launch (WaitActive's TimeoutSeconds); default 600. */
+  activateTimeoutSeconds: 'SORTIE_ACTIVATE_TIMEOUT_SECONDS',
+  /** Path of the agent bundle the launch function ships (built by esbuild). */
+  agentBundle: 'SORTIE_AGENT_BUNDLE',
 } as const;
