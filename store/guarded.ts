@@ -1,0 +1,186 @@
+/**
+ * Guarded writes: the only way a state or a guarded field changes.
+ *
+ * A state change is ONE UpdateItem whose condition is `#state = :current` (the state read just before)
+ * plus the caller's equality guards; it sets the state, appends every passed state to stateHistory and
+ * applies the patch in the same write. Timeline of two writers racing on one unit in Executing:
+ *
+ * ```
+ *   A: read Executing ── decide Done ── write (state = Executing ✓) ─────────────── ok
+ *   B: read Executing ── decide Failed ─────────── write (state = Executing ✗) ── re-read Done
+ *                                                                                 decide Failed: refused
+ * ```
+ * B re-reads and asks the state model again, so a write is retried only while it is still a progress:
+ * exactly one of many conflicting writers wins, and the history gets each state once.
+ */
+import { UpdateCommand, type UpdateCommandOutput } from '@aws-sdk/lib-dynamodb';
+import { DoesNotExist, IncorrectState } from '../core/errors.ts';
+import type { Progress } from '../core/states.ts';
+import { getItem, type StoreContext } from './context.ts';
+import { ConditionFailed } from './db.ts';
+import { Update } from './expr.ts';
+import { changedKey, PK } from './keys.ts';
+import type { Item } from './records.ts';
+
+/** A write that was refused: the typed error, and the record as it was when refused (if it exists). */
+export interface Refusal<R> {
+  ok: false;
+  error: IncorrectState<R> | DoesNotExist;
+  current?: R;
+}
+
+/** Result of a guarded state change. */
+export type TransitionOutcome<R, S> = { ok: true; record: R; passed: S[] } | Refusal<R>;
+
+/** Result of a guarded field update. */
+export type PatchOutcome<R> = { ok: true; record: R } | Refusal<R>;
+
+/** Equality guards: attribute → value it must hold (e.g. `{pilot: 'pilot.0001'}`). */
+export type Expect = Readonly<Record<string, string>>;
+
+/** One guarded state change, described for {@link applyTransition}. */
+export interface TransitionSpec<S extends string, R> {
+  what: 'pilot' | 'unit';
+  pk: string;
+  uid: string;
+  /** The move from the current state, or why not (core/states.ts `progress` or `reschedule`). */
+  decide(current: S): Progress<S>;
+  expect?: Expect;
+  /** Add the patch's clauses; `entered` are the states this write enters. */
+  patch(u: Update, entered: readonly S[], now: string): void;
+  toRecord(item: Item): R;
+}
+
+/** Retries after a lost race; each retry means another writer moved the state, so few are ever needed. */
+const MAX_ATTEMPTS = 16;
+
+/**
+ * Apply one state change, starting from `current` (the item as read just before, or undefined).
+ * Never throws for a refused change; throws DatabaseError only when DynamoDB fails.
+ */
+export async function applyTransition<S extends string, R>(
+  ctx: StoreContext,
+  spec: TransitionSpec<S, R>,
+  current: Item | undefined,
+): Promise<TransitionOutcome<R, S>> {
+  return (await applyTransitionFrom(ctx, spec, current)).outcome;
+}
+
+/** {@link applyTransition}, also returning the item as last seen (written or re-read), for a next change. */
+export async function applyTransitionFrom<S extends string, R>(
+  ctx: StoreContext,
+  spec: TransitionSpec<S, R>,
+  current: Item | undefined,
+): Promise<{ outcome: TransitionOutcome<R, S>; item: Item | undefined }> {
+  let item = current;
+  const done = (outcome: TransitionOutcome<R, S>) => ({ outcome, item });
+  for (let attempt = 0; ; attempt++) {
+    if (!item) return done(missing(spec.what, spec.uid));
+    const record = spec.toRecord(item);
+    const mismatch = expectMismatch(spec.expect, item);
+    if (mismatch) return done(refuse(`${spec.what} ${spec.uid}: ${mismatch}`, spec.uid, record));
+    const state = item.state as S;
+    const move = spec.decide(state);
+    if (!move.ok) return done(refuse(`${spec.uid}: ${move.reason}`, spec.uid, record));
+    if (attempt >= MAX_ATTEMPTS) {
+      return done(refuse(`${spec.uid}: gave up after ${attempt} conflicting writes`, spec.uid, record));
+    }
+    const now = ctx.now();
+    const u = new Update()
+      .set('state', move.state)
+      .append(
+        'stateHistory',
+        move.passed.map((s) => ({ state: s, time: now })),
+      )
+      .set('changed', changedKey(now, spec.uid))
+      .when((c) => `${c.path('state')} = ${c.value(state)}`);
+    addExpect(u, spec.expect);
+    spec.patch(u, move.passed, now);
+    try {
+      item = await sendUpdate(ctx, spec.pk, u);
+      return done({ ok: true, record: spec.toRecord(item), passed: move.passed });
+    } catch (e) {
+      if (!(e instanceof ConditionFailed)) throw e;
+      item = await getItem(ctx, spec.pk);
+    }
+  }
+}
+
+/** One guarded update of non-state fields. */
+export interface PatchSpec<S extends string, R> {
+  what: 'pilot' | 'unit';
+  pk: string;
+  uid: string;
+  /** Write only while the state is one of these (any state when absent). */
+  states?: readonly S[];
+  expect?: Expect;
+  patch(u: Update, now: string): void;
+  toRecord(item: Item): R;
+}
+
+/**
+ * Apply a field update in one conditional UpdateItem (exists, state in `states`, `expect` holds).
+ * On refusal, one consistent read tells why and supplies the current record.
+ */
+export async function applyPatch<S extends string, R>(
+  ctx: StoreContext,
+  spec: PatchSpec<S, R>,
+): Promise<PatchOutcome<R>> {
+  const now = ctx.now();
+  const u = new Update()
+    .set('changed', changedKey(now, spec.uid))
+    .when((c) => `attribute_exists(${c.path(PK)})`);
+  if (spec.states) {
+    const states = spec.states;
+    u.when((c) => `${c.path('state')} IN (${states.map((s) => c.value(s)).join(', ')})`);
+  }
+  addExpect(u, spec.expect);
+  spec.patch(u, now);
+  try {
+    return { ok: true, record: spec.toRecord(await sendUpdate(ctx, spec.pk, u)) };
+  } catch (e) {
+    if (!(e instanceof ConditionFailed)) throw e;
+  }
+  const item = await getItem(ctx, spec.pk);
+  if (!item) return missing(spec.what, spec.uid);
+  const record = spec.toRecord(item);
+  const why =
+    expectMismatch(spec.expect, item) ??
+    `is ${String(item.state)}, not ${spec.states?.join(' or ') ?? 'any state'} (changed meanwhile?)`;
+  return refuse(`${spec.what} ${spec.uid}: ${why}`, spec.uid, record);
+}
+
+async function sendUpdate(ctx: StoreContext, pk: string, u: Update): Promise<Item> {
+  const out = await ctx.db.send<UpdateCommandOutput>(
+    'UpdateItem',
+    new UpdateCommand({
+      TableName: ctx.db.tableName,
+      Key: { [PK]: pk },
+      ReturnValues: 'ALL_NEW',
+      ...u.build(),
+    }),
+  );
+  return out.Attributes ?? {};
+}
+
+function addExpect(u: Update, expect: Expect | undefined): void {
+  for (const [attr, value] of Object.entries(expect ?? {})) {
+    u.when((c) => `${c.path(attr)} = ${c.value(value)}`);
+  }
+}
+
+function expectMismatch(expect: Expect | undefined, item: Item): string | undefined {
+  for (const [attr, value] of Object.entries(expect ?? {})) {
+    if (item[attr] !== value)
+      return `${attr} is ${JSON.stringify(item[attr] ?? null)}, expected ${JSON.stringify(value)}`;
+  }
+  return undefined;
+}
+
+function refuse<R>(message: string, uid: string, current: R): Refusal<R> {
+  return { ok: false, error: new IncorrectState<R>(message, { obj: uid, current }), current };
+}
+
+function missing<R>(what: string, uid: string): Refusal<R> {
+  return { ok: false, error: new DoesNotExist(`${what} ${uid} does not exist`, { obj: uid }) };
+}

@@ -1,0 +1,218 @@
+/**
+ * The store: the only code that talks to DynamoDB. One table (stacks/manifest.ts); every request goes
+ * through {@link Db}, which counts it. State changes are guarded single-item writes (store/guarded.ts);
+ * no transactions, TTL or streams are used, so dynalite and DynamoDB Local both run it.
+ */
+import type { DynamoDBClient } from '@aws-sdk/client-dynamodb';
+import type { PilotState, UnitState } from '../core/states.ts';
+import type { StoreContext } from './context.ts';
+import { Db, type Operation } from './db.ts';
+import type { PatchOutcome, TransitionOutcome } from './guarded.ts';
+import type { UidKind } from './keys.ts';
+import * as managers from './managers.ts';
+import * as pilots from './pilots.ts';
+import type { Page, PageOptions } from './query.ts';
+import type {
+  PilotManagerRecord,
+  PilotRecord,
+  SessionRecord,
+  UnitManagerRecord,
+  UnitRecord,
+} from './records.ts';
+import * as sessions from './sessions.ts';
+import * as units from './units.ts';
+
+export type { Operation } from './db.ts';
+export type { Expect, PatchOutcome, Refusal, TransitionOutcome } from './guarded.ts';
+export type { UidKind } from './keys.ts';
+export type { NewPilot, PilotGuard, PilotPatch } from './pilots.ts';
+export { type Page, type PageOptions, rewindCursor } from './query.ts';
+export type * from './records.ts';
+export { createTable } from './schema.ts';
+export type { NewSession } from './sessions.ts';
+export type { NewUnit, UnitExpect, UnitPatch, UnitReschedule, UnitTransition } from './units.ts';
+
+/** How to reach the table. */
+export interface StoreOptions {
+  /** Physical table name (env SORTIE_TABLE in deployed code, read by the caller). */
+  tableName: string;
+  /** Defaults to `new DynamoDBClient({})`, which honours AWS_ENDPOINT_URL_DYNAMODB. */
+  client?: DynamoDBClient;
+  /** Clock (default: the system clock). */
+  now?: () => Date;
+  /** Parallel guarded writes in bulk transitions (default 32). */
+  concurrency?: number;
+}
+
+/** Sessions, managers, pilots and units on one DynamoDB table. Methods throw typed core/errors.ts errors. */
+export class Store {
+  readonly #ctx: StoreContext;
+
+  constructor(options: StoreOptions) {
+    const clock = options.now ?? (() => new Date());
+    this.#ctx = {
+      db: new Db(options.tableName, options.client),
+      now: () => clock().toISOString(),
+      concurrency: options.concurrency ?? 32,
+    };
+  }
+
+  /** DynamoDB requests sent so far, per operation, e.g. `{BatchWriteItem: 80, UpdateItem: 100}`. */
+  get requests(): Readonly<Partial<Record<Operation, number>>> {
+    return this.#ctx.db.requests;
+  }
+
+  /** Zero the request counters. */
+  resetRequests(): void {
+    this.#ctx.db.resetRequests();
+  }
+
+  // Sessions ------------------------------------------------------------------------------------------
+
+  /** See {@link sessions.createSession}. */
+  createSession(input: sessions.NewSession): Promise<SessionRecord> {
+    return sessions.createSession(this.#ctx, input);
+  }
+  /** See {@link sessions.getSession}. */
+  getSession(sessionId: string): Promise<SessionRecord> {
+    return sessions.getSession(this.#ctx, sessionId);
+  }
+  /** See {@link sessions.closeSession}. */
+  closeSession(sessionId: string): Promise<SessionRecord> {
+    return sessions.closeSession(this.#ctx, sessionId);
+  }
+  /** See {@link sessions.reserveIds}. */
+  reserveIds(sessionId: string, kind: UidKind, n: number): Promise<string[]> {
+    return sessions.reserveIds(this.#ctx, sessionId, kind, n);
+  }
+
+  // Managers ------------------------------------------------------------------------------------------
+
+  /** See {@link managers.createPilotManager}. */
+  createPilotManager(sessionId: string): Promise<PilotManagerRecord> {
+    return managers.createPilotManager(this.#ctx, sessionId);
+  }
+  /** See {@link managers.getPilotManager}. */
+  getPilotManager(sessionId: string, uid: string): Promise<PilotManagerRecord> {
+    return managers.getPilotManager(this.#ctx, sessionId, uid);
+  }
+  /** See {@link managers.listPilotManagers}. */
+  listPilotManagers(sessionId: string, options?: PageOptions): Promise<Page<PilotManagerRecord>> {
+    return managers.listPilotManagers(this.#ctx, sessionId, options);
+  }
+  /** See {@link managers.createUnitManager}. */
+  createUnitManager(sessionId: string, scheduler: string): Promise<UnitManagerRecord> {
+    return managers.createUnitManager(this.#ctx, sessionId, scheduler);
+  }
+  /** See {@link managers.getUnitManager}. */
+  getUnitManager(sessionId: string, uid: string): Promise<UnitManagerRecord> {
+    return managers.getUnitManager(this.#ctx, sessionId, uid);
+  }
+  /** See {@link managers.listUnitManagers}. */
+  listUnitManagers(sessionId: string, options?: PageOptions): Promise<Page<UnitManagerRecord>> {
+    return managers.listUnitManagers(this.#ctx, sessionId, options);
+  }
+  /** See {@link managers.updateUnitManagerPilots}. */
+  updateUnitManagerPilots(
+    sessionId: string,
+    uid: string,
+    change: { add?: readonly string[]; remove?: readonly string[] },
+  ): Promise<UnitManagerRecord> {
+    return managers.updateUnitManagerPilots(this.#ctx, sessionId, uid, change);
+  }
+
+  // Pilots --------------------------------------------------------------------------------------------
+
+  /** See {@link pilots.createPilots}. */
+  createPilots(sessionId: string, pmgrId: string, input: readonly pilots.NewPilot[]): Promise<PilotRecord[]> {
+    return pilots.createPilots(this.#ctx, sessionId, pmgrId, input);
+  }
+  /** See {@link pilots.getPilot}. */
+  getPilot(sessionId: string, pilotId: string): Promise<PilotRecord> {
+    return pilots.getPilot(this.#ctx, sessionId, pilotId);
+  }
+  /** See {@link pilots.getPilots}. */
+  getPilots(sessionId: string, pilotIds: readonly string[]): Promise<PilotRecord[]> {
+    return pilots.getPilots(this.#ctx, sessionId, pilotIds);
+  }
+  /** See {@link pilots.listPilots}. */
+  listPilots(sessionId: string, pmgrId: string, options?: PageOptions): Promise<Page<PilotRecord>> {
+    return pilots.listPilots(this.#ctx, sessionId, pmgrId, options);
+  }
+  /** See {@link pilots.transitionPilot}. */
+  transitionPilot(
+    sessionId: string,
+    pilotId: string,
+    target: PilotState,
+    patch?: pilots.PilotPatch,
+  ): Promise<TransitionOutcome<PilotRecord, PilotState>> {
+    return pilots.transitionPilot(this.#ctx, sessionId, pilotId, target, patch);
+  }
+  /** See {@link pilots.patchPilot}. */
+  patchPilot(
+    sessionId: string,
+    pilotId: string,
+    patch: pilots.PilotPatch,
+    guard?: pilots.PilotGuard,
+  ): Promise<PatchOutcome<PilotRecord>> {
+    return pilots.patchPilot(this.#ctx, sessionId, pilotId, patch, guard);
+  }
+  /** Append lines to a pilot's log (any state). */
+  appendPilotLog(
+    sessionId: string,
+    pilotId: string,
+    lines: readonly string[],
+  ): Promise<PatchOutcome<PilotRecord>> {
+    return pilots.patchPilot(this.#ctx, sessionId, pilotId, { appendLog: lines });
+  }
+
+  // Units ---------------------------------------------------------------------------------------------
+
+  /** See {@link units.createUnits}. */
+  createUnits(sessionId: string, umgrId: string, input: readonly units.NewUnit[]): Promise<UnitRecord[]> {
+    return units.createUnits(this.#ctx, sessionId, umgrId, input);
+  }
+  /** See {@link units.getUnits}. */
+  getUnits(sessionId: string, uids: readonly string[]): Promise<UnitRecord[]> {
+    return units.getUnits(this.#ctx, sessionId, uids);
+  }
+  /** See {@link units.findUnits}. */
+  findUnits(sessionId: string, uids: readonly string[]): Promise<Map<string, UnitRecord>> {
+    return units.findUnits(this.#ctx, sessionId, uids);
+  }
+  /** See {@link units.listUnits}. */
+  listUnits(sessionId: string, umgrId: string, options?: PageOptions): Promise<Page<UnitRecord>> {
+    return units.listUnits(this.#ctx, sessionId, umgrId, options);
+  }
+  /** See {@link units.listPilotUnits}. */
+  listPilotUnits(
+    sessionId: string,
+    pilotId: string,
+    options?: Omit<PageOptions, 'since'>,
+  ): Promise<Page<UnitRecord>> {
+    return units.listPilotUnits(this.#ctx, sessionId, pilotId, options);
+  }
+  /** See {@link units.transitionUnits}. */
+  transitionUnits(
+    sessionId: string,
+    updates: readonly units.UnitTransition[],
+  ): Promise<TransitionOutcome<UnitRecord, UnitState>[]> {
+    return units.transitionUnits(this.#ctx, sessionId, updates);
+  }
+  /** See {@link units.rescheduleUnits}. */
+  rescheduleUnits(
+    sessionId: string,
+    input: readonly units.UnitReschedule[],
+  ): Promise<TransitionOutcome<UnitRecord, UnitState>[]> {
+    return units.rescheduleUnits(this.#ctx, sessionId, input);
+  }
+  /** See {@link units.patchUnit}. */
+  patchUnit(
+    sessionId: string,
+    uid: string,
+    patch: units.UnitPatch,
+    guard?: units.UnitExpect & { states?: readonly UnitState[] },
+  ): Promise<PatchOutcome<UnitRecord>> {
+    return units.patchUnit(this.#ctx, sessionId, uid, patch, guard);
+  }
+}

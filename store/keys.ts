@@ -1,0 +1,50 @@
+/**
+ * Keys and uids. One table (stacks/manifest.ts `TABLE`): the session item's pk is the session id; every
+ * other entity's pk is `<sessionId>#<uid>`. `parent` groups children for the byParent index, `pilotKey`
+ * groups a pilot's units for the byPilot index, `changed` orders byParent and serves as a change cursor.
+ */
+import { BadParameter } from '../core/errors.ts';
+import { TABLE } from '../stacks/manifest.ts';
+
+/** Name of the table's partition key attribute. */
+export const PK = TABLE.partitionKey;
+
+/** Kinds of entity with a per-session uid counter, and the width of their zero-padded number (RP-like). */
+export const UID_WIDTH = { pmgr: 4, umgr: 4, pilot: 4, unit: 6 } as const;
+/** An entity kind that gets per-session uids. */
+export type UidKind = keyof typeof UID_WIDTH;
+
+/** `unit` 7 → `unit.000007`. */
+export function formatUid(kind: UidKind, n: number): string {
+  return `${kind}.${String(n).padStart(UID_WIDTH[kind], '0')}`;
+}
+
+/** pk of an entity of a session. */
+export function entityPk(sessionId: string, uid: string): string {
+  return `${sessionId}#${uid}`;
+}
+
+/** byParent partition of a session's managers of one kind (managers have no owning manager). */
+export function managersParent(sessionId: string, kind: 'pmgr' | 'umgr'): string {
+  return `${sessionId}#${kind}s`;
+}
+
+/** The `changed` sort key: ISO time, then uid so that writes in the same millisecond stay distinct. */
+export function changedKey(time: string, uid: string): string {
+  return `${time}#${uid}`;
+}
+
+/** Name of the per-session counter attribute of a kind. */
+export function counterAttr(kind: UidKind): string {
+  return `next_${kind}`;
+}
+
+/**
+ * Session ids end up inside every key, split on `#`; refuse ids that would break that.
+ * @throws BadParameter
+ */
+export function checkSessionId(sessionId: string): void {
+  if (!/^[A-Za-z0-9._:-]{1,128}$/.test(sessionId)) {
+    throw new BadParameter(`session id must be 1-128 of [A-Za-z0-9._:-], got ${JSON.stringify(sessionId)}`);
+  }
+}

@@ -1,0 +1,198 @@
+/**
+ * Pilots: created in PENDING_LAUNCH under a pilot manager, changed only through guarded writes.
+ */
+
+import type { ComputePilotDescription } from '../core/descriptions.ts';
+import { BadParameter, DoesNotExist } from '../core/errors.ts';
+import { isFinal, type PilotState, pilotModel, progress } from '../core/states.ts';
+import { batchGet, batchPut } from './batch.ts';
+import type { StoreContext } from './context.ts';
+import type { Update } from './expr.ts';
+import { applyPatch, applyTransition, type PatchOutcome, type TransitionOutcome } from './guarded.ts';
+import { changedKey, entityPk, PK } from './keys.ts';
+import { getPilotManager } from './managers.ts';
+import { type Page, type PageOptions, queryByParent } from './query.ts';
+import type { Item, PilotCommand, PilotRecord, ResourceDetail, TaskTokens } from './records.ts';
+import { stripKeys } from './records.ts';
+import { reserveIds } from './sessions.ts';
+
+/** What a new pilot starts with besides its description. */
+export interface NewPilot {
+  description: ComputePilotDescription;
+  /** SHA-256 of the pilot's agent secret. */
+  secretHash?: string;
+  sandbox?: string;
+}
+
+/** Fields a pilot write may set besides the state. Timestamps `started`/`finished` default to the write time. */
+export interface PilotPatch {
+  sandbox?: string;
+  jobId?: string;
+  resourceDetail?: ResourceDetail;
+  started?: string;
+  finished?: string;
+  secretHash?: string;
+  /** Set (string) or clear (null) task tokens. */
+  taskTokens?: { [K in keyof TaskTokens]?: string | null };
+  /** Lines appended to the pilot's log. */
+  appendLog?: readonly string[];
+  /** Commands queued for the agent. */
+  appendCommands?: readonly PilotCommand[];
+  /** Drop the queued commands (the agent took them). */
+  clearCommands?: true;
+}
+
+const toRecord = (item: Item): PilotRecord => stripKeys<PilotRecord>(item);
+
+/**
+ * Create pilots under `pmgrId`, in PENDING_LAUNCH (RP: the insert already uses this state).
+ * @throws DoesNotExist (no such manager), IncorrectState (session closed), DatabaseError
+ */
+export async function createPilots(
+  ctx: StoreContext,
+  sessionId: string,
+  pmgrId: string,
+  pilots: readonly NewPilot[],
+): Promise<PilotRecord[]> {
+  await getPilotManager(ctx, sessionId, pmgrId);
+  const uids = await reserveIds(ctx, sessionId, 'pilot', pilots.length);
+  const now = ctx.now();
+  const items = pilots.map((p, i) => {
+    const uid = uids[i] as string;
+    const record: PilotRecord = {
+      sessionId,
+      uid,
+      pmgr: pmgrId,
+      state: 'PendingLaunch',
+      stateHistory: [{ state: 'PendingLaunch', time: now }],
+      description: p.description,
+      resource: p.description.resource,
+      ...(p.sandbox === undefined ? {} : { sandbox: p.sandbox }),
+      ...(p.secretHash === undefined ? {} : { secretHash: p.secretHash }),
+      log: [],
+      submitted: now,
+      taskTokens: {},
+      commands: [],
+      changed: changedKey(now, uid),
+    };
+    return {
+      record,
+      item: { ...record, [PK]: entityPk(sessionId, uid), kind: 'pilot', parent: entityPk(sessionId, pmgrId) },
+    };
+  });
+  await batchPut(
+    ctx.db,
+    items.map((x) => x.item),
+  );
+  return items.map((x) => x.record);
+}
+
+/** @throws DoesNotExist, DatabaseError */
+export async function getPilot(ctx: StoreContext, sessionId: string, pilotId: string): Promise<PilotRecord> {
+  const [pilot] = await getPilots(ctx, sessionId, [pilotId]);
+  return pilot as PilotRecord;
+}
+
+/**
+ * Pilots by uid, in the order asked.
+ * @throws DoesNotExist naming the first missing uid, DatabaseError
+ */
+export async function getPilots(
+  ctx: StoreContext,
+  sessionId: string,
+  pilotIds: readonly string[],
+): Promise<PilotRecord[]> {
+  const found = await batchGet(
+    ctx.db,
+    pilotIds.map((p) => entityPk(sessionId, p)),
+  );
+  return pilotIds.map((p) => {
+    const item = found.get(entityPk(sessionId, p));
+    if (item?.kind !== 'pilot') throw new DoesNotExist(`pilot ${p} does not exist`, { obj: p });
+    return toRecord(item);
+  });
+}
+
+/** Pilots of a manager, oldest change first; with `since`, only those changed after that cursor. */
+export function listPilots(
+  ctx: StoreContext,
+  sessionId: string,
+  pmgrId: string,
+  options: PageOptions = {},
+): Promise<Page<PilotRecord>> {
+  return queryByParent(ctx, entityPk(sessionId, pmgrId), options, toRecord);
+}
+
+/**
+ * Move a pilot to `target` (and every state between, see core/states.ts) and apply `patch`, in one
+ * conditional write. Refusals (not a progress, lost race to a final state, missing) are returned.
+ */
+export async function transitionPilot(
+  ctx: StoreContext,
+  sessionId: string,
+  pilotId: string,
+  target: PilotState,
+  patch: PilotPatch = {},
+): Promise<TransitionOutcome<PilotRecord, PilotState>> {
+  const pk = entityPk(sessionId, pilotId);
+  const current = (await batchGet(ctx.db, [pk])).get(pk);
+  return applyTransition(
+    ctx,
+    {
+      what: 'pilot',
+      pk,
+      uid: pilotId,
+      decide: (s) => progress(pilotModel, s, target),
+      patch: (u, entered, now) => {
+        applyPilotPatch(u, patch);
+        if (entered.includes('Active') && patch.started === undefined) u.setIfAbsent('started', now);
+        if (entered.some((s) => isFinal(pilotModel, s)) && patch.finished === undefined)
+          u.setIfAbsent('finished', now);
+      },
+      toRecord,
+    },
+    current?.kind === 'pilot' ? current : undefined,
+  );
+}
+
+/** Guards of {@link patchPilot}. */
+export interface PilotGuard {
+  /** Write only while the pilot is in one of these states (e.g. store a task token only while Launching). */
+  states?: readonly PilotState[];
+}
+
+/** Update a pilot's fields without a state change, guarded by its state. */
+export function patchPilot(
+  ctx: StoreContext,
+  sessionId: string,
+  pilotId: string,
+  patch: PilotPatch,
+  guard: PilotGuard = {},
+): Promise<PatchOutcome<PilotRecord>> {
+  return applyPatch(ctx, {
+    what: 'pilot',
+    pk: entityPk(sessionId, pilotId),
+    uid: pilotId,
+    ...(guard.states ? { states: guard.states } : {}),
+    // kind guard: a unit's uid cannot be patched as a pilot.
+    expect: { kind: 'pilot' },
+    patch: (u) => applyPilotPatch(u, patch),
+    toRecord,
+  });
+}
+
+function applyPilotPatch(u: Update, patch: PilotPatch): void {
+  for (const key of ['sandbox', 'jobId', 'resourceDetail', 'started', 'finished', 'secretHash'] as const) {
+    if (patch[key] !== undefined) u.set(key, patch[key]);
+  }
+  for (const [name, token] of Object.entries(patch.taskTokens ?? {})) {
+    if (token === null) u.remove(`taskTokens.${name}`);
+    else if (token !== undefined) u.set(`taskTokens.${name}`, token);
+  }
+  if (patch.appendLog?.length) u.append('log', patch.appendLog);
+  if (patch.clearCommands && patch.appendCommands?.length) {
+    throw new BadParameter('a pilot patch cannot both clear and append commands');
+  }
+  if (patch.clearCommands) u.set('commands', []);
+  if (patch.appendCommands?.length) u.append('commands', patch.appendCommands);
+}

@@ -1,0 +1,132 @@
+/**
+ * Sessions: the session item holds the token hash, the open/closed flag and the per-session uid counters.
+ */
+import { randomUUID } from 'node:crypto';
+import { PutCommand, UpdateCommand, type UpdateCommandOutput } from '@aws-sdk/lib-dynamodb';
+import { BadParameter, DoesNotExist, IncorrectState } from '../core/errors.ts';
+import { getItem, type StoreContext } from './context.ts';
+import { ConditionFailed } from './db.ts';
+import { Update } from './expr.ts';
+import { changedKey, checkSessionId, counterAttr, formatUid, PK, type UidKind } from './keys.ts';
+import { type Item, type SessionRecord, stripKeys } from './records.ts';
+
+/** What a new session needs. */
+export interface NewSession {
+  /** SHA-256 of the session token's secret. */
+  tokenHash: string;
+  /** RP-like id; `rp.session.<uuid>` when absent. */
+  sessionId?: string;
+}
+
+/**
+ * Create a session (PutItem, refused if the id exists).
+ * @throws BadParameter (bad id), IncorrectState (id taken), DatabaseError
+ */
+export async function createSession(ctx: StoreContext, input: NewSession): Promise<SessionRecord> {
+  const sessionId = input.sessionId ?? `rp.session.${randomUUID()}`;
+  checkSessionId(sessionId);
+  const now = ctx.now();
+  const record: SessionRecord = {
+    sessionId,
+    state: 'open',
+    tokenHash: input.tokenHash,
+    created: now,
+    changed: changedKey(now, sessionId),
+  };
+  try {
+    await ctx.db.send(
+      'PutItem',
+      new PutCommand({
+        TableName: ctx.db.tableName,
+        Item: { ...record, [PK]: sessionId, kind: 'session' },
+        ConditionExpression: 'attribute_not_exists(#pk)',
+        ExpressionAttributeNames: { '#pk': PK },
+      }),
+    );
+  } catch (e) {
+    if (e instanceof ConditionFailed)
+      throw new IncorrectState(`session ${sessionId} exists`, { obj: sessionId });
+    throw e;
+  }
+  return record;
+}
+
+/** @throws DoesNotExist, DatabaseError */
+export async function getSession(ctx: StoreContext, sessionId: string): Promise<SessionRecord> {
+  const item = await getItem(ctx, sessionId);
+  if (item?.kind !== 'session')
+    throw new DoesNotExist(`session ${sessionId} does not exist`, { obj: sessionId });
+  return stripKeys<SessionRecord>(item);
+}
+
+/**
+ * Mark a session closed (idempotent: closing a closed session keeps its first close time).
+ * @throws DoesNotExist, DatabaseError
+ */
+export async function closeSession(ctx: StoreContext, sessionId: string): Promise<SessionRecord> {
+  const now = ctx.now();
+  const u = new Update()
+    .set('state', 'closed')
+    .setIfAbsent('closed', now)
+    .set('changed', changedKey(now, sessionId))
+    .when((c) => `${c.path('kind')} = ${c.value('session')}`);
+  try {
+    return stripKeys<SessionRecord>(await update(ctx, sessionId, u));
+  } catch (e) {
+    if (e instanceof ConditionFailed)
+      throw new DoesNotExist(`session ${sessionId} does not exist`, { obj: sessionId });
+    throw e;
+  }
+}
+
+/**
+ * Reserve `n` consecutive uids of `kind` in one UpdateItem (ADD on the session's counter), e.g.
+ * `unit.000000` … `unit.000099`. Refused once the session is closed.
+ * @throws BadParameter (n), DoesNotExist, IncorrectState (closed), DatabaseError
+ */
+export async function reserveIds(
+  ctx: StoreContext,
+  sessionId: string,
+  kind: UidKind,
+  n: number,
+): Promise<string[]> {
+  if (!Number.isInteger(n) || n < 0)
+    throw new BadParameter(`uid count must be a non-negative integer, got ${n}`);
+  if (n === 0) return [];
+  const attr = counterAttr(kind);
+  const u = new Update()
+    .add(attr, n)
+    .set('changed', changedKey(ctx.now(), sessionId))
+    .when((c) => `${c.path('state')} = ${c.value('open')} AND ${c.path('kind')} = ${c.value('session')}`);
+  let item: Item;
+  try {
+    item = await update(ctx, sessionId, u, 'UPDATED_NEW');
+  } catch (e) {
+    if (!(e instanceof ConditionFailed)) throw e;
+    const session = await getSession(ctx, sessionId);
+    throw new IncorrectState(`session ${sessionId} is ${session.state}`, {
+      obj: sessionId,
+      current: session,
+    });
+  }
+  const end = Number(item[attr]);
+  return Array.from({ length: n }, (_, i) => formatUid(kind, end - n + i));
+}
+
+async function update(
+  ctx: StoreContext,
+  pk: string,
+  u: Update,
+  returnValues: 'ALL_NEW' | 'UPDATED_NEW' = 'ALL_NEW',
+): Promise<Item> {
+  const out = await ctx.db.send<UpdateCommandOutput>(
+    'UpdateItem',
+    new UpdateCommand({
+      TableName: ctx.db.tableName,
+      Key: { [PK]: pk },
+      ReturnValues: returnValues,
+      ...u.build(),
+    }),
+  );
+  return out.Attributes ?? {};
+}

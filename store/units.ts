@@ -1,0 +1,297 @@
+/**
+ * Units: created in bulk (BatchWriteItem), read in bulk (BatchGetItem), and moved in bulk: one
+ * BatchGetItem for the current states, then one guarded UpdateItem per change, in parallel.
+ */
+
+import type { ComputeUnitDescription } from '../core/descriptions.ts';
+import { BadParameter, DoesNotExist } from '../core/errors.ts';
+import { isFinal, type Progress, progress, reschedule, type UnitState, unitModel } from '../core/states.ts';
+import { batchGet, batchPut, mapLimit } from './batch.ts';
+import type { StoreContext } from './context.ts';
+import type { Update } from './expr.ts';
+import {
+  applyPatch,
+  applyTransitionFrom,
+  type Expect,
+  type PatchOutcome,
+  type TransitionOutcome,
+} from './guarded.ts';
+import { changedKey, entityPk, PK } from './keys.ts';
+import { getUnitManager } from './managers.ts';
+import { type Page, type PageOptions, queryByParent, queryByPilot } from './query.ts';
+import { type Item, stripKeys, type UnitRecord } from './records.ts';
+import { reserveIds } from './sessions.ts';
+
+/** What a new unit starts with besides its description. */
+export interface NewUnit {
+  description: ComputeUnitDescription;
+  /** Initial state (default NEW); the states before it are recorded as passed, as a transition would. */
+  state?: UnitState;
+  /** Pilot the unit is bound to at creation (early-binding schedulers). */
+  pilot?: string;
+  sandbox?: string;
+}
+
+/** Fields a unit write may set besides the state. Timestamps `started`/`finished` default to the write time. */
+export interface UnitPatch {
+  /** Bind to a pilot (also sets the byPilot key) or unbind (null). */
+  pilot?: string | null;
+  sandbox?: string;
+  exitCode?: number;
+  stdout?: string;
+  stderr?: string;
+  execLocations?: readonly string[];
+  started?: string;
+  finished?: string;
+  /** Lines appended to the unit's log. */
+  appendLog?: readonly string[];
+}
+
+/** Guards a unit write may carry besides the state. */
+export interface UnitExpect {
+  /** The unit must be bound to this pilot (an agent may only move its own units). */
+  pilot?: string;
+}
+
+/** One change of {@link transitionUnits}. */
+export interface UnitTransition {
+  uid: string;
+  target: UnitState;
+  patch?: UnitPatch;
+  expect?: UnitExpect;
+}
+
+/** One unit of {@link rescheduleUnits}. */
+export interface UnitReschedule {
+  uid: string;
+  expect?: UnitExpect;
+}
+
+const toRecord = (item: Item): UnitRecord => stripKeys<UnitRecord>(item);
+
+/**
+ * Create units under `umgrId`: uids reserved with one UpdateItem, items written 25 per BatchWriteItem.
+ * @throws DoesNotExist (no such manager), IncorrectState (session closed), BadParameter, DatabaseError
+ */
+export async function createUnits(
+  ctx: StoreContext,
+  sessionId: string,
+  umgrId: string,
+  units: readonly NewUnit[],
+): Promise<UnitRecord[]> {
+  await getUnitManager(ctx, sessionId, umgrId);
+  const uids = await reserveIds(ctx, sessionId, 'unit', units.length);
+  const now = ctx.now();
+  const created = units.map((u, i) => {
+    const uid = uids[i] as string;
+    const passed =
+      u.state && u.state !== 'New' ? mustProgress(progress(unitModel, 'New', u.state)).passed : [];
+    const record: UnitRecord = {
+      sessionId,
+      uid,
+      umgr: umgrId,
+      ...(u.description.name === undefined ? {} : { name: u.description.name }),
+      state: u.state ?? 'New',
+      stateHistory: ['New' as UnitState, ...passed].map((state) => ({ state, time: now })),
+      description: u.description,
+      ...(u.pilot === undefined ? {} : { pilot: u.pilot }),
+      ...(u.sandbox === undefined ? {} : { sandbox: u.sandbox }),
+      submitted: now,
+      log: [],
+      changed: changedKey(now, uid),
+    };
+    const keys = { [PK]: entityPk(sessionId, uid), kind: 'unit', parent: entityPk(sessionId, umgrId) };
+    const pilotKey = u.pilot === undefined ? {} : { pilotKey: entityPk(sessionId, u.pilot) };
+    return { record, item: { ...record, ...keys, ...pilotKey } };
+  });
+  await batchPut(
+    ctx.db,
+    created.map((c) => c.item),
+  );
+  return created.map((c) => c.record);
+}
+
+/** Units by uid (100 per BatchGetItem); absent uids are absent from the map. */
+export async function findUnits(
+  ctx: StoreContext,
+  sessionId: string,
+  uids: readonly string[],
+): Promise<Map<string, UnitRecord>> {
+  const found = await batchGet(
+    ctx.db,
+    uids.map((u) => entityPk(sessionId, u)),
+  );
+  const out = new Map<string, UnitRecord>();
+  for (const item of found.values()) if (item.kind === 'unit') out.set(String(item.uid), toRecord(item));
+  return out;
+}
+
+/**
+ * Units by uid, in the order asked.
+ * @throws DoesNotExist naming the first missing uid, DatabaseError
+ */
+export async function getUnits(
+  ctx: StoreContext,
+  sessionId: string,
+  uids: readonly string[],
+): Promise<UnitRecord[]> {
+  const found = await findUnits(ctx, sessionId, uids);
+  return uids.map((uid) => {
+    const unit = found.get(uid);
+    if (!unit) throw new DoesNotExist(`unit ${uid} does not exist`, { obj: uid });
+    return unit;
+  });
+}
+
+/** Units of a manager, oldest change first; with `since`, only those changed after that cursor. */
+export function listUnits(
+  ctx: StoreContext,
+  sessionId: string,
+  umgrId: string,
+  options: PageOptions = {},
+): Promise<Page<UnitRecord>> {
+  return queryByParent(ctx, entityPk(sessionId, umgrId), options, toRecord);
+}
+
+/** Units bound to a pilot (byPilot index), by uid. */
+export function listPilotUnits(
+  ctx: StoreContext,
+  sessionId: string,
+  pilotId: string,
+  options: Omit<PageOptions, 'since'> = {},
+): Promise<Page<UnitRecord>> {
+  return queryByPilot(ctx, entityPk(sessionId, pilotId), options, toRecord);
+}
+
+/**
+ * Apply many state changes: one BatchGetItem for the current states, then one guarded UpdateItem per
+ * change (see store/guarded.ts), `ctx.concurrency` in parallel. Changes to the same unit are applied
+ * one after another in the order given. Results are in input order; refusals carry the current record.
+ * @throws DatabaseError only
+ */
+export function transitionUnits(
+  ctx: StoreContext,
+  sessionId: string,
+  updates: readonly UnitTransition[],
+): Promise<TransitionOutcome<UnitRecord, UnitState>[]> {
+  return applyAll(ctx, sessionId, updates, (u) => ({
+    decide: (s) => progress(unitModel, s, u.target),
+    patch: u.patch ?? {},
+    expect: u.expect,
+  }));
+}
+
+/**
+ * The sweep after a pilot ended: move units back to UNSCHEDULED (core/states.ts `reschedule`) and unbind
+ * them from their pilot, in the same guarded write. Pass `expect.pilot` so that only units still bound
+ * to the ended pilot move.
+ * @throws DatabaseError only
+ */
+export function rescheduleUnits(
+  ctx: StoreContext,
+  sessionId: string,
+  units: readonly UnitReschedule[],
+): Promise<TransitionOutcome<UnitRecord, UnitState>[]> {
+  return applyAll(ctx, sessionId, units, (u) => ({
+    decide: reschedule,
+    patch: { pilot: null },
+    expect: u.expect,
+  }));
+}
+
+/** Update a unit's fields without a state change, guarded by its state and pilot binding. */
+export function patchUnit(
+  ctx: StoreContext,
+  sessionId: string,
+  uid: string,
+  patch: UnitPatch,
+  guard: UnitExpect & { states?: readonly UnitState[] } = {},
+): Promise<PatchOutcome<UnitRecord>> {
+  return applyPatch(ctx, {
+    what: 'unit',
+    pk: entityPk(sessionId, uid),
+    uid,
+    ...(guard.states ? { states: guard.states } : {}),
+    expect: toExpect(guard),
+    patch: (u) => applyUnitPatch(u, sessionId, patch),
+    toRecord,
+  });
+}
+
+interface Change {
+  decide(current: UnitState): Progress<UnitState>;
+  patch: UnitPatch;
+  expect: UnitExpect | undefined;
+}
+
+async function applyAll<T extends { uid: string; expect?: UnitExpect }>(
+  ctx: StoreContext,
+  sessionId: string,
+  updates: readonly T[],
+  change: (u: T) => Change,
+): Promise<TransitionOutcome<UnitRecord, UnitState>[]> {
+  const items = await batchGet(
+    ctx.db,
+    updates.map((u) => entityPk(sessionId, u.uid)),
+  );
+  const byUnit = new Map<string, number[]>();
+  for (const [i, u] of updates.entries()) byUnit.set(u.uid, [...(byUnit.get(u.uid) ?? []), i]);
+  const results = new Array<TransitionOutcome<UnitRecord, UnitState>>(updates.length);
+  await mapLimit([...byUnit.values()], ctx.concurrency, async (indexes) => {
+    for (const i of indexes) {
+      const u = updates[i] as T;
+      const pk = entityPk(sessionId, u.uid);
+      const item = items.get(pk);
+      const c = change(u);
+      const { outcome, item: seen } = await applyTransitionFrom(
+        ctx,
+        {
+          what: 'unit',
+          pk,
+          uid: u.uid,
+          decide: c.decide,
+          expect: toExpect(c.expect ?? {}),
+          patch: (w, entered, now) => {
+            applyUnitPatch(w, sessionId, c.patch);
+            if (entered.includes('Executing') && c.patch.started === undefined) w.setIfAbsent('started', now);
+            if (entered.some((s) => isFinal(unitModel, s)) && c.patch.finished === undefined)
+              w.setIfAbsent('finished', now);
+          },
+          toRecord,
+        },
+        item?.kind === 'unit' ? item : undefined,
+      );
+      // Later changes of the same unit start from what this one wrote (or found).
+      if (seen) items.set(pk, seen);
+      results[i] = outcome;
+    }
+  });
+  return results;
+}
+
+function applyUnitPatch(u: Update, sessionId: string, patch: UnitPatch): void {
+  if (patch.pilot === null) u.remove('pilot').remove('pilotKey');
+  else if (patch.pilot !== undefined)
+    u.set('pilot', patch.pilot).set('pilotKey', entityPk(sessionId, patch.pilot));
+  for (const key of [
+    'sandbox',
+    'exitCode',
+    'stdout',
+    'stderr',
+    'execLocations',
+    'started',
+    'finished',
+  ] as const) {
+    if (patch[key] !== undefined) u.set(key, patch[key]);
+  }
+  if (patch.appendLog?.length) u.append('log', patch.appendLog);
+}
+
+function toExpect(e: UnitExpect): Expect {
+  return { kind: 'unit', ...(e.pilot === undefined ? {} : { pilot: e.pilot }) };
+}
+
+function mustProgress(p: Progress<UnitState>): { passed: UnitState[] } {
+  if (!p.ok) throw new BadParameter(`initial state: ${p.reason}`);
+  return p;
+}

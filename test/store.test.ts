@@ -1,0 +1,496 @@
+/**
+ * The store against real engines: dynalite always, Amazon's DynamoDB Local when
+ * SORTIE_TEST_DYNAMODB_LOCAL=1 (CI sets it). Each test works in its own session of one shared table.
+ */
+import { randomUUID } from 'node:crypto';
+import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { ComputeUnitDescription } from '../core/descriptions.ts';
+import { DoesNotExist, IncorrectState } from '../core/errors.ts';
+import { sweepTarget, type UnitState, unitModel } from '../core/states.ts';
+import {
+  type LocalDynamoDb,
+  localClientConfig,
+  startDynalite,
+  startDynamoDbLocal,
+} from '../local/dynamodb.ts';
+import { createTable, Store, type UnitRecord } from '../store/index.ts';
+
+const engines = [
+  { name: 'dynalite', start: startDynalite },
+  ...(process.env.SORTIE_TEST_DYNAMODB_LOCAL === '1'
+    ? [{ name: 'DynamoDB Local', start: startDynamoDbLocal }]
+    : []),
+];
+
+const UD: ComputeUnitDescription = { executable: '/bin/true', cores: 1 };
+const PD = { resource: 'local.localhost', runtime: 10, cores: 4 };
+/** The unit happy path after NEW. */
+const PATH: UnitState[] = [
+  'Unscheduled',
+  'PendingInputStaging',
+  'StagingInput',
+  'PendingExecution',
+  'Scheduling',
+  'Executing',
+  'PendingOutputStaging',
+  'StagingOutput',
+  'Done',
+];
+
+/** A clock that moves 1 ms per reading: change cursors are then strictly ordered. */
+function tickingClock(): () => Date {
+  let t = Date.parse('2030-01-01T00:00:00.000Z');
+  return () => new Date(t++);
+}
+
+/** Deterministic PRNG (mulberry32), so a failing shuffle can be replayed. */
+function rng(seed: number): () => number {
+  let a = seed;
+  return () => {
+    a = (a + 0x6d2b79f5) | 0;
+    let t = Math.imul(a ^ (a >>> 15), 1 | a);
+    t = (t + Math.imul(t ^ (t >>> 7), 61 | t)) ^ t;
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
+
+const historyOf = (u: UnitRecord): UnitState[] => u.stateHistory.map((h) => h.state);
+
+describe.each(engines)('Store on $name', ({ start }) => {
+  let engine: LocalDynamoDb;
+  let client: DynamoDBClient;
+  const tableName = `sortie-test-${randomUUID()}`;
+
+  beforeAll(async () => {
+    engine = await start();
+    client = new DynamoDBClient(localClientConfig(engine.endpoint));
+    await createTable(client, tableName);
+  });
+  afterAll(async () => {
+    client?.destroy();
+    await engine?.close();
+  });
+
+  const newStore = (): Store => new Store({ tableName, client, now: tickingClock() });
+
+  /** A store with an open session, a pilot manager and a unit manager. */
+  async function setup(): Promise<{ store: Store; sid: string; pmgr: string; umgr: string }> {
+    const store = newStore();
+    const { sessionId: sid } = await store.createSession({ tokenHash: 'h' });
+    const pmgr = (await store.createPilotManager(sid)).uid;
+    const umgr = (await store.createUnitManager(sid, 'backfilling')).uid;
+    return { store, sid, pmgr, umgr };
+  }
+
+  describe('schema', () => {
+    it('creates the table idempotently', async () => {
+      await expect(createTable(client, tableName)).resolves.toBeUndefined();
+    });
+  });
+
+  describe('sessions and managers', () => {
+    it('creates, gets and closes a session; refuses new ids once closed', async () => {
+      // Prepare
+      const store = newStore();
+      const s = await store.createSession({ tokenHash: 'abc', sessionId: `rp.session.${randomUUID()}` });
+      // Act
+      const ids = await store.reserveIds(s.sessionId, 'unit', 3);
+      const more = await store.reserveIds(s.sessionId, 'unit', 2);
+      const closed = await store.closeSession(s.sessionId);
+      // Assess
+      expect(await store.getSession(s.sessionId)).toMatchObject({ state: 'closed', tokenHash: 'abc' });
+      expect(ids).toEqual(['unit.000000', 'unit.000001', 'unit.000002']);
+      expect(more).toEqual(['unit.000003', 'unit.000004']);
+      expect(closed.closed).toBeDefined();
+      await expect(store.reserveIds(s.sessionId, 'pilot', 1)).rejects.toBeInstanceOf(IncorrectState);
+      await expect(store.createSession({ tokenHash: 'x', sessionId: s.sessionId })).rejects.toBeInstanceOf(
+        IncorrectState,
+      );
+      await expect(store.getSession('rp.session.nope')).rejects.toBeInstanceOf(DoesNotExist);
+      await expect(store.reserveIds('rp.session.nope', 'unit', 1)).rejects.toBeInstanceOf(DoesNotExist);
+    });
+
+    it('creates, gets and lists managers', async () => {
+      const { store, sid, pmgr, umgr } = await setup();
+      const pmgr2 = await store.createPilotManager(sid);
+      expect([pmgr, pmgr2.uid]).toEqual(['pmgr.0000', 'pmgr.0001']);
+      expect(umgr).toBe('umgr.0000');
+      expect((await store.listPilotManagers(sid)).items.map((m) => m.uid)).toEqual([
+        'pmgr.0000',
+        'pmgr.0001',
+      ]);
+      expect((await store.listUnitManagers(sid)).items.map((m) => m.uid)).toEqual(['umgr.0000']);
+      expect(await store.getUnitManager(sid, umgr)).toMatchObject({ scheduler: 'backfilling', pilots: [] });
+      await store.updateUnitManagerPilots(sid, umgr, { add: ['pilot.0001', 'pilot.0000'] });
+      const after = await store.updateUnitManagerPilots(sid, umgr, {
+        add: ['pilot.0000'],
+        remove: ['pilot.0001'],
+      });
+      expect(after.pilots).toEqual(['pilot.0000']);
+      await expect(store.getPilotManager(sid, umgr)).rejects.toBeInstanceOf(DoesNotExist);
+      await expect(store.createUnits(sid, 'umgr.0042', [{ description: UD }])).rejects.toBeInstanceOf(
+        DoesNotExist,
+      );
+    });
+  });
+
+  describe('pilots', () => {
+    it('creates pilots in PendingLaunch and lists them', async () => {
+      const { store, sid, pmgr } = await setup();
+      const created = await store.createPilots(sid, pmgr, [
+        { description: PD, secretHash: 's' },
+        { description: PD },
+      ]);
+      expect(created.map((p) => [p.uid, p.state, p.resource])).toEqual([
+        ['pilot.0000', 'PendingLaunch', 'local.localhost'],
+        ['pilot.0001', 'PendingLaunch', 'local.localhost'],
+      ]);
+      expect(await store.getPilot(sid, 'pilot.0000')).toEqual(created[0]);
+      expect((await store.listPilots(sid, pmgr)).items).toEqual(created);
+      await expect(store.getPilot(sid, 'pilot.0009')).rejects.toBeInstanceOf(DoesNotExist);
+    });
+
+    it('moves a pilot forward, recording every passed state, and refuses a stale move', async () => {
+      // Prepare
+      const { store, sid, pmgr } = await setup();
+      const [p] = await store.createPilots(sid, pmgr, [{ description: PD }]);
+      const pid = p?.uid ?? '';
+      // Act
+      const active = await store.transitionPilot(sid, pid, 'Active', { jobId: 'slurm:42' });
+      const stale = await store.transitionPilot(sid, pid, 'Launching');
+      // Assess
+      expect(active.ok && active.passed).toEqual(['Launching', 'PendingActive', 'Active']);
+      expect(active.ok && active.record.stateHistory.map((h) => h.state)).toEqual([
+        'PendingLaunch',
+        'Launching',
+        'PendingActive',
+        'Active',
+      ]);
+      expect(active.ok && active.record).toMatchObject({ jobId: 'slurm:42', started: expect.any(String) });
+      expect(stale.ok).toBe(false);
+      if (stale.ok) return;
+      expect(stale.error).toBeInstanceOf(IncorrectState);
+      expect(stale.error.message).toContain('Active');
+      expect(stale.current?.state).toBe('Active');
+      expect((await store.transitionPilot(sid, 'pilot.0099', 'Active')).ok).toBe(false);
+    });
+
+    it('stores a task token only in the given state, appends log lines, and lets FAILED become DONE', async () => {
+      const { store, sid, pmgr } = await setup();
+      const [p] = await store.createPilots(sid, pmgr, [{ description: PD }]);
+      const pid = p?.uid ?? '';
+      await store.transitionPilot(sid, pid, 'Launching');
+      const stored = await store.patchPilot(
+        sid,
+        pid,
+        { taskTokens: { activate: 'tok1' } },
+        { states: ['Launching'] },
+      );
+      expect(stored.ok && stored.record.taskTokens).toEqual({ activate: 'tok1' });
+      await store.transitionPilot(sid, pid, 'PendingActive');
+      const late = await store.patchPilot(
+        sid,
+        pid,
+        { taskTokens: { active: 'tok2' } },
+        { states: ['Launching'] },
+      );
+      expect(late.ok).toBe(false);
+      expect(!late.ok && late.current?.taskTokens).toEqual({ activate: 'tok1' });
+      await store.appendPilotLog(sid, pid, ['one']);
+      await store.appendPilotLog(sid, pid, ['two', 'three']);
+      await store.patchPilot(sid, pid, {
+        taskTokens: { activate: null },
+        appendCommands: [{ type: 'cancel_pilot', time: 't' }],
+      });
+      const failed = await store.transitionPilot(sid, pid, 'Failed');
+      const done = await store.transitionPilot(sid, pid, 'Done');
+      const again = await store.transitionPilot(sid, pid, 'Failed');
+      expect(failed.ok && failed.passed).toEqual(['Failed']);
+      expect(done.ok && done.record).toMatchObject({
+        state: 'Done',
+        log: ['one', 'two', 'three'],
+        taskTokens: {},
+        commands: [{ type: 'cancel_pilot', time: 't' }],
+      });
+      expect(again.ok).toBe(false);
+      expect((await store.patchPilot(sid, 'unit.000000', { jobId: 'x' })).ok).toBe(false);
+    });
+  });
+
+  describe('units', () => {
+    it('creates 2,000 units in batches of 25 and reads them back', async () => {
+      // Prepare
+      const { store, sid, umgr } = await setup();
+      store.resetRequests();
+      const descriptions = Array.from({ length: 2000 }, (_, i) => ({
+        description: { ...UD, name: `u${i}` },
+      }));
+      // Act
+      const created = await store.createUnits(sid, umgr, descriptions);
+      const counts = { ...store.requests };
+      const read = await store.getUnits(
+        sid,
+        created.map((u) => u.uid),
+      );
+      const readCounts = { ...store.requests };
+      const listed: UnitRecord[] = [];
+      let next: string | undefined;
+      do {
+        const page = await store.listUnits(sid, umgr, { limit: 700, ...(next ? { next } : {}) });
+        listed.push(...page.items);
+        next = page.next;
+      } while (next);
+      // Assess
+      expect(created).toHaveLength(2000);
+      expect(created[0]?.uid).toBe('unit.000000');
+      expect(created[1999]?.uid).toBe('unit.001999');
+      expect(new Set(created.map((u) => u.uid)).size).toBe(2000);
+      expect(counts).toEqual({ GetItem: 1, UpdateItem: 1, BatchWriteItem: 80 });
+      expect(readCounts.BatchGetItem).toBe(20);
+      expect(read).toEqual(created);
+      expect(listed).toHaveLength(2000);
+      expect(new Set(listed.map((u) => u.uid))).toEqual(new Set(created.map((u) => u.uid)));
+      expect(read[1234]).toMatchObject({ name: 'u1234', state: 'New', umgr, log: [] });
+      await expect(store.getUnits(sid, ['unit.000000', 'unit.999999'])).rejects.toThrow(/unit\.999999/);
+    });
+
+    it('lets exactly one of 50 concurrent conflicting transitions win', async () => {
+      // Prepare
+      const { store, sid, umgr } = await setup();
+      const [u] = await store.createUnits(sid, umgr, [
+        { description: UD, state: 'Executing', pilot: 'pilot.0000' },
+      ]);
+      const uid = u?.uid ?? '';
+      const targets: UnitState[] = Array.from({ length: 50 }, (_, i) => (i % 2 ? 'Done' : 'Failed'));
+      // Act
+      const results = await Promise.all(
+        targets.map((target) =>
+          store.transitionUnits(sid, [{ uid, target, expect: { pilot: 'pilot.0000' } }]),
+        ),
+      );
+      // Assess
+      const winners = results.flat().filter((r) => r.ok);
+      expect(winners).toHaveLength(1);
+      const [final] = await store.getUnits(sid, [uid]);
+      const history = historyOf(final as UnitRecord);
+      // DONE completes the happy path (fills in output staging); FAILED is entered directly.
+      const upToExecuting = ['New', ...PATH.slice(0, PATH.indexOf('Executing') + 1)];
+      expect(history).toEqual(final?.state === 'Done' ? ['New', ...PATH] : [...upToExecuting, 'Failed']);
+      expect(final?.finished).toBeDefined();
+      for (const r of results.flat()) {
+        if (!r.ok) expect(r.current?.state).toBe(final?.state);
+      }
+    });
+
+    it('records a state once when 50 writers race to the same target', async () => {
+      const { store, sid, umgr } = await setup();
+      const [u] = await store.createUnits(sid, umgr, [{ description: UD, state: 'PendingExecution' }]);
+      const uid = u?.uid ?? '';
+      const results = await Promise.all(
+        Array.from({ length: 50 }, () => store.transitionUnits(sid, [{ uid, target: 'Scheduling' }])),
+      );
+      expect(results.flat().filter((r) => r.ok)).toHaveLength(1);
+      const [final] = await store.getUnits(sid, [uid]);
+      expect(historyOf(final as UnitRecord).filter((s) => s === 'Scheduling')).toHaveLength(1);
+    });
+
+    it('refuses a stale update and carries the current record', async () => {
+      const { store, sid, umgr } = await setup();
+      const [u] = await store.createUnits(sid, umgr, [{ description: UD }]);
+      const uid = u?.uid ?? '';
+      const [first, stale, missing] = await store.transitionUnits(sid, [
+        { uid, target: 'Executing' },
+        { uid, target: 'Scheduling' },
+        { uid: 'unit.424242', target: 'Done' },
+      ]);
+      expect(first?.ok).toBe(true);
+      expect(stale?.ok).toBe(false);
+      if (stale && !stale.ok) {
+        expect(stale.error).toBeInstanceOf(IncorrectState);
+        expect(stale.error.message).toMatch(/Executing.*Scheduling/);
+        expect(stale.current?.state).toBe('Executing');
+      }
+      expect(missing?.ok === false && missing.error).toBeInstanceOf(DoesNotExist);
+    });
+
+    it('ends a shuffled, concurrent replay of 1,000 updates in the same states and histories as the ordered one', async () => {
+      // Prepare: 50 units, 20 updates each along the happy path (some stop short of Done), with duplicates.
+      const random = rng(20301);
+      const perUnit = Array.from({ length: 50 }, () => {
+        const stop = random() < 0.2 ? 1 + Math.floor(random() * (PATH.length - 1)) : PATH.length;
+        const path = PATH.slice(0, stop).filter((_s, i) => i === stop - 1 || random() < 0.6);
+        const picks = Array.from(
+          { length: 20 - path.length },
+          () => path[Math.floor(random() * path.length)],
+        );
+        return [...path, ...picks].sort(
+          (a, b) => unitModel.order[a as UnitState] - unitModel.order[b as UnitState],
+        );
+      });
+      const ordered = perUnit.flatMap((states, unit) =>
+        states.map((target, k) => ({
+          uid: `unit.${String(unit).padStart(6, '0')}`,
+          target: target as UnitState,
+          k,
+        })),
+      );
+      ordered.sort((a, b) => a.k - b.k); // interleave units, each in its own order
+      const shuffled = [...ordered];
+      for (let i = shuffled.length - 1; i > 0; i--) {
+        const j = Math.floor(random() * (i + 1));
+        [shuffled[i], shuffled[j]] = [
+          shuffled[j] as (typeof shuffled)[0],
+          shuffled[i] as (typeof shuffled)[0],
+        ];
+      }
+      const a = await setup();
+      const b = await setup();
+      await a.store.createUnits(
+        a.sid,
+        a.umgr,
+        perUnit.map(() => ({ description: UD })),
+      );
+      await b.store.createUnits(
+        b.sid,
+        b.umgr,
+        perUnit.map(() => ({ description: UD })),
+      );
+      // Act: ordered in sequence; shuffled as 10 concurrent bulk calls of 100 (real races between them).
+      for (let i = 0; i < ordered.length; i += 100) {
+        await a.store.transitionUnits(a.sid, ordered.slice(i, i + 100));
+      }
+      const chunks = Array.from({ length: 10 }, (_, i) => shuffled.slice(i * 100, i * 100 + 100));
+      await Promise.all(chunks.map((c) => b.store.transitionUnits(b.sid, c)));
+      // Assess
+      const uids = perUnit.map((_, i) => `unit.${String(i).padStart(6, '0')}`);
+      const [ua, ub] = await Promise.all([a.store.getUnits(a.sid, uids), b.store.getUnits(b.sid, uids)]);
+      const summary = (us: UnitRecord[]) =>
+        us.map((u) => ({ uid: u.uid, state: u.state, history: historyOf(u) }));
+      expect(summary(ub)).toEqual(summary(ua));
+      for (const [i, u] of ua.entries()) {
+        const last = perUnit[i]?.at(-1) as UnitState;
+        expect(u.state).toBe(last);
+        expect(historyOf(u)).toEqual(['New', ...PATH.slice(0, PATH.indexOf(last) + 1)]);
+      }
+      expect(b.store.requests.UpdateItem).toBeGreaterThanOrEqual(
+        ua.reduce((n, u) => n + u.stateHistory.length - 1, 0),
+      );
+    });
+
+    it('refuses a unit bound to another pilot, lists by pilot, and sweeps', async () => {
+      // Prepare
+      const { store, sid, umgr } = await setup();
+      const [running, waiting, other] = await store.createUnits(sid, umgr, [
+        { description: UD, state: 'Executing', pilot: 'pilot.0000' },
+        { description: { ...UD, restartable: true }, state: 'PendingExecution', pilot: 'pilot.0000' },
+        { description: UD, state: 'PendingExecution', pilot: 'pilot.0001' },
+      ]);
+      // Act
+      const [wrong] = await store.transitionUnits(sid, [
+        { uid: other?.uid ?? '', target: 'Scheduling', expect: { pilot: 'pilot.0000' } },
+      ]);
+      const bound = await store.listPilotUnits(sid, 'pilot.0000');
+      // The sweep after pilot.0000 ended, as core/states.ts sweepTarget decides.
+      const plan = bound.items.map((u) => ({
+        uid: u.uid,
+        to: sweepTarget(u.state, u.description.restartable ?? false),
+      }));
+      const failed = await store.transitionUnits(
+        sid,
+        plan
+          .filter((p) => p.to === 'Failed')
+          .map((p) => ({ uid: p.uid, target: 'Failed' as const, expect: { pilot: 'pilot.0000' } })),
+      );
+      const back = await store.rescheduleUnits(
+        sid,
+        plan
+          .filter((p) => p.to === 'Unscheduled')
+          .map((p) => ({ uid: p.uid, expect: { pilot: 'pilot.0000' } })),
+      );
+      const again = await store.rescheduleUnits(sid, [
+        { uid: other?.uid ?? '', expect: { pilot: 'pilot.0000' } },
+      ]);
+      // Assess
+      expect(wrong?.ok).toBe(false);
+      expect(wrong?.ok === false && wrong.error.message).toContain('pilot.0001');
+      expect(wrong?.ok === false && wrong.current?.state).toBe('PendingExecution');
+      expect(bound.items.map((u) => u.uid)).toEqual([running?.uid, waiting?.uid]);
+      expect(failed.map((r) => r.ok && r.record.uid)).toEqual([running?.uid]);
+      expect(back.map((r) => r.ok && r.record)).toEqual([
+        expect.objectContaining({ uid: waiting?.uid, state: 'Unscheduled' }),
+      ]);
+      expect(back[0]?.ok && back[0].record.pilot).toBeUndefined();
+      expect(again[0]?.ok).toBe(false);
+      expect((await store.listPilotUnits(sid, 'pilot.0000')).items.map((u) => u.state)).toEqual(['Failed']);
+      expect((await store.listPilotUnits(sid, 'pilot.0001')).items.map((u) => u.uid)).toEqual([other?.uid]);
+    });
+
+    it('guards field updates by state and pilot', async () => {
+      const { store, sid, umgr } = await setup();
+      const [u] = await store.createUnits(sid, umgr, [
+        { description: UD, state: 'Executing', pilot: 'pilot.0000' },
+      ]);
+      const uid = u?.uid ?? '';
+      const ok = await store.patchUnit(
+        sid,
+        uid,
+        { appendLog: ['started'], execLocations: ['n1'] },
+        { pilot: 'pilot.0000', states: ['Executing'] },
+      );
+      const wrongPilot = await store.patchUnit(sid, uid, { stdout: 'x' }, { pilot: 'pilot.0009' });
+      const wrongState = await store.patchUnit(sid, uid, { stdout: 'x' }, { states: ['Done'] });
+      expect(ok.ok && ok.record).toMatchObject({ log: ['started'], execLocations: ['n1'] });
+      expect(wrongPilot.ok).toBe(false);
+      expect(wrongState.ok === false && wrongState.error.message).toContain('Executing');
+      expect((await store.patchUnit(sid, 'unit.777777', { stdout: 'x' })).ok).toBe(false);
+    });
+  });
+
+  describe('polling and request counts', () => {
+    it('returns only what changed since a cursor', async () => {
+      // Prepare
+      const { store, sid, pmgr, umgr } = await setup();
+      const units = await store.createUnits(
+        sid,
+        umgr,
+        Array.from({ length: 10 }, () => ({ description: UD })),
+      );
+      await store.createPilots(sid, pmgr, [{ description: PD }, { description: PD }]);
+      const first = await store.listUnits(sid, umgr);
+      const pilotsFirst = await store.listPilots(sid, pmgr);
+      // Act
+      const changed = [units[2], units[5], units[7]].map((u) => u?.uid ?? '');
+      await store.transitionUnits(
+        sid,
+        changed.map((uid) => ({ uid, target: 'Unscheduled' as const })),
+      );
+      await store.transitionPilot(sid, 'pilot.0001', 'Launching');
+      const since = await store.listUnits(sid, umgr, { since: first.cursor });
+      const none = await store.listUnits(sid, umgr, { since: since.cursor });
+      const pilotsSince = await store.listPilots(sid, pmgr, { since: pilotsFirst.cursor });
+      // Assess
+      expect(first.items).toHaveLength(10);
+      expect(since.items.map((u) => u.uid).sort()).toEqual(changed);
+      expect(since.items.every((u) => u.state === 'Unscheduled')).toBe(true);
+      expect(none.items).toEqual([]);
+      expect(none.cursor).toBe(since.cursor);
+      expect(pilotsSince.items.map((p) => p.uid)).toEqual(['pilot.0001']);
+    });
+
+    it('counts every request per operation', async () => {
+      const { store, sid, umgr } = await setup();
+      const units = await store.createUnits(
+        sid,
+        umgr,
+        Array.from({ length: 100 }, () => ({ description: UD })),
+      );
+      store.resetRequests();
+      await store.transitionUnits(
+        sid,
+        units.map((u) => ({ uid: u.uid, target: 'PendingExecution' as const })),
+      );
+      expect(store.requests).toEqual({ BatchGetItem: 1, UpdateItem: 100 });
+    });
+  });
+});
