@@ -9,8 +9,9 @@ import { ComputeUnit, UNIT_FINAL } from './unit.ts';
 import { Watcher } from './watcher.ts';
 
 /** Scheduler names (RP's SCHED_* constants). */
-export const SCHEDULERS = ['direct_submission', 'round_robin', 'backfilling'] as const;
-export type SchedulerName = (typeof SCHEDULERS)[number];
+export { SCHEDULERS, type SchedulerName } from '../core/schedulers.ts';
+
+import { SCHEDULERS, type SchedulerName } from '../core/schedulers.ts';
 export const SCHED_DIRECT_SUBMISSION = 'direct_submission';
 export const SCHED_ROUND_ROBIN = 'round_robin';
 export const SCHED_BACKFILLING = 'backfilling';

@@ -65,6 +65,8 @@ export function Api({ stack }: StackContext): ApiOutputs {
       resources: [pilotExecutionsArn(stack)],
     }),
   );
+  // Cancel fails the task token the pilot's execution waits on (no resource-level permissions exist).
+  apiFn.addToRolePolicy(new PolicyStatement({ actions: ['states:SendTaskFailure'], resources: ['*'] }));
   // Agent callbacks complete and heartbeat the pilot's WaitActive/Active task tokens. These actions
   // support no resource-level permissions (IAM service authorization reference), hence `*`.
   functionOf(functions, 'agentApi').addToRolePolicy(

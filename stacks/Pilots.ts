@@ -4,6 +4,7 @@
 import { readFileSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { RemovalPolicy } from 'aws-cdk-lib';
+import { PolicyStatement } from 'aws-cdk-lib/aws-iam';
 import { LogGroup, RetentionDays } from 'aws-cdk-lib/aws-logs';
 import { DefinitionBody, LogLevel, StateMachine, StateMachineType } from 'aws-cdk-lib/aws-stepfunctions';
 import { type Function as SstFunction, type StackContext, use } from 'sst/constructs';
@@ -27,6 +28,15 @@ export function Pilots({ stack }: StackContext): PilotsOutputs {
   const { api } = use(Api);
   const spec = STATE_MACHINES.pilot;
   const functions = sortieFunctions(stack, PILOT_FUNCTIONS, sortieEnv(stack, data, api.url), data);
+  // awaitAgent releases a token itself when the agent won the race; finalize may fail one.
+  for (const name of ['awaitAgent', 'finalize'] as const) {
+    functionOf(functions, name).addToRolePolicy(
+      new PolicyStatement({
+        actions: ['states:SendTaskSuccess', 'states:SendTaskFailure'],
+        resources: ['*'],
+      }),
+    );
+  }
 
   // `/aws/vendedlogs/` names keep CloudWatch Logs' resource policy from growing with every state machine.
   const logGroup = new LogGroup(stack, 'PilotLogs', {

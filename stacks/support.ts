@@ -63,7 +63,12 @@ export function sortieEnv(stack: Stack, data: SortieData, apiUrl: string): Sorti
     [ENV.stateMachineArn]: pilotStateMachineArn(stack),
     [ENV.apiUrl]: apiUrl,
     [ENV.unitsDlqUrl]: data.unitsDlq.queueUrl,
+    [ENV.unitsDlqArn]: data.unitsDlq.queueArn,
     [ENV.secretKey]: data.secretKeyValue,
+    [ENV.heartbeatSeconds]: '60',
+    [ENV.activateTimeoutSeconds]: '600',
+    // Copied next to the launch function's code (see Pilots.ts); `npm run build:agent` makes it.
+    [ENV.agentBundle]: '/var/task/agent.cjs',
   };
 }
 

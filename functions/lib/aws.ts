@@ -47,7 +47,8 @@ export function dynamodb(): DynamoDBClient {
 
 /** The SQS client (one per process). */
 export function sqsClient(): SQSClient {
-  sqs ??= counted(new SQSClient({ maxAttempts: 5 }), 'SQS');
+  // Queue URLs name the host the queue was made on; the configured endpoint (AWS_ENDPOINT_URL_SQS) wins.
+  sqs ??= counted(new SQSClient({ maxAttempts: 5, useQueueUrlAsEndpoint: false }), 'SQS');
   return sqs;
 }
 

@@ -1,0 +1,321 @@
+/**
+ * The client API (SDK and CLI): sessions, managers, pilots and units. Every route but session creation
+ * needs the session's bearer token; a token of another session gets 403.
+ */
+import { parsePilotDescription, parseUnitDescriptions } from '../../core/descriptions.ts';
+import { BadParameter, DoesNotExist } from '../../core/errors.ts';
+import { getResourceConfig } from '../../core/resources.ts';
+import { bindUnits, parseScheduler, type SchedulerName } from '../../core/schedulers.ts';
+import { isFinal, pilotModel, UnitState, unitModel } from '../../core/states.ts';
+import type { PilotRecord, UnitRecord } from '../../store/index.ts';
+import { authSession } from '../lib/auth.ts';
+import { httpHandler, type Request, str, strList } from '../lib/http.ts';
+import { cancelPilot, startPilotExecution } from '../lib/pilots.ts';
+import { createPilotQueue, sendUnits } from '../lib/queues.ts';
+import { hashSecret, newSecret, seal } from '../lib/secrets.ts';
+import { store } from '../lib/store.ts';
+
+/** Bodies bigger than this many items are refused: clients chunk (the SDK sends 2,000 units a request). */
+const MAX_ITEMS = 5_000;
+
+/** The records the SDK sees: the store's minus what only the backend may know. */
+function pilotOut(p: PilotRecord): Omit<PilotRecord, 'secretHash' | 'taskTokens' | 'commands' | 'sessionId'> {
+  const { secretHash: _s, taskTokens: _t, commands: _c, sessionId: _sid, ...rest } = p;
+  return rest;
+}
+function unitOut(u: UnitRecord): Omit<UnitRecord, 'sessionId'> {
+  const { sessionId: _sid, ...rest } = u;
+  return rest;
+}
+
+async function session(req: Request) {
+  return authSession(req.headers, req.params.sid);
+}
+
+function pageOpts(req: Request) {
+  return {
+    ...(req.query.since ? { since: req.query.since } : {}),
+    ...(req.query.next ? { next: req.query.next } : {}),
+  };
+}
+
+/** Units of the session, refusing unknown uids (404 naming them) and other managers' units. */
+async function unitsOf(sid: string, umgr: string | undefined, uids: string[]): Promise<UnitRecord[]> {
+  const found = await store().findUnits(sid, uids);
+  const missing = uids.filter((u) => !found.has(u) || (umgr !== undefined && found.get(u)?.umgr !== umgr));
+  if (missing.length)
+    throw new DoesNotExist(`unknown unit(s) ${missing.slice(0, 10).join(', ')}${umgr ? ` in ${umgr}` : ''}`);
+  return uids.map((u) => found.get(u) as UnitRecord);
+}
+
+export const handler = httpHandler({
+  'POST /sessions': async (req) => {
+    const name = req.body.name;
+    if (name !== undefined && (typeof name !== 'string' || name.length > 128)) {
+      throw new BadParameter(
+        `session.name: must be a string of at most 128 characters, got ${JSON.stringify(name)?.slice(0, 80)}`,
+      );
+    }
+    const secret = newSecret();
+    const s = await store().createSession({ tokenHash: hashSecret(secret) });
+    return {
+      uid: s.sessionId,
+      token: `${s.sessionId}~${secret}`,
+      created: s.created,
+      ...(name ? { name } : {}),
+    };
+  },
+
+  'GET /sessions/{sid}': async (req) => {
+    const s = await session(req);
+    return { uid: s.sessionId, created: s.created, ...(s.closed ? { closed: s.closed } : {}) };
+  },
+
+  'POST /sessions/{sid}/close': async (req) => {
+    const s = await session(req);
+    if (req.body.terminate !== false) {
+      for (const pmgr of (await store().listPilotManagers(s.sessionId)).items) {
+        let next: string | undefined;
+        do {
+          const page = await store().listPilots(s.sessionId, pmgr.uid, next ? { next } : {});
+          next = page.next;
+          for (const p of page.items)
+            if (!isFinal(pilotModel, p.state)) await cancelPilot(s.sessionId, p.uid, 'session close');
+        } while (next);
+      }
+    }
+    const closed = s.state === 'closed' ? s : await store().closeSession(s.sessionId);
+    return { uid: closed.sessionId, closed: closed.closed };
+  },
+
+  'POST /sessions/{sid}/contexts': async (req) => {
+    const s = await session(req);
+    const type = str(req.body, 'type', 'context');
+    if (type !== 'ssh' && type !== 'userpass')
+      throw new BadParameter(`context.type: must be ssh or userpass, got ${JSON.stringify(type)}`);
+    for (const f of ['userId', 'userKey', 'userPass', 'resource']) {
+      if (req.body[f] !== undefined && typeof req.body[f] !== 'string')
+        throw new BadParameter(`context.${f}: must be a string`);
+    }
+    if (!req.body.userKey && !req.body.userPass) throw new BadParameter('context: needs userKey or userPass');
+    // Sealed before it touches the table; only the launch function opens it.
+    const sealed = seal(
+      JSON.stringify({ userId: req.body.userId, userKey: req.body.userKey, userPass: req.body.userPass }),
+    );
+    void sealed;
+    throw new BadParameter(
+      `session ${s.sessionId}: SSH contexts are not stored yet (the SSH launcher is not wired in)`,
+    );
+  },
+
+  'POST /sessions/{sid}/pmgrs': async (req) => {
+    const s = await session(req);
+    const m = await store().createPilotManager(s.sessionId);
+    return { uid: m.uid, created: m.created };
+  },
+
+  'GET /sessions/{sid}/pmgrs': async (req) => {
+    const s = await session(req);
+    const page = await store().listPilotManagers(s.sessionId, pageOpts(req));
+    return {
+      items: page.items.map((m) => ({ uid: m.uid, created: m.created })),
+      cursor: page.cursor,
+      ...(page.next ? { next: page.next } : {}),
+    };
+  },
+
+  'POST /sessions/{sid}/pilots': async (req) => {
+    const s = await session(req);
+    const pmgr = str(req.body, 'pmgr', 'submitPilots');
+    const raw = req.body.descriptions;
+    if (!Array.isArray(raw) || raw.length === 0 || raw.length > 100) {
+      throw new BadParameter(
+        `submitPilots.descriptions: must be a list of 1-100 pilot descriptions, got ${Array.isArray(raw) ? raw.length : typeof raw}`,
+      );
+    }
+    const descriptions = raw.map((d, i) => {
+      try {
+        const pd = parsePilotDescription(d);
+        const rc = getResourceConfig(pd.resource);
+        for (const arg of rc.mandatoryArgs ?? []) {
+          if ((pd as Record<string, unknown>)[arg] === undefined) {
+            throw new BadParameter(
+              `pilot description.${arg}: required by resource '${pd.resource}', got undefined`,
+            );
+          }
+        }
+        return pd;
+      } catch (err) {
+        if (err instanceof BadParameter && raw.length > 1)
+          throw new BadParameter(`[${i}] ${err.message}`, { cause: err });
+        throw err;
+      }
+    });
+    const pilots = await store().createPilots(
+      s.sessionId,
+      pmgr,
+      descriptions.map((description) => ({ description })),
+    );
+    // Queue first: units may be submitted the moment this returns, before the agent exists.
+    await Promise.all(pilots.map((p) => createPilotQueue(s.sessionId, p.uid)));
+    await Promise.all(pilots.map((p) => startPilotExecution(p)));
+    return { items: pilots.map(pilotOut) };
+  },
+
+  'GET /sessions/{sid}/pilots': async (req) => {
+    const s = await session(req);
+    const pmgr = req.query.pmgr;
+    if (!pmgr) throw new BadParameter('listPilots: query parameter pmgr is required');
+    const page = await store().listPilots(s.sessionId, pmgr, pageOpts(req));
+    return {
+      items: page.items.map(pilotOut),
+      cursor: page.cursor,
+      ...(page.next ? { next: page.next } : {}),
+    };
+  },
+
+  'GET /sessions/{sid}/pilots/{pid}': async (req) => {
+    const s = await session(req);
+    return pilotOut(await store().getPilot(s.sessionId, req.params.pid as string));
+  },
+
+  'POST /sessions/{sid}/pilots/cancel': async (req) => {
+    const s = await session(req);
+    let uids = strList(req.body, 'uids', 'cancelPilots');
+    if (!uids) {
+      const pmgr = str(req.body, 'pmgr', 'cancelPilots');
+      uids = [];
+      let next: string | undefined;
+      do {
+        const page = await store().listPilots(s.sessionId, pmgr, next ? { next } : {});
+        next = page.next;
+        uids.push(...page.items.map((p) => p.uid));
+      } while (next);
+    }
+    await store().getPilots(s.sessionId, uids); // 404 for unknown ones, before anything is cancelled
+    await Promise.all(uids.map((pid) => cancelPilot(s.sessionId, pid, 'user')));
+    return { cancelled: uids };
+  },
+
+  'POST /sessions/{sid}/umgrs': async (req) => {
+    const s = await session(req);
+    const scheduler = parseScheduler(req.body.scheduler);
+    const m = await store().createUnitManager(s.sessionId, scheduler);
+    return { uid: m.uid, scheduler: m.scheduler, pilots: m.pilots };
+  },
+
+  'GET /sessions/{sid}/umgrs': async (req) => {
+    const s = await session(req);
+    const page = await store().listUnitManagers(s.sessionId, pageOpts(req));
+    return {
+      items: page.items.map((m) => ({ uid: m.uid, scheduler: m.scheduler, pilots: m.pilots })),
+      cursor: page.cursor,
+    };
+  },
+
+  'GET /sessions/{sid}/umgrs/{umid}': async (req) => {
+    const s = await session(req);
+    const m = await store().getUnitManager(s.sessionId, req.params.umid as string);
+    return { uid: m.uid, scheduler: m.scheduler, pilots: m.pilots };
+  },
+
+  'POST /sessions/{sid}/umgrs/{umid}/pilots': async (req) => {
+    const s = await session(req);
+    const pilots = strList(req.body, 'pilots', 'addPilots') ?? [];
+    if (pilots.length === 0) throw new BadParameter('addPilots.pilots: must name at least one pilot');
+    await store().getPilots(s.sessionId, pilots);
+    const m = await store().updateUnitManagerPilots(s.sessionId, req.params.umid as string, { add: pilots });
+    return { uid: m.uid, pilots: m.pilots };
+  },
+
+  'POST /sessions/{sid}/umgrs/{umid}/units': async (req) => {
+    const s = await session(req);
+    const umid = req.params.umid as string;
+    const raw = req.body.descriptions;
+    if (Array.isArray(raw) && raw.length > MAX_ITEMS) {
+      throw new BadParameter(
+        `submitUnits.descriptions: at most ${MAX_ITEMS} per request, got ${raw.length}; send them in chunks`,
+      );
+    }
+    const descriptions = parseUnitDescriptions(raw);
+    if (descriptions.length === 0) throw new BadParameter('submitUnits.descriptions: must not be empty');
+    const umgr = await store().getUnitManager(s.sessionId, umid);
+    const live = umgr.pilots.length
+      ? (await store().getPilots(s.sessionId, umgr.pilots))
+          .filter((p) => !isFinal(pilotModel, p.state))
+          .map((p) => p.uid)
+      : [];
+    const binding = bindUnits(umgr.scheduler as SchedulerName, live, descriptions.length);
+    const units = await store().createUnits(
+      s.sessionId,
+      umid,
+      descriptions.map((description, i) => ({
+        description,
+        state: UnitState.PENDING_EXECUTION,
+        pilot: binding.pilots[i] as string,
+      })),
+    );
+    const byPilot = new Map<string, UnitRecord[]>();
+    for (const u of units) byPilot.set(u.pilot as string, [...(byPilot.get(u.pilot as string) ?? []), u]);
+    const failed: UnitRecord[] = [];
+    await Promise.all(
+      [...byPilot].map(async ([pid, us]) => {
+        try {
+          await sendUnits(
+            s.sessionId,
+            pid,
+            us.map((u) => ({ uid: u.uid, ...(u.name ? { name: u.name } : {}), description: u.description })),
+          );
+        } catch (err) {
+          // Accepted units must not hang: if they cannot be queued they fail, saying why.
+          const outs = await store().transitionUnits(
+            s.sessionId,
+            us.map((u) => ({
+              uid: u.uid,
+              target: UnitState.FAILED,
+              patch: { appendLog: [`could not be queued for ${pid}: ${(err as Error).message}`] },
+            })),
+          );
+          for (const o of outs) if (o.ok) failed.push(o.record);
+        }
+      }),
+    );
+    const byUid = new Map(failed.map((u) => [u.uid, u]));
+    return { items: units.map((u) => unitOut(byUid.get(u.uid) ?? u)) };
+  },
+
+  'GET /sessions/{sid}/umgrs/{umid}/units': async (req) => {
+    const s = await session(req);
+    const page = await store().listUnits(s.sessionId, req.params.umid as string, pageOpts(req));
+    return { items: page.items.map(unitOut), cursor: page.cursor, ...(page.next ? { next: page.next } : {}) };
+  },
+
+  'POST /sessions/{sid}/units/cancel': async (req) => {
+    const s = await session(req);
+    const uids = strList(req.body, 'uids', 'cancelUnits') ?? [];
+    if (uids.length > MAX_ITEMS)
+      throw new BadParameter(`cancelUnits.uids: at most ${MAX_ITEMS} per request, got ${uids.length}`);
+    const umgr = typeof req.body.umgr === 'string' ? req.body.umgr : undefined;
+    const units = await unitsOf(s.sessionId, umgr, uids);
+    // Not yet on an agent: cancel in the table (a racing claim loses). On an agent: the agent kills it.
+    const onAgent = new Map<string, string[]>();
+    const direct: string[] = [];
+    for (const u of units) {
+      if (isFinal(unitModel, u.state)) continue;
+      if (u.pilot && unitModel.order[u.state] >= unitModel.order.Scheduling)
+        onAgent.set(u.pilot, [...(onAgent.get(u.pilot) ?? []), u.uid]);
+      else direct.push(u.uid);
+    }
+    await store().transitionUnits(
+      s.sessionId,
+      direct.map((uid) => ({ uid, target: UnitState.CANCELED, patch: { appendLog: ['cancelled by user'] } })),
+    );
+    const time = new Date().toISOString();
+    await Promise.all(
+      [...onAgent].map(([pid, us]) =>
+        store().patchPilot(s.sessionId, pid, { appendCommands: [{ type: 'cancel_units', uids: us, time }] }),
+      ),
+    );
+    return { cancelled: direct.length, signalled: [...onAgent.values()].reduce((n, us) => n + us.length, 0) };
+  },
+});

@@ -1,0 +1,189 @@
+/**
+ * The agent routes: activation, unit pulls (claims), batched state reports, heartbeats (which carry
+ * commands back) and the agent's end. Authenticated by the pilot token; an agent can touch only its
+ * own pilot and the units bound to it.
+ */
+import { BadParameter, IncorrectState } from '../../core/errors.ts';
+import { isFinal, PilotState, pilotModel, UnitState } from '../../core/states.ts';
+import type { PilotRecord, UnitPatch, UnitTransition } from '../../store/index.ts';
+import { authAgent } from '../lib/auth.ts';
+import { httpHandler } from '../lib/http.ts';
+import { heartbeatSeconds, heartbeatToken, succeedToken } from '../lib/pilots.ts';
+import { deleteReceived, receiveUnits } from '../lib/queues.ts';
+import { store } from '../lib/store.ts';
+
+const REPORTABLE = new Set<string>([
+  UnitState.EXECUTING,
+  UnitState.DONE,
+  UnitState.FAILED,
+  UnitState.CANCELED,
+]);
+
+function live(p: PilotRecord): PilotRecord {
+  if (isFinal(pilotModel, p.state))
+    throw new IncorrectState(`pilot ${p.uid} is ${p.state}: the agent must stop`, { obj: p.uid });
+  return p;
+}
+
+interface Report {
+  uid: string;
+  state: string;
+  time?: string;
+  exitCode?: number;
+  stdout?: string;
+  stderr?: string;
+  sandbox?: string;
+  execLocations?: string[];
+  reason?: string;
+}
+
+function parseReports(v: unknown): Report[] {
+  if (!Array.isArray(v)) throw new BadParameter('states.updates: must be a list');
+  return v.map((r, i) => {
+    const o = r as Record<string, unknown>;
+    if (typeof o?.uid !== 'string' || typeof o.state !== 'string' || !REPORTABLE.has(o.state)) {
+      throw new BadParameter(
+        `states.updates[${i}]: needs uid and a state in ${[...REPORTABLE].join(', ')}, got ${JSON.stringify(r)?.slice(0, 120)}`,
+      );
+    }
+    return o as unknown as Report;
+  });
+}
+
+function patchOf(r: Report): UnitPatch {
+  const clip = (s: string | undefined) => (s === undefined ? undefined : s.slice(0, 4096));
+  const p: UnitPatch = {};
+  if (r.state === UnitState.EXECUTING) {
+    if (r.time) p.started = r.time;
+    if (r.sandbox) p.sandbox = r.sandbox;
+    if (r.execLocations) p.execLocations = r.execLocations;
+  } else {
+    if (r.time) p.finished = r.time;
+    if (typeof r.exitCode === 'number') p.exitCode = r.exitCode;
+    const out = clip(r.stdout);
+    const err = clip(r.stderr);
+    if (out !== undefined) p.stdout = out;
+    if (err !== undefined) p.stderr = err;
+    if (r.reason) p.appendLog = [r.reason];
+  }
+  return p;
+}
+
+function roundAt<T>(rounds: T[][], i: number): T[] {
+  rounds[i] ??= [];
+  return rounds[i];
+}
+
+/**
+ * Turns reports into as few guarded writes as possible, in rounds that keep each unit's order: an
+ * EXECUTING followed by DONE in one batch becomes one write to DONE (the passed states, EXECUTING
+ * included, are still recorded); anything else is applied report by report.
+ */
+export function planRounds(reports: Report[], pilotId: string): UnitTransition[][] {
+  const perUnit = new Map<string, Report[]>();
+  for (const r of reports) perUnit.set(r.uid, [...(perUnit.get(r.uid) ?? []), r]);
+  const rounds: UnitTransition[][] = [];
+  for (const [uid, rs] of perUnit) {
+    const [a, b] = rs;
+    if (rs.length === 2 && a?.state === UnitState.EXECUTING && b?.state === UnitState.DONE) {
+      const merged: UnitTransition = {
+        uid,
+        target: UnitState.DONE,
+        patch: { ...patchOf(a), ...patchOf(b) },
+        expect: { pilot: pilotId },
+      };
+      roundAt(rounds, 0).push(merged);
+      continue;
+    }
+    rs.forEach((r, i) => {
+      roundAt(rounds, i).push({
+        uid,
+        target: r.state as UnitState,
+        patch: patchOf(r),
+        expect: { pilot: pilotId },
+      });
+    });
+  }
+  return rounds;
+}
+
+export const handler = httpHandler({
+  'POST /agent/activate': async (req) => {
+    const pilot = live(await authAgent(req.headers));
+    const d = req.body.resourceDetail as Record<string, unknown> | undefined;
+    const nodes = Array.isArray(d?.nodes)
+      ? (d.nodes as unknown[]).filter((n): n is string => typeof n === 'string')
+      : [];
+    const resourceDetail = {
+      nodes,
+      coresPerNode: Number(d?.coresPerNode) || 0,
+      ...(typeof d?.cores === 'number' ? { cores: d.cores } : {}),
+      ...(typeof d?.lrms === 'string' ? { lrms: d.lrms } : {}),
+    };
+    const out = await store().transitionPilot(pilot.sessionId, pilot.uid, PilotState.ACTIVE, {
+      resourceDetail,
+      appendLog: [
+        `agent active on ${nodes.join(',') || '?'} (${resourceDetail.lrms ?? '?'}), ${resourceDetail.cores ?? '?'} cores`,
+      ],
+    });
+    if (!out.ok && (!out.current || isFinal(pilotModel, out.current.state))) throw out.error;
+    // If the state machine already waits for activation, release it; else its await function will see ACTIVE.
+    await succeedToken((out.ok ? out.record : out.current)?.taskTokens.activate, { active: true });
+    return { heartbeatIntervalSeconds: Math.max(1, Math.floor(heartbeatSeconds() / 4)) };
+  },
+
+  'POST /agent/pull': async (req) => {
+    const pilot = live(await authAgent(req.headers));
+    if (pilot.state !== PilotState.ACTIVE)
+      throw new IncorrectState(`pilot ${pilot.uid} is ${pilot.state}, not Active`);
+    const wait = Math.max(0, Math.min(10, Number(req.body.waitSeconds ?? 0) || 0));
+    const { units, receipts } = await receiveUnits(pilot.sessionId, pilot.uid, wait);
+    if (units.length === 0) return { units: [] };
+    // The claim is authoritative: PENDING_EXECUTION → SCHEDULING, only for units bound to this pilot.
+    // A unit cancelled, rescheduled or already claimed (SQS redelivery) is refused and not run.
+    const outs = await store().transitionUnits(
+      pilot.sessionId,
+      units.map((u) => ({ uid: u.uid, target: UnitState.SCHEDULING, expect: { pilot: pilot.uid } })),
+    );
+    await deleteReceived(pilot.sessionId, pilot.uid, receipts);
+    const claimed = new Set(outs.filter((o) => o.ok).map((o) => (o.ok ? o.record.uid : '')));
+    return { units: units.filter((u) => claimed.has(u.uid)) };
+  },
+
+  'POST /agent/states': async (req) => {
+    const pilot = await authAgent(req.headers);
+    const reports = parseReports(req.body.updates);
+    let applied = 0;
+    let refused = 0;
+    for (const round of planRounds(reports, pilot.uid)) {
+      const outs = await store().transitionUnits(pilot.sessionId, round);
+      for (const o of outs) o.ok ? applied++ : refused++;
+    }
+    return { applied, refused };
+  },
+
+  'POST /agent/heartbeat': async (req) => {
+    const pilot = live(await authAgent(req.headers));
+    await heartbeatToken(pilot.taskTokens.active);
+    // Commands stay on the record (the agent ignores repeats): clearing them could lose one appended meanwhile.
+    const cancelUnits = pilot.commands.filter((c) => c.type === 'cancel_units').flatMap((c) => c.uids ?? []);
+    return { cancelUnits, cancelPilot: pilot.commands.some((c) => c.type === 'cancel_pilot') };
+  },
+
+  'POST /agent/done': async (req) => {
+    let pilot = await authAgent(req.headers);
+    const state = req.body.state === PilotState.DONE ? PilotState.DONE : PilotState.FAILED;
+    const reason = typeof req.body.reason === 'string' ? req.body.reason.slice(0, 2000) : 'agent ended';
+    if (isFinal(pilotModel, pilot.state)) return { ok: true };
+    // The Active state registers its token right after activation; give a very short-lived agent a moment.
+    for (let i = 0; i < 50 && !pilot.taskTokens.active; i++) {
+      await new Promise((r) => setTimeout(r, 100));
+      pilot = await store().getPilot(pilot.sessionId, pilot.uid);
+    }
+    await store().patchPilot(pilot.sessionId, pilot.uid, {
+      appendLog: [`agent ended: ${state} (${reason})`],
+    });
+    const released = await succeedToken(pilot.taskTokens.active, { state, reason });
+    return { ok: released };
+  },
+});

@@ -1,0 +1,180 @@
+/**
+ * Per-pilot unit queues. Units travel many to a message (≤ 24 KiB, so ten fit one SendMessageBatch
+ * under SQS's 256 KiB batch limit) — one SQS request carries hundreds of small units.
+ */
+import {
+  CreateQueueCommand,
+  DeleteMessageBatchCommand,
+  DeleteQueueCommand,
+  GetQueueUrlCommand,
+  ReceiveMessageCommand,
+  SendMessageBatchCommand,
+} from '@aws-sdk/client-sqs';
+import type { ComputeUnitDescription } from '../../core/descriptions.ts';
+import { NoSuccess } from '../../core/errors.ts';
+import { ENV, PILOT_QUEUE_PREFIX } from '../../stacks/manifest.ts';
+import { sqsClient } from './aws.ts';
+
+/** A unit as it travels to an agent. */
+export interface QueuedUnit {
+  uid: string;
+  name?: string;
+  description: ComputeUnitDescription;
+}
+
+const MESSAGE_BYTES = 24 * 1024;
+const BATCH_BYTES = 250 * 1024;
+const urls = new Map<string, string>();
+
+/** Queue name of a pilot: SQS allows 80 characters of [A-Za-z0-9_-]. */
+export function pilotQueueName(sessionId: string, pilotId: string): string {
+  const name = `${PILOT_QUEUE_PREFIX}${sessionId}-${pilotId}`.replace(/[^A-Za-z0-9_-]/g, '_');
+  return name.length <= 80 ? name : `${name.slice(0, 60)}_${name.slice(-19)}`;
+}
+
+/** Creates a pilot's queue (idempotent), with the units DLQ as its redrive target. */
+export async function createPilotQueue(sessionId: string, pilotId: string): Promise<string> {
+  const name = pilotQueueName(sessionId, pilotId);
+  // Claims are authoritative in DynamoDB, so a redelivered message is harmless; messages that keep
+  // failing (e.g. a poison body) go to the DLQ instead of circling for two weeks.
+  const dlqArn = process.env[ENV.unitsDlqArn];
+  const out = await sqsClient().send(
+    new CreateQueueCommand({
+      QueueName: name,
+      Attributes: {
+        VisibilityTimeout: '120',
+        MessageRetentionPeriod: '1209600',
+        ...(dlqArn
+          ? { RedrivePolicy: JSON.stringify({ deadLetterTargetArn: dlqArn, maxReceiveCount: '5' }) }
+          : {}),
+      },
+    }),
+  );
+  if (!out.QueueUrl) throw new NoSuccess(`SQS CreateQueue ${name} returned no URL`);
+  urls.set(name, out.QueueUrl);
+  return out.QueueUrl;
+}
+
+async function queueUrl(sessionId: string, pilotId: string): Promise<string> {
+  const name = pilotQueueName(sessionId, pilotId);
+  let url = urls.get(name);
+  if (!url) {
+    url = (await sqsClient().send(new GetQueueUrlCommand({ QueueName: name }))).QueueUrl;
+    if (!url) throw new NoSuccess(`SQS queue ${name} has no URL`);
+    urls.set(name, url);
+  }
+  return url;
+}
+
+/** Packs units into message bodies of at most MESSAGE_BYTES (a bigger unit travels alone). */
+export function packUnits(units: readonly QueuedUnit[]): string[] {
+  const bodies: string[] = [];
+  let current: string[] = [];
+  let size = 12;
+  for (const u of units) {
+    const s = JSON.stringify(u);
+    if (current.length && size + s.length + 1 > MESSAGE_BYTES) {
+      bodies.push(`{"units":[${current.join(',')}]}`);
+      current = [];
+      size = 12;
+    }
+    current.push(s);
+    size += s.length + 1;
+  }
+  if (current.length) bodies.push(`{"units":[${current.join(',')}]}`);
+  return bodies;
+}
+
+/** Sends units to a pilot's queue in as few SendMessageBatch calls as the limits allow. */
+export async function sendUnits(
+  sessionId: string,
+  pilotId: string,
+  units: readonly QueuedUnit[],
+): Promise<void> {
+  if (units.length === 0) return;
+  const url = await queueUrl(sessionId, pilotId);
+  const bodies = packUnits(units);
+  const batches: string[][] = [];
+  let batch: string[] = [];
+  let bytes = 0;
+  for (const b of bodies) {
+    if (batch.length === 10 || (batch.length && bytes + b.length > BATCH_BYTES)) {
+      batches.push(batch);
+      batch = [];
+      bytes = 0;
+    }
+    batch.push(b);
+    bytes += b.length;
+  }
+  if (batch.length) batches.push(batch);
+  await Promise.all(
+    batches.map(async (entries) => {
+      const out = await sqsClient().send(
+        new SendMessageBatchCommand({
+          QueueUrl: url,
+          Entries: entries.map((MessageBody, i) => ({ Id: String(i), MessageBody })),
+        }),
+      );
+      if (out.Failed?.length) {
+        throw new NoSuccess(
+          `SQS refused ${out.Failed.length} message(s) for ${pilotId}: ${out.Failed[0]?.Message ?? out.Failed[0]?.Code}`,
+        );
+      }
+    }),
+  );
+}
+
+/** Long-polls a pilot's queue once; returns the units and the receipt handles to delete after claiming. */
+export async function receiveUnits(
+  sessionId: string,
+  pilotId: string,
+  waitSeconds: number,
+): Promise<{ units: QueuedUnit[]; receipts: string[] }> {
+  const url = await queueUrl(sessionId, pilotId);
+  const out = await sqsClient().send(
+    new ReceiveMessageCommand({
+      QueueUrl: url,
+      MaxNumberOfMessages: 10,
+      WaitTimeSeconds: Math.max(0, Math.min(20, waitSeconds)),
+    }),
+  );
+  const units: QueuedUnit[] = [];
+  const receipts: string[] = [];
+  for (const m of out.Messages ?? []) {
+    if (m.ReceiptHandle) receipts.push(m.ReceiptHandle);
+    units.push(...((JSON.parse(m.Body ?? '{"units":[]}') as { units: QueuedUnit[] }).units ?? []));
+  }
+  return { units, receipts };
+}
+
+/** Deletes received messages (after their units were claimed). */
+export async function deleteReceived(
+  sessionId: string,
+  pilotId: string,
+  receipts: readonly string[],
+): Promise<void> {
+  if (receipts.length === 0) return;
+  const url = await queueUrl(sessionId, pilotId);
+  await sqsClient().send(
+    new DeleteMessageBatchCommand({
+      QueueUrl: url,
+      Entries: receipts.map((ReceiptHandle, i) => ({ Id: String(i), ReceiptHandle })),
+    }),
+  );
+}
+
+/** Deletes a pilot's queue (its end); a missing queue is fine. */
+export async function deletePilotQueue(sessionId: string, pilotId: string): Promise<void> {
+  try {
+    const url = await queueUrl(sessionId, pilotId);
+    await sqsClient().send(new DeleteQueueCommand({ QueueUrl: url }));
+  } catch (err) {
+    if (
+      (err as Error).name !== 'QueueDoesNotExist' &&
+      (err as Error).name !== 'AWS.SimpleQueueService.NonExistentQueue'
+    )
+      throw err;
+  } finally {
+    urls.delete(pilotQueueName(sessionId, pilotId));
+  }
+}

@@ -1,0 +1,12 @@
+/** The store of this process: one table (env SORTIE_TABLE) through the counted DynamoDB client. */
+import { ENV } from '../../stacks/manifest.ts';
+import { Store } from '../../store/index.ts';
+import { dynamodb, env } from './aws.ts';
+
+let instance: Store | undefined;
+
+/** The store (built on first use, after the environment is set). */
+export function store(): Store {
+  instance ??= new Store({ tableName: env(ENV.table), client: dynamodb() });
+  return instance;
+}

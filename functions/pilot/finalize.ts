@@ -1,0 +1,200 @@
+/**
+ * Step Functions tasks `Finalize` and `Failed`: end the pilot, whatever ended it.
+ *
+ * 1. Decide the final state and a reason a user can act on: the agent's own word (DONE at walltime,
+ *    FAILED with its error), a cancel (CANCELED), a missed heartbeat or an agent that never activated
+ *    (FAILED, with the batch system's view of the job and the agent's last output lines).
+ * 2. Stop the batch job (no-op if it already ended) and record the final state.
+ * 3. Sweep the pilot's unfinished units so none can hang (RP's backfilling rule): not yet executing →
+ *    UNSCHEDULED, then rebound to another live pilot of their unit manager, or, with none left,
+ *    FAILED (CANCELED if the pilot was cancelled); executing → restartable ? the same : FAILED.
+ * 4. Delete the pilot's queue.
+ */
+import { bindUnits, type SchedulerName } from '../../core/schedulers.ts';
+import { isFinal, PilotState, pilotModel, sweepTarget, UnitState } from '../../core/states.ts';
+import type { PilotRecord, UnitRecord } from '../../store/index.ts';
+import { logger } from '../lib/log.ts';
+import { CANCELED_ERROR, heartbeatSeconds } from '../lib/pilots.ts';
+import { deletePilotQueue, sendUnits } from '../lib/queues.ts';
+import { store } from '../lib/store.ts';
+import { launcherFor } from './launcher/index.ts';
+import type { JobStatus } from './launcher/types.ts';
+import { launchedJob, launchRequest, resourceOf } from './request.ts';
+
+interface FinalizeEvent {
+  sid: string;
+  pid: string;
+  outcome?: { state?: string; reason?: string };
+  error?: { Error?: string; Cause?: string };
+}
+
+/** Bounds a cleanup step: finalize must end even if a resource does not answer. */
+async function bounded<T>(what: string, ms: number, p: Promise<T>): Promise<T | undefined> {
+  let timer: NodeJS.Timeout | undefined;
+  try {
+    return await Promise.race([
+      p,
+      new Promise<undefined>((r) => (timer = setTimeout(() => r(undefined), ms))),
+    ]);
+  } catch (err) {
+    logger.warn(`${what} failed`, { error: err as Error });
+    return undefined;
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
+function causeText(cause: string | undefined): string {
+  if (!cause) return '';
+  try {
+    const c = JSON.parse(cause) as { errorMessage?: string };
+    return c.errorMessage ?? cause;
+  } catch {
+    return cause;
+  }
+}
+
+/** Final state and reason from what the state machine saw. */
+export function decide(ev: FinalizeEvent, pilot: PilotRecord): { state: PilotState; reason: string } {
+  if (ev.outcome) {
+    const state = ev.outcome.state === PilotState.DONE ? PilotState.DONE : PilotState.FAILED;
+    return { state, reason: ev.outcome.reason ?? 'agent ended' };
+  }
+  const name = ev.error?.Error ?? 'Unknown';
+  const cause = causeText(ev.error?.Cause);
+  if (name === CANCELED_ERROR) return { state: PilotState.CANCELED, reason: cause || 'cancelled' };
+  if (name === 'States.HeartbeatTimeout') {
+    return {
+      state: PilotState.FAILED,
+      reason: `agent lost: no heartbeat for ${heartbeatSeconds()} s (agent killed, node lost or network cut)`,
+    };
+  }
+  if (name === 'States.Timeout') {
+    return pilot.state === PilotState.ACTIVE
+      ? { state: PilotState.FAILED, reason: 'agent did not end at its walltime' }
+      : {
+          state: PilotState.FAILED,
+          reason: `agent did not become active in time (pilot was ${pilot.state})`,
+        };
+  }
+  return { state: PilotState.FAILED, reason: `${name}: ${cause}`.replace(/: $/, '') };
+}
+
+async function allPilotUnits(sid: string, pid: string): Promise<UnitRecord[]> {
+  const out: UnitRecord[] = [];
+  let next: string | undefined;
+  do {
+    const page = await store().listPilotUnits(sid, pid, next ? { next } : {});
+    out.push(...page.items);
+    next = page.next;
+  } while (next);
+  return out;
+}
+
+/** The sweep (step 3). Returns counts for the log. */
+async function sweep(pilot: PilotRecord, state: PilotState, reason: string): Promise<Record<string, number>> {
+  const s = store();
+  const sid = pilot.sessionId;
+  const units = (await allPilotUnits(sid, pilot.uid)).filter((u) => u.pilot === pilot.uid);
+  const toFail: string[] = [];
+  const toReschedule: UnitRecord[] = [];
+  for (const u of units) {
+    const t = sweepTarget(u.state, u.description.restartable ?? false);
+    if (t === UnitState.FAILED) toFail.push(u.uid);
+    else if (t === UnitState.UNSCHEDULED) toReschedule.push(u);
+  }
+  const why = `pilot ${pilot.uid} ended ${state}: ${reason}`;
+  await s.transitionUnits(
+    sid,
+    toFail.map((uid) => ({
+      uid,
+      target: UnitState.FAILED,
+      patch: { appendLog: [why] },
+      expect: { pilot: pilot.uid },
+    })),
+  );
+  const back = await s.rescheduleUnits(
+    sid,
+    toReschedule.map((u) => ({ uid: u.uid, expect: { pilot: pilot.uid } })),
+  );
+  const unscheduled = back.filter((o) => o.ok).map((o) => (o.ok ? o.record : (undefined as never)));
+  let rebound = 0;
+  let ended = 0;
+  // Rebind per unit manager to its other live pilots, or end the units: nothing waits for a pilot that will never come.
+  const byUmgr = new Map<string, UnitRecord[]>();
+  for (const u of unscheduled) byUmgr.set(u.umgr, [...(byUmgr.get(u.umgr) ?? []), u]);
+  for (const [umid, us] of byUmgr) {
+    const umgr = await s.getUnitManager(sid, umid);
+    const others = umgr.pilots.filter((p) => p !== pilot.uid);
+    const live = others.length
+      ? (await s.getPilots(sid, others)).filter((p) => !isFinal(pilotModel, p.state)).map((p) => p.uid)
+      : [];
+    if (live.length && umgr.scheduler !== 'direct_submission') {
+      const binding = bindUnits(umgr.scheduler as SchedulerName, live, us.length);
+      const outs = await s.transitionUnits(
+        sid,
+        us.map((u, i) => ({
+          uid: u.uid,
+          target: UnitState.PENDING_EXECUTION,
+          patch: {
+            pilot: binding.pilots[i] as string,
+            appendLog: [`${why}; rescheduled to ${binding.pilots[i]}`],
+          },
+        })),
+      );
+      const moved = outs.filter((o) => o.ok).map((o) => (o.ok ? o.record : (undefined as never)));
+      const perPilot = new Map<string, UnitRecord[]>();
+      for (const u of moved) perPilot.set(u.pilot as string, [...(perPilot.get(u.pilot as string) ?? []), u]);
+      for (const [pid, list] of perPilot) {
+        await sendUnits(
+          sid,
+          pid,
+          list.map((u) => ({ uid: u.uid, ...(u.name ? { name: u.name } : {}), description: u.description })),
+        );
+      }
+      rebound += moved.length;
+    } else {
+      const target = state === PilotState.CANCELED ? UnitState.CANCELED : UnitState.FAILED;
+      await s.transitionUnits(
+        sid,
+        us.map((u) => ({ uid: u.uid, target, patch: { appendLog: [`${why}; no other pilot to run it`] } })),
+      );
+      ended += us.length;
+    }
+  }
+  return { failed: toFail.length, rebound, ended };
+}
+
+export async function handler(event: FinalizeEvent): Promise<{ state: PilotState }> {
+  const s = store();
+  const pilot = await s.getPilot(event.sid, event.pid);
+  const { state, reason } = decide(event, pilot);
+  const job = launchedJob(pilot);
+  const lines = [`pilot ends ${state}: ${reason}`];
+  if (job) {
+    const launcher = launcherFor(resourceOf(pilot));
+    const req = launchRequest(pilot);
+    if (state === PilotState.FAILED) {
+      const st = await bounded<JobStatus>('job status', 20_000, launcher.status(req, job));
+      if (st) lines.push(`batch job ${job.jobId}: ${st.state}${st.detail ? ` (${st.detail})` : ''}`);
+    }
+    await bounded('job cancel', 30_000, launcher.cancel(req, job));
+    if (state === PilotState.FAILED) {
+      const tail = await bounded('log tail', 20_000, launcher.tail(req, job, 20));
+      if (tail) lines.push(`last agent output:\n${tail}`);
+    }
+  }
+  const out = await s.transitionPilot(event.sid, event.pid, state, { appendLog: lines });
+  const final = out.ok ? out.record.state : (out.current?.state ?? state);
+  const counts = await sweep(out.ok ? out.record : pilot, final, reason);
+  if (counts.failed || counts.rebound || counts.ended) {
+    await s.patchPilot(event.sid, event.pid, {
+      appendLog: [
+        `units swept: ${counts.failed} failed, ${counts.rebound} rescheduled, ${counts.ended} ended without a pilot`,
+      ],
+    });
+  }
+  await bounded('queue delete', 10_000, deletePilotQueue(event.sid, event.pid));
+  logger.info('pilot finalized', { sid: event.sid, pid: event.pid, state: final, reason, ...counts });
+  return { state: final };
+}

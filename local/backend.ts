@@ -1,0 +1,156 @@
+/**
+ * The embedded backend: what LocalStack would give Sortie, without Docker, in one Node process on
+ * 127.0.0.1 — DynamoDB (dynalite, or Amazon's DynamoDB Local), SQS (fauxqs), a Step Functions API
+ * running the same ASL file that stacks/ deploys, and the HTTP API routes of stacks/manifest.ts mapped
+ * to the same handlers. Handlers and agents find it only through environment variables
+ * (`AWS_ENDPOINT_URL_*`, `SORTIE_*`): nothing in functions/ or agent/ knows it runs locally.
+ */
+import { randomBytes } from 'node:crypto';
+import { readFileSync } from 'node:fs';
+import path from 'node:path';
+import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
+import { CreateStateMachineCommand, SFNClient } from '@aws-sdk/client-sfn';
+import { CreateQueueCommand, GetQueueAttributesCommand, SQSClient } from '@aws-sdk/client-sqs';
+import { buildAgentBundle } from '../agent/bundle.ts';
+import { ENV, QUEUES, STATE_MACHINES, TABLE } from '../stacks/manifest.ts';
+import { createTable } from '../store/schema.ts';
+import { type LocalDynamoDb, startDynalite, startDynamoDbLocal } from './dynamodb.ts';
+import { startHttpApi } from './http-api.ts';
+import { invoke } from './lambdas.ts';
+import { startLocalStepFunctions } from './stepfunctions/index.ts';
+
+/** Options of {@link startBackend}. */
+export interface BackendOptions {
+  /** Port of the HTTP API (default: a free port). */
+  port?: number;
+  /** DynamoDB engine: in-process dynalite (default) or Amazon's DynamoDB Local (needs Java 17). */
+  dynamodb?: 'dynalite' | 'dynamodb-local';
+  /** Agent heartbeat budget in seconds (HeartbeatSeconds of the Active state); default 60. */
+  heartbeatSeconds?: number;
+  /** Seconds an agent has to activate after launch; default 600. */
+  activateTimeoutSeconds?: number;
+  /** Log level of the handlers (Powertools); default WARN so that a terminal stays readable. */
+  logLevel?: string;
+}
+
+/** A running embedded backend. */
+export interface Backend {
+  apiUrl: string;
+  /** The environment a separate process (SDK, CLI) needs to use this backend. */
+  env: Record<string, string>;
+  /** Stops every engine; safe to call twice. */
+  close(): Promise<void>;
+}
+
+const root = path.resolve(import.meta.dirname, '..');
+
+/** Error with one line saying what to do, for the CLI to print instead of a stack trace. */
+export class BackendStartError extends Error {
+  override name = 'BackendStartError';
+}
+
+/** Starts the embedded backend and points this process's environment at it. */
+export async function startBackend(opts: BackendOptions = {}): Promise<Backend> {
+  const closers: (() => Promise<void>)[] = [];
+  const close = async () => {
+    for (const c of closers.splice(0).reverse()) await c().catch(() => {});
+  };
+  try {
+    // Local credentials only: never let the embedded backend's clients pick up a real AWS profile.
+    const base: Record<string, string> = {
+      AWS_REGION: 'us-east-1',
+      AWS_ACCESS_KEY_ID: 'local',
+      AWS_SECRET_ACCESS_KEY: 'local',
+      POWERTOOLS_LOG_LEVEL: opts.logLevel ?? process.env.POWERTOOLS_LOG_LEVEL ?? 'WARN',
+      // Node 20 is what these machines run; the SDK's notice about Node 22 is in the README.
+      AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED: 'true',
+    };
+    Object.assign(process.env, base);
+    delete process.env.AWS_SESSION_TOKEN;
+    delete process.env.AWS_PROFILE;
+
+    let ddb: LocalDynamoDb;
+    try {
+      ddb = opts.dynamodb === 'dynamodb-local' ? await startDynamoDbLocal() : await startDynalite();
+    } catch (err) {
+      throw new BackendStartError(
+        `cannot start DynamoDB (${opts.dynamodb ?? 'dynalite'}): ${(err as Error).message}`,
+      );
+    }
+    closers.push(() => ddb.close());
+    process.env.AWS_ENDPOINT_URL_DYNAMODB = ddb.endpoint;
+
+    const { buildApp } = await import('fauxqs');
+    // fauxqs names queue URLs after `host` (sqs.<region>.<host>): 'localhost' keeps them valid URLs; it listens on 127.0.0.1 only.
+    const sqsApp = buildApp({ logger: false, host: 'localhost' });
+    await sqsApp.listen({ port: 0, host: '127.0.0.1' });
+    closers.push(async () => {
+      await sqsApp.close();
+    });
+    const sqsAddr = sqsApp.server.address();
+    if (!sqsAddr || typeof sqsAddr === 'string')
+      throw new BackendStartError('SQS emulator did not bind a port');
+    process.env.AWS_ENDPOINT_URL_SQS = `http://127.0.0.1:${sqsAddr.port}`;
+
+    const tableName = `${TABLE.name}-local`;
+    await createTable(new DynamoDBClient({}), tableName);
+    const sqs = new SQSClient({ useQueueUrlAsEndpoint: false });
+    const dlq = await sqs.send(new CreateQueueCommand({ QueueName: QUEUES.unitsDlq.name }));
+    const dlqAttrs = await sqs.send(
+      new GetQueueAttributesCommand({ QueueUrl: dlq.QueueUrl, AttributeNames: ['QueueArn'] }),
+    );
+
+    const sfn = await startLocalStepFunctions({ invokeLambda: invoke, sqs });
+    closers.push(() => sfn.close());
+    process.env.AWS_ENDPOINT_URL_SFN = sfn.endpoint;
+    const machine = STATE_MACHINES.pilot;
+    let definition = readFileSync(path.join(root, machine.aslFile), 'utf8');
+    // Locally a function's "ARN" is its manifest name; the Lambda adapter resolves either.
+    for (const [name, fn] of Object.entries(machine.substitutions))
+      definition = definition.replaceAll(`\${${name}}`, fn);
+    const sm = await new SFNClient({}).send(
+      new CreateStateMachineCommand({
+        name: machine.name,
+        definition,
+        roleArn: 'arn:aws:iam::000000000000:role/sortie-local',
+      }),
+    );
+
+    let api: Awaited<ReturnType<typeof startHttpApi>>;
+    try {
+      api = await startHttpApi(opts.port !== undefined ? { port: opts.port } : {});
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code === 'EADDRINUSE') {
+        throw new BackendStartError(
+          `port ${opts.port} on 127.0.0.1 is taken: stop what uses it or choose another with --port`,
+        );
+      }
+      throw err;
+    }
+    closers.push(() => api.close());
+
+    const own: Record<string, string> = {
+      [ENV.table]: tableName,
+      [ENV.stateMachineArn]: sm.stateMachineArn ?? '',
+      [ENV.apiUrl]: api.url,
+      [ENV.unitsDlqUrl]: dlq.QueueUrl ?? '',
+      [ENV.unitsDlqArn]: dlqAttrs.Attributes?.QueueArn ?? '',
+      [ENV.secretKey]: randomBytes(32).toString('base64url'),
+      [ENV.agentBundle]: await buildAgentBundle(),
+      [ENV.heartbeatSeconds]: String(opts.heartbeatSeconds ?? 60),
+      [ENV.activateTimeoutSeconds]: String(opts.activateTimeoutSeconds ?? 600),
+    };
+    Object.assign(process.env, own);
+    const env = {
+      ...base,
+      AWS_ENDPOINT_URL_DYNAMODB: ddb.endpoint,
+      AWS_ENDPOINT_URL_SQS: process.env.AWS_ENDPOINT_URL_SQS ?? '',
+      AWS_ENDPOINT_URL_SFN: sfn.endpoint,
+      ...own,
+    };
+    return { apiUrl: api.url, env, close };
+  } catch (err) {
+    await close();
+    throw err;
+  }
+}
