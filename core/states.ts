@@ -61,6 +61,11 @@ export interface StateModel<S extends string> {
   readonly finalOverrides: Readonly<Partial<Record<S, readonly S[]>>>;
   /** Finals entered directly, without filling in the skipped states (exits, not completions). */
   readonly exits?: readonly S[];
+  /**
+   * States entered only when targeted, never filled in on the way: a unit bound to a pilot at submit
+   * never was UNSCHEDULED, so its history must not say it was.
+   */
+  readonly detours?: readonly S[];
 }
 
 /** The pilot model. */
@@ -105,6 +110,7 @@ export const unitModel: StateModel<UnitState> = {
   // RP: a cancel request may race with the unit's real outcome; the real outcome wins.
   finalOverrides: { Canceled: [UnitState.DONE, UnitState.FAILED] },
   exits: [UnitState.FAILED, UnitState.CANCELED],
+  detours: [UnitState.UNSCHEDULED],
 };
 
 /** Outcome of {@link progress}: the new state and every state entered on the way, or why not. */
@@ -142,7 +148,10 @@ export function progress<S extends string>(model: StateModel<S>, current: S, tar
 function between<S extends string>(model: StateModel<S>, from: number, to: number): S[] {
   const states = Object.keys(model.order) as S[];
   return states
-    .filter((s) => !isFinal(model, s) && model.order[s] > from && model.order[s] < to)
+    .filter(
+      (s) =>
+        !isFinal(model, s) && !model.detours?.includes(s) && model.order[s] > from && model.order[s] < to,
+    )
     .sort((a, b) => model.order[a] - model.order[b]);
 }
 

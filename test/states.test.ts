@@ -80,7 +80,9 @@ function cases<S extends string>(matrix: string, states: readonly S[]): Case<S>[
 /** Expected `passed`: exits and final overrides enter the target directly; the rest fill in the path. */
 function expectedPassed<S extends string>(model: StateModel<S>, path: readonly S[], c: Case<S>): S[] {
   if (isFinal(model, c.current) || (isFinal(model, c.target) && c.target !== path.at(-1))) return [c.target];
-  return path.slice(path.indexOf(c.current) + 1, path.indexOf(c.target) + 1);
+  return path
+    .slice(path.indexOf(c.current) + 1, path.indexOf(c.target) + 1)
+    .filter((s) => s === c.target || !model.detours?.includes(s));
 }
 
 function suite<S extends string>(
@@ -117,6 +119,19 @@ describe('progress', () => {
       ok: true,
       state: 'Done',
       passed: ['Scheduling', 'Executing', 'PendingOutputStaging', 'StagingOutput', 'Done'],
+    });
+  });
+
+  it('never fills in UNSCHEDULED: a unit bound at submit was never unscheduled', () => {
+    expect(progress(unitModel, 'New', 'PendingExecution')).toEqual({
+      ok: true,
+      state: 'PendingExecution',
+      passed: ['PendingInputStaging', 'StagingInput', 'PendingExecution'],
+    });
+    expect(progress(unitModel, 'New', 'Unscheduled')).toEqual({
+      ok: true,
+      state: 'Unscheduled',
+      passed: ['Unscheduled'],
     });
   });
 
