@@ -26,8 +26,8 @@ const engines = [
 const UD: ComputeUnitDescription = { executable: '/bin/true', cores: 1 };
 const PD = { resource: 'local.localhost', runtime: 10, cores: 4 };
 /** The unit happy path after NEW. */
+/** The happy path after NEW (UNSCHEDULED is a detour: only a sweep enters it). */
 const PATH: UnitState[] = [
-  'Unscheduled',
   'PendingInputStaging',
   'StagingInput',
   'PendingExecution',
