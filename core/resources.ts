@@ -8,12 +8,12 @@
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import { z } from 'zod';
-import llnl from '../resources/llnl.json' with { type: 'json' };
-import local from '../resources/local.json' with { type: 'json' };
-import ncar from '../resources/ncar.json' with { type: 'json' };
-import nersc from '../resources/nersc.json' with { type: 'json' };
-import purdue from '../resources/purdue.json' with { type: 'json' };
-import tacc from '../resources/tacc.json' with { type: 'json' };
+import llnl from '../resources/llnl.json';
+import local from '../resources/local.json';
+import ncar from '../resources/ncar.json';
+import nersc from '../resources/nersc.json';
+import purdue from '../resources/purdue.json';
+import tacc from '../resources/tacc.json';
 import { BadParameter } from './errors.ts';
 
 /** Batch systems the SSH launcher can drive (`fork` = no batch system, the agent is started detached). */
@@ -85,6 +85,13 @@ export const resourceConfigSchema = z
     gpusPerNode: countInt.default(0),
     /** MB. */
     memoryPerNode: positiveInt.optional(),
+    /**
+     * The site hands out whole nodes only: LSF CSM systems take `-nnodes`, SLURM gets `--exclusive`, PBS
+     * chunks ask for every core of a node. Otherwise the job asks for exactly the pilot's cores.
+     */
+    wholeNodes: z.boolean({ error: 'must be true or false' }).default(false),
+    /** SGE only: the parallel environment for `-pe <name> <cores>` (site-specific, e.g. `smp`, `omp`). */
+    parallelEnvironment: nonEmpty.optional(),
     /** Extra native batch options, one per directive line (e.g. `--constraint=cpu`, `-l job_priority=regular`). */
     batchOptions: strings.default([]),
     /** Where sandboxes may live; `defaultSandbox` and a pilot's `sandbox` must start with one of them. */
