@@ -4,13 +4,11 @@
  * the session closed. `npm start` runs it; exit code 0 only when every unit is DONE.
  */
 import { type ComputeUnit, PilotManager, Session, UnitManager, UnitState } from '../client/index.ts';
-import { isMain, Progress, printTable, runMain, withBackend } from './harness.ts';
+import { type ExampleOptions, follow, isMain, runMain, withBackend } from './harness.ts';
 
 /** Runs the workload against `endpoint`; returns the finished units. */
-export async function gettingStarted(
-  endpoint: string,
-  log: (s: string) => void = console.log,
-): Promise<ComputeUnit[]> {
+export async function gettingStarted(endpoint: string, opts: ExampleOptions = {}): Promise<ComputeUnit[]> {
+  const log = opts.log ?? console.log;
   const session = await Session.create({ endpoint, name: 'getting-started' });
   try {
     log(`session ${session.uid}`);
@@ -20,8 +18,7 @@ export async function gettingStarted(
 
     const umgr = await UnitManager.create(session, 'direct_submission');
     await umgr.addPilots(pilot);
-    const progress = new Progress();
-    umgr.registerCallback((u, s) => progress.update(u, s));
+    const finish = follow(umgr, opts);
     const descriptions = Array.from({ length: 16 }, (_, i) =>
       i % 4 === 3
         ? { executable: '/bin/date', name: `date-${i}` }
@@ -29,8 +26,7 @@ export async function gettingStarted(
     );
     const units = await umgr.submitUnits(descriptions);
     await umgr.waitUnits({ timeout: 300 });
-    progress.stop();
-    printTable(units);
+    finish(units);
     await pilot.cancel();
     await pilot.wait({ timeout: 60 });
     log(`pilot ${pilot.uid}: ${pilot.state}`);

@@ -3,8 +3,24 @@
  * process; print live progress (units per state) and a final table.
  */
 import { pathToFileURL } from 'node:url';
-import { type ComputeUnit, UnitState } from '../client/index.ts';
+import { type ComputePilot, type ComputeUnit, type UnitManager, UnitState } from '../client/index.ts';
 import { type BackendOptions, BackendStartError, startBackend } from '../local/backend.ts';
+
+/** What every example function takes besides the endpoint. */
+export interface ExampleOptions {
+  /** Where progress lines go (default console.log). */
+  log?: (line: string) => void;
+  /** Registered on the unit manager before any unit is submitted: sees every state of every unit. */
+  onUnitState?: (unit: ComputeUnit, state: UnitState) => void;
+  /** No live progress line and no final table (tests). */
+  quiet?: boolean;
+}
+
+/** What every example function returns: its units and pilots, final, for the caller to inspect. */
+export interface ExampleResult {
+  units: ComputeUnit[];
+  pilots: ComputePilot[];
+}
 
 /** Runs `fn` with an API endpoint, starting (and stopping) an embedded backend if none is configured. */
 export async function withBackend<T>(
@@ -57,6 +73,23 @@ export class Progress {
     if (this.out.isTTY) this.out.write('\n');
     this.print(true);
   }
+}
+
+/**
+ * Registers, on `umgr` and before any unit is submitted, the live progress line (unless `quiet`) and the
+ * caller's `onUnitState`. Returns what to call once the units are final: it prints the final table.
+ */
+export function follow(umgr: UnitManager, opts: ExampleOptions): (units: ComputeUnit[]) => void {
+  const progress = opts.quiet ? undefined : new Progress();
+  umgr.registerCallback((u, s) => {
+    progress?.update(u, s);
+    opts.onUnitState?.(u, s);
+  });
+  return (units) => {
+    if (!progress) return;
+    progress.stop();
+    printTable(units);
+  };
 }
 
 /** Prints uid, state, exit code, first stdout (or stderr) line and pilot of each unit. */
