@@ -40,7 +40,12 @@ export default {
       runtime: 'nodejs22.x',
       // Graviton: cheaper per GB-second, and the handlers are pure JavaScript.
       architecture: 'arm_64',
-      nodejs: { format: 'esm' },
+      nodejs: {
+        format: 'esm',
+        // ssh2's native add-ons are optional (it falls back to pure JS when they do not load); a bundle
+        // cannot carry a `.node` file, so leave them out rather than fail the build.
+        esbuild: { external: ['cpu-features', '*.node'] },
+      },
       // SST turns X-Ray on by default. Like the state machine's, it is off: the handlers add no
       // segments, and per-trace charges would grow with unit throughput for little insight.
       tracing: 'disabled',

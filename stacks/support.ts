@@ -132,6 +132,9 @@ const QUEUE_ACTIONS = {
   ],
 } as const;
 
+/** The agent bundle, relative to the project root (agent/bundle.ts writes it). */
+export const AGENT_BUNDLE_FILE = '.sortie/agent.cjs';
+
 /**
  * Creates a manifest function (handler path, memory, timeout from `FUNCTIONS`; runtime, architecture
  * and ESM come from the app's default function props) with the rights every function needs: the table
@@ -149,6 +152,9 @@ export function sortieFunction(
     memorySize: spec.memoryMB,
     timeout: spec.timeoutSeconds,
     environment: env,
+    // The launch function ships the agent bundle (esbuild output of agent/, `npm run build:agent`) next
+    // to its code, where ENV.agentBundle points.
+    ...(name === 'launch' ? { copyFiles: [{ from: AGENT_BUNDLE_FILE, to: 'agent.cjs' }] } : {}),
   });
   data.table.grantReadWriteData(fn);
   const role = QUEUE_ROLE[name];

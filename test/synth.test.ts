@@ -19,6 +19,7 @@ import { join, parse } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Match, Template } from 'aws-cdk-lib/assertions';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { buildAgentBundle } from '../agent/bundle.ts';
 import {
   ENV,
   FUNCTIONS,
@@ -251,6 +252,8 @@ describe.skipIf(missing.length > 0)(suiteName, () => {
   }
 
   beforeAll(async () => {
+    // The launch function copies the agent bundle into its package.
+    await buildAgentBundle();
     fake = await startFakeAws();
     outDir = mkdtempSync(join(tmpdir(), 'sortie-synth-'));
     const started = Date.now();
