@@ -29,6 +29,8 @@ export interface BackendOptions {
   heartbeatSeconds?: number;
   /** Seconds an agent has to activate after launch; default 600. */
   activateTimeoutSeconds?: number;
+  /** Seconds between batch-job checks while a pilot waits for its agent; default 30. */
+  jobCheckSeconds?: number;
   /** Log level of the handlers (Powertools); default WARN so that a terminal stays readable. */
   logLevel?: string;
 }
@@ -139,6 +141,7 @@ export async function startBackend(opts: BackendOptions = {}): Promise<Backend> 
       [ENV.agentBundle]: await buildAgentBundle(),
       [ENV.heartbeatSeconds]: String(opts.heartbeatSeconds ?? 60),
       [ENV.activateTimeoutSeconds]: String(opts.activateTimeoutSeconds ?? 600),
+      [ENV.jobCheckSeconds]: String(opts.jobCheckSeconds ?? 30),
     };
     Object.assign(process.env, own);
     const env = {

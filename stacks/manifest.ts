@@ -44,6 +44,7 @@ export const FUNCTIONS = {
   agentApi: { handler: 'functions/callbacks/handler.handler', memoryMB: 512, timeoutSeconds: 29 },
   launch: { handler: 'functions/pilot/launch.handler', memoryMB: 512, timeoutSeconds: 120 },
   awaitAgent: { handler: 'functions/pilot/await-agent.handler', memoryMB: 256, timeoutSeconds: 30 },
+  checkJob: { handler: 'functions/pilot/check-job.handler', memoryMB: 512, timeoutSeconds: 90 },
   finalize: { handler: 'functions/pilot/finalize.handler', memoryMB: 512, timeoutSeconds: 300 },
 } as const;
 export type FunctionName = keyof typeof FUNCTIONS;
@@ -83,6 +84,7 @@ export const STATE_MACHINES = {
     substitutions: {
       LaunchFunction: 'launch',
       AwaitAgentFunction: 'awaitAgent',
+      CheckJobFunction: 'checkJob',
       FinalizeFunction: 'finalize',
     },
   },
@@ -104,6 +106,8 @@ export const ENV = {
   heartbeatSeconds: 'SORTIE_HEARTBEAT_SECONDS',
   /** Time an agent has to activate after launch (WaitActive's TimeoutSeconds); default 600. */
   activateTimeoutSeconds: 'SORTIE_ACTIVATE_TIMEOUT_SECONDS',
+  /** How often a pilot's batch job is checked while its agent has not activated; default 30. */
+  jobCheckSeconds: 'SORTIE_JOB_CHECK_SECONDS',
   /** Path of the agent bundle the launch function ships (built by esbuild). */
   agentBundle: 'SORTIE_AGENT_BUNDLE',
 } as const;

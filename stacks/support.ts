@@ -67,6 +67,7 @@ export function sortieEnv(stack: Stack, data: SortieData, apiUrl: string): Sorti
     [ENV.secretKey]: data.secretKeyValue,
     [ENV.heartbeatSeconds]: '60',
     [ENV.activateTimeoutSeconds]: '600',
+    [ENV.jobCheckSeconds]: '30',
     // Copied next to the launch function's code (see Pilots.ts); `npm run build:agent` makes it.
     [ENV.agentBundle]: '/var/task/agent.cjs',
   };
@@ -109,6 +110,7 @@ const QUEUE_ROLE: Record<FunctionName, 'manage' | 'consume'> = {
   agentApi: 'consume',
   launch: 'manage',
   awaitAgent: 'manage',
+  checkJob: 'manage',
   finalize: 'manage',
 };
 

@@ -6,6 +6,7 @@
 import type { DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import type { PilotState, UnitState } from '../core/states.ts';
 import type { StoreContext } from './context.ts';
+import * as credentials from './credentials.ts';
 import { Db, type Operation } from './db.ts';
 import type { PatchOutcome, TransitionOutcome } from './guarded.ts';
 import type { UidKind } from './keys.ts';
@@ -65,6 +66,28 @@ export class Store {
   /** Zero the request counters. */
   resetRequests(): void {
     this.#ctx.db.resetRequests();
+  }
+
+  // Credentials ---------------------------------------------------------------------------------------
+
+  /** See {@link credentials.putContext}. */
+  putContext(sessionId: string, resource: string, sealed: string): Promise<void> {
+    return credentials.putContext(this.#ctx, sessionId, resource, sealed);
+  }
+
+  /** See {@link credentials.getContext}. */
+  getContext(sessionId: string, resource: string): Promise<string | undefined> {
+    return credentials.getContext(this.#ctx, sessionId, resource);
+  }
+
+  /** See {@link credentials.getHostKey}. */
+  getHostKey(hostPort: string): Promise<string | undefined> {
+    return credentials.getHostKey(this.#ctx, hostPort);
+  }
+
+  /** See {@link credentials.putHostKeyIfAbsent}. */
+  putHostKeyIfAbsent(hostPort: string, keyLine: string): Promise<void> {
+    return credentials.putHostKeyIfAbsent(this.#ctx, hostPort, keyLine);
   }
 
   // Sessions ------------------------------------------------------------------------------------------

@@ -21,28 +21,7 @@ import {
   SshUnreachable,
 } from '../functions/pilot/launcher/ssh-errors.ts';
 import type { JobStatus, LaunchRequest, LaunchResult } from '../functions/pilot/launcher/types.ts';
-
-const dir = process.env.SORTIE_TESTBED_DIR ?? '/var/tmp/sortie-testbed';
-
-/** The facts `testbed.sh up` wrote, or why the suite cannot run. */
-function readTestbed(): { env: Record<string, string> } | { skip: string } {
-  const file = path.join(dir, 'env');
-  let text: string;
-  try {
-    text = readFileSync(file, 'utf8');
-  } catch {
-    return { skip: `${file} absent: run scripts/testbed.sh up` };
-  }
-  const env: Record<string, string> = {};
-  for (const m of text.matchAll(/^export (\w+)='([^']*)'$/gm))
-    if (m[1] && m[2] !== undefined) env[m[1]] = m[2];
-  try {
-    accessSync(env.SORTIE_TESTBED_KEY ?? '', constants.R_OK);
-  } catch {
-    return { skip: `test bed key ${env.SORTIE_TESTBED_KEY} not readable (run the tests as root)` };
-  }
-  return { env };
-}
+import { readTestbed } from './support/testbed.ts';
 
 const tb = readTestbed();
 const skip = 'skip' in tb ? tb.skip : undefined;

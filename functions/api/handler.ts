@@ -102,10 +102,10 @@ export const handler = httpHandler({
     const sealed = seal(
       JSON.stringify({ userId: req.body.userId, userKey: req.body.userKey, userPass: req.body.userPass }),
     );
-    void sealed;
-    throw new BadParameter(
-      `session ${s.sessionId}: SSH contexts are not stored yet (the SSH launcher is not wired in)`,
-    );
+    const resource = typeof req.body.resource === 'string' ? req.body.resource : '*';
+    if (resource !== '*') getResourceConfig(resource); // 400 naming an unknown resource
+    await store().putContext(s.sessionId, resource, sealed);
+    return { ok: true, resource };
   },
 
   'POST /sessions/{sid}/pmgrs': async (req) => {

@@ -27,6 +27,7 @@ export async function startPilotExecution(pilot: PilotRecord): Promise<void> {
     sid: pilot.sessionId,
     pid: pilot.uid,
     activateTimeoutSeconds: Number(process.env[ENV.activateTimeoutSeconds] ?? 600) || 600,
+    jobCheckSeconds: Number(process.env[ENV.jobCheckSeconds] ?? 30) || 30,
     heartbeatSeconds: heartbeatSeconds(),
     // The agent ends itself before its walltime; the grace covers its last reports and a slow exit.
     activeTimeoutSeconds: runtimeSeconds + 300,

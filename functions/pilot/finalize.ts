@@ -17,9 +17,8 @@ import { logger } from '../lib/log.ts';
 import { CANCELED_ERROR, heartbeatSeconds } from '../lib/pilots.ts';
 import { deletePilotQueue, sendUnits } from '../lib/queues.ts';
 import { store } from '../lib/store.ts';
-import { launcherFor } from './launcher/index.ts';
 import type { JobStatus } from './launcher/types.ts';
-import { launchedJob, launchRequest, resourceOf } from './request.ts';
+import { launchedJob, launcherOf } from './request.ts';
 
 interface FinalizeEvent {
   sid: string;
@@ -68,6 +67,9 @@ export function decide(ev: FinalizeEvent, pilot: PilotRecord): { state: PilotSta
       state: PilotState.FAILED,
       reason: `agent lost: no heartbeat for ${heartbeatSeconds()} s (agent killed, node lost or network cut)`,
     };
+  }
+  if (name === 'Sortie.JobEnded' || name === 'Sortie.ActivationTimeout' || name === 'Sortie.LaunchFailed') {
+    return { state: PilotState.FAILED, reason: cause || name };
   }
   if (name === 'States.Timeout') {
     return pilot.state === PilotState.ACTIVE
@@ -172,8 +174,7 @@ export async function handler(event: FinalizeEvent): Promise<{ state: PilotState
   const job = launchedJob(pilot);
   const lines = [`pilot ends ${state}: ${reason}`];
   if (job) {
-    const launcher = launcherFor(resourceOf(pilot));
-    const req = launchRequest(pilot);
+    const { launcher, req } = await launcherOf(pilot);
     if (state === PilotState.FAILED) {
       const st = await bounded<JobStatus>('job status', 20_000, launcher.status(req, job));
       if (st) lines.push(`batch job ${job.jobId}: ${st.state}${st.detail ? ` (${st.detail})` : ''}`);

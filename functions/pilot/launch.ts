@@ -10,8 +10,7 @@ import { env } from '../lib/aws.ts';
 import { CANCELED_ERROR, cancelRequested } from '../lib/pilots.ts';
 import { hashSecret, newSecret } from '../lib/secrets.ts';
 import { store } from '../lib/store.ts';
-import { launcherFor } from './launcher/index.ts';
-import { launchRequest, resourceOf } from './request.ts';
+import { launcherOf } from './request.ts';
 
 /** An error whose name the state machine's Retry/Catch matches. */
 export function named(name: string, message: string, cause?: unknown): Error {
@@ -20,8 +19,8 @@ export function named(name: string, message: string, cause?: unknown): Error {
   return err;
 }
 
-/** Names of launcher errors worth a retry (the network or the batch system blinked). */
-const TRANSIENT = new Set(['SshTransientError', 'TransientError', 'ECONNRESET', 'ETIMEDOUT']);
+/** Node error codes worth a retry (the network blinked). */
+const TRANSIENT = new Set(['ECONNRESET', 'ETIMEDOUT', 'EPIPE']);
 
 export async function handler(event: {
   sid: string;
@@ -41,25 +40,25 @@ export async function handler(event: {
       return { jobId: moved.current.jobId, sandbox: moved.current.sandbox };
     throw named('Sortie.LaunchFailed', moved.error.message);
   }
-  const resource = resourceOf(pilot);
-  const req = launchRequest(pilot, {
-    apiUrl: env(ENV.apiUrl),
-    sessionId: event.sid,
-    pilotId: event.pid,
-    token: `${event.sid}~${event.pid}~${secret}`,
-    cores: pilot.description.cores,
-    ...(pilot.description.gpus !== undefined ? { gpus: pilot.description.gpus } : {}),
-    runtimeSeconds: pilot.description.runtime * 60,
-    resource: pilot.description.resource,
-  });
   let job: { jobId: string; sandbox: string };
   try {
-    job = await launcherFor(resource).launch(req);
+    const { launcher, req } = await launcherOf(pilot, {
+      apiUrl: env(ENV.apiUrl),
+      sessionId: event.sid,
+      pilotId: event.pid,
+      token: `${event.sid}~${event.pid}~${secret}`,
+      cores: pilot.description.cores,
+      ...(pilot.description.gpus !== undefined ? { gpus: pilot.description.gpus } : {}),
+      runtimeSeconds: pilot.description.runtime * 60,
+      resource: pilot.description.resource,
+    });
+    job = await launcher.launch(req);
   } catch (err) {
-    const e = err as Error;
+    const e = err as Error & { permanent?: boolean; code?: string };
     await s.patchPilot(event.sid, event.pid, { appendLog: [`launch failed: ${e.message}`] });
-    if (TRANSIENT.has(e.name) || TRANSIENT.has((e as NodeJS.ErrnoException).code ?? ''))
-      throw named('Sortie.Transient', e.message, e);
+    // SSH errors say themselves whether a retry can help; a dropped connection or a slow command can.
+    const transient = e.permanent === false || (e.permanent === undefined && TRANSIENT.has(e.code ?? ''));
+    if (transient) throw named('Sortie.Transient', e.message, e);
     throw named('Sortie.LaunchFailed', `launch on ${pilot.description.resource} failed: ${e.message}`, e);
   }
   const queued = await s.transitionPilot(event.sid, event.pid, PilotState.PENDING_ACTIVE, {

@@ -1,8 +1,14 @@
 /** Builds the launcher's view of a pilot (shared by launch and finalize). */
+
+import { BadParameter } from '../../core/errors.ts';
 import { getResourceConfig } from '../../core/resources.ts';
 import { ENV } from '../../stacks/manifest.ts';
 import type { PilotRecord } from '../../store/index.ts';
-import type { LaunchRequest, LaunchResult, SshCredentials } from './launcher/types.ts';
+import { unseal } from '../lib/secrets.ts';
+import { store } from '../lib/store.ts';
+import { launcherFor } from './launcher/index.ts';
+import type { HostKeyStore } from './launcher/ssh.ts';
+import type { Launcher, LaunchRequest, LaunchResult, SshCredentials } from './launcher/types.ts';
 
 /** The launch request of a pilot; `agentConfig` only matters to launch itself. */
 export function launchRequest(
@@ -40,4 +46,43 @@ export function launchedJob(pilot: PilotRecord): LaunchResult | undefined {
 /** The resource config of a pilot (validated at submit, so it exists). */
 export function resourceOf(pilot: PilotRecord) {
   return getResourceConfig(pilot.description.resource);
+}
+
+/** Host keys trusted on first use, kept in the table so that every Lambda container agrees. */
+const hostKeys: HostKeyStore = {
+  get: (hostPort) => store().getHostKey(hostPort),
+  set: (hostPort, keyLine) => store().putHostKeyIfAbsent(hostPort, keyLine),
+};
+
+/**
+ * The launcher of a pilot and its request, with the session's SSH context opened (only in memory, only
+ * here) for resources reached over SSH.
+ */
+export async function launcherOf(
+  pilot: PilotRecord,
+  agentConfig: Record<string, unknown> = {},
+): Promise<{ launcher: Launcher; req: LaunchRequest }> {
+  const resource = resourceOf(pilot);
+  const schema = pilot.description.accessSchema ?? resource.defaultSchema;
+  let credentials: SshCredentials | undefined;
+  if (schema === 'ssh') {
+    const sealed = await store().getContext(pilot.sessionId, pilot.description.resource);
+    if (sealed) {
+      const c = JSON.parse(unseal(sealed)) as SshCredentials;
+      credentials = {
+        ...(c.userId ? { userId: c.userId } : {}),
+        ...(c.userKey ? { userKey: c.userKey } : {}),
+        ...(c.userPass ? { userPass: c.userPass } : {}),
+      };
+    } else if (!resource.schemas.ssh?.user) {
+      throw new BadParameter(
+        `no SSH credentials for '${pilot.description.resource}': add a Context('ssh', { userId, userKey }) to the session first`,
+        { obj: pilot.uid },
+      );
+    }
+  }
+  return {
+    launcher: launcherFor(resource, schema, { hostKeyStore: hostKeys }),
+    req: launchRequest(pilot, agentConfig, credentials),
+  };
 }

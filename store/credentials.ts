@@ -1,0 +1,76 @@
+/**
+ * What launches need besides pilots: a session's sealed SSH contexts (one item per session and resource,
+ * `*` for every resource) and the SSH host keys trusted on first use (one item per `host:port`, shared by
+ * all sessions, first writer wins). Contexts arrive sealed (AES-GCM, functions/lib/secrets.ts): the
+ * store never sees a key or password in plaintext.
+ */
+import { PutCommand } from '@aws-sdk/lib-dynamodb';
+import { getItem, type StoreContext } from './context.ts';
+import { ConditionFailed } from './db.ts';
+import { entityPk, PK } from './keys.ts';
+
+const contextPk = (sessionId: string, resource: string) => entityPk(sessionId, `context:${resource}`);
+const hostKeyPk = (hostPort: string) => `hostkey:${hostPort}`;
+
+/** Stores (or replaces) a session's sealed context for `resource` (`*`: any resource). */
+export async function putContext(
+  ctx: StoreContext,
+  sessionId: string,
+  resource: string,
+  sealed: string,
+): Promise<void> {
+  await ctx.db.send(
+    'PutItem',
+    new PutCommand({
+      TableName: ctx.db.tableName,
+      Item: {
+        [PK]: contextPk(sessionId, resource),
+        kind: 'context',
+        sessionId,
+        resource,
+        sealed,
+        changed: ctx.now(),
+      },
+    }),
+  );
+}
+
+/** The sealed context for `resource`, else the session's catch-all one, else undefined. */
+export async function getContext(
+  ctx: StoreContext,
+  sessionId: string,
+  resource: string,
+): Promise<string | undefined> {
+  for (const key of [resource, '*']) {
+    const item = await getItem(ctx, contextPk(sessionId, key));
+    if (item?.kind === 'context' && typeof item.sealed === 'string') return item.sealed;
+  }
+  return undefined;
+}
+
+/** The host key line recorded for `host:port`, if any. */
+export async function getHostKey(ctx: StoreContext, hostPort: string): Promise<string | undefined> {
+  const item = await getItem(ctx, hostKeyPk(hostPort));
+  return item?.kind === 'hostkey' && typeof item.keyLine === 'string' ? item.keyLine : undefined;
+}
+
+/** Records a host key unless one is recorded already (trust on first use: the first key seen wins). */
+export async function putHostKeyIfAbsent(
+  ctx: StoreContext,
+  hostPort: string,
+  keyLine: string,
+): Promise<void> {
+  try {
+    await ctx.db.send(
+      'PutItem',
+      new PutCommand({
+        TableName: ctx.db.tableName,
+        Item: { [PK]: hostKeyPk(hostPort), kind: 'hostkey', keyLine, changed: ctx.now() },
+        ConditionExpression: 'attribute_not_exists(#pk)',
+        ExpressionAttributeNames: { '#pk': PK },
+      }),
+    );
+  } catch (e) {
+    if (!(e instanceof ConditionFailed)) throw e;
+  }
+}

@@ -1,0 +1,168 @@
+/**
+ * Pilots launched over SSH through the whole control plane: the embedded backend's Step Functions run the
+ * launch Lambda, which logs in to the real test bed (sshd on 127.0.0.1:2222 as hpcuser), ships the agent,
+ * forks it or submits it to the real SLURM; the agent calls back over HTTP and runs units.
+ * Skipped, saying why, when the test bed is not up (scripts/testbed.sh up, as root).
+ */
+import { execFileSync } from 'node:child_process';
+import { readFileSync } from 'node:fs';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { Context, PilotManager, PilotState, Session, UnitManager, UnitState } from '../client/index.ts';
+import { addResourceConfig } from '../core/resources.ts';
+import { type Backend, startBackend } from '../local/backend.ts';
+import { readTestbed } from './support/testbed.ts';
+
+const tb = readTestbed();
+const skip = 'skip' in tb ? tb.skip : undefined;
+const env = 'env' in tb ? tb.env : {};
+
+/** Runs a command on the test bed's SLURM as root (squeue sees every user's jobs). */
+function squeue(jobId: string): string {
+  return execFileSync('squeue', ['-h', '-j', jobId, '-o', '%T'], {
+    env: { ...process.env, SLURM_CONF: env.SORTIE_TESTBED_SLURM_CONF ?? '' },
+    encoding: 'utf8',
+  }).trim();
+}
+
+describe.skipIf(skip !== undefined)(`pilots over SSH${skip ? ` (skipped: ${skip})` : ''}`, () => {
+  let backend: Backend;
+  let session: Session;
+  let pmgr: PilotManager;
+
+  beforeAll(async () => {
+    backend = await startBackend({ heartbeatSeconds: 8, jobCheckSeconds: 2, activateTimeoutSeconds: 120 });
+    session = await Session.create({ endpoint: backend.apiUrl });
+    await session.addContext(
+      new Context('ssh', { userId: 'hpcuser', userKey: env.SORTIE_TESTBED_KEY ?? '' }),
+    );
+    pmgr = await PilotManager.create(session);
+    // Resources that fail on purpose, each a copy of a test-bed resource with one thing broken.
+    const local = JSON.parse(
+      readFileSync(new URL('../resources/local.json', import.meta.url), 'utf8'),
+    ) as Record<string, Record<string, unknown>>;
+    addResourceConfig({
+      'broken.nonode': {
+        ...local.slurm,
+        description: 'SLURM test bed whose node binary does not exist',
+        node: '/nonexistent/node',
+      },
+      'broken.unreachable': {
+        ...local.ssh,
+        description: 'a login node nobody listens on',
+        schemas: { ssh: { host: '127.0.0.1', port: 1, user: 'hpcuser' } },
+      },
+    });
+  }, 60_000);
+
+  afterAll(async () => {
+    await session?.close({ timeoutMs: 30_000 }).catch(() => {});
+    await backend?.close();
+  });
+
+  it('runs units on local.slurm through sshd and SLURM, then ends cleanly on cancel', async () => {
+    const pilot = await pmgr.submitPilots({ resource: 'local.slurm', runtime: 10, cores: 2 });
+    await pilot.wait({ state: [PilotState.ACTIVE, PilotState.FAILED], timeout: 60 });
+    expect(pilot.state, pilot.log.join('\n')).toBe(PilotState.ACTIVE);
+    expect(pilot.resourceDetail?.lrms).toBe('SLURM');
+    const umgr = await UnitManager.create(session, 'direct_submission');
+    await umgr.addPilots(pilot);
+    const units = await umgr.submitUnits(
+      Array.from({ length: 6 }, (_, i) => ({
+        executable: '/bin/sh',
+        arguments: ['-c', `echo $SLURM_JOB_ID unit ${i}`],
+      })),
+    );
+    await umgr.waitUnits({ timeout: 60 });
+    for (const u of units) {
+      expect(u.state, u.stderr).toBe(UnitState.DONE);
+      expect(u.stdout).toContain(`${pilot.jobId} unit`);
+    }
+    await pilot.cancel();
+    expect(await pilot.wait({ timeout: 60 })).toBe(PilotState.CANCELED);
+    expect(squeue(pilot.jobId ?? '')).toBe('');
+  }, 120_000);
+
+  it('runs units on local.ssh (fork on the login node)', async () => {
+    const pilot = await pmgr.submitPilots({ resource: 'local.ssh', runtime: 10, cores: 1 });
+    const umgr = await UnitManager.create(session, 'direct_submission');
+    await umgr.addPilots(pilot);
+    const [u] = await umgr.submitUnits([{ executable: '/usr/bin/id', arguments: ['-un'] }]);
+    await umgr.waitUnits({ timeout: 60 });
+    expect(u?.state).toBe(UnitState.DONE);
+    expect(u?.stdout?.trim()).toBe('hpcuser');
+    await pilot.cancel();
+    expect(await pilot.wait({ timeout: 60 })).toBe(PilotState.CANCELED);
+  }, 120_000);
+
+  it('cancels a pilot whose batch job is still queued, and the job is gone', async () => {
+    // The node has 8 cores: a first pilot takes them all, so the second one's job waits in the queue.
+    const [big, queued] = await pmgr.submitPilots([
+      { resource: 'local.slurm', runtime: 10, cores: 8 },
+      { resource: 'local.slurm', runtime: 10, cores: 8 },
+    ]);
+    await queued?.wait({
+      state: [PilotState.PENDING_ACTIVE, PilotState.ACTIVE, PilotState.FAILED],
+      timeout: 60,
+    });
+    await big?.wait({ state: [PilotState.ACTIVE, PilotState.FAILED], timeout: 60 });
+    const waiting = queued?.state === PilotState.PENDING_ACTIVE ? queued : big;
+    expect(waiting?.state).toBe(PilotState.PENDING_ACTIVE);
+    expect(squeue(waiting?.jobId ?? '')).toBe('PENDING');
+    await waiting?.cancel();
+    expect(await waiting?.wait({ timeout: 60 })).toBe(PilotState.CANCELED);
+    expect(squeue(waiting?.jobId ?? '')).toBe('');
+    await pmgr.cancelPilots();
+    await pmgr.waitPilots({ timeout: 60 });
+  }, 150_000);
+
+  it('fails with an authentication message when the key is wrong', async () => {
+    const other = await Session.create({ endpoint: backend.apiUrl });
+    try {
+      await other.addContext(
+        new Context('ssh', { userId: 'hpcuser', userKey: env.SORTIE_TESTBED_WRONG_KEY ?? '' }),
+      );
+      const pm = await PilotManager.create(other);
+      const pilot = await pm.submitPilots({ resource: 'local.slurm', runtime: 5, cores: 1 });
+      expect(await pilot.wait({ timeout: 60 })).toBe(PilotState.FAILED);
+      expect(pilot.log.join('\n')).toMatch(/authenticat/i);
+    } finally {
+      await other.close({ timeoutMs: 30_000 });
+    }
+  }, 90_000);
+
+  it('fails fast when the login node is unreachable', async () => {
+    const started = Date.now();
+    const pilot = await pmgr.submitPilots({ resource: 'broken.unreachable', runtime: 5, cores: 1 });
+    expect(await pilot.wait({ timeout: 30 })).toBe(PilotState.FAILED);
+    expect(pilot.log.join('\n')).toMatch(/127\.0\.0\.1:1/);
+    expect(Date.now() - started).toBeLessThan(30_000);
+  }, 60_000);
+
+  it('fails with the log tail when the agent cannot bootstrap', async () => {
+    const pilot = await pmgr.submitPilots({ resource: 'broken.nonode', runtime: 5, cores: 1 });
+    expect(await pilot.wait({ timeout: 60 })).toBe(PilotState.FAILED);
+    const log = pilot.log.join('\n');
+    expect(log).toMatch(/ended before its agent became active/);
+    expect(log).toMatch(/nonexistent\/node/);
+  }, 90_000);
+
+  it('ends DONE at its walltime: the agent stops itself before the batch system would kill it', async () => {
+    const pilot = await pmgr.submitPilots({ resource: 'local.slurm', runtime: 1, cores: 1 });
+    expect(await pilot.wait({ timeout: 100 })).toBe(PilotState.DONE);
+    expect(pilot.log.join('\n')).toMatch(/runtime reached/);
+    expect(squeue(pilot.jobId ?? '')).not.toBe('RUNNING');
+  }, 120_000);
+
+  it('refuses a pilot on an SSH resource without credentials, saying what to add', async () => {
+    const bare = await Session.create({ endpoint: backend.apiUrl });
+    try {
+      const pm = await PilotManager.create(bare);
+      const pilot = await pm.submitPilots({ resource: 'local.slurm', runtime: 5, cores: 1 });
+      // local.slurm names its user, so the launch tries and fails to authenticate (no key offered).
+      expect(await pilot.wait({ timeout: 60 })).toBe(PilotState.FAILED);
+      expect(pilot.log.join('\n')).toMatch(/authenticat|credential|key/i);
+    } finally {
+      await bare.close({ timeoutMs: 30_000 });
+    }
+  }, 90_000);
+});
