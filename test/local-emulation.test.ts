@@ -1,0 +1,130 @@
+/**
+ * The embedded backend's emulation layer, driven only through AWS SDK v3 clients and plain HTTP:
+ * SQS (long poll, visibility timeout, redrive to a DLQ) as the handlers rely on it, and the HTTP API
+ * adapter (route mapping, payload-format-2.0 events, API Gateway's error statuses).
+ */
+import {
+  ChangeMessageVisibilityCommand,
+  CreateQueueCommand,
+  DeleteMessageCommand,
+  GetQueueAttributesCommand,
+  ReceiveMessageCommand,
+  SendMessageCommand,
+  SQSClient,
+} from '@aws-sdk/client-sqs';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { type Backend, startBackend } from '../local/backend.ts';
+import { compileRoutes, matchRoute } from '../local/http-api.ts';
+import { ROUTES } from '../stacks/manifest.ts';
+
+let backend: Backend;
+let sqs: SQSClient;
+
+beforeAll(async () => {
+  backend = await startBackend();
+  sqs = new SQSClient({ endpoint: backend.env.AWS_ENDPOINT_URL_SQS ?? '', useQueueUrlAsEndpoint: false });
+});
+
+afterAll(async () => {
+  sqs?.destroy();
+  await backend?.close();
+});
+
+async function queue(name: string, attributes: Record<string, string> = {}): Promise<string> {
+  const out = await sqs.send(new CreateQueueCommand({ QueueName: name, Attributes: attributes }));
+  return out.QueueUrl ?? '';
+}
+
+describe('SQS (fauxqs, embedded)', () => {
+  it('returns a long poll as soon as a message arrives, not at the end of the wait', async () => {
+    const url = await queue('t-longpoll');
+    const started = Date.now();
+    const receive = sqs.send(new ReceiveMessageCommand({ QueueUrl: url, WaitTimeSeconds: 5 }));
+    setTimeout(() => void sqs.send(new SendMessageCommand({ QueueUrl: url, MessageBody: 'hello' })), 300);
+    const out = await receive;
+    expect(out.Messages?.[0]?.Body).toBe('hello');
+    expect(Date.now() - started).toBeLessThan(4_000);
+  });
+
+  it('hides a received message for its visibility timeout, then redelivers it', async () => {
+    const url = await queue('t-visibility', { VisibilityTimeout: '1' });
+    await sqs.send(new SendMessageCommand({ QueueUrl: url, MessageBody: 'once' }));
+    const first = await sqs.send(new ReceiveMessageCommand({ QueueUrl: url, WaitTimeSeconds: 1 }));
+    expect(first.Messages).toHaveLength(1);
+    const hidden = await sqs.send(new ReceiveMessageCommand({ QueueUrl: url, WaitTimeSeconds: 0 }));
+    expect(hidden.Messages ?? []).toHaveLength(0);
+    const again = await sqs.send(
+      new ReceiveMessageCommand({
+        QueueUrl: url,
+        WaitTimeSeconds: 3,
+        MessageSystemAttributeNames: ['ApproximateReceiveCount'],
+      }),
+    );
+    expect(again.Messages?.[0]?.Body).toBe('once');
+    expect(again.Messages?.[0]?.Attributes?.ApproximateReceiveCount).toBe('2');
+    // Visibility 0 makes it visible at once; a delete removes it for good.
+    const handle = again.Messages?.[0]?.ReceiptHandle ?? '';
+    await sqs.send(
+      new ChangeMessageVisibilityCommand({ QueueUrl: url, ReceiptHandle: handle, VisibilityTimeout: 0 }),
+    );
+    const third = await sqs.send(new ReceiveMessageCommand({ QueueUrl: url, WaitTimeSeconds: 1 }));
+    await sqs.send(
+      new DeleteMessageCommand({ QueueUrl: url, ReceiptHandle: third.Messages?.[0]?.ReceiptHandle ?? '' }),
+    );
+    const gone = await sqs.send(new ReceiveMessageCommand({ QueueUrl: url, WaitTimeSeconds: 1 }));
+    expect(gone.Messages ?? []).toHaveLength(0);
+  });
+
+  it('moves a message received maxReceiveCount times to the dead-letter queue', async () => {
+    const dlq = await queue('t-dlq');
+    const dlqArn = (
+      await sqs.send(new GetQueueAttributesCommand({ QueueUrl: dlq, AttributeNames: ['QueueArn'] }))
+    ).Attributes?.QueueArn;
+    const url = await queue('t-redrive', {
+      VisibilityTimeout: '1',
+      RedrivePolicy: JSON.stringify({ deadLetterTargetArn: dlqArn, maxReceiveCount: '2' }),
+    });
+    await sqs.send(new SendMessageCommand({ QueueUrl: url, MessageBody: 'poison' }));
+    for (let i = 0; i < 2; i++) {
+      const got = await sqs.send(new ReceiveMessageCommand({ QueueUrl: url, WaitTimeSeconds: 3 }));
+      expect(got.Messages).toHaveLength(1);
+    }
+    // As in SQS, the move happens when a receive would exceed maxReceiveCount: that receive gets nothing.
+    const third = await sqs.send(new ReceiveMessageCommand({ QueueUrl: url, WaitTimeSeconds: 2 }));
+    expect(third.Messages ?? []).toHaveLength(0);
+    const dead = await sqs.send(new ReceiveMessageCommand({ QueueUrl: dlq, WaitTimeSeconds: 2 }));
+    expect(dead.Messages?.[0]?.Body).toBe('poison');
+  });
+});
+
+describe('HTTP API adapter', () => {
+  it('maps every manifest route, with path parameters', () => {
+    const routes = compileRoutes(ROUTES);
+    for (const key of Object.keys(ROUTES)) {
+      const [method, path] = key.split(' ') as [string, string];
+      const concrete = path.replace(/\{(\w+)\}/g, (_m, p: string) => `${p}-value`);
+      const hit = matchRoute(routes, method, concrete);
+      expect(hit?.route.routeKey).toBe(key);
+      for (const p of path.match(/\{(\w+)\}/g) ?? []) {
+        const name = p.slice(1, -1);
+        expect(hit?.pathParameters[name]).toBe(`${name}-value`);
+      }
+    }
+    expect(matchRoute(routes, 'DELETE', '/sessions')).toBeUndefined();
+    expect(matchRoute(routes, 'GET', '/sessions/a/b/c/d')).toBeUndefined();
+  });
+
+  it('answers like API Gateway: 404 for no route, JSON 4xx from handlers, never a 5xx for bad input', async () => {
+    const none = await fetch(`${backend.apiUrl}/nope`);
+    expect(none.status).toBe(404);
+    expect(await none.json()).toEqual({ message: 'Not Found' });
+    const bad = await fetch(`${backend.apiUrl}/sessions`, { method: 'POST', body: '{not json' });
+    expect(bad.status).toBe(400);
+    expect(((await bad.json()) as { error: { code: string } }).error.code).toBe('BadParameter');
+    const unauth = await fetch(`${backend.apiUrl}/sessions/x/pmgrs`);
+    expect(unauth.status).toBe(401);
+    const created = await fetch(`${backend.apiUrl}/sessions`, { method: 'POST', body: '{}' });
+    expect(created.status).toBe(200);
+    expect(created.headers.get('content-type')).toMatch(/application\/json/);
+  });
+});
