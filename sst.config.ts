@@ -22,6 +22,7 @@
 import type { SSTConfig } from 'sst';
 import { Api } from './stacks/Api.ts';
 import { Data } from './stacks/Data.ts';
+import { Events } from './stacks/Events.ts';
 import { Monitoring } from './stacks/Monitoring.ts';
 import { Pilots } from './stacks/Pilots.ts';
 import { checkFunctionPlacement } from './stacks/support.ts';
@@ -51,6 +52,6 @@ export default {
       tracing: 'disabled',
     });
     // Order matters: Pilots needs the API's URL (for agent configs) and Monitoring needs everything.
-    app.stack(Data).stack(Api).stack(Pilots).stack(Monitoring);
+    app.stack(Data).stack(Api).stack(Pilots).stack(Events).stack(Monitoring);
   },
 } satisfies SSTConfig;

@@ -12,9 +12,10 @@ import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import { CreateStateMachineCommand, SFNClient } from '@aws-sdk/client-sfn';
 import { CreateQueueCommand, GetQueueAttributesCommand, SQSClient } from '@aws-sdk/client-sqs';
 import { buildAgentBundle } from '../agent/bundle.ts';
-import { ENV, QUEUES, STATE_MACHINES, TABLE } from '../stacks/manifest.ts';
+import { ENV, EVENT_SOURCES, QUEUES, STATE_MACHINES, TABLE } from '../stacks/manifest.ts';
 import { createTable } from '../store/schema.ts';
 import { type LocalDynamoDb, startDynalite, startDynamoDbLocal } from './dynamodb.ts';
+import { type SourceQueue, startEventSources } from './event-sources.ts';
 import { startHttpApi } from './http-api.ts';
 import { invoke } from './lambdas.ts';
 import { startLocalStepFunctions } from './stepfunctions/index.ts';
@@ -40,11 +41,52 @@ export interface Backend {
   apiUrl: string;
   /** The environment a separate process (SDK, CLI) needs to use this backend. */
   env: Record<string, string>;
+  /** URLs of the manifest's queues (e.g. `submissions`, for event-triggered submission). */
+  queueUrls: Record<keyof typeof QUEUES, string>;
   /** Stops every engine; safe to call twice. */
   close(): Promise<void>;
 }
 
 const root = path.resolve(import.meta.dirname, '..');
+
+/**
+ * Creates the manifest's queues; a queue that feeds an event source gets its DLQ as redrive target
+ * (maxReceiveCount from the mapping), as stacks/ declares it.
+ */
+async function createQueues(sqs: SQSClient): Promise<Record<keyof typeof QUEUES, SourceQueue>> {
+  const out = {} as Record<keyof typeof QUEUES, SourceQueue>;
+  const names = Object.keys(QUEUES) as (keyof typeof QUEUES)[];
+  const redrive = new Map<string, { dlq: keyof typeof QUEUES; max: number }>(
+    EVENT_SOURCES.map((e) => [e.queue, { dlq: e.deadLetterQueue, max: e.maxReceiveCount }]),
+  );
+  // Dead-letter queues first: their ARNs go into the others' redrive policies.
+  for (const key of [...names.filter((k) => !redrive.has(k)), ...names.filter((k) => redrive.has(k))]) {
+    const r = redrive.get(key);
+    const target = r ? out[r.dlq] : undefined;
+    const created = await sqs.send(
+      new CreateQueueCommand({
+        QueueName: QUEUES[key].name,
+        ...(r && target
+          ? {
+              Attributes: {
+                VisibilityTimeout: '30',
+                RedrivePolicy: JSON.stringify({
+                  deadLetterTargetArn: target.arn,
+                  maxReceiveCount: String(r.max),
+                }),
+              },
+            }
+          : {}),
+      }),
+    );
+    const url = created.QueueUrl ?? '';
+    const attrs = await sqs.send(
+      new GetQueueAttributesCommand({ QueueUrl: url, AttributeNames: ['QueueArn'] }),
+    );
+    out[key] = { url, arn: attrs.Attributes?.QueueArn ?? '' };
+  }
+  return out;
+}
 
 /** Error with one line saying what to do, for the CLI to print instead of a stack trace. */
 export class BackendStartError extends Error {
@@ -97,10 +139,7 @@ export async function startBackend(opts: BackendOptions = {}): Promise<Backend> 
     const tableName = `${TABLE.name}-local`;
     await createTable(new DynamoDBClient({}), tableName);
     const sqs = new SQSClient({ useQueueUrlAsEndpoint: false });
-    const dlq = await sqs.send(new CreateQueueCommand({ QueueName: QUEUES.unitsDlq.name }));
-    const dlqAttrs = await sqs.send(
-      new GetQueueAttributesCommand({ QueueUrl: dlq.QueueUrl, AttributeNames: ['QueueArn'] }),
-    );
+    const queues = await createQueues(sqs);
 
     const sfn = await startLocalStepFunctions({ invokeLambda: invoke, sqs });
     closers.push(() => sfn.close());
@@ -135,8 +174,9 @@ export async function startBackend(opts: BackendOptions = {}): Promise<Backend> 
       [ENV.table]: tableName,
       [ENV.stateMachineArn]: sm.stateMachineArn ?? '',
       [ENV.apiUrl]: api.url,
-      [ENV.unitsDlqUrl]: dlq.QueueUrl ?? '',
-      [ENV.unitsDlqArn]: dlqAttrs.Attributes?.QueueArn ?? '',
+      [ENV.unitsDlqUrl]: queues.unitsDlq.url,
+      [ENV.unitsDlqArn]: queues.unitsDlq.arn,
+      [ENV.submissionsDlqUrl]: queues.submissionsDlq.url,
       [ENV.secretKey]: randomBytes(32).toString('base64url'),
       [ENV.agentBundle]: await buildAgentBundle(),
       [ENV.heartbeatSeconds]: String(opts.heartbeatSeconds ?? 60),
@@ -144,6 +184,8 @@ export async function startBackend(opts: BackendOptions = {}): Promise<Backend> 
       [ENV.jobCheckSeconds]: String(opts.jobCheckSeconds ?? 30),
     };
     Object.assign(process.env, own);
+    const events = startEventSources(sqs, queues);
+    closers.push(() => events.close());
     const env = {
       ...base,
       AWS_ENDPOINT_URL_DYNAMODB: ddb.endpoint,
@@ -151,7 +193,11 @@ export async function startBackend(opts: BackendOptions = {}): Promise<Backend> 
       AWS_ENDPOINT_URL_SFN: sfn.endpoint,
       ...own,
     };
-    return { apiUrl: api.url, env, close };
+    const queueUrls = Object.fromEntries(Object.entries(queues).map(([k, q]) => [k, q.url])) as Record<
+      keyof typeof QUEUES,
+      string
+    >;
+    return { apiUrl: api.url, env, queueUrls, close };
   } catch (err) {
     await close();
     throw err;

@@ -16,7 +16,7 @@ function key(name: keyof typeof TABLE.attributeTypes): { name: string; type: Att
   return { name, type: ATTRIBUTE_TYPES[TABLE.attributeTypes[name]] };
 }
 
-/** The Data stack: table (`TABLE`), units DLQ (`QUEUES.unitsDlq`) and the `SORTIE_SECRET_KEY` secret. */
+/** The Data stack: table (`TABLE`), the DLQs (`QUEUES.unitsDlq`, `QUEUES.submissionsDlq`) and the `SORTIE_SECRET_KEY` secret. */
 export function Data({ stack, app }: StackContext): SortieData {
   // Only prod keeps its data when the stack is removed; dev and test stages clean up after themselves.
   const removalPolicy = app.stage === 'prod' ? RemovalPolicy.RETAIN : RemovalPolicy.DESTROY;
@@ -48,6 +48,13 @@ export function Data({ stack, app }: StackContext): SortieData {
     encryption: QueueEncryption.SQS_MANAGED,
   });
 
+  // Refused submissions are parked here by the handler (with the reason); failing ones by the redrive.
+  const submissionsDlq = new Queue(stack, 'SubmissionsDlq', {
+    queueName: physicalName(stack, QUEUES.submissionsDlq.name),
+    retentionPeriod: Duration.days(14),
+    encryption: QueueEncryption.SQS_MANAGED,
+  });
+
   // SORTIE_SECRET_KEY: a Secrets Manager secret generated at first deploy (nobody ever types or sees it),
   // handed to the functions as a CloudFormation dynamic reference that is resolved at deploy time.
   // Why not an ARN the handlers fetch: the handlers then read the key the same way in AWS and in the
@@ -63,5 +70,5 @@ export function Data({ stack, app }: StackContext): SortieData {
   });
 
   stack.addOutputs({ TableName: table.tableName });
-  return { table, unitsDlq, secretKeyValue: secretKey.secretValue.unsafeUnwrap() };
+  return { table, unitsDlq, submissionsDlq, secretKeyValue: secretKey.secretValue.unsafeUnwrap() };
 }

@@ -33,7 +33,31 @@ export const TABLE = {
 export const QUEUES = {
   /** Dead letters of per-pilot unit queues: messages that no agent could take. */
   unitsDlq: { name: 'sortie-units-dlq' },
+  /**
+   * Event-triggered submissions: a message `{sessionId, umgr, descriptions}` (sent by a user, an
+   * EventBridge rule or an S3-triggered process with sqs:SendMessage rights) submits units as the API does.
+   */
+  submissions: { name: 'sortie-submissions' },
+  /** Submissions that are invalid (with the reason as an attribute) or kept failing. */
+  submissionsDlq: { name: 'sortie-submissions-dlq' },
 } as const;
+
+/** SQS → Lambda event source mappings, as Lambda runs them: batches, partial batch failures, a DLQ. */
+export const EVENT_SOURCES = [
+  {
+    queue: 'submissions',
+    deadLetterQueue: 'submissionsDlq',
+    function: 'submitEvents',
+    batchSize: 10,
+    maxReceiveCount: 3,
+  },
+] as const satisfies readonly {
+  queue: keyof typeof QUEUES;
+  deadLetterQueue: keyof typeof QUEUES;
+  function: FunctionName;
+  batchSize: number;
+  maxReceiveCount: number;
+}[];
 
 /** Prefix of the per-pilot unit queues (`sortie-<session>-<pilot>`); IAM scopes agents to it. */
 export const PILOT_QUEUE_PREFIX = 'sortie-';
@@ -46,6 +70,7 @@ export const FUNCTIONS = {
   awaitAgent: { handler: 'functions/pilot/await-agent.handler', memoryMB: 256, timeoutSeconds: 30 },
   checkJob: { handler: 'functions/pilot/check-job.handler', memoryMB: 512, timeoutSeconds: 90 },
   finalize: { handler: 'functions/pilot/finalize.handler', memoryMB: 512, timeoutSeconds: 300 },
+  submitEvents: { handler: 'functions/events/submit.handler', memoryMB: 512, timeoutSeconds: 60 },
 } as const;
 export type FunctionName = keyof typeof FUNCTIONS;
 
@@ -99,6 +124,8 @@ export const ENV = {
   stateMachineArn: 'SORTIE_PILOT_STATE_MACHINE_ARN',
   apiUrl: 'SORTIE_API_URL',
   unitsDlqUrl: 'SORTIE_UNITS_DLQ_URL',
+  /** Where event-triggered submissions that cannot ever succeed are parked, with the reason. */
+  submissionsDlqUrl: 'SORTIE_SUBMISSIONS_DLQ_URL',
   /** Redrive target of the per-pilot queues. */
   unitsDlqArn: 'SORTIE_UNITS_DLQ_ARN',
   secretKey: 'SORTIE_SECRET_KEY',

@@ -8,7 +8,15 @@ import type { Table } from 'aws-cdk-lib/aws-dynamodb';
 import { PolicyStatement } from 'aws-cdk-lib/aws-iam';
 import type { Queue } from 'aws-cdk-lib/aws-sqs';
 import { Function as SstFunction, type Stack } from 'sst/constructs';
-import { ENV, FUNCTIONS, type FunctionName, PILOT_QUEUE_PREFIX, ROUTES, STATE_MACHINES } from './manifest.ts';
+import {
+  ENV,
+  EVENT_SOURCES,
+  FUNCTIONS,
+  type FunctionName,
+  PILOT_QUEUE_PREFIX,
+  ROUTES,
+  STATE_MACHINES,
+} from './manifest.ts';
 
 /** The environment every function gets: one value for each name in the manifest's `ENV`. */
 export type SortieEnv = Record<(typeof ENV)[keyof typeof ENV], string>;
@@ -19,6 +27,8 @@ export interface SortieData {
   readonly table: Table;
   /** Dead letters of the per-pilot unit queues (`QUEUES.unitsDlq`). */
   readonly unitsDlq: Queue;
+  /** Refused or failing event-triggered submissions (`QUEUES.submissionsDlq`). */
+  readonly submissionsDlq: Queue;
   /** The value of `SORTIE_SECRET_KEY`, as a CloudFormation dynamic reference (see Data.ts). */
   readonly secretKeyValue: string;
 }
@@ -64,6 +74,7 @@ export function sortieEnv(stack: Stack, data: SortieData, apiUrl: string): Sorti
     [ENV.apiUrl]: apiUrl,
     [ENV.unitsDlqUrl]: data.unitsDlq.queueUrl,
     [ENV.unitsDlqArn]: data.unitsDlq.queueArn,
+    [ENV.submissionsDlqUrl]: data.submissionsDlq.queueUrl,
     [ENV.secretKey]: data.secretKeyValue,
     [ENV.heartbeatSeconds]: '60',
     [ENV.activateTimeoutSeconds]: '600',
@@ -81,6 +92,9 @@ export const PILOT_FUNCTIONS: readonly FunctionName[] = [
   ...new Set(Object.values(STATE_MACHINES.pilot.substitutions)),
 ];
 
+/** Manifest functions fed by SQS event sources: they live in the Events stack. */
+export const EVENT_FUNCTIONS: readonly FunctionName[] = [...new Set(EVENT_SOURCES.map((e) => e.function))];
+
 /**
  * Fails the synth when a manifest function has no stack or two: each function is created by exactly one
  * stack (the one that uses it), and a function nothing uses would be silently left out.
@@ -89,10 +103,12 @@ export const PILOT_FUNCTIONS: readonly FunctionName[] = [
  */
 export function checkFunctionPlacement(): void {
   for (const name of Object.keys(FUNCTIONS) as FunctionName[]) {
-    const homes = [ROUTED_FUNCTIONS.includes(name), PILOT_FUNCTIONS.includes(name)].filter(Boolean).length;
+    const homes = [ROUTED_FUNCTIONS, PILOT_FUNCTIONS, EVENT_FUNCTIONS].filter((home) =>
+      home.includes(name),
+    ).length;
     if (homes !== 1) {
       throw new Error(
-        `stacks/manifest.ts: function '${name}' must be used by exactly one of ROUTES or STATE_MACHINES.pilot (found ${homes})`,
+        `stacks/manifest.ts: function '${name}' must be used by exactly one of ROUTES, STATE_MACHINES.pilot or EVENT_SOURCES (found ${homes})`,
       );
     }
   }
@@ -112,6 +128,8 @@ const QUEUE_ROLE: Record<FunctionName, 'manage' | 'consume'> = {
   awaitAgent: 'manage',
   checkJob: 'manage',
   finalize: 'manage',
+  // Event-triggered submissions send units to pilot queues, as the API does.
+  submitEvents: 'manage',
 };
 
 const QUEUE_ACTIONS = {

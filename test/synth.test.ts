@@ -22,6 +22,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { buildAgentBundle } from '../agent/bundle.ts';
 import {
   ENV,
+  EVENT_SOURCES,
   FUNCTIONS,
   type FunctionName,
   PILOT_QUEUE_PREFIX,
@@ -279,8 +280,8 @@ describe.skipIf(missing.length > 0)(suiteName, () => {
     if (fake) await new Promise((closed) => fake.server.close(closed));
   });
 
-  it('builds the four stacks, asking AWS only who the caller is and about the bootstrap stacks', () => {
-    expect([...templates.keys()].sort()).toEqual(['Api', 'Data', 'Monitoring', 'Pilots']);
+  it('builds the five stacks, asking AWS only who the caller is and about the bootstrap stacks', () => {
+    expect([...templates.keys()].sort()).toEqual(['Api', 'Data', 'Events', 'Monitoring', 'Pilots']);
     // The bootstrap stacks are only looked up on some runs; nothing else may be asked.
     expect(fake.calls).toContain('GetCallerIdentity');
     const allowed = ['GetCallerIdentity', 'DescribeStacks CDKToolkit', 'DescribeStacks SSTBootstrap'];
@@ -314,10 +315,24 @@ describe.skipIf(missing.length > 0)(suiteName, () => {
     expect(resourcesOf(templates, 'AWS::DynamoDB::Table')).toHaveLength(1);
   });
 
-  it('declares the units DLQ, outside the per-pilot queue prefix', () => {
+  it('declares the manifest queues, outside the per-pilot queue prefix, and the event source mappings', () => {
     const queues = resourcesOf(templates, 'AWS::SQS::Queue');
-    expect(queues.map((q) => q.props.QueueName)).toEqual([`${STAGE}-${QUEUES.unitsDlq.name}`]);
-    expect(String(queues[0]?.props.QueueName).startsWith(PILOT_QUEUE_PREFIX)).toBe(false);
+    expect(queues.map((q) => q.props.QueueName).sort()).toEqual(
+      Object.values(QUEUES)
+        .map((q) => `${STAGE}-${q.name}`)
+        .sort(),
+    );
+    for (const q of queues) expect(String(q.props.QueueName).startsWith(PILOT_QUEUE_PREFIX)).toBe(false);
+    const mappings = resourcesOf(templates, 'AWS::Lambda::EventSourceMapping');
+    expect(mappings).toHaveLength(EVENT_SOURCES.length);
+    for (const [i, source] of EVENT_SOURCES.entries()) {
+      expect(mappings[i]?.props.BatchSize).toBe(source.batchSize);
+      expect(mappings[i]?.props.FunctionResponseTypes).toEqual(['ReportBatchItemFailures']);
+    }
+    const redriven = queues.find((q) => q.props.QueueName === `${STAGE}-${QUEUES.submissions.name}`);
+    expect((redriven?.props.RedrivePolicy as { maxReceiveCount?: number } | undefined)?.maxReceiveCount).toBe(
+      EVENT_SOURCES[0].maxReceiveCount,
+    );
   });
 
   it('creates every manifest function with its handler, memory, timeout, Node 22 on arm64 and the ENV names', () => {

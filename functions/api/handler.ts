@@ -2,21 +2,19 @@
  * The client API (SDK and CLI): sessions, managers, pilots and units. Every route but session creation
  * needs the session's bearer token; a token of another session gets 403.
  */
-import { parsePilotDescription, parseUnitDescriptions } from '../../core/descriptions.ts';
+import { parsePilotDescription } from '../../core/descriptions.ts';
 import { BadParameter, DoesNotExist } from '../../core/errors.ts';
 import { getResourceConfig } from '../../core/resources.ts';
-import { bindUnits, parseScheduler, type SchedulerName } from '../../core/schedulers.ts';
+import { parseScheduler } from '../../core/schedulers.ts';
 import { isFinal, pilotModel, UnitState, unitModel } from '../../core/states.ts';
 import type { PilotRecord, UnitRecord } from '../../store/index.ts';
 import { authSession } from '../lib/auth.ts';
 import { httpHandler, type Request, str, strList } from '../lib/http.ts';
 import { cancelPilot, startPilotExecution } from '../lib/pilots.ts';
-import { createPilotQueue, sendUnits } from '../lib/queues.ts';
+import { createPilotQueue } from '../lib/queues.ts';
 import { hashSecret, newSecret, seal } from '../lib/secrets.ts';
 import { store } from '../lib/store.ts';
-
-/** Bodies bigger than this many items are refused: clients chunk (the SDK sends 2,000 units a request). */
-const MAX_ITEMS = 5_000;
+import { MAX_UNITS_PER_REQUEST, submitUnits } from '../lib/units.ts';
 
 /** The records the SDK sees: the store's minus what only the backend may know. */
 function pilotOut(p: PilotRecord): Omit<PilotRecord, 'secretHash' | 'taskTokens' | 'commands' | 'sessionId'> {
@@ -230,58 +228,8 @@ export const handler = httpHandler({
 
   'POST /sessions/{sid}/umgrs/{umid}/units': async (req) => {
     const s = await session(req);
-    const umid = req.params.umid as string;
-    const raw = req.body.descriptions;
-    if (Array.isArray(raw) && raw.length > MAX_ITEMS) {
-      throw new BadParameter(
-        `submitUnits.descriptions: at most ${MAX_ITEMS} per request, got ${raw.length}; send them in chunks`,
-      );
-    }
-    const descriptions = parseUnitDescriptions(raw);
-    if (descriptions.length === 0) throw new BadParameter('submitUnits.descriptions: must not be empty');
-    const umgr = await store().getUnitManager(s.sessionId, umid);
-    const live = umgr.pilots.length
-      ? (await store().getPilots(s.sessionId, umgr.pilots))
-          .filter((p) => !isFinal(pilotModel, p.state))
-          .map((p) => p.uid)
-      : [];
-    const binding = bindUnits(umgr.scheduler as SchedulerName, live, descriptions.length);
-    const units = await store().createUnits(
-      s.sessionId,
-      umid,
-      descriptions.map((description, i) => ({
-        description,
-        state: UnitState.PENDING_EXECUTION,
-        pilot: binding.pilots[i] as string,
-      })),
-    );
-    const byPilot = new Map<string, UnitRecord[]>();
-    for (const u of units) byPilot.set(u.pilot as string, [...(byPilot.get(u.pilot as string) ?? []), u]);
-    const failed: UnitRecord[] = [];
-    await Promise.all(
-      [...byPilot].map(async ([pid, us]) => {
-        try {
-          await sendUnits(
-            s.sessionId,
-            pid,
-            us.map((u) => ({ uid: u.uid, ...(u.name ? { name: u.name } : {}), description: u.description })),
-          );
-        } catch (err) {
-          // Accepted units must not hang: if they cannot be queued they fail, saying why.
-          const outs = await store().transitionUnits(
-            s.sessionId,
-            us.map((u) => ({
-              uid: u.uid,
-              target: UnitState.FAILED,
-              patch: { appendLog: [`could not be queued for ${pid}: ${(err as Error).message}`] },
-            })),
-          );
-          for (const o of outs) if (o.ok) failed.push(o.record);
-        }
-      }),
-    );
-    const byUid = new Map(failed.map((u) => [u.uid, u]));
-    return { items: units.map((u) => unitOut(byUid.get(u.uid) ?? u)) };
+    const units = await submitUnits(s.sessionId, req.params.umid as string, req.body.descriptions);
+    return { items: units.map(unitOut) };
   },
 
   'GET /sessions/{sid}/umgrs/{umid}/units': async (req) => {
@@ -293,8 +241,10 @@ export const handler = httpHandler({
   'POST /sessions/{sid}/units/cancel': async (req) => {
     const s = await session(req);
     const uids = strList(req.body, 'uids', 'cancelUnits') ?? [];
-    if (uids.length > MAX_ITEMS)
-      throw new BadParameter(`cancelUnits.uids: at most ${MAX_ITEMS} per request, got ${uids.length}`);
+    if (uids.length > MAX_UNITS_PER_REQUEST)
+      throw new BadParameter(
+        `cancelUnits.uids: at most ${MAX_UNITS_PER_REQUEST} per request, got ${uids.length}`,
+      );
     const umgr = typeof req.body.umgr === 'string' ? req.body.umgr : undefined;
     const units = await unitsOf(s.sessionId, umgr, uids);
     // Not yet on an agent: cancel in the table (a racing claim loses). On an agent: the agent kills it.

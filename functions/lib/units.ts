@@ -1,0 +1,73 @@
+/**
+ * Unit submission, shared by the HTTP API and event-triggered submissions: validate, bind to pilots
+ * (the unit manager's scheduler), store in bulk, and queue many units per SQS message.
+ */
+import { parseUnitDescriptions } from '../../core/descriptions.ts';
+import { BadParameter, IncorrectState } from '../../core/errors.ts';
+import { bindUnits, type SchedulerName } from '../../core/schedulers.ts';
+import { isFinal, pilotModel, UnitState } from '../../core/states.ts';
+import type { UnitRecord } from '../../store/index.ts';
+import { sendUnits } from './queues.ts';
+import { store } from './store.ts';
+
+/** Units accepted per request: clients chunk (the SDK sends 2,000 at a time). */
+export const MAX_UNITS_PER_REQUEST = 5_000;
+
+/**
+ * Submits unit descriptions (raw, validated here) to a unit manager of an open session.
+ * @throws BadParameter naming the field and value, DoesNotExist, IncorrectState (closed session)
+ */
+export async function submitUnits(sessionId: string, umid: string, raw: unknown): Promise<UnitRecord[]> {
+  if (Array.isArray(raw) && raw.length > MAX_UNITS_PER_REQUEST) {
+    throw new BadParameter(
+      `submitUnits.descriptions: at most ${MAX_UNITS_PER_REQUEST} per request, got ${raw.length}; send them in chunks`,
+    );
+  }
+  const descriptions = parseUnitDescriptions(raw);
+  if (descriptions.length === 0) throw new BadParameter('submitUnits.descriptions: must not be empty');
+  const session = await store().getSession(sessionId);
+  if (session.state !== 'open')
+    throw new IncorrectState(`session ${sessionId} is closed`, { obj: sessionId });
+  const umgr = await store().getUnitManager(sessionId, umid);
+  const live = umgr.pilots.length
+    ? (await store().getPilots(sessionId, umgr.pilots))
+        .filter((p) => !isFinal(pilotModel, p.state))
+        .map((p) => p.uid)
+    : [];
+  const binding = bindUnits(umgr.scheduler as SchedulerName, live, descriptions.length);
+  const units = await store().createUnits(
+    sessionId,
+    umid,
+    descriptions.map((description, i) => ({
+      description,
+      state: UnitState.PENDING_EXECUTION,
+      pilot: binding.pilots[i] as string,
+    })),
+  );
+  const byPilot = new Map<string, UnitRecord[]>();
+  for (const u of units) byPilot.set(u.pilot as string, [...(byPilot.get(u.pilot as string) ?? []), u]);
+  const failed = new Map<string, UnitRecord>();
+  await Promise.all(
+    [...byPilot].map(async ([pid, us]) => {
+      try {
+        await sendUnits(
+          sessionId,
+          pid,
+          us.map((u) => ({ uid: u.uid, ...(u.name ? { name: u.name } : {}), description: u.description })),
+        );
+      } catch (err) {
+        // Accepted units must not hang: if they cannot be queued they fail, saying why.
+        const outs = await store().transitionUnits(
+          sessionId,
+          us.map((u) => ({
+            uid: u.uid,
+            target: UnitState.FAILED,
+            patch: { appendLog: [`could not be queued for ${pid}: ${(err as Error).message}`] },
+          })),
+        );
+        for (const o of outs) if (o.ok) failed.set(o.record.uid, o.record);
+      }
+    }),
+  );
+  return units.map((u) => failed.get(u.uid) ?? u);
+}
