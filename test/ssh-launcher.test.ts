@@ -2,7 +2,7 @@
  * Against the real test bed (scripts/testbed.sh up): sshd on 127.0.0.1:2222 and single-node SLURM.
  * Skipped, saying why, when `$SORTIE_TESTBED_DIR/env` is absent or its key is unreadable.
  */
-import { accessSync, constants, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
