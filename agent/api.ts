@@ -4,6 +4,8 @@
  * inside a bounded budget, so a short API outage does not kill a pilot but a dead control plane does.
  */
 
+import type { UnitReport } from '../core/wire.ts';
+
 /** A unit as the agent receives it from `POST /agent/pull`. */
 export interface PulledUnit {
   uid: string;
@@ -21,18 +23,7 @@ export interface PulledUnit {
   };
 }
 
-/** A state report for one unit. */
-export interface UnitReport {
-  uid: string;
-  state: 'Executing' | 'Done' | 'Failed' | 'Canceled';
-  time: string;
-  exitCode?: number;
-  stdout?: string;
-  stderr?: string;
-  sandbox?: string;
-  execLocations?: string[];
-  reason?: string;
-}
+export type { UnitReport } from '../core/wire.ts';
 
 /** Commands the control plane hands back on a heartbeat. */
 export interface Commands {

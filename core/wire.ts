@@ -11,6 +11,14 @@ export interface StateEntry<S extends string = string> {
   time: string;
 }
 
+/** Where a pilot runs, as its agent reports it (RP's `resource_detail`). */
+export interface ResourceDetail {
+  nodes: string[];
+  coresPerNode: number;
+  cores?: number;
+  lrms?: string;
+}
+
 /** A pilot as the API returns it (RP's pilot doc). */
 export interface PilotRecord {
   uid: string;
@@ -22,7 +30,7 @@ export interface PilotRecord {
   sandbox?: string;
   jobId?: string;
   log: string[];
-  resourceDetail?: { nodes: string[]; coresPerNode: number; cores?: number; lrms?: string };
+  resourceDetail?: ResourceDetail;
   submitted?: string;
   started?: string;
   finished?: string;
@@ -57,4 +65,17 @@ export interface Page<T> {
   cursor: string;
   /** Present when more items match: pass it back as `next`. */
   next?: string;
+}
+
+/** One unit state report of an agent (`POST /agent/states`). */
+export interface UnitReport {
+  uid: string;
+  state: 'Executing' | 'Done' | 'Failed' | 'Canceled';
+  time: string;
+  exitCode?: number;
+  stdout?: string;
+  stderr?: string;
+  sandbox?: string;
+  execLocations?: string[];
+  reason?: string;
 }

@@ -3,14 +3,7 @@
  * backend sees (secret hash, task tokens, commands). Items on the table carry the same fields plus the
  * key attributes (pk, kind, parent, pilotKey), which {@link stripKeys} removes.
  */
-import type { ComputePilotDescription, ComputeUnitDescription } from '../core/descriptions.ts';
-import type { PilotState, UnitState } from '../core/states.ts';
-
-/** One entry of a state history: the state and when it was entered (ISO 8601). */
-export interface StateEntry<S extends string = string> {
-  state: S;
-  time: string;
-}
+import type { PilotRecord as WirePilotRecord, UnitRecord as WireUnitRecord } from '../core/wire.ts';
 
 /** A session (RP's `<sid>` meta document). */
 export interface SessionRecord {
@@ -41,13 +34,7 @@ export interface UnitManagerRecord {
   changed: string;
 }
 
-/** Where a pilot runs, as the agent reports it. */
-export interface ResourceDetail {
-  nodes: string[];
-  coresPerNode: number;
-  cores?: number;
-  lrms?: string;
-}
+export type { ResourceDetail, StateEntry } from '../core/wire.ts';
 
 /** A command queued for a pilot's agent, handed over on its next heartbeat. */
 export interface PilotCommand {
@@ -64,48 +51,17 @@ export interface TaskTokens {
   active?: string;
 }
 
-/** A pilot (RP's pilot doc). */
-export interface PilotRecord {
+/** A pilot (RP's pilot doc): what the API shows, plus what only the backend may see. */
+export interface PilotRecord extends WirePilotRecord {
   sessionId: string;
-  uid: string;
-  pmgr: string;
-  state: PilotState;
-  stateHistory: StateEntry<PilotState>[];
-  description: ComputePilotDescription;
-  resource: string;
-  sandbox?: string;
-  jobId?: string;
-  log: string[];
-  resourceDetail?: ResourceDetail;
-  submitted?: string;
-  started?: string;
-  finished?: string;
   secretHash?: string;
   taskTokens: TaskTokens;
   commands: PilotCommand[];
-  changed: string;
 }
 
-/** A unit (RP's unit doc). */
-export interface UnitRecord {
+/** A unit (RP's unit doc): what the API shows, plus its session. */
+export interface UnitRecord extends WireUnitRecord {
   sessionId: string;
-  uid: string;
-  umgr: string;
-  name?: string;
-  state: UnitState;
-  stateHistory: StateEntry<UnitState>[];
-  description: ComputeUnitDescription;
-  pilot?: string;
-  sandbox?: string;
-  exitCode?: number;
-  stdout?: string;
-  stderr?: string;
-  execLocations?: string[];
-  submitted?: string;
-  started?: string;
-  finished?: string;
-  log: string[];
-  changed: string;
 }
 
 /** Attributes that exist only for keys and indexes. */

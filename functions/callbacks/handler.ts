@@ -5,9 +5,10 @@
  */
 import { BadParameter, IncorrectState } from '../../core/errors.ts';
 import { isFinal, PilotState, pilotModel, UnitState } from '../../core/states.ts';
+import type { UnitReport } from '../../core/wire.ts';
 import type { PilotRecord, UnitPatch, UnitTransition } from '../../store/index.ts';
 import { authAgent } from '../lib/auth.ts';
-import { httpHandler } from '../lib/http.ts';
+import { httpHandler, MAX_ID_BYTES } from '../lib/http.ts';
 import { heartbeatSeconds, heartbeatToken, succeedToken } from '../lib/pilots.ts';
 import { deleteReceived, receiveUnits } from '../lib/queues.ts';
 import { store } from '../lib/store.ts';
@@ -25,26 +26,44 @@ function live(p: PilotRecord): PilotRecord {
   return p;
 }
 
-interface Report {
-  uid: string;
-  state: string;
-  time?: string;
-  exitCode?: number;
-  stdout?: string;
-  stderr?: string;
-  sandbox?: string;
-  execLocations?: string[];
-  reason?: string;
-}
+/** A report as it arrives: the agent's shape, but not yet checked. */
+type Report = Omit<UnitReport, 'state' | 'time'> & { state: string; time?: string };
+
+/** Reports per call: the agent sends at most 500; far more could not be applied within the function's timeout. */
+const MAX_REPORTS = 5_000;
+
+/** Optional report fields and the type each must have: anything else would reach the unit record as is. */
+const FIELD_TYPES: Record<string, (v: unknown) => boolean> = {
+  time: (v) => typeof v === 'string',
+  exitCode: (v) => Number.isInteger(v),
+  stdout: (v) => typeof v === 'string',
+  stderr: (v) => typeof v === 'string',
+  sandbox: (v) => typeof v === 'string',
+  reason: (v) => typeof v === 'string',
+  execLocations: (v) => Array.isArray(v) && v.every((x) => typeof x === 'string'),
+};
 
 function parseReports(v: unknown): Report[] {
   if (!Array.isArray(v)) throw new BadParameter('states.updates: must be a list');
+  if (v.length > MAX_REPORTS)
+    throw new BadParameter(`states.updates: at most ${MAX_REPORTS} per request, got ${v.length}`);
   return v.map((r, i) => {
     const o = r as Record<string, unknown>;
-    if (typeof o?.uid !== 'string' || typeof o.state !== 'string' || !REPORTABLE.has(o.state)) {
+    if (
+      typeof o?.uid !== 'string' ||
+      Buffer.byteLength(o.uid) > MAX_ID_BYTES ||
+      typeof o.state !== 'string' ||
+      !REPORTABLE.has(o.state)
+    ) {
       throw new BadParameter(
         `states.updates[${i}]: needs uid and a state in ${[...REPORTABLE].join(', ')}, got ${JSON.stringify(r)?.slice(0, 120)}`,
       );
+    }
+    for (const [field, ok] of Object.entries(FIELD_TYPES)) {
+      if (o[field] !== undefined && !ok(o[field]))
+        throw new BadParameter(
+          `states.updates[${i}].${field}: wrong type, got ${JSON.stringify(o[field])?.slice(0, 80)}`,
+        );
     }
     return o as unknown as Report;
   });
