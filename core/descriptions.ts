@@ -88,6 +88,14 @@ export type ComputeUnitDescriptionInput = Omit<
   'inputStaging' | 'outputStaging'
 > & { inputStaging?: StagingDirectiveInput[]; outputStaging?: StagingDirectiveInput[] };
 
+/**
+ * Largest unit description (as JSON): a unit travels whole in one SQS message (≤ 256 KiB) and lives in
+ * one DynamoDB item (≤ 400 KB) beside its history and output, so a bigger one could never run.
+ */
+export const MAX_UNIT_DESCRIPTION_BYTES = 128 * 1024;
+/** Largest pilot description (as JSON): its fields are names and paths; it shares an item with the pilot's log. */
+export const MAX_PILOT_DESCRIPTION_BYTES = 16 * 1024;
+
 /** RP's snake_case spellings (and the deprecated `input_data`/`output_data`) → camelCase keys. */
 const PILOT_ALIASES: Readonly<Record<string, string>> = { access_schema: 'accessSchema' };
 const UNIT_ALIASES: Readonly<Record<string, string>> = {
@@ -106,12 +114,18 @@ type Path = (string | number)[];
  * @throws BadParameter naming the field path and the offending value.
  */
 export function parsePilotDescription(x: unknown): ComputePilotDescription {
-  return parseWith(
+  const parsed = parseWith(
     computePilotDescriptionSchema,
     'pilot description',
     renameAliases(x, PILOT_ALIASES, [], 'pilot description'),
     [],
   );
+  const bytes = Buffer.byteLength(JSON.stringify(parsed));
+  if (bytes > MAX_PILOT_DESCRIPTION_BYTES)
+    throw new BadParameter(
+      `pilot description: at most ${MAX_PILOT_DESCRIPTION_BYTES} bytes as JSON, got ${bytes}`,
+    );
+  return parsed;
 }
 
 /**
@@ -139,7 +153,15 @@ function parseUnit(x: unknown, base: Path): ComputeUnitDescription {
       if (key in renamed) renamed[key] = expandStaging(renamed[key], [...base, key]);
     }
   }
-  return parseWith(computeUnitDescriptionSchema, 'unit description', renamed, base);
+  const parsed = parseWith(computeUnitDescriptionSchema, 'unit description', renamed, base);
+  const bytes = Buffer.byteLength(JSON.stringify(parsed));
+  if (bytes > MAX_UNIT_DESCRIPTION_BYTES) {
+    const where = base.length ? ` ${formatPath(base)}` : '';
+    throw new BadParameter(
+      `unit description${where}: at most ${MAX_UNIT_DESCRIPTION_BYTES} bytes as JSON, got ${bytes}; stage large inputs as files`,
+    );
+  }
+  return parsed;
 }
 
 function parseWith<T extends z.ZodType>(schema: T, what: string, x: unknown, base: Path): z.output<T> {

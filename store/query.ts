@@ -7,7 +7,7 @@
  * items it has already seen at the same `changed`.
  */
 import { QueryCommand, type QueryCommandOutput } from '@aws-sdk/lib-dynamodb';
-import { BadParameter } from '../core/errors.ts';
+import { BadParameter, DatabaseError } from '../core/errors.ts';
 import { TABLE } from '../stacks/manifest.ts';
 import type { StoreContext } from './context.ts';
 import type { Item } from './records.ts';
@@ -90,18 +90,24 @@ async function query<R>(
   options: PageOptions,
   toRecord: (item: Item) => R,
 ): Promise<{ items: R[]; raw: Item[]; next: string | undefined }> {
-  const out = await ctx.db.send<QueryCommandOutput>(
-    'Query',
-    new QueryCommand({
-      TableName: ctx.db.tableName,
-      IndexName: index,
-      KeyConditionExpression: condition,
-      ExpressionAttributeNames: names,
-      ExpressionAttributeValues: values,
-      ...(options.limit ? { Limit: options.limit } : {}),
-      ...(options.next ? { ExclusiveStartKey: decodeNext(options.next) } : {}),
-    }),
-  );
+  const command = new QueryCommand({
+    TableName: ctx.db.tableName,
+    IndexName: index,
+    KeyConditionExpression: condition,
+    ExpressionAttributeNames: names,
+    ExpressionAttributeValues: values,
+    ...(options.limit ? { Limit: options.limit } : {}),
+    ...(options.next ? { ExclusiveStartKey: decodeNext(options.next) } : {}),
+  });
+  let out: QueryCommandOutput;
+  try {
+    out = await ctx.db.send<QueryCommandOutput>('Query', command);
+  } catch (e) {
+    // A token that decodes to an object but is not a key of this query is the caller's mistake, not ours.
+    if (options.next && e instanceof DatabaseError && (e.cause as Error)?.name === 'ValidationException')
+      throw new BadParameter(`not a page token of this list: ${JSON.stringify(options.next)}`, { cause: e });
+    throw e;
+  }
   const raw = out.Items ?? [];
   const next = out.LastEvaluatedKey
     ? Buffer.from(JSON.stringify(out.LastEvaluatedKey)).toString('base64url')

@@ -41,12 +41,32 @@ function parseBody(event: APIGatewayProxyEventV2): Record<string, unknown> {
   return parsed as Record<string, unknown>;
 }
 
+/**
+ * Longest id, page token or other key-ish string accepted (UTF-8 bytes). Ids are short (`unit.000000`);
+ * DynamoDB refuses a key over 2,048 bytes with a ValidationException, which would surface as a 5xx.
+ */
+export const MAX_ID_BYTES = 1024;
+
+function checkIdLength(value: string, what: string): void {
+  if (Buffer.byteLength(value) > MAX_ID_BYTES)
+    throw new BadParameter(`${what}: at most ${MAX_ID_BYTES} bytes, got ${Buffer.byteLength(value)}`);
+}
+
+/** Path parameters and query values are ids or page tokens: refuse oversized ones before they reach a key. */
+function checkParams(event: APIGatewayProxyEventV2): void {
+  for (const [k, v] of Object.entries(event.pathParameters ?? {}))
+    if (v !== undefined) checkIdLength(v, `path parameter ${k}`);
+  for (const [k, v] of Object.entries(event.queryStringParameters ?? {}))
+    if (v !== undefined) checkIdLength(v, `query parameter ${k}`);
+}
+
 /** Builds an API Gateway (payload 2.0) handler from a route table keyed like the manifest's ROUTES. */
 export function httpHandler(routes: Record<string, RouteFn>) {
   return async (event: APIGatewayProxyEventV2): Promise<APIGatewayProxyStructuredResultV2> => {
     const fn = routes[event.routeKey];
     if (!fn) return json(404, toWire(new PilotException(`no route ${event.routeKey}`)));
     try {
+      checkParams(event);
       const body = parseBody(event);
       const out = await fn({
         event,
@@ -74,6 +94,7 @@ export function str(body: Record<string, unknown>, field: string, where: string)
   const v = body[field];
   if (typeof v !== 'string' || v === '')
     throw new BadParameter(`${where}.${field}: must be a non-empty string, got ${JSON.stringify(v)}`);
+  checkIdLength(v, `${where}.${field}`);
   return v;
 }
 
@@ -86,5 +107,8 @@ export function strList(body: Record<string, unknown>, field: string, where: str
       `${where}.${field}: must be a list of strings, got ${JSON.stringify(v)?.slice(0, 200)}`,
     );
   }
+  v.forEach((x: string, i) => {
+    checkIdLength(x, `${where}.${field}[${i}]`);
+  });
   return v as string[];
 }
