@@ -36,6 +36,19 @@ export function compileRoutes(routes: Record<string, string>): CompiledRoute[] {
   });
 }
 
+/**
+ * Decodes a path parameter; a malformed escape (`%ZZ`) is passed on as written, so the handler answers
+ * for an id that does not exist instead of the decoder throwing out of the request handler (which ended
+ * the whole process).
+ */
+function decodeSegment(s: string): string {
+  try {
+    return decodeURIComponent(s);
+  } catch {
+    return s;
+  }
+}
+
 /** Finds the route for a request, with its decoded path parameters. */
 export function matchRoute(
   routes: CompiledRoute[],
@@ -48,7 +61,7 @@ export function matchRoute(
     if (!m) continue;
     const pathParameters: Record<string, string> = {};
     route.params.forEach((p, i) => {
-      pathParameters[p] = decodeURIComponent(m[i + 1] ?? '');
+      pathParameters[p] = decodeSegment(m[i + 1] ?? '');
     });
     return { route, pathParameters };
   }
