@@ -34,11 +34,18 @@ async function main(configFile: string): Promise<number> {
 
   let stopping: { state: 'Done' | 'Failed'; reason: string } | undefined;
   let wake: (() => void) | undefined;
+  // Settles on stop: an in-flight long-poll pull is not waited out (the batch system's grace after
+  // SIGTERM is short, and units still running when it ends are orphaned).
+  let onStop: () => void = () => {};
+  const stopped = new Promise<undefined>((r) => {
+    onStop = () => r(undefined);
+  });
   const stop = (state: 'Done' | 'Failed', reason: string) => {
     if (stopping) return;
     stopping = { state, reason };
     log(`stopping: ${state} (${reason})`);
     wake?.();
+    onStop();
   };
 
   let freeCores = totalCores;
@@ -121,8 +128,10 @@ async function main(configFile: string): Promise<number> {
       continue;
     }
     try {
-      const { units } = await api.pull(want, 5);
-      queue.push(...units);
+      // Units a pull abandoned here claims stay bound to this pilot: the sweep at its end reschedules them.
+      const pulled = await Promise.race([api.pull(want, 5), stopped]);
+      if (!pulled) break;
+      queue.push(...pulled.units);
       schedule();
     } catch (err) {
       stop('Failed', `cannot pull units: ${String(err)}`);
