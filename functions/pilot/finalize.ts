@@ -7,7 +7,8 @@
  * 2. Stop the batch job (no-op if it already ended) and record the final state.
  * 3. Sweep the pilot's unfinished units so none can hang (RP's backfilling rule): not yet executing →
  *    UNSCHEDULED, then rebound to another live pilot of their unit manager, or, with none left,
- *    FAILED (CANCELED if the pilot was cancelled); executing → restartable ? the same : FAILED.
+ *    FAILED (CANCELED if the pilot was cancelled); executing → restartable ? the same : FAILED
+ *    (CANCELED if the pilot was cancelled).
  * 4. Delete the pilot's queue.
  */
 import { bindUnits, type SchedulerName } from '../../core/schedulers.ts';
@@ -106,11 +107,14 @@ async function sweep(pilot: PilotRecord, state: PilotState, reason: string): Pro
     else if (t === UnitState.UNSCHEDULED) toReschedule.push(u);
   }
   const why = `pilot ${pilot.uid} ended ${state}: ${reason}`;
+  // A unit killed because the user cancelled its pilot did not fail (RP 0.22 set them CANCELED); this is
+  // also what the agent reports when it kills them, so the outcome no longer depends on who writes first.
+  const lost = state === PilotState.CANCELED ? UnitState.CANCELED : UnitState.FAILED;
   await s.transitionUnits(
     sid,
     toFail.map((uid) => ({
       uid,
-      target: UnitState.FAILED,
+      target: lost,
       patch: { appendLog: [why] },
       expect: { pilot: pilot.uid },
     })),
@@ -191,7 +195,7 @@ export async function handler(event: FinalizeEvent): Promise<{ state: PilotState
   if (counts.failed || counts.rebound || counts.ended) {
     await s.patchPilot(event.sid, event.pid, {
       appendLog: [
-        `units swept: ${counts.failed} failed, ${counts.rebound} rescheduled, ${counts.ended} ended without a pilot`,
+        `units swept: ${counts.failed} lost while executing, ${counts.rebound} rescheduled, ${counts.ended} ended without a pilot`,
       ],
     });
   }
