@@ -135,6 +135,10 @@ export class Store {
   listUnitManagers(sessionId: string, options?: PageOptions): Promise<Page<UnitManagerRecord>> {
     return managers.listUnitManagers(this.#ctx, sessionId, options);
   }
+  /** See {@link managers.advanceRoundRobin}. */
+  advanceRoundRobin(sessionId: string, uid: string, count: number): Promise<number> {
+    return managers.advanceRoundRobin(this.#ctx, sessionId, uid, count);
+  }
   /** See {@link managers.updateUnitManagerPilots}. */
   updateUnitManagerPilots(
     sessionId: string,

@@ -13,10 +13,10 @@ import { type Item, type PilotManagerRecord, stripKeys, type UnitManagerRecord }
 import { reserveIds } from './sessions.ts';
 
 const toPmgr = (item: Item): PilotManagerRecord => stripKeys<PilotManagerRecord>(item);
-const toUmgr = (item: Item): UnitManagerRecord => ({
-  ...stripKeys<UnitManagerRecord>(item),
-  pilots: pilotsOf(item),
-});
+const toUmgr = (item: Item): UnitManagerRecord => {
+  const { rrNext: _rr, ...rest } = stripKeys<UnitManagerRecord & { rrNext?: number }>(item);
+  return { ...rest, pilots: pilotsOf(item) };
+};
 
 /**
  * Create a pilot manager.
@@ -119,6 +119,39 @@ export async function updateUnitManagerPilots(
     record = await changePilots(ctx, sessionId, uid, (u) => u.delete('pilots', new Set(change.remove)));
   }
   return record ?? getUnitManager(ctx, sessionId, uid);
+}
+
+/**
+ * Moves a unit manager's round-robin cursor on by `count` in one write and returns where it stood: the
+ * slot of the first of `count` units being bound. RP's round-robin scheduler keeps this index across
+ * `submit_units` calls; without it every call would start over at the first pilot.
+ * @throws DoesNotExist, DatabaseError
+ */
+export async function advanceRoundRobin(
+  ctx: StoreContext,
+  sessionId: string,
+  uid: string,
+  count: number,
+): Promise<number> {
+  try {
+    const out = await ctx.db.send<UpdateCommandOutput>(
+      'UpdateItem',
+      new UpdateCommand({
+        TableName: ctx.db.tableName,
+        Key: { [PK]: entityPk(sessionId, uid) },
+        UpdateExpression: 'ADD #rr :n',
+        ConditionExpression: '#kind = :umgr',
+        ExpressionAttributeNames: { '#rr': 'rrNext', '#kind': 'kind' },
+        ExpressionAttributeValues: { ':n': count, ':umgr': 'umgr' },
+        ReturnValues: 'UPDATED_OLD',
+      }),
+    );
+    return Number(out.Attributes?.rrNext ?? 0);
+  } catch (e) {
+    if (e instanceof ConditionFailed)
+      throw new DoesNotExist(`unit manager ${uid} does not exist`, { obj: uid });
+    throw e;
+  }
 }
 
 async function changePilots(

@@ -356,6 +356,20 @@ describe('authentication and authorization', () => {
   });
 });
 
+describe('schedulers', () => {
+  it('round_robin continues its cycle across submit calls, as RP keeps its index', async () => {
+    const um = await UnitManager.create(a, 'round_robin');
+    await um.addPilots([a1, a2]);
+    const units: ComputeUnit[] = [];
+    for (let i = 0; i < 4; i++) units.push(await um.submitUnits({ executable: '/bin/true' }));
+    units.push(...(await um.submitUnits([{ executable: '/bin/true' }, { executable: '/bin/true' }])));
+    const [first, second] = [units[0]?.pilotId, units[1]?.pilotId];
+    expect(new Set([first, second])).toEqual(new Set([a1.uid, a2.uid]));
+    expect(units.map((u) => u.pilotId)).toEqual([first, second, first, second, first, second]);
+    // (Not waited for: A2's one core is busy with its 30 s unit; closing the session ends them.)
+  });
+});
+
 describe('limits and garbage', () => {
   it('bodies over the limits are 4xx, and nothing is created', async () => {
     const pmgr = await PilotManager.create(a);

@@ -34,7 +34,12 @@ export async function submitUnits(sessionId: string, umid: string, raw: unknown)
         .filter((p) => !isFinal(pilotModel, p.state))
         .map((p) => p.uid)
     : [];
-  const binding = bindUnits(umgr.scheduler as SchedulerName, live, descriptions.length);
+  // Round robin continues where the manager's previous submission stopped (RP keeps its index).
+  const start =
+    umgr.scheduler === 'round_robin' && live.length > 1
+      ? await store().advanceRoundRobin(sessionId, umid, descriptions.length)
+      : 0;
+  const binding = bindUnits(umgr.scheduler as SchedulerName, live, descriptions.length, start);
   const units = await store().createUnits(
     sessionId,
     umid,
