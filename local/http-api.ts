@@ -122,6 +122,24 @@ function send(
   res.end(body);
 }
 
+/** Requests and payload bytes of one route, as API Gateway would meter them (the bench prices these). */
+export interface RouteStats {
+  requests: number;
+  requestBytes: number;
+  responseBytes: number;
+}
+
+/** Requests served by this process's HTTP APIs, by route key (`NOT_FOUND` for unmatched ones). */
+export const httpApiRequests: Record<string, RouteStats> = {};
+
+function countRequest(routeKey: string, requestBytes: number): RouteStats {
+  const stats = httpApiRequests[routeKey] ?? { requests: 0, requestBytes: 0, responseBytes: 0 };
+  httpApiRequests[routeKey] = stats;
+  stats.requests++;
+  stats.requestBytes += requestBytes;
+  return stats;
+}
+
 /** A running local HTTP API. */
 export interface LocalHttpApi {
   url: string;
@@ -150,6 +168,7 @@ export async function startHttpApi(opts: { port?: number } = {}): Promise<LocalH
       if (res.writableEnded) return;
       const url = new URL(req.url ?? '/', 'http://127.0.0.1');
       const hit = matchRoute(routes, req.method ?? 'GET', url.pathname);
+      const stats = countRequest(hit?.route.routeKey ?? 'NOT_FOUND', size);
       if (!hit) return send(res, 404, JSON.stringify({ message: 'Not Found' }));
       const event = toEvent(
         req,
@@ -163,9 +182,13 @@ export async function startHttpApi(opts: { port?: number } = {}): Promise<LocalH
           if (r && typeof r === 'object' && typeof r.statusCode === 'number') {
             const headers: Record<string, string> = {};
             for (const [k, v] of Object.entries(r.headers ?? {})) headers[k.toLowerCase()] = String(v);
-            send(res, r.statusCode, typeof r.body === 'string' ? r.body : '', headers);
+            const body = typeof r.body === 'string' ? r.body : '';
+            stats.responseBytes += Buffer.byteLength(body);
+            send(res, r.statusCode, body, headers);
           } else {
-            send(res, 200, JSON.stringify(r ?? null));
+            const body = JSON.stringify(r ?? null);
+            stats.responseBytes += Buffer.byteLength(body);
+            send(res, 200, body);
           }
         },
         (err: unknown) => {

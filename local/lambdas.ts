@@ -20,6 +20,18 @@ export interface LambdaContext {
   getRemainingTimeInMillis(): number;
 }
 
+/** Invocations and handler wall time of one function, as Lambda would bill them (the bench prices these). */
+export interface InvocationStats {
+  invocations: number;
+  /** Sum of handler wall times (ms); concurrent invocations in this one process overlap, so it is an upper bound. */
+  totalMs: number;
+  /** Sum of per-invocation times rounded up to 1 ms, as Lambda bills duration. */
+  billedMs: number;
+}
+
+/** Invocations of this process's handlers, by manifest function name. */
+export const lambdaInvocations: Partial<Record<FunctionName, InvocationStats>> = {};
+
 const root = path.resolve(import.meta.dirname, '..');
 const loaded = new Map<FunctionName, Promise<Handler>>();
 
@@ -72,9 +84,16 @@ export async function invoke(nameOrArn: string, event: unknown): Promise<unknown
     }, timeoutMs);
     timer.unref();
   });
+  const started = performance.now();
   try {
     return await Promise.race([handler(event, context), timedOut]);
   } finally {
     clearTimeout(timer);
+    const ms = performance.now() - started;
+    const stats = lambdaInvocations[name] ?? { invocations: 0, totalMs: 0, billedMs: 0 };
+    lambdaInvocations[name] = stats;
+    stats.invocations++;
+    stats.totalMs += ms;
+    stats.billedMs += Math.max(1, Math.ceil(ms));
   }
 }
