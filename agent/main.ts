@@ -14,15 +14,6 @@ import { readConfig } from './config.ts';
 import { Executor } from './executor.ts';
 import { Reporter } from './reporter.ts';
 
-/**
- * Pull again while fewer than this many units are queued. A pull claims everything its queue messages
- * hold (up to ten messages: thousands of null units) and the claim takes the control plane seconds; with
- * a buffer of only 2 × cores the cores sat idle through every claim (bench/: on the real backend the
- * agent ran at 0.25–0.8 of its rate against a stub). Units are bound to this pilot before they are
- * queued, so claiming earlier takes nothing from other pilots.
- */
-const PULL_AHEAD = 1_024;
-
 const log = (msg: string) => process.stdout.write(`${new Date().toISOString()} ${msg}\n`);
 
 async function main(configFile: string): Promise<number> {
@@ -125,9 +116,9 @@ async function main(configFile: string): Promise<number> {
       });
   }, heartbeatIntervalSeconds * 1000);
 
-  // Pull loop: keep a buffer beyond the free cores so the next spawn never waits for a round trip.
+  // Pull loop: keep a small buffer beyond the free cores so the next spawn never waits for a round trip.
   while (!stopping) {
-    const want = Math.max(freeCores + totalCores, PULL_AHEAD) - queue.length;
+    const want = freeCores + totalCores - queue.length;
     if (want <= 0) {
       await new Promise<void>((r) => {
         wake = r;
