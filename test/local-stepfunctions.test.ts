@@ -170,6 +170,7 @@ describe.concurrent('stacks/pilot.asl.json on the local server', () => {
   const LAUNCH = substitutions.LaunchFunction;
   const AWAIT = substitutions.AwaitAgentFunction;
   const FINALIZE = substitutions.FinalizeFunction;
+  const CHECK = substitutions.CheckJobFunction;
   let pilotArn: string;
 
   beforeAll(async () => {
@@ -185,6 +186,13 @@ describe.concurrent('stacks/pilot.asl.json on the local server', () => {
     // The real await-agent function stores the token for the agent API and returns at once.
     lambdas.set(AWAIT, () => ({ stored: true }));
     lambdas.set(FINALIZE, (p) => ({ state: (p as { error?: unknown }).error ? 'Failed' : 'Done' }));
+    // The real check-job function queries the batch system; this one says the job of 'p-never' ended.
+    lambdas.set(CHECK, (p) => {
+      if ((p as { pid: string }).pid !== 'p-never') return { state: 'PendingActive' };
+      const err = new Error('batch job job-p-never ended before its agent became active: COMPLETED');
+      err.name = 'Sortie.JobEnded';
+      throw err;
+    });
     const out = await sfn.send(
       new CreateStateMachineCommand({
         name: STATE_MACHINES.pilot.name,
@@ -199,6 +207,7 @@ describe.concurrent('stacks/pilot.asl.json on the local server', () => {
     sid: 'session-1',
     pid,
     activateTimeoutSeconds: 5,
+    jobCheckSeconds: 5,
     heartbeatSeconds: 1,
     activeTimeoutSeconds: 20,
     ...overrides,
@@ -268,15 +277,22 @@ describe.concurrent('stacks/pilot.asl.json on the local server', () => {
     expect(types.at(-1)).toBe('ExecutionFailed');
   });
 
-  it('fails activation with States.Timeout after activateTimeoutSeconds (TimeoutSecondsPath)', async () => {
+  it('checks the batch job every jobCheckSeconds (TimeoutSecondsPath) and fails when it ended', async () => {
     const started = Date.now();
-    const executionArn = await start(pilotArn, pilotInput('p-never', { activateTimeoutSeconds: 1 }));
+    const executionArn = await start(pilotArn, pilotInput('p-never', { jobCheckSeconds: 1 }));
     await nextInvocation(AWAIT, forPid('p-never', 'activate'));
+    expect(await nextInvocation(CHECK, forPid('p-never'))).toEqual({
+      sid: 'session-1',
+      pid: 'p-never',
+      activateTimeoutSeconds: 5,
+    });
     const done = await finished(executionArn);
     expect(Date.now() - started).toBeGreaterThanOrEqual(900);
     expect(done.status).toBe('FAILED');
     const finalize = await nextInvocation(FINALIZE, forPid('p-never'));
-    expect(finalize.error).toMatchObject({ Error: 'States.Timeout' });
+    expect(finalize.error).toMatchObject({ Error: 'Sortie.JobEnded' });
+    const types = (await history(executionArn)).map((e) => e.type);
+    expect(types).toContain('TaskTimedOut');
     expect(
       invocations.some((c) => c.functionName === AWAIT && forPid('p-never', 'active')(c.payload as never)),
     ).toBe(false);

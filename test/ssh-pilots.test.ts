@@ -16,12 +16,23 @@ const tb = readTestbed();
 const skip = 'skip' in tb ? tb.skip : undefined;
 const env = 'env' in tb ? tb.env : {};
 
-/** Runs a command on the test bed's SLURM as root (squeue sees every user's jobs). */
+/** The job's state in the test bed's SLURM, as root sees it ('' once SLURM has forgotten it). */
 function squeue(jobId: string): string {
   return execFileSync('squeue', ['-h', '-j', jobId, '-o', '%T'], {
     env: { ...process.env, SLURM_CONF: env.SORTIE_TESTBED_SLURM_CONF ?? '' },
     encoding: 'utf8',
   }).trim();
+}
+
+/** Waits (bounded) until a cancelled job has left the queue: SLURM shows it COMPLETING for a moment. */
+async function gone(jobId: string): Promise<string> {
+  const deadline = Date.now() + 15_000;
+  let state = squeue(jobId);
+  while (state !== '' && Date.now() < deadline) {
+    await new Promise((r) => setTimeout(r, 250));
+    state = squeue(jobId);
+  }
+  return state;
 }
 
 describe.skipIf(skip !== undefined)(`pilots over SSH${skip ? ` (skipped: ${skip})` : ''}`, () => {
@@ -79,7 +90,7 @@ describe.skipIf(skip !== undefined)(`pilots over SSH${skip ? ` (skipped: ${skip}
     }
     await pilot.cancel();
     expect(await pilot.wait({ timeout: 60 })).toBe(PilotState.CANCELED);
-    expect(squeue(pilot.jobId ?? '')).toBe('');
+    expect(await gone(pilot.jobId ?? '')).toBe('');
   }, 120_000);
 
   it('runs units on local.ssh (fork on the login node)', async () => {
@@ -110,7 +121,7 @@ describe.skipIf(skip !== undefined)(`pilots over SSH${skip ? ` (skipped: ${skip}
     expect(squeue(waiting?.jobId ?? '')).toBe('PENDING');
     await waiting?.cancel();
     expect(await waiting?.wait({ timeout: 60 })).toBe(PilotState.CANCELED);
-    expect(squeue(waiting?.jobId ?? '')).toBe('');
+    expect(await gone(waiting?.jobId ?? '')).toBe('');
     await pmgr.cancelPilots();
     await pmgr.waitPilots({ timeout: 60 });
   }, 150_000);
