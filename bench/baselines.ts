@@ -1,0 +1,162 @@
+/**
+ * The physical baselines the bench sets its figures beside: raw spawns of `/bin/true` from a plain Node
+ * loop, a bare `node -e` start, one DynamoDB GetItem round trip and raw BatchWriteItem throughput.
+ * Every wait is bounded; every child is waited for.
+ */
+import { spawn } from 'node:child_process';
+import {
+  BatchWriteItemCommand,
+  CreateTableCommand,
+  DeleteTableCommand,
+  type DynamoDBClient,
+  GetItemCommand,
+  PutItemCommand,
+  waitUntilTableExists,
+} from '@aws-sdk/client-dynamodb';
+import type { AttributeValue } from './pricing.ts';
+
+/** Median of a non-empty list. */
+export function median(xs: readonly number[]): number {
+  return quantile(xs, 0.5);
+}
+
+/** Quantile by linear interpolation (p in [0, 1]). */
+export function quantile(xs: readonly number[], p: number): number {
+  if (xs.length === 0) return Number.NaN;
+  const s = [...xs].sort((a, b) => a - b);
+  const i = (s.length - 1) * p;
+  const lo = Math.floor(i);
+  const hi = Math.ceil(i);
+  return (s[lo] as number) + ((s[hi] as number) - (s[lo] as number)) * (i - lo);
+}
+
+/** Rejects after `ms` with `what` in the message; the timer does not hold the process. */
+export function within<T>(p: Promise<T>, ms: number, what: string): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  const t = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new Error(`${what}: no result after ${ms} ms`)), ms);
+    timer.unref();
+  });
+  return Promise.race([p, t]).finally(() => clearTimeout(timer));
+}
+
+/** Spawns `/bin/true` `n` times, `window` at a time (stdio ignored), and returns spawns per second. */
+export async function rawSpawnRate(n: number, window: number): Promise<number> {
+  const t0 = performance.now();
+  await within(
+    new Promise<void>((resolve, reject) => {
+      let started = 0;
+      let done = 0;
+      const next = () => {
+        if (started >= n) return;
+        started++;
+        const child = spawn('/bin/true', [], { stdio: 'ignore' });
+        child.once('error', reject);
+        child.once('exit', () => {
+          if (++done === n) resolve();
+          else next();
+        });
+      };
+      for (let i = 0; i < Math.min(window, n); i++) next();
+    }),
+    120_000,
+    'raw spawn loop',
+  );
+  return n / ((performance.now() - t0) / 1000);
+}
+
+/**
+ * Milliseconds from spawning `cmd args` to its first byte of stdout (the process is killed then).
+ * This is the floor of any pilot start on this host: a Node process has to come up and print.
+ */
+export async function firstLineMs(cmd: string, args: string[], cwd?: string): Promise<number> {
+  const t0 = performance.now();
+  const child = spawn(cmd, args, { stdio: ['ignore', 'pipe', 'ignore'], ...(cwd ? { cwd } : {}) });
+  try {
+    await within(
+      new Promise<void>((resolve, reject) => {
+        child.once('error', reject);
+        child.stdout.once('data', () => resolve());
+        child.once('exit', (code) => reject(new Error(`${cmd} exited ${code} before printing`)));
+      }),
+      30_000,
+      `first line of ${cmd}`,
+    );
+    return performance.now() - t0;
+  } finally {
+    if (child.exitCode === null) child.kill('SIGKILL');
+    await within(
+      new Promise((r) =>
+        child.exitCode !== null || child.signalCode !== null ? r(null) : child.once('exit', r),
+      ),
+      10_000,
+      `exit of ${cmd}`,
+    ).catch(() => {});
+  }
+}
+
+/** Round trips (ms) of `n` sequential strongly consistent GetItems of one small item on a scratch table. */
+export async function getItemRoundTrips(client: DynamoDBClient, table: string, n: number): Promise<number[]> {
+  await client.send(new PutItemCommand({ TableName: table, Item: { pk: { S: 'probe' }, v: { S: 'x' } } }));
+  const out: number[] = [];
+  for (let i = 0; i < n; i++) {
+    const t0 = performance.now();
+    await client.send(
+      new GetItemCommand({ TableName: table, Key: { pk: { S: 'probe' } }, ConsistentRead: true }),
+    );
+    out.push(performance.now() - t0);
+  }
+  return out;
+}
+
+/**
+ * Raw BatchWriteItem throughput (items/s): `items` copies of `sample` (new keys), 25 per request and
+ * `concurrency` requests in flight — the same shape as the store's batchPut.
+ */
+export async function batchWriteRate(
+  client: DynamoDBClient,
+  table: string,
+  sample: Record<string, AttributeValue>,
+  items: number,
+  concurrency = 8,
+): Promise<number> {
+  const batches: Record<string, AttributeValue>[][] = [];
+  for (let i = 0; i < items; i += 25)
+    batches.push(
+      Array.from({ length: Math.min(25, items - i) }, (_, j) => ({
+        ...sample,
+        pk: { S: `scratch#${i + j}` },
+      })),
+    );
+  let next = 0;
+  const t0 = performance.now();
+  const worker = async () => {
+    while (next < batches.length) {
+      let reqs = (batches[next++] ?? []).map((Item) => ({ PutRequest: { Item } }));
+      for (let attempt = 0; reqs.length && attempt < 8; attempt++) {
+        const out = await client.send(
+          new BatchWriteItemCommand({ RequestItems: { [table]: reqs as never } }),
+        );
+        reqs = (out.UnprocessedItems?.[table] ?? []) as typeof reqs;
+      }
+    }
+  };
+  await within(Promise.all(Array.from({ length: concurrency }, worker)), 300_000, 'raw BatchWriteItem');
+  return items / ((performance.now() - t0) / 1000);
+}
+
+/** Creates a scratch table (hash key `pk`, no indexes) and returns a function that deletes it. */
+export async function scratchTable(client: DynamoDBClient, table: string): Promise<() => Promise<void>> {
+  await client.send(
+    new CreateTableCommand({
+      TableName: table,
+      BillingMode: 'PAY_PER_REQUEST',
+      AttributeDefinitions: [{ AttributeName: 'pk', AttributeType: 'S' }],
+      KeySchema: [{ AttributeName: 'pk', KeyType: 'HASH' }],
+    }),
+  );
+  await waitUntilTableExists({ client, maxWaitTime: 60 }, { TableName: table });
+  return async () => {
+    await client.send(new DeleteTableCommand({ TableName: table })).catch(() => {});
+  };
+}

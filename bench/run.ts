@@ -1,0 +1,630 @@
+/**
+ * `npm run bench [-- --quick]`: Sortie's benchmark suite. Every figure is measured beside its own
+ * physical baseline in the same run and reported as value, baseline and ratio, so that a busy shared
+ * machine moves both sides together. Writes bench/out/report.md and bench/out/results.json and prints
+ * the table. Quick mode (< 2 min) uses small counts and skips the 100k scale run; full mode < 10 min.
+ *
+ * Everything runs on 127.0.0.1: the embedded backend (local/backend.ts) in this process, agents as
+ * the real bundle in child processes. Every wait is bounded; every process started here is stopped.
+ */
+import { execFileSync } from 'node:child_process';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { DynamoDBClient, GetItemCommand } from '@aws-sdk/client-dynamodb';
+import { GetExecutionHistoryCommand, SFNClient } from '@aws-sdk/client-sfn';
+import {
+  type ComputePilot,
+  Context,
+  PilotManager,
+  PilotState,
+  Session,
+  UnitManager,
+  type UnitRecord,
+  UnitState,
+} from '../client/index.ts';
+import { startBackend } from '../local/backend.ts';
+import { ENV, STATE_MACHINES } from '../stacks/manifest.ts';
+import { procCpuMs, runAgentAlone, vmHwmKb } from './agent-stub.ts';
+import {
+  batchWriteRate,
+  firstLineMs,
+  getItemRoundTrips,
+  median,
+  quantile,
+  rawSpawnRate,
+  scratchTable,
+} from './baselines.ts';
+import {
+  installMeter,
+  type MeterSnapshot,
+  meterErrors,
+  resetMeter,
+  snapshotMeter,
+  usageOf,
+} from './meter.ts';
+import { type AttributeValue, type CostBreakdown, itemBytes, priceUsage, type Usage } from './pricing.ts';
+import { startProfile } from './profile.ts';
+
+const quick = process.argv.includes('--quick');
+/** `--profile`: CPU-profile this process during the end-to-end run (bench/out/e2e.cpuprofile). */
+const profile = process.argv.includes('--profile');
+/** `--scale=N`: units of the scale run (full mode; default 100,000, 0 skips it). */
+const scaleArg = process.argv.find((a) => a.startsWith('--scale='))?.slice('--scale='.length);
+const cores = os.availableParallelism();
+const N = quick
+  ? { spawn: 2_000, agent: 3_000, ingest: 2_000, e2e: 2_000, latency: 50, pilots: 3, scale: 0, getItems: 200 }
+  : {
+      spawn: 5_000,
+      agent: 10_000,
+      ingest: 10_000,
+      e2e: 10_000,
+      latency: 200,
+      pilots: 5,
+      scale: scaleArg === undefined ? 100_000 : Number(scaleArg),
+      getItems: 200,
+    };
+if (!Number.isInteger(N.scale) || N.scale < 0)
+  throw new Error(`--scale: a non-negative integer, got ${scaleArg}`);
+
+/** One row of the table. */
+interface Figure {
+  id: string;
+  name: string;
+  value: number;
+  unit: string;
+  baseline: number;
+  baselineName: string;
+  /** value / baseline. */
+  ratio: number;
+  note?: string;
+}
+
+const figures: Figure[] = [];
+const details: Record<string, unknown> = {};
+const log = (s: string) => process.stderr.write(`[bench ${new Date().toISOString().slice(11, 19)}] ${s}\n`);
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+function figure(f: Omit<Figure, 'ratio'>): void {
+  const row = { ...f, ratio: f.value / f.baseline };
+  figures.push(row);
+  log(
+    `${f.id} ${f.name}: ${fmt(f.value)} ${f.unit} vs ${fmt(f.baseline)} (${f.baselineName}) → ×${fmt(row.ratio)}`,
+  );
+}
+
+function fmt(x: number): string {
+  if (!Number.isFinite(x)) return String(x);
+  const a = Math.abs(x);
+  return a >= 100 ? x.toFixed(0) : a >= 10 ? x.toFixed(1) : a >= 1 ? x.toFixed(2) : x.toPrecision(2);
+}
+
+const nullUnit = { executable: '/bin/true' };
+const descs = (n: number) => Array.from({ length: n }, () => nullUnit);
+const ms = (a?: string, b?: string) => (a && b ? Date.parse(b) - Date.parse(a) : Number.NaN);
+
+/** First EXECUTING to last final, from the unit records (agent-reported started/finished). */
+function agentSpan(records: UnitRecord[]): { spanMs: number; rate: number } {
+  const starts = records.map((r) => Date.parse(r.started ?? '')).filter(Number.isFinite);
+  const ends = records.map((r) => Date.parse(r.finished ?? '')).filter(Number.isFinite);
+  const spanMs = Math.max(...ends) - Math.min(...starts);
+  return { spanMs, rate: records.length / (spanMs / 1000) };
+}
+
+/** Step Functions state transitions of one pilot's execution: its `*StateEntered` events. */
+async function pilotTransitions(sessionId: string, pilotId: string): Promise<number> {
+  const sm = process.env[ENV.stateMachineArn] ?? '';
+  const name = `${sessionId}-${pilotId}`.replace(/[^A-Za-z0-9_-]/g, '_').slice(-80);
+  const executionArn = sm
+    .replace(':stateMachine:', ':execution:')
+    .replace(new RegExp(`${STATE_MACHINES.pilot.name}$`), `${STATE_MACHINES.pilot.name}:${name}`);
+  const sfn = new SFNClient({});
+  let n = 0;
+  let nextToken: string | undefined;
+  do {
+    const page = await sfn.send(
+      new GetExecutionHistoryCommand({ executionArn, maxResults: 1000, ...(nextToken ? { nextToken } : {}) }),
+    );
+    n += (page.events ?? []).filter((e) => e.type?.endsWith('StateEntered')).length;
+    nextToken = page.nextToken;
+  } while (nextToken);
+  return n;
+}
+
+/** A unit's item as stored (wire form, key attributes included): the size DynamoDB bills. */
+async function rawItem(
+  client: DynamoDBClient,
+  sid: string,
+  uid: string,
+): Promise<Record<string, AttributeValue>> {
+  const out = await client.send(
+    new GetItemCommand({ TableName: process.env[ENV.table] ?? '', Key: { pk: { S: `${sid}#${uid}` } } }),
+  );
+  if (!out.Item) throw new Error(`unit ${uid} not found in the table`);
+  return out.Item as Record<string, AttributeValue>;
+}
+
+function requestsPerUnit(s: MeterSnapshot, units: number): Record<string, number> {
+  const out: Record<string, number> = {};
+  for (const [k, v] of Object.entries(s.awsRequests)) out[k] = v / units;
+  for (const [k, v] of Object.entries(s.http)) out[`HTTP ${k}`] = v.requests / units;
+  for (const [k, v] of Object.entries(s.lambda)) if (v) out[`Lambda ${k}`] = v.invocations / units;
+  return out;
+}
+
+async function main(): Promise<void> {
+  const t0 = performance.now();
+  const dir = mkdtempSync(path.join(os.tmpdir(), 'sortie-bench-'));
+  const outDir = path.join(import.meta.dirname, 'out');
+  mkdirSync(outDir, { recursive: true });
+  log(`${quick ? 'quick' : 'full'} mode, ${cores} cores, sandboxes in ${dir}`);
+  let backend: Awaited<ReturnType<typeof startBackend>> | undefined;
+  let session: Session | undefined;
+  try {
+    // ---- 1. Agent launch rate vs raw spawn rate (before the backend exists: all cores free) -------------
+    const spawnBefore = await rawSpawnRate(N.spawn, cores);
+    const { buildAgentBundle } = await import('../agent/bundle.ts');
+    const bundle = await buildAgentBundle();
+    const alone = await runAgentAlone({ bundle, n: N.agent, cores, dir, timeoutMs: 240_000 });
+    const spawnAfter = await rawSpawnRate(N.spawn, cores);
+    const rawSpawn = (spawnBefore + spawnAfter) / 2;
+    details.agentAlone = { ...alone, rawSpawnBefore: spawnBefore, rawSpawnAfter: spawnAfter };
+    figure({
+      id: '1',
+      name: `Agent launch rate (${N.agent} null units, stub control plane)`,
+      value: alone.rate,
+      unit: 'units/s',
+      baseline: rawSpawn,
+      baselineName: `raw Node spawn of /bin/true, window ${cores}`,
+      note: `${alone.pulls} pulls of ≤${alone.perPull}, ${alone.stateCalls} state calls, agent VmHWM ${Math.round(alone.agentHwmKb / 1024)} MB`,
+    });
+
+    // ---- 5a. Process start floors ------------------------------------------------------------------------
+    const nodeE: number[] = [];
+    for (let i = 0; i < 5; i++) nodeE.push(await firstLineMs(process.execPath, ['-e', 'console.log(1)']));
+    const agentFirst: number[] = [];
+    {
+      const sb = path.join(dir, 'first-line');
+      mkdirSync(sb, { recursive: true });
+      const cfg = path.join(sb, 'agent.json');
+      // An API that refuses connections: the agent prints its first line before it calls anything.
+      writeFileSync(
+        cfg,
+        JSON.stringify({
+          apiUrl: 'http://127.0.0.1:9',
+          sessionId: 'bench',
+          pilotId: 'pilot.first',
+          token: 't',
+          sandbox: sb,
+          cores,
+          runtimeSeconds: 60,
+        }),
+      );
+      for (let i = 0; i < 5; i++) agentFirst.push(await firstLineMs(process.execPath, [bundle, cfg], sb));
+    }
+    details.processStart = { nodeEMs: nodeE, agentBundleFirstLineMs: agentFirst };
+
+    // ---- Backend ------------------------------------------------------------------------------------------
+    backend = await startBackend({ heartbeatSeconds: 300 });
+    installMeter();
+    const raw = new DynamoDBClient({});
+    const dropScratch = await scratchTable(raw, 'bench-scratch');
+    const rtts = await getItemRoundTrips(raw, 'bench-scratch', N.getItems);
+    const getItemMs = median(rtts);
+    details.getItemMs = { median: getItemMs, p95: quantile(rtts, 0.95) };
+    log(`GetItem round trip: median ${fmt(getItemMs)} ms, p95 ${fmt(quantile(rtts, 0.95))} ms`);
+
+    session = await Session.create({ endpoint: backend.apiUrl, name: 'bench' });
+    const sid = session.uid;
+    const pmgr = await PilotManager.create(session);
+    const pilotDescription = { resource: 'local.localhost', runtime: 60, cores, sandbox: dir };
+
+    // ---- 5. Pilot start: submitPilots → ACTIVE (and per-pilot cost: one whole lifecycle metered) ------
+    const starts: { serverMs: number; clientMs: number }[] = [];
+    let perPilot: { snapshot: MeterSnapshot; transitions: number } | undefined;
+    for (let i = 0; i < N.pilots; i++) {
+      resetMeter();
+      const c0 = Date.now();
+      const p = await pmgr.submitPilots(pilotDescription);
+      await p.wait({ state: PilotState.ACTIVE, timeout: 60 });
+      const clientMs = Date.now() - c0;
+      const rec = p.asDict();
+      const active = rec.stateHistory.find((h) => h.state === PilotState.ACTIVE)?.time;
+      starts.push({ serverMs: ms(rec.submitted, active), clientMs });
+      await p.cancel();
+      await p.wait({ timeout: 60 });
+      if (i === 0) {
+        await sleep(300); // the execution's last states run just after the pilot turns final
+        perPilot = { snapshot: snapshotMeter(), transitions: await pilotTransitions(sid, p.uid) };
+      }
+    }
+    const pilotStart = median(starts.map((s) => s.serverMs));
+    const agentFirstLine = median(agentFirst);
+    details.pilotStart = { runs: starts, nodeEMs: median(nodeE), agentFirstLineMs: agentFirstLine };
+    figure({
+      id: '5',
+      name: `Pilot start, local.localhost (median of ${N.pilots}, server timestamps)`,
+      value: pilotStart,
+      unit: 'ms',
+      baseline: agentFirstLine,
+      baselineName: 'fork agent bundle → first output line',
+      note: `client-observed median ${fmt(median(starts.map((s) => s.clientMs)))} ms; bare node -e ${fmt(median(nodeE))} ms`,
+    });
+
+    // ---- 5b. Pilot start on local.slurm (SSH + sbatch on the test bed), if the test bed is up ----------
+    await slurmPilotStart(session, pmgr, pilotStart).catch((err: unknown) => {
+      details.slurm = { pending: String(err instanceof Error ? err.message : err) };
+      log(`5b local.slurm pending: ${String(err instanceof Error ? err.message : err)}`);
+    });
+
+    // The pilot every unit phase uses.
+    const pilot: ComputePilot = await pmgr.submitPilots(pilotDescription);
+    await pilot.wait({ state: PilotState.ACTIVE, timeout: 60 });
+    const agentPid = Number(pilot.jobId);
+    const newUmgr = async () => {
+      const m = await UnitManager.create(session as Session, 'direct_submission');
+      await m.addPilots(pilot);
+      return m;
+    };
+
+    // ---- 4. Latency of single units on an idle pilot ------------------------------------------------------
+    {
+      const umgr = await newUmgr();
+      const exec: number[] = [];
+      const done: number[] = [];
+      const client: number[] = [];
+      for (let i = 0; i < N.latency; i++) {
+        const c0 = Date.now();
+        const u = await umgr.submitUnits(nullUnit);
+        await u.wait({ timeout: 30 });
+        client.push(Date.now() - c0);
+        const r = u.asDict();
+        exec.push(ms(r.submitted, r.started));
+        done.push(ms(r.submitted, r.finished));
+      }
+      umgr.close();
+      const row = (label: string, xs: number[], p: number, note?: string) =>
+        figure({
+          id: '4',
+          name: `Latency submit → ${label} (${N.latency} units, ${p === 0.5 ? 'median' : 'p95'})`,
+          value: quantile(xs, p),
+          unit: 'ms',
+          baseline: getItemMs,
+          baselineName: 'DynamoDB GetItem round trip (median)',
+          ...(note ? { note } : {}),
+        });
+      row('EXECUTING', exec, 0.5);
+      row('EXECUTING', exec, 0.95);
+      row('DONE', done, 0.5);
+      row('DONE', done, 0.95);
+      row('DONE seen by client (waitUnits)', client, 0.5, 'includes submit call and change-feed polling');
+      row('DONE seen by client (waitUnits)', client, 0.95);
+      details.latency = { exec, done, client };
+    }
+
+    // ---- 3. Ingest (agent paused, so it measures API → DynamoDB → SQS alone) + 1b. agent on real backend --
+    {
+      const umgr = await newUmgr();
+      process.kill(agentPid, 'SIGSTOP');
+      let ingestMs: number;
+      try {
+        const c0 = performance.now();
+        await umgr.submitUnits(descs(N.ingest));
+        ingestMs = performance.now() - c0;
+      } finally {
+        process.kill(agentPid, 'SIGCONT');
+      }
+      const ingest = N.ingest / (ingestMs / 1000);
+      // Raw BatchWriteItem of items the size of a freshly created unit item.
+      const sample = await rawItem(raw, sid, (await umgr.getUnits())[0]?.uid ?? '');
+      const rawWrite = await batchWriteRate(raw, 'bench-scratch', sample, N.ingest);
+      figure({
+        id: '3',
+        name: `Ingest: submitUnits of ${N.ingest} units (API → DynamoDB → SQS)`,
+        value: ingest,
+        unit: 'units/s',
+        baseline: rawWrite,
+        baselineName: `raw BatchWriteItem items/s (${itemBytes(sample)} B items, 25 × 8 in flight)`,
+      });
+      const recs = await umgr.waitUnits({ timeout: 600 }).then(() => umgr.getUnits());
+      const span = agentSpan(recs.map((u) => u.asDict()));
+      details.agentOnBackend = span;
+      figure({
+        id: '1b',
+        name: `Agent launch rate on the real backend (${N.ingest} pre-queued units)`,
+        value: span.rate,
+        unit: 'units/s',
+        baseline: rawSpawn,
+        baselineName: `raw Node spawn of /bin/true, window ${cores}`,
+        note: 'claims and state writes run in the backend on the same cores',
+      });
+      umgr.close();
+    }
+    await dropScratch();
+
+    // ---- 2. End to end + 7. cost ------------------------------------------------------------------------
+    let e2ePerUnitMs = Number.NaN;
+    let cost: CostBreakdown | undefined;
+    {
+      const umgr = await newUmgr();
+      const before = { ...session.transport.requests };
+      resetMeter();
+      const stopProfile = profile ? await startProfile(path.join(outDir, 'e2e.cpuprofile')) : undefined;
+      const wall0 = Date.now();
+      const cpu0 = process.cpuUsage();
+      const agentCpu0 = procCpuMs(agentPid);
+      const c0 = performance.now();
+      await umgr.submitUnits(descs(N.e2e));
+      const submitMs = performance.now() - c0;
+      const states = await umgr.waitUnits({ timeout: 900 });
+      const e2eMs = performance.now() - c0;
+      const snap = snapshotMeter();
+      const cpu1 = process.cpuUsage(cpu0);
+      const agentCpu1 = procCpuMs(agentPid);
+      const cpu = {
+        wallMs: e2eMs,
+        backendAndClientMs: (cpu1.user + cpu1.system) / 1000,
+        agentMs: agentCpu1.self - agentCpu0.self,
+        unitsMs: agentCpu1.children - agentCpu0.children,
+        profile: stopProfile ? await stopProfile() : undefined,
+      };
+      log(
+        `e2e CPU per unit: backend+client ${fmt(cpu.backendAndClientMs / N.e2e)} ms, agent ${fmt(cpu.agentMs / N.e2e)} ms, unit processes ${fmt(cpu.unitsMs / N.e2e)} ms; cores busy ${fmt((cpu.backendAndClientMs + cpu.agentMs + cpu.unitsMs) / e2eMs)} of ${cores}`,
+      );
+      const notDone = states.filter((s) => s !== UnitState.DONE).length;
+      const e2e = N.e2e / (e2eMs / 1000);
+      e2ePerUnitMs = e2eMs / N.e2e;
+      const recs = (await umgr.getUnits()).map((u) => u.asDict());
+      // Where the wall time went: submit, until the first unit ran (claim), running, and until the client saw the last DONE.
+      const firstStart = Math.min(...recs.map((r) => Date.parse(r.started ?? '')));
+      const lastFinish = Math.max(...recs.map((r) => Date.parse(r.finished ?? '')));
+      const phases = {
+        submitMs,
+        untilFirstStartMs: firstStart - wall0,
+        runningMs: lastFinish - firstStart,
+        lastFinishToClientMs: wall0 + e2eMs - lastFinish,
+      };
+      const sdkCalls: Record<string, number> = {};
+      for (const [k, v] of Object.entries(session.transport.requests)) {
+        const d = v - (before[k] ?? 0);
+        if (d) sdkCalls[k] = d;
+      }
+      figure({
+        id: '2',
+        name: `End to end: ${N.e2e} null units, SDK submit → all DONE seen`,
+        value: e2e,
+        unit: 'units/s',
+        baseline: alone.rate,
+        baselineName: 'agent launch rate (1)',
+        note: `submit ${fmt(submitMs)} ms, first unit started at ${fmt(phases.untilFirstStartMs)} ms, running ${fmt(phases.runningMs)} ms, last DONE seen ${fmt(phases.lastFinishToClientMs)} ms after it finished; backend+client CPU ${fmt(cpu.backendAndClientMs / N.e2e)} ms/unit${notDone ? `; ${notDone} not DONE` : ''}`,
+      });
+      // Cost: this run's requests, plus one pilot's lifecycle amortized over this run's units.
+      const t = perPilot?.transitions ?? 0;
+      const runUsage = usageOf(snap, 0);
+      const pilotUsage = perPilot ? usageOf(perPilot.snapshot, t) : usageOf(snap, 0);
+      const total: Usage = {
+        lambda: { ...runUsage.lambda },
+        httpApi: {
+          requests: runUsage.httpApi.requests + (perPilot ? pilotUsage.httpApi.requests : 0),
+          billed: runUsage.httpApi.billed + (perPilot ? pilotUsage.httpApi.billed : 0),
+        },
+        dynamo: {
+          calls: runUsage.dynamo.calls + (perPilot ? pilotUsage.dynamo.calls : 0),
+          wru: runUsage.dynamo.wru + (perPilot ? pilotUsage.dynamo.wru : 0),
+          rru: runUsage.dynamo.rru + (perPilot ? pilotUsage.dynamo.rru : 0),
+        },
+        sqs: {
+          calls: runUsage.sqs.calls + (perPilot ? pilotUsage.sqs.calls : 0),
+          billed: runUsage.sqs.billed + (perPilot ? pilotUsage.sqs.billed : 0),
+        },
+        sfn: { transitions: t },
+      };
+      if (perPilot)
+        for (const [fn, u] of Object.entries(pilotUsage.lambda)) {
+          const cur = total.lambda[fn] ?? { invocations: 0, billedMs: 0, memoryMB: u.memoryMB };
+          total.lambda[fn] = {
+            invocations: cur.invocations + u.invocations,
+            billedMs: cur.billedMs + u.billedMs,
+            memoryMB: u.memoryMB,
+          };
+        }
+      cost = priceUsage(total, N.e2e);
+      details.e2e = {
+        units: N.e2e,
+        ms: e2eMs,
+        phases,
+        cpu,
+        submitMs,
+        sdkCalls,
+        meter: snap,
+        requestsPerUnit: requestsPerUnit(snap, N.e2e),
+        perPilot: perPilot ? { transitions: t, meter: perPilot.snapshot } : undefined,
+        sfnTransitionsSource: 'GetExecutionHistory of one pilot: count of *StateEntered events',
+        usage: total,
+        cost,
+        sampleUnitItemBytes: itemBytes(await rawItem(new DynamoDBClient({}), sid, recs[0]?.uid ?? '')),
+      };
+      umgr.close();
+    }
+
+    // ---- 6. Scale: 100k units in one session ------------------------------------------------------------
+    if (N.scale) {
+      const umgr = await newUmgr();
+      const c0 = performance.now();
+      await umgr.submitUnits(descs(N.scale));
+      const submitMs = performance.now() - c0;
+      const states = await umgr.waitUnits({ timeout: 1_200 });
+      const scaleMs = performance.now() - c0;
+      const perUnit = scaleMs / N.scale;
+      const agentHwm = vmHwmKb(agentPid);
+      const backendHwm = process.resourceUsage().maxRSS;
+      details.scale = {
+        units: N.scale,
+        ms: scaleMs,
+        submitMs,
+        notDone: states.filter((s) => s !== UnitState.DONE).length,
+        agentHwmKb: agentHwm,
+        backendMaxRssKb: backendHwm,
+      };
+      figure({
+        id: '6',
+        name: `Scale: per-unit time at ${N.scale / 1000}k vs at ${N.e2e / 1000}k`,
+        value: perUnit,
+        unit: 'ms/unit',
+        baseline: e2ePerUnitMs,
+        baselineName: `per-unit time at ${N.e2e / 1000}k (2)`,
+        note: `${fmt(N.scale / (scaleMs / 1000))} units/s; agent VmHWM ${Math.round(agentHwm / 1024)} MB, backend+client maxRSS ${Math.round(backendHwm / 1024)} MB`,
+      });
+      umgr.close();
+    }
+
+    await pilot.cancel();
+    await pilot.wait({ timeout: 60 });
+
+    // ---- Report ------------------------------------------------------------------------------------------
+    const elapsed = (performance.now() - t0) / 1000;
+    const report = renderReport(cost, elapsed);
+    writeFileSync(path.join(outDir, 'report.md'), report);
+    writeFileSync(
+      path.join(outDir, 'results.json'),
+      `${JSON.stringify({ mode: quick ? 'quick' : 'full', cores, node: process.version, elapsedSeconds: elapsed, meterErrors, figures, details }, null, 2)}\n`,
+    );
+    process.stdout.write(`\n${report}\n`);
+    log(`wrote ${path.relative(process.cwd(), outDir)}/report.md and results.json in ${fmt(elapsed)} s`);
+  } finally {
+    await session?.close({ timeoutMs: 30_000 }).catch((err: unknown) => log(`session close: ${String(err)}`));
+    await backend?.close();
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+/** The test bed's connection (scripts/testbed.sh writes it), or undefined when it is not up. */
+function testbed(): { host: string; port: string; user: string; key: string } | undefined {
+  const file = process.env.SORTIE_TESTBED_DIR
+    ? path.join(process.env.SORTIE_TESTBED_DIR, 'env')
+    : '/var/tmp/sortie-testbed/env';
+  if (!existsSync(file)) return undefined;
+  const env: Record<string, string> = {};
+  for (const m of readFileSync(file, 'utf8').matchAll(/^export (\w+)='([^']*)'$/gm))
+    env[m[1] as string] = m[2] as string;
+  const {
+    SORTIE_TESTBED_HOST: host,
+    SORTIE_TESTBED_PORT: port,
+    SORTIE_TESTBED_USER: user,
+    SORTIE_TESTBED_KEY: key,
+  } = env;
+  return host && port && user && key ? { host, port, user, key } : undefined;
+}
+
+/** Milliseconds of `ssh login 'sbatch --wrap "echo first"'` until the job's output has its first line. */
+function sbatchFirstLineMs(tb: NonNullable<ReturnType<typeof testbed>>): number {
+  const script =
+    'out=$(mktemp -u /tmp/sortie-bench-XXXXXX.out); sbatch -p debug -o $out --wrap "echo first" >/dev/null || exit 3; ' +
+    'for i in $(seq 1 1500); do [ -s $out ] && break; sleep 0.02; done; head -1 $out; rm -f $out';
+  const t0 = performance.now();
+  const out = execFileSync(
+    'ssh',
+    [
+      ...['-o', 'BatchMode=yes', '-o', 'StrictHostKeyChecking=no', '-o', 'UserKnownHostsFile=/dev/null'],
+      ...[
+        '-o',
+        'LogLevel=ERROR',
+        '-o',
+        'ConnectTimeout=10',
+        '-i',
+        tb.key,
+        '-p',
+        tb.port,
+        `${tb.user}@${tb.host}`,
+      ],
+      script,
+    ],
+    { timeout: 60_000, encoding: 'utf8' },
+  );
+  if (!out.startsWith('first')) throw new Error(`sbatch job printed ${JSON.stringify(out.slice(0, 80))}`);
+  return performance.now() - t0;
+}
+
+/** 5b: submitPilots → ACTIVE on local.slurm beside sbatch → first line; throws when not possible. */
+async function slurmPilotStart(session: Session, pmgr: PilotManager, localStart: number): Promise<void> {
+  const tb = testbed();
+  if (!tb) throw new Error('test bed not up (scripts/testbed.sh up)');
+  const base: number[] = [];
+  for (let i = 0; i < 3; i++) base.push(sbatchFirstLineMs(tb));
+  await session.addContext(new Context('ssh', { userId: tb.user, userKey: tb.key, resource: 'local.slurm' }));
+  const runs: number[] = [];
+  for (let i = 0; i < 3; i++) {
+    const p = await pmgr.submitPilots({ resource: 'local.slurm', runtime: 10, cores: 1 });
+    try {
+      const state = await p.wait({
+        state: [PilotState.ACTIVE, PilotState.FAILED, PilotState.CANCELED],
+        timeout: 90,
+      });
+      if (state !== PilotState.ACTIVE)
+        throw new Error(`pilot ${p.uid} ${state}: ${p.log.slice(-2).join(' | ')}`);
+      const rec = p.asDict();
+      runs.push(ms(rec.submitted, rec.stateHistory.find((h) => h.state === PilotState.ACTIVE)?.time));
+    } finally {
+      await p.cancel().catch(() => {});
+      await p.wait({ timeout: 60 }).catch(() => {});
+    }
+  }
+  details.slurm = { pilotStartMs: runs, sbatchFirstLineMs: base, localPilotStartMs: localStart };
+  figure({
+    id: '5b',
+    name: 'Pilot start, local.slurm (median of 3, server timestamps)',
+    value: median(runs),
+    unit: 'ms',
+    baseline: median(base),
+    baselineName: 'ssh + sbatch --wrap → first output line',
+  });
+}
+
+function renderReport(cost: CostBreakdown | undefined, elapsed: number): string {
+  const lines = [
+    `# Sortie benchmarks (${quick ? 'quick' : 'full'} mode)`,
+    '',
+    `\`npm run bench${quick ? ' -- --quick' : ''}\` — ${cores} cores, Node ${process.version}, ${new Date().toISOString()}, ${fmt(elapsed)} s.`,
+    'Every baseline was measured in the same run; ratio = value / baseline.',
+    '',
+    '| # | figure | value | baseline | ratio | note |',
+    '|---|---|---|---|---|---|',
+    ...figures.map(
+      (f) =>
+        `| ${f.id} | ${f.name} | ${fmt(f.value)} ${f.unit} | ${fmt(f.baseline)} (${f.baselineName}) | ×${fmt(f.ratio)} | ${f.note ?? ''} |`,
+    ),
+  ];
+  if (cost) {
+    lines.push(
+      '',
+      `## Cost (7): the end-to-end run (${cost.units} units) plus one pilot lifecycle, at us-east-1 list prices`,
+      '',
+      '| item | per unit | $ per 1M units |',
+      '|---|---|---|',
+      ...cost.lines.map(
+        (l) =>
+          `| ${l.item} | ${l.perUnit.toPrecision(3)} ${l.quantityName} | ${l.usdPerMillionUnits.toFixed(3)} |`,
+      ),
+      `| **total** | | **${cost.usdPerMillionUnits.toFixed(2)}** |`,
+      '',
+      `Dominant: ${cost.dominant}.`,
+    );
+    const e2e = details.e2e as { requestsPerUnit: Record<string, number> } | undefined;
+    if (e2e) {
+      lines.push('', 'Requests per unit during (2):', '');
+      for (const [k, v] of Object.entries(e2e.requestsPerUnit).sort((a, b) => b[1] - a[1]))
+        lines.push(`- ${k}: ${v.toPrecision(3)}`);
+    }
+  }
+  return `${lines.join('\n')}\n`;
+}
+
+main().then(
+  () => process.exit(0),
+  (err: unknown) => {
+    process.stderr.write(
+      `bench failed: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}\n`,
+    );
+    process.exit(1);
+  },
+);
