@@ -16,12 +16,14 @@ export class PilotManager {
     readonly session: Session,
     readonly uid: string,
   ) {
-    this.watcher = new Watcher<PilotState, PilotRecord>((since, next) =>
-      session.transport.request<Page<PilotRecord>>('GET', session.path('/pilots'), undefined, {
-        pmgr: uid,
-        since,
-        next,
-      }),
+    this.watcher = new Watcher<PilotState, PilotRecord>(
+      (since, next) =>
+        session.transport.request<Page<PilotRecord>>('GET', session.path('/pilots'), undefined, {
+          pmgr: uid,
+          since,
+          next,
+        }),
+      PILOT_FINAL,
     );
     session.pilotManagers.set(uid, this);
   }
@@ -98,7 +100,8 @@ export class PilotManager {
   }
 
   /**
-   * Waits until the pilots (all by default) reach one of `state` (default: DONE, FAILED, CANCELED);
+   * Waits until the pilots (all by default) reach one of `state` (default: DONE, FAILED, CANCELED)
+   * or a final state they can never leave (so waiting for ACTIVE returns when a pilot FAILED);
    * `timeout` in seconds (RP). Returns their states in order.
    */
   async waitPilots(

@@ -30,11 +30,13 @@ export class UnitManager {
     readonly uid: string,
     readonly scheduler: SchedulerName,
   ) {
-    this.watcher = new Watcher<UnitState, UnitRecord>((since, next) =>
-      session.transport.request<Page<UnitRecord>>('GET', session.path(`/umgrs/${uid}/units`), undefined, {
-        since,
-        next,
-      }),
+    this.watcher = new Watcher<UnitState, UnitRecord>(
+      (since, next) =>
+        session.transport.request<Page<UnitRecord>>('GET', session.path(`/umgrs/${uid}/units`), undefined, {
+          since,
+          next,
+        }),
+      UNIT_FINAL,
     );
     session.unitManagers.set(uid, this);
   }
@@ -131,7 +133,8 @@ export class UnitManager {
   }
 
   /**
-   * Waits until the units (all by default) reach one of `state` (default: DONE, FAILED, CANCELED);
+   * Waits until the units (all by default) reach one of `state` (default: DONE, FAILED, CANCELED)
+   * or a final state they can never leave (so waiting for ACTIVE returns when a pilot FAILED);
    * `timeout` in seconds (RP). Returns their states in order. Throws Timeout naming the laggards.
    */
   async waitUnits(

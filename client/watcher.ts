@@ -49,6 +49,8 @@ export class Watcher<S extends string, R extends Followed<S>> {
 
   constructor(
     private readonly fetchPage: (since: string | undefined, next: string | undefined) => Promise<Page<R>>,
+    /** Final states: a wait ends when a record reaches one, wanted or not (it will never move again). */
+    private readonly finals: readonly S[] = [],
     private readonly minIntervalMs = 100,
     private readonly maxIntervalMs = 1_000,
   ) {
@@ -163,7 +165,8 @@ export class Watcher<S extends string, R extends Followed<S>> {
   ): Promise<R[]> {
     const want = new Set<string>(states);
     const pick = () => (uids ?? [...this.records.keys()]).map((u) => this.records.get(u));
-    const ready = () => pick().every((r) => r !== undefined && want.has(r.state));
+    const ready = () =>
+      pick().every((r) => r !== undefined && (want.has(r.state) || this.finals.includes(r.state)));
     await this.poll();
     if (ready()) return pick() as R[];
     const deadline = timeoutMs === undefined ? Number.POSITIVE_INFINITY : Date.now() + timeoutMs;

@@ -95,6 +95,12 @@ describe('faults', () => {
       expect(u.log.join('\n'), u.uid).toContain(`pilot ${pilot.uid} ended Failed`);
       expect(u.stateHistory.map((e) => e.state)).toContain(UnitState.EXECUTING);
     }
+    // The pilot's end also ends what its dead agent left running.
+    await until(
+      'orphaned units killed',
+      () => (unitProcesses(session.uid).length === 0 ? true : undefined),
+      10_000,
+    );
   });
 
   it('an agent killed under a restartable unit: the unit is rescheduled and ends DONE on the other pilot', async () => {

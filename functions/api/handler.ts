@@ -165,6 +165,8 @@ export const handler = httpHandler({
     const pmgr = req.query.pmgr;
     if (!pmgr) throw new BadParameter('listPilots: query parameter pmgr is required');
     const page = await store().listPilots(s.sessionId, pmgr, pageOpts(req));
+    // An empty page may mean a wrong manager id: say so (404) rather than poll an empty feed forever.
+    if (page.items.length === 0) await store().getPilotManager(s.sessionId, pmgr);
     return {
       items: page.items.map(pilotOut),
       cursor: page.cursor,
@@ -235,6 +237,7 @@ export const handler = httpHandler({
   'GET /sessions/{sid}/umgrs/{umid}/units': async (req) => {
     const s = await session(req);
     const page = await store().listUnits(s.sessionId, req.params.umid as string, pageOpts(req));
+    if (page.items.length === 0) await store().getUnitManager(s.sessionId, req.params.umid as string);
     return { items: page.items.map(unitOut), cursor: page.cursor, ...(page.next ? { next: page.next } : {}) };
   },
 

@@ -9,6 +9,7 @@ import {
   existsSync,
   mkdirSync,
   openSync,
+  readdirSync,
   readFileSync,
   writeFileSync,
 } from 'node:fs';
@@ -34,6 +35,34 @@ function alive(pid: number): boolean {
   } catch {
     return false;
   }
+}
+
+/** Kills the process groups of every process of this user that runs a unit of the given pilot. */
+export function killPilotUnits(sessionId: string, pilotId: string): number {
+  const marks = [`RP_SESSION_ID=${sessionId}`, `RP_PILOT_ID=${pilotId}`];
+  let killed = 0;
+  for (const entry of readdirSync('/proc')) {
+    if (!/^\d+$/.test(entry) || Number(entry) === process.pid) continue;
+    let environ: string[];
+    try {
+      environ = readFileSync(`/proc/${entry}/environ`, 'utf8').split('\0');
+    } catch {
+      continue; // gone, or not ours
+    }
+    if (!marks.every((m) => environ.includes(m))) continue;
+    try {
+      process.kill(-Number(entry), 'SIGKILL');
+      killed++;
+    } catch {
+      try {
+        process.kill(Number(entry), 'SIGKILL');
+        killed++;
+      } catch {
+        // gone meanwhile
+      }
+    }
+  }
+  return killed;
 }
 
 /** Last `lines` lines of a file ('' if missing). */
@@ -81,23 +110,28 @@ export class ForkLocalLauncher implements Launcher {
     }
   }
 
-  async cancel(_req: LaunchRequest, job: LaunchResult): Promise<void> {
+  async cancel(req: LaunchRequest, job: LaunchResult): Promise<void> {
     const pid = Number(job.jobId);
-    if (!(pid > 0) || !alive(pid)) return;
-    try {
-      process.kill(-pid, 'SIGTERM');
-    } catch {
-      return;
-    }
-    // Give the agent a moment to report and exit, then make sure.
-    for (let i = 0; i < 30 && alive(pid); i++) await new Promise((r) => setTimeout(r, 100));
-    if (alive(pid)) {
+    if (pid > 0 && alive(pid)) {
       try {
-        process.kill(-pid, 'SIGKILL');
+        process.kill(-pid, 'SIGTERM');
       } catch {
         // gone meanwhile
       }
+      // Give the agent a moment to report and kill its units, then make sure.
+      for (let i = 0; i < 30 && alive(pid); i++) await new Promise((r) => setTimeout(r, 100));
+      if (alive(pid)) {
+        try {
+          process.kill(-pid, 'SIGKILL');
+        } catch {
+          // gone meanwhile
+        }
+      }
     }
+    // Units run in their own process groups (so that one can be cancelled alone): an agent that died
+    // without killing them (SIGKILL, OOM) leaves them running. A batch system would end them with the
+    // job; here the pilot's end does, found by the RP_* variables the agent gave them.
+    killPilotUnits(req.sessionId, req.pilotId);
   }
 
   async status(_req: LaunchRequest, job: LaunchResult): Promise<JobStatus> {
