@@ -7,7 +7,15 @@
 import { execFileSync } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { Context, PilotManager, PilotState, Session, UnitManager, UnitState } from '../client/index.ts';
+import {
+  type ComputePilot,
+  Context,
+  PilotManager,
+  PilotState,
+  Session,
+  UnitManager,
+  UnitState,
+} from '../client/index.ts';
 import { addResourceConfig } from '../core/resources.ts';
 import { type Backend, startBackend } from '../local/backend.ts';
 import { readTestbed } from './support/testbed.ts';
@@ -106,24 +114,35 @@ describe.skipIf(skip !== undefined)(`pilots over SSH${skip ? ` (skipped: ${skip}
   }, 120_000);
 
   it('cancels a pilot whose batch job is still queued, and the job is gone', async () => {
-    // The node has 8 cores: a first pilot takes them all, so the second one's job waits in the queue.
-    const [big, queued] = await pmgr.submitPilots([
+    // The node has 8 cores: whichever 8-core pilot SLURM starts first holds them, the other one waits.
+    const pilots = await pmgr.submitPilots([
       { resource: 'local.slurm', runtime: 10, cores: 8 },
       { resource: 'local.slurm', runtime: 10, cores: 8 },
     ]);
-    await queued?.wait({
-      state: [PilotState.PENDING_ACTIVE, PilotState.ACTIVE, PilotState.FAILED],
-      timeout: 60,
-    });
-    await big?.wait({ state: [PilotState.ACTIVE, PilotState.FAILED], timeout: 60 });
-    const waiting = queued?.state === PilotState.PENDING_ACTIVE ? queued : big;
-    expect(waiting?.state).toBe(PilotState.PENDING_ACTIVE);
-    expect(squeue(waiting?.jobId ?? '')).toBe('PENDING');
-    await waiting?.cancel();
-    expect(await waiting?.wait({ timeout: 60 })).toBe(PilotState.CANCELED);
-    expect(await gone(waiting?.jobId ?? '')).toBe('');
-    await pmgr.cancelPilots();
-    await pmgr.waitPilots({ timeout: 60 });
+    try {
+      const deadline = Date.now() + 60_000;
+      let running: ComputePilot | undefined;
+      while (!running && Date.now() < deadline) {
+        await pmgr.waitPilots({
+          uids: pilots.map((p) => p.uid),
+          state: [PilotState.PENDING_ACTIVE, PilotState.ACTIVE],
+          timeout: 60,
+        });
+        running = pilots.find((p) => p.state === PilotState.ACTIVE);
+        if (!running) await new Promise((r) => setTimeout(r, 250));
+      }
+      const waiting = pilots.find((p) => p !== running);
+      expect(running?.state).toBe(PilotState.ACTIVE);
+      expect(waiting?.state).toBe(PilotState.PENDING_ACTIVE);
+      expect(squeue(waiting?.jobId ?? '')).toBe('PENDING');
+      await waiting?.cancel();
+      expect(await waiting?.wait({ timeout: 60 })).toBe(PilotState.CANCELED);
+      expect(await gone(waiting?.jobId ?? '')).toBe('');
+    } finally {
+      // Never leave the node full for the tests after this one.
+      await pmgr.cancelPilots(pilots.map((p) => p.uid));
+      await pmgr.waitPilots({ uids: pilots.map((p) => p.uid), timeout: 60 });
+    }
   }, 150_000);
 
   it('fails with an authentication message when the key is wrong', async () => {
