@@ -50,7 +50,7 @@ export interface DynamoOpUsage {
   items: number;
   bytes: number;
   wru: number;
-  /** WRU of GSI maintenance (projection ALL: every index holding the item is rewritten). */
+  /** WRU of GSI maintenance (per index projection: ALL rewrites the item, KEYS_ONLY only on key changes). */
   indexWru: number;
   rru: number;
 }
@@ -65,7 +65,11 @@ export interface SqsOpUsage {
 const dynamoOps: Record<string, DynamoOpUsage> = {};
 const sqsOps: Record<string, SqsOpUsage> = {};
 
-const GSIS = Object.values(TABLE.indexes).map((i) => ({ pk: i.partitionKey, sk: i.sortKey }));
+const GSIS = Object.values(TABLE.indexes).map((i) => ({
+  pk: i.partitionKey,
+  sk: i.sortKey,
+  keysOnly: i.projection === 'KEYS_ONLY',
+}));
 
 function dynamoOp(op: string): DynamoOpUsage {
   dynamoOps[op] ??= { calls: 0, items: 0, bytes: 0, wru: 0, indexWru: 0, rru: 0 };
@@ -73,18 +77,24 @@ function dynamoOp(op: string): DynamoOpUsage {
 }
 
 /**
- * GSI write units of writing `item`: a new index entry costs one write of the item's size; an update
- * that changes one of an index's key attributes costs a delete plus a put (two writes).
+ * GSI write units of writing `item`: a new index entry costs one write of the projected size (the whole
+ * item for ALL, the keys — one unit — for KEYS_ONLY); an update that changes one of an index's key
+ * attributes costs a delete plus a put; an update that changes neither keys nor projected attributes
+ * (any non-key update of a KEYS_ONLY index) costs nothing.
  */
 function indexWrites(item: Item, changedKeys: ReadonlySet<string> | undefined): number {
-  const size = writeUnits(itemBytes(item));
   let n = 0;
   for (const gsi of GSIS) {
+    const size = gsi.keysOnly ? 1 : writeUnits(itemBytes(item));
+    const keyChanged = changedKeys !== undefined && (changedKeys.has(gsi.pk) || changedKeys.has(gsi.sk));
     if (!(gsi.pk in item) || !(gsi.sk in item)) {
-      if (changedKeys && (changedKeys.has(gsi.pk) || changedKeys.has(gsi.sk))) n += 1; // entry removed
+      if (keyChanged) n += 1; // entry removed
       continue;
     }
-    n += changedKeys && (changedKeys.has(gsi.pk) || changedKeys.has(gsi.sk)) ? 2 * size : size;
+    if (changedKeys === undefined)
+      n += size; // a put: a new entry
+    else if (keyChanged) n += 2 * size;
+    else if (!gsi.keysOnly) n += size;
   }
   return n;
 }

@@ -2,7 +2,7 @@
  * State that outlives every deploy: the single table, the units DLQ and the app's secret key.
  */
 import { Duration, RemovalPolicy } from 'aws-cdk-lib';
-import { AttributeType, BillingMode, Table } from 'aws-cdk-lib/aws-dynamodb';
+import { AttributeType, BillingMode, ProjectionType, Table } from 'aws-cdk-lib/aws-dynamodb';
 import { Secret } from 'aws-cdk-lib/aws-secretsmanager';
 import { Queue, QueueEncryption } from 'aws-cdk-lib/aws-sqs';
 import type { StackContext } from 'sst/constructs';
@@ -34,11 +34,13 @@ export function Data({ stack, app }: StackContext): SortieData {
     indexName: byParent.name,
     partitionKey: key(byParent.partitionKey),
     sortKey: key(byParent.sortKey),
+    projectionType: ProjectionType[byParent.projection],
   });
   table.addGlobalSecondaryIndex({
     indexName: byPilot.name,
     partitionKey: key(byPilot.partitionKey),
     sortKey: key(byPilot.sortKey),
+    projectionType: ProjectionType[byPilot.projection],
   });
 
   // 14 days is SQS's maximum: dead letters are kept as long as possible for post-mortems.

@@ -14,9 +14,11 @@ export const TABLE = {
   partitionKey: 'pk',
   indexes: {
     /** Children of a manager (pilots of a pmgr, units of a umgr), ordered by last change: list and poll. */
-    byParent: { name: 'byParent', partitionKey: 'parent', sortKey: 'changed' },
+    byParent: { name: 'byParent', partitionKey: 'parent', sortKey: 'changed', projection: 'ALL' },
     /** Units bound to a pilot: the sweep when a pilot ends, and claims. */
-    byPilot: { name: 'byPilot', partitionKey: 'pilotKey', sortKey: 'pk' },
+    // Keys only: a unit's state changes then never touch this index (it costs write units only when a
+    // unit is bound or unbound), and the rare reader (a pilot's end) fetches the items it finds.
+    byPilot: { name: 'byPilot', partitionKey: 'pilotKey', sortKey: 'pk', projection: 'KEYS_ONLY' },
   },
   /**
    * DynamoDB types (`S` string, `N` number) of every key attribute above: a table and its indexes cannot

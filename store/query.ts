@@ -9,7 +9,9 @@
 import { QueryCommand, type QueryCommandOutput } from '@aws-sdk/lib-dynamodb';
 import { BadParameter, DatabaseError } from '../core/errors.ts';
 import { TABLE } from '../stacks/manifest.ts';
+import { batchGet } from './batch.ts';
 import type { StoreContext } from './context.ts';
+import { PK } from './keys.ts';
 import type { Item } from './records.ts';
 
 /** A page of a list or change feed. */
@@ -61,7 +63,7 @@ export async function queryByParent<R>(
   );
 }
 
-/** Query byPilot (units bound to a pilot), ordered by pk. */
+/** Query byPilot (units bound to a pilot), ordered by pk; the index holds keys only, so items are fetched. */
 export async function queryByPilot<R>(
   ctx: StoreContext,
   pilotKey: string,
@@ -76,9 +78,18 @@ export async function queryByPilot<R>(
     { '#p': idx.partitionKey },
     { ':p': pilotKey },
     options,
-    toRecord,
+    (item) => item,
   );
-  return withNext({ items: page.items, cursor: '' }, page.next);
+  const found = await batchGet(
+    ctx.db,
+    page.items.map((i) => String(i[PK])),
+  );
+  // An item deleted between the query and the read is simply absent.
+  const items = page.items.flatMap((i) => {
+    const full = found.get(String(i[PK]));
+    return full ? [toRecord(full)] : [];
+  });
+  return withNext({ items, cursor: '' }, page.next);
 }
 
 async function query<R>(

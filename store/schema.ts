@@ -38,7 +38,7 @@ export async function createTable(client: DynamoDBClient, tableName: string): Pr
               { AttributeName: byParent.partitionKey, KeyType: 'HASH' },
               { AttributeName: byParent.sortKey, KeyType: 'RANGE' },
             ],
-            Projection: { ProjectionType: 'ALL' },
+            Projection: { ProjectionType: byParent.projection },
           },
           {
             IndexName: byPilot.name,
@@ -47,7 +47,7 @@ export async function createTable(client: DynamoDBClient, tableName: string): Pr
               // byPilot's sort key is the table's partition key, already defined above.
               { AttributeName: byPilot.sortKey, KeyType: 'RANGE' },
             ],
-            Projection: { ProjectionType: 'ALL' },
+            Projection: { ProjectionType: byPilot.projection },
           },
         ],
       }),

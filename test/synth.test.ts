@@ -292,13 +292,18 @@ describe.skipIf(missing.length > 0)(suiteName, () => {
     const data = template('Data');
     data.resourceCountIs('AWS::DynamoDB::Table', 1);
     const { byParent, byPilot } = TABLE.indexes;
-    const gsi = (index: { name: string; partitionKey: string; sortKey: string }): Json => ({
+    const gsi = (index: {
+      name: string;
+      partitionKey: string;
+      sortKey: string;
+      projection: string;
+    }): Json => ({
       IndexName: index.name,
       KeySchema: [
         { AttributeName: index.partitionKey, KeyType: 'HASH' },
         { AttributeName: index.sortKey, KeyType: 'RANGE' },
       ],
-      Projection: { ProjectionType: 'ALL' },
+      Projection: { ProjectionType: index.projection },
     });
     data.hasResourceProperties('AWS::DynamoDB::Table', {
       KeySchema: [{ AttributeName: TABLE.partitionKey, KeyType: 'HASH' }],
