@@ -12,12 +12,14 @@ export class Context {
   /** Private key (PEM/OpenSSH text), or a path to it: the SDK reads the file. */
   userKey?: string;
   userPass?: string;
+  /** A key pair Sortie generated for you (`session.generateKey`): its id stands in for `userKey`. */
+  keyId?: string;
   /** Restrict this context to one resource key (default: every resource of the session). */
   resource?: string;
 
   constructor(
     readonly type: ContextType,
-    init: { userId?: string; userKey?: string; userPass?: string; resource?: string } = {},
+    init: { userId?: string; userKey?: string; userPass?: string; keyId?: string; resource?: string } = {},
   ) {
     Object.assign(this, init);
   }
@@ -41,6 +43,7 @@ export class Context {
       userId: this.userId,
       userKey: this.userKey ? '***' : undefined,
       userPass: this.userPass ? '***' : undefined,
+      keyId: this.keyId ? '***' : undefined,
     };
   }
 }

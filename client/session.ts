@@ -109,7 +109,25 @@ export class Session {
       ...(ctx.userId ? { userId: ctx.userId } : {}),
       ...(userKey ? { userKey } : {}),
       ...(ctx.userPass ? { userPass: ctx.userPass } : {}),
+      ...(ctx.keyId ? { keyId: ctx.keyId } : {}),
       ...(ctx.resource ? { resource: ctx.resource } : {}),
+    });
+  }
+
+  /**
+   * Has Sortie generate an SSH key pair for `resource` (the safer path: your own private key never
+   * leaves your machine, and the generated one never leaves Sortie, sealed). This session uses it at
+   * once; install `publicKey` in `~/.ssh/authorized_keys` on the resource (see `instructions`), and keep
+   * `keyId` to use the same key from later sessions: `new Context('ssh', { userId, keyId })`.
+   */
+  async generateKey(
+    resource: string,
+    opts: { userId?: string } = {},
+  ): Promise<{ keyId: string; publicKey: string; instructions: string }> {
+    this.assertOpen();
+    return this.transport.request('POST', this.path('/keys'), {
+      resource,
+      ...(opts.userId ? { userId: opts.userId } : {}),
     });
   }
 

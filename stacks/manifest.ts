@@ -82,6 +82,7 @@ export const ROUTES: Record<string, FunctionName> = {
   'GET /sessions/{sid}': 'api',
   'POST /sessions/{sid}/close': 'api',
   'POST /sessions/{sid}/contexts': 'api',
+  'POST /sessions/{sid}/keys': 'api',
   'POST /sessions/{sid}/pmgrs': 'api',
   'GET /sessions/{sid}/pmgrs': 'api',
   'POST /sessions/{sid}/pilots': 'api',

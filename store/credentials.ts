@@ -74,3 +74,43 @@ export async function putHostKeyIfAbsent(
     if (!(e instanceof ConditionFailed)) throw e;
   }
 }
+
+/** A key pair the backend generated for a user on a resource; the private half is sealed. */
+export interface GeneratedKey {
+  keyRef: string;
+  resource: string;
+  userId?: string;
+  publicKey: string;
+  sealedPrivateKey: string;
+  /** SHA-256 of the key id's secret: whoever holds the key id may use the key, nobody else. */
+  secretHash: string;
+  created: string;
+}
+
+const keyPk = (keyRef: string) => `sshkey:${keyRef}`;
+
+/** Stores a generated key pair (its id is fresh, so it never overwrites one). */
+export async function putGeneratedKey(
+  ctx: StoreContext,
+  key: Omit<GeneratedKey, 'created'>,
+): Promise<GeneratedKey> {
+  const record: GeneratedKey = { ...key, created: ctx.now() };
+  await ctx.db.send(
+    'PutItem',
+    new PutCommand({
+      TableName: ctx.db.tableName,
+      Item: { ...record, [PK]: keyPk(key.keyRef), kind: 'sshkey' },
+      ConditionExpression: 'attribute_not_exists(#pk)',
+      ExpressionAttributeNames: { '#pk': PK },
+    }),
+  );
+  return record;
+}
+
+/** A generated key pair by its reference, if it exists. */
+export async function getGeneratedKey(ctx: StoreContext, keyRef: string): Promise<GeneratedKey | undefined> {
+  const item = await getItem(ctx, keyPk(keyRef));
+  if (item?.kind !== 'sshkey') return undefined;
+  const { [PK]: _pk, kind: _kind, ...rest } = item;
+  return rest as unknown as GeneratedKey;
+}

@@ -23,6 +23,7 @@ import type {
 import * as sessions from './sessions.ts';
 import * as units from './units.ts';
 
+export type { GeneratedKey } from './credentials.ts';
 export type { Operation } from './db.ts';
 export type { Expect, PatchOutcome, Refusal, TransitionOutcome } from './guarded.ts';
 export type { UidKind } from './keys.ts';
@@ -78,6 +79,16 @@ export class Store {
   /** See {@link credentials.getContext}. */
   getContext(sessionId: string, resource: string): Promise<string | undefined> {
     return credentials.getContext(this.#ctx, sessionId, resource);
+  }
+
+  /** See {@link credentials.putGeneratedKey}. */
+  putGeneratedKey(key: Omit<credentials.GeneratedKey, 'created'>): Promise<credentials.GeneratedKey> {
+    return credentials.putGeneratedKey(this.#ctx, key);
+  }
+
+  /** See {@link credentials.getGeneratedKey}. */
+  getGeneratedKey(keyRef: string): Promise<credentials.GeneratedKey | undefined> {
+    return credentials.getGeneratedKey(this.#ctx, keyRef);
   }
 
   /** See {@link credentials.getHostKey}. */

@@ -5,7 +5,7 @@
  * Skipped, saying why, when the test bed is not up (scripts/testbed.sh up, as root).
  */
 import { execFileSync } from 'node:child_process';
-import { readFileSync } from 'node:fs';
+import { appendFileSync, readFileSync, writeFileSync } from 'node:fs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import {
   type ComputePilot,
@@ -144,6 +144,42 @@ describe.skipIf(skip !== undefined)(`pilots over SSH${skip ? ` (skipped: ${skip}
       await pmgr.waitPilots({ uids: pilots.map((p) => p.uid), timeout: 60 });
     }
   }, 150_000);
+
+  it('uses a key pair the backend generated, once its public half is installed, from a later session', async () => {
+    const first = await Session.create({ endpoint: backend.apiUrl });
+    const authorized = '/home/hpcuser/.ssh/authorized_keys';
+    const before = readFileSync(authorized, 'utf8');
+    try {
+      const { keyId, publicKey, instructions } = await first.generateKey('local.ssh', { userId: 'hpcuser' });
+      expect(publicKey).toMatch(/^ssh-ed25519 /);
+      expect(instructions).toContain(publicKey);
+      // Before the user installs it, the login is refused with a message that says so.
+      const pm1 = await PilotManager.create(first);
+      const refused = await pm1.submitPilots({ resource: 'local.ssh', runtime: 5, cores: 1 });
+      expect(await refused.wait({ timeout: 60 })).toBe(PilotState.FAILED);
+      expect(refused.log.join('\n')).toMatch(/authenticat/i);
+      // The user installs the public key; a later session names the key by its id only.
+      appendFileSync(authorized, `${publicKey}\n`);
+      const later = await Session.create({ endpoint: backend.apiUrl });
+      try {
+        await later.addContext(new Context('ssh', { userId: 'hpcuser', keyId, resource: 'local.ssh' }));
+        const pm2 = await PilotManager.create(later);
+        const pilot = await pm2.submitPilots({ resource: 'local.ssh', runtime: 5, cores: 1 });
+        await pilot.wait({ state: PilotState.ACTIVE, timeout: 60 });
+        expect(pilot.state, pilot.log.join('\n')).toBe(PilotState.ACTIVE);
+        // A wrong secret is refused without saying whether the key exists.
+        const forged = `${keyId.split('~')[0]}~not-the-secret`;
+        await expect(
+          later.addContext(new Context('ssh', { userId: 'hpcuser', keyId: forged })),
+        ).rejects.toThrow(/invalid key id/);
+      } finally {
+        await later.close({ timeoutMs: 30_000 });
+      }
+    } finally {
+      writeFileSync(authorized, before);
+      await first.close({ timeoutMs: 30_000 });
+    }
+  }, 120_000);
 
   it('fails with an authentication message when the key is wrong', async () => {
     const other = await Session.create({ endpoint: backend.apiUrl });

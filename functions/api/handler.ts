@@ -2,8 +2,10 @@
  * The client API (SDK and CLI): sessions, managers, pilots and units. Every route but session creation
  * needs the session's bearer token; a token of another session gets 403.
  */
+import { randomUUID } from 'node:crypto';
+import { utils as sshUtils } from 'ssh2';
 import { parsePilotDescription } from '../../core/descriptions.ts';
-import { BadParameter, DoesNotExist } from '../../core/errors.ts';
+import { BadParameter, DoesNotExist, PermissionDenied } from '../../core/errors.ts';
 import { getResourceConfig } from '../../core/resources.ts';
 import { parseScheduler } from '../../core/schedulers.ts';
 import { isFinal, pilotModel, UnitState, unitModel } from '../../core/states.ts';
@@ -12,7 +14,7 @@ import { authSession } from '../lib/auth.ts';
 import { httpHandler, type Request, str, strList } from '../lib/http.ts';
 import { cancelPilot, startPilotExecution } from '../lib/pilots.ts';
 import { createPilotQueue } from '../lib/queues.ts';
-import { hashSecret, newSecret, seal } from '../lib/secrets.ts';
+import { hashSecret, newSecret, seal, secretMatches, unseal } from '../lib/secrets.ts';
 import { store } from '../lib/store.ts';
 import { MAX_UNITS_PER_REQUEST, submitUnits } from '../lib/units.ts';
 
@@ -28,6 +30,16 @@ function unitOut(u: UnitRecord): Omit<UnitRecord, 'sessionId'> {
 
 async function session(req: Request) {
   return authSession(req.headers, req.params.sid);
+}
+
+/** The private half of a generated key, for the holder of its key id (`<keyRef>~<secret>`). */
+async function generatedPrivateKey(keyId: string): Promise<string> {
+  const [keyRef, secret, extra] = keyId.split('~');
+  const key = keyRef && secret && extra === undefined ? await store().getGeneratedKey(keyRef) : undefined;
+  // One answer for unknown and wrong: a key id must not be guessable by probing.
+  if (!key || !secretMatches(secret as string, key.secretHash))
+    throw new PermissionDenied('context.keyId: unknown or invalid key id');
+  return unseal(key.sealedPrivateKey);
 }
 
 function pageOpts(req: Request) {
@@ -91,19 +103,59 @@ export const handler = httpHandler({
     const type = str(req.body, 'type', 'context');
     if (type !== 'ssh' && type !== 'userpass')
       throw new BadParameter(`context.type: must be ssh or userpass, got ${JSON.stringify(type)}`);
-    for (const f of ['userId', 'userKey', 'userPass', 'resource']) {
+    for (const f of ['userId', 'userKey', 'userPass', 'keyId', 'resource']) {
       if (req.body[f] !== undefined && typeof req.body[f] !== 'string')
         throw new BadParameter(`context.${f}: must be a string`);
     }
-    if (!req.body.userKey && !req.body.userPass) throw new BadParameter('context: needs userKey or userPass');
-    // Sealed before it touches the table; only the launch function opens it.
-    const sealed = seal(
-      JSON.stringify({ userId: req.body.userId, userKey: req.body.userKey, userPass: req.body.userPass }),
-    );
     const resource = typeof req.body.resource === 'string' ? req.body.resource : '*';
     if (resource !== '*') getResourceConfig(resource); // 400 naming an unknown resource
+    let userKey = req.body.userKey as string | undefined;
+    if (typeof req.body.keyId === 'string') userKey = await generatedPrivateKey(req.body.keyId);
+    if (!userKey && !req.body.userPass) throw new BadParameter('context: needs userKey, keyId or userPass');
+    // Sealed before it touches the table; only the launch function opens it.
+    const sealed = seal(JSON.stringify({ userId: req.body.userId, userKey, userPass: req.body.userPass }));
     await store().putContext(s.sessionId, resource, sealed);
     return { ok: true, resource };
+  },
+
+  'POST /sessions/{sid}/keys': async (req) => {
+    const s = await session(req);
+    const resource = str(req.body, 'resource', 'generateKey');
+    const rc = getResourceConfig(resource);
+    if (!rc.schemas.ssh)
+      throw new BadParameter(`generateKey.resource: '${resource}' is not reached over SSH`);
+    const userId = req.body.userId;
+    if (userId !== undefined && (typeof userId !== 'string' || !/^[A-Za-z0-9._-]{1,64}$/.test(userId))) {
+      throw new BadParameter(`generateKey.userId: must be a login name, got ${JSON.stringify(userId)}`);
+    }
+    const keyRef = `key.${randomUUID()}`;
+    const pair = sshUtils.generateKeyPairSync('ed25519', { comment: `sortie ${keyRef}` });
+    const secret = newSecret();
+    await store().putGeneratedKey({
+      keyRef,
+      resource,
+      ...(userId ? { userId } : {}),
+      publicKey: pair.public,
+      sealedPrivateKey: seal(pair.private),
+      secretHash: hashSecret(secret),
+    });
+    // This session can use it at once; later sessions name it by keyId in their Context.
+    const login = userId ?? rc.schemas.ssh.user;
+    await store().putContext(
+      s.sessionId,
+      resource,
+      seal(JSON.stringify({ userId: login, userKey: pair.private })),
+    );
+    const host = rc.schemas.ssh.host;
+    return {
+      keyId: `${keyRef}~${secret}`,
+      publicKey: pair.public,
+      resource,
+      instructions:
+        `Install the public key on ${host} (once), e.g. log in as ${login ?? 'yourself'} and run:\n` +
+        `  mkdir -p ~/.ssh && chmod 700 ~/.ssh && echo '${pair.public}' >> ~/.ssh/authorized_keys && chmod 600 ~/.ssh/authorized_keys\n` +
+        `Keep keyId secret: a later session uses the key with Context('ssh', { userId, keyId }). The private key never leaves Sortie.`,
+    };
   },
 
   'POST /sessions/{sid}/pmgrs': async (req) => {
