@@ -3,7 +3,8 @@
  * needs the session's bearer token; a token of another session gets 403.
  */
 import { randomUUID } from 'node:crypto';
-import { utils as sshUtils } from 'ssh2';
+// Default import: ssh2 is CommonJS, and Node's ESM loader sees only some of its named exports (not utils).
+import ssh2 from 'ssh2';
 import { parsePilotDescription } from '../../core/descriptions.ts';
 import { BadParameter, DoesNotExist, PermissionDenied } from '../../core/errors.ts';
 import { getResourceConfig } from '../../core/resources.ts';
@@ -129,7 +130,7 @@ export const handler = httpHandler({
       throw new BadParameter(`generateKey.userId: must be a login name, got ${JSON.stringify(userId)}`);
     }
     const keyRef = `key.${randomUUID()}`;
-    const pair = sshUtils.generateKeyPairSync('ed25519', { comment: `sortie ${keyRef}` });
+    const pair = ssh2.utils.generateKeyPairSync('ed25519', { comment: `sortie ${keyRef}` });
     const secret = newSecret();
     await store().putGeneratedKey({
       keyRef,
