@@ -14,6 +14,9 @@ import { readConfig } from './config.ts';
 import { Executor } from './executor.ts';
 import { Reporter } from './reporter.ts';
 
+/** Claimed units the agent keeps ready beyond its cores (small pulls, overlapped with execution). */
+const PREFETCH_UNITS = 256;
+
 const log = (msg: string) => process.stdout.write(`${new Date().toISOString()} ${msg}\n`);
 
 async function main(configFile: string): Promise<number> {
@@ -116,9 +119,12 @@ async function main(configFile: string): Promise<number> {
       });
   }, heartbeatIntervalSeconds * 1000);
 
-  // Pull loop: keep a small buffer beyond the free cores so the next spawn never waits for a round trip.
+  // Pull loop: keep a buffer of claimed units so the next spawn never waits for a pull, and pull again
+  // well before it runs dry, so that the claim of the next batch overlaps the execution of this one.
+  // (Units are bound to this pilot at submit: claiming ahead takes nothing from other pilots.)
+  const buffer = Math.max(2 * totalCores, PREFETCH_UNITS);
   while (!stopping) {
-    const want = freeCores + totalCores - queue.length;
+    const want = Math.max(freeCores + totalCores, buffer) - queue.length;
     if (want <= 0) {
       await new Promise<void>((r) => {
         wake = r;

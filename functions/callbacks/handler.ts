@@ -126,6 +126,9 @@ export function planRounds(reports: Report[], pilotId: string): UnitTransition[]
   return rounds;
 }
 
+/** Small units travel ~100–160 to a message (queues.ts packs 24 KiB); a guess is enough to size a receive. */
+const UNITS_PER_MESSAGE_GUESS = 100;
+
 export const handler = httpHandler({
   'POST /agent/activate': async (req) => {
     const pilot = live(await authAgent(req.headers));
@@ -156,7 +159,15 @@ export const handler = httpHandler({
     if (pilot.state !== PilotState.ACTIVE)
       throw new IncorrectState(`pilot ${pilot.uid} is ${pilot.state}, not Active`);
     const wait = Math.max(0, Math.min(10, Number(req.body.waitSeconds ?? 0) || 0));
-    const { units, receipts } = await receiveUnits(pilot.sessionId, pilot.uid, wait);
+    // Take about as many messages as the agent asked units for: a claim is one write per unit, and the
+    // agent starts nothing until the whole pull returns, so a small ask must not claim ten full messages.
+    const max = Math.max(1, Number(req.body.max ?? 0) || UNITS_PER_MESSAGE_GUESS * 10);
+    const { units, receipts } = await receiveUnits(
+      pilot.sessionId,
+      pilot.uid,
+      wait,
+      Math.ceil(max / UNITS_PER_MESSAGE_GUESS),
+    );
     if (units.length === 0) return { units: [] };
     // The claim is authoritative: PENDING_EXECUTION → SCHEDULING, only for units bound to this pilot.
     // A unit cancelled, rescheduled or already claimed (SQS redelivery) is refused and not run.

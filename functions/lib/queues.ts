@@ -129,12 +129,13 @@ export async function receiveUnits(
   sessionId: string,
   pilotId: string,
   waitSeconds: number,
+  maxMessages = 10,
 ): Promise<{ units: QueuedUnit[]; receipts: string[] }> {
   const url = await queueUrl(sessionId, pilotId);
   const out = await sqsClient().send(
     new ReceiveMessageCommand({
       QueueUrl: url,
-      MaxNumberOfMessages: 10,
+      MaxNumberOfMessages: Math.max(1, Math.min(10, Math.floor(maxMessages))),
       WaitTimeSeconds: Math.max(0, Math.min(20, waitSeconds)),
     }),
   );
