@@ -51,11 +51,11 @@ export class Session {
     const token = opts.token ?? process.env.SORTIE_TOKEN;
     if (!token) throw new BadParameter(`reconnect ${uid}: no token (pass { token } or set SORTIE_TOKEN)`);
     const transport = new Transport(opts, token);
+    // RP records every reconnect on the session (`last_reconnect`).
     const info = await transport.request<SessionWire>(
-      'GET',
-      `/sessions/${encodeURIComponent(uid)}`,
-      undefined,
-      { reconnect: '1' },
+      'POST',
+      `/sessions/${encodeURIComponent(uid)}/reconnect`,
+      {},
     );
     return new Session(transport, { ...info, token });
   }

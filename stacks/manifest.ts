@@ -80,6 +80,7 @@ export type FunctionName = keyof typeof FUNCTIONS;
 export const ROUTES: Record<string, FunctionName> = {
   'POST /sessions': 'api',
   'GET /sessions/{sid}': 'api',
+  'POST /sessions/{sid}/reconnect': 'api',
   'POST /sessions/{sid}/close': 'api',
   'POST /sessions/{sid}/contexts': 'api',
   'POST /sessions/{sid}/keys': 'api',

@@ -111,6 +111,11 @@ export class Store {
   getSession(sessionId: string): Promise<SessionRecord> {
     return sessions.getSession(this.#ctx, sessionId);
   }
+  /** See {@link sessions.markReconnect}. */
+  markReconnect(sessionId: string): Promise<SessionRecord> {
+    return sessions.markReconnect(this.#ctx, sessionId);
+  }
+
   /** See {@link sessions.closeSession}. */
   closeSession(sessionId: string): Promise<SessionRecord> {
     return sessions.closeSession(this.#ctx, sessionId);

@@ -12,6 +12,8 @@ export interface SessionRecord {
   /** SHA-256 of the session token's secret; the token itself is never stored. */
   tokenHash: string;
   created: string;
+  /** Last reconnect by uid (RP's `last_reconnect`). */
+  lastReconnect?: string;
   closed?: string;
   changed: string;
 }

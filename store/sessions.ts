@@ -80,6 +80,25 @@ export async function closeSession(ctx: StoreContext, sessionId: string): Promis
 }
 
 /**
+ * Record a reconnect (RP: `Session(session_uid=…)` updates `last_reconnect`).
+ * @throws DoesNotExist, DatabaseError
+ */
+export async function markReconnect(ctx: StoreContext, sessionId: string): Promise<SessionRecord> {
+  const now = ctx.now();
+  const u = new Update()
+    .set('lastReconnect', now)
+    .set('changed', changedKey(now, sessionId))
+    .when((c) => `${c.path('kind')} = ${c.value('session')}`);
+  try {
+    return stripKeys<SessionRecord>(await update(ctx, sessionId, u));
+  } catch (e) {
+    if (e instanceof ConditionFailed)
+      throw new DoesNotExist(`session ${sessionId} does not exist`, { obj: sessionId });
+    throw e;
+  }
+}
+
+/**
  * Reserve `n` consecutive uids of `kind` in one UpdateItem (ADD on the session's counter), e.g.
  * `unit.000000` … `unit.000099`. Refused once the session is closed.
  * @throws BadParameter (n), DoesNotExist, IncorrectState (closed), DatabaseError

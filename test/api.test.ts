@@ -291,6 +291,8 @@ describe('authentication and authorization', () => {
     );
     const again = await Session.reconnect(b.uid, { endpoint: backend.apiUrl, token: b.token });
     expect(again.closed).toBe(false);
+    // RP records the reconnect on the session.
+    expect(again.lastReconnect?.getTime()).toBeGreaterThanOrEqual(again.created.getTime());
     await b1.refresh();
     expect(b1.state).toBe(PilotState.ACTIVE);
     await umB.getUnits();

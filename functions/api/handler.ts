@@ -10,7 +10,7 @@ import { BadParameter, DoesNotExist, PermissionDenied } from '../../core/errors.
 import { getResourceConfig } from '../../core/resources.ts';
 import { parseScheduler } from '../../core/schedulers.ts';
 import { isFinal, pilotModel, UnitState, unitModel } from '../../core/states.ts';
-import type { PilotRecord, UnitRecord } from '../../store/index.ts';
+import type { PilotRecord, SessionRecord, UnitRecord } from '../../store/index.ts';
 import { authSession } from '../lib/auth.ts';
 import { httpHandler, type Request, str, strList } from '../lib/http.ts';
 import { cancelPilot, startPilotExecution } from '../lib/pilots.ts';
@@ -41,6 +41,15 @@ async function generatedPrivateKey(keyId: string): Promise<string> {
   if (!key || !secretMatches(secret as string, key.secretHash))
     throw new PermissionDenied('context.keyId: unknown or invalid key id');
   return unseal(key.sealedPrivateKey);
+}
+
+function sessionOut(s: SessionRecord) {
+  return {
+    uid: s.sessionId,
+    created: s.created,
+    ...(s.lastReconnect ? { lastReconnect: s.lastReconnect } : {}),
+    ...(s.closed ? { closed: s.closed } : {}),
+  };
 }
 
 function pageOpts(req: Request) {
@@ -77,9 +86,11 @@ export const handler = httpHandler({
     };
   },
 
-  'GET /sessions/{sid}': async (req) => {
+  'GET /sessions/{sid}': async (req) => sessionOut(await session(req)),
+
+  'POST /sessions/{sid}/reconnect': async (req) => {
     const s = await session(req);
-    return { uid: s.sessionId, created: s.created, ...(s.closed ? { closed: s.closed } : {}) };
+    return sessionOut(await store().markReconnect(s.sessionId));
   },
 
   'POST /sessions/{sid}/close': async (req) => {
