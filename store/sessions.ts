@@ -63,32 +63,28 @@ export async function getSession(ctx: StoreContext, sessionId: string): Promise<
  * Mark a session closed (idempotent: closing a closed session keeps its first close time).
  * @throws DoesNotExist, DatabaseError
  */
-export async function closeSession(ctx: StoreContext, sessionId: string): Promise<SessionRecord> {
+export function closeSession(ctx: StoreContext, sessionId: string): Promise<SessionRecord> {
   const now = ctx.now();
-  const u = new Update()
-    .set('state', 'closed')
-    .setIfAbsent('closed', now)
-    .set('changed', changedKey(now, sessionId))
-    .when((c) => `${c.path('kind')} = ${c.value('session')}`);
-  try {
-    return stripKeys<SessionRecord>(await update(ctx, sessionId, u));
-  } catch (e) {
-    if (e instanceof ConditionFailed)
-      throw new DoesNotExist(`session ${sessionId} does not exist`, { obj: sessionId });
-    throw e;
-  }
+  return updateSession(ctx, sessionId, now, new Update().set('state', 'closed').setIfAbsent('closed', now));
 }
 
 /**
  * Record a reconnect (RP: `Session(session_uid=…)` updates `last_reconnect`).
  * @throws DoesNotExist, DatabaseError
  */
-export async function markReconnect(ctx: StoreContext, sessionId: string): Promise<SessionRecord> {
+export function markReconnect(ctx: StoreContext, sessionId: string): Promise<SessionRecord> {
   const now = ctx.now();
-  const u = new Update()
-    .set('lastReconnect', now)
-    .set('changed', changedKey(now, sessionId))
-    .when((c) => `${c.path('kind')} = ${c.value('session')}`);
+  return updateSession(ctx, sessionId, now, new Update().set('lastReconnect', now));
+}
+
+/** Applies `u` to an existing session item, stamping `changed`; a missing session is DoesNotExist. */
+async function updateSession(
+  ctx: StoreContext,
+  sessionId: string,
+  now: string,
+  u: Update,
+): Promise<SessionRecord> {
+  u.set('changed', changedKey(now, sessionId)).when((c) => `${c.path('kind')} = ${c.value('session')}`);
   try {
     return stripKeys<SessionRecord>(await update(ctx, sessionId, u));
   } catch (e) {
