@@ -6,11 +6,11 @@
  */
 import { type ChildProcess, spawn, spawnSync } from 'node:child_process';
 import { readdirSync } from 'node:fs';
-import type { Server } from 'node:http';
 import { createRequire } from 'node:module';
 import { createServer } from 'node:net';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { Worker } from 'node:worker_threads';
 
 /** A running engine: its endpoint URL and how to stop it. */
 export interface LocalDynamoDb {
@@ -27,6 +27,7 @@ export interface LocalDynamoDbOptions {
 
 const require = createRequire(import.meta.url);
 const LOOPBACK = '127.0.0.1';
+const READY_TIMEOUT_MS = 30_000;
 
 /**
  * SDK client settings for a local endpoint. DynamoDB Local keeps one database per access key and
@@ -40,31 +41,59 @@ export function localClientConfig(endpoint: string): {
   return { endpoint, region: 'us-east-1', credentials: { accessKeyId: 'local', secretAccessKey: 'local' } };
 }
 
-/** Start dynalite 4 in this process (in memory, tables ACTIVE at once). */
+/**
+ * dynalite's server, run in a worker thread. Why a thread: on the embedded backend dynalite's request
+ * parsing, expression parsing and LevelDB work were a third of the CPU per unit, all on the one thread
+ * that also runs the handlers and the SDK; in its own thread it uses a second core. Plain CommonJS
+ * evaluated as a string, so it runs the same under tsx, vitest and plain node.
+ */
+const DYNALITE_WORKER = `
+const { parentPort, workerData } = require('node:worker_threads');
+const server = require(workerData.dynalite)({ createTableMs: 0 });
+server.once('error', (e) => parentPort.postMessage({ error: e.message }));
+server.listen(workerData.port, workerData.host, () => parentPort.postMessage({ port: server.address().port }));
+`;
+
+/** Start dynalite 4 (in memory, tables ACTIVE at once) in a worker thread of this process. */
 export async function startDynalite(options: LocalDynamoDbOptions = {}): Promise<LocalDynamoDb> {
-  const dynalite = require('dynalite') as (opts: { createTableMs: number }) => Server;
-  const server = dynalite({ createTableMs: 0 });
-  await new Promise<void>((resolve, reject) => {
-    server.once('error', reject);
-    server.listen(options.port ?? 0, LOOPBACK, () => resolve());
+  const worker = new Worker(DYNALITE_WORKER, {
+    eval: true,
+    workerData: { dynalite: require.resolve('dynalite'), port: options.port ?? 0, host: LOOPBACK },
   });
-  const address = server.address();
-  if (address === null || typeof address === 'string') throw new Error('dynalite did not bind a TCP port');
+  let port: number;
+  try {
+    port = await new Promise<number>((resolve, reject) => {
+      const timer = setTimeout(
+        () => reject(new Error('dynalite did not start within 30 s')),
+        READY_TIMEOUT_MS,
+      );
+      const settle = (fn: () => void): void => {
+        clearTimeout(timer);
+        fn();
+      };
+      worker.once('message', (m: { port?: number; error?: string }) =>
+        settle(() =>
+          m.port === undefined ? reject(new Error(m.error ?? 'dynalite failed')) : resolve(m.port),
+        ),
+      );
+      worker.once('error', (e) => settle(() => reject(e)));
+      worker.once('exit', (code) => settle(() => reject(new Error(`dynalite worker exited (${code})`))));
+    });
+  } catch (e) {
+    await worker.terminate();
+    throw e;
+  }
   let closed: Promise<void> | undefined;
   return {
-    endpoint: `http://${LOOPBACK}:${address.port}`,
+    endpoint: `http://${LOOPBACK}:${port}`,
     close: () => {
-      closed ??= new Promise<void>((resolve) => {
-        server.close(() => resolve());
-        server.closeAllConnections?.();
-      });
+      closed ??= worker.terminate().then(() => undefined);
       return closed;
     },
   };
 }
 
 const JAVA_HINT = 'install a Java 17 runtime (apt-get install -y openjdk-17-jre-headless)';
-const READY_TIMEOUT_MS = 30_000;
 
 /**
  * Start Amazon's DynamoDB Local (`-inMemory -disableTelemetry`) on 127.0.0.1 and wait until it answers.
