@@ -60,6 +60,9 @@ export class Watcher<S extends string, R extends Followed<S>> {
   /** Records known before any poll (e.g. just submitted): their history so far is delivered on the next poll. */
   seed(records: R[]): void {
     for (const r of records) if (!this.records.has(r.uid)) this.records.set(r.uid, r);
+    // New records are about to move: poll at the quick interval again, not at the backed-off one left
+    // over from an idle spell (that made a single unit's DONE reach a wait ~190 ms after it happened).
+    if (records.length) this.intervalMs = this.minIntervalMs;
     this.deliver(records);
   }
 
