@@ -2,7 +2,7 @@
  * Guarded writes: the only way a state or a guarded field changes.
  *
  * A state change is ONE UpdateItem whose condition is `#state = :current` (the state read just before)
- * plus the caller's equality guards; it sets the state, appends every passed state to stateHistory and
+ * plus the caller's equality guards; it sets the state, appends every passed state to the history (one step) and
  * applies the patch in the same write. Timeline of two writers racing on one unit in Executing:
  *
  * ```
@@ -20,7 +20,7 @@ import { getItem, type StoreContext } from './context.ts';
 import { ConditionFailed } from './db.ts';
 import { Update } from './expr.ts';
 import { changedKey, PK } from './keys.ts';
-import type { Item } from './records.ts';
+import { HISTORY, historyStep, type Item } from './records.ts';
 
 /** A write that was refused: the typed error, and the record as it was when refused (if it exists). */
 export interface Refusal<R> {
@@ -88,10 +88,7 @@ export async function applyTransitionFrom<S extends string, R>(
     const now = ctx.now();
     const u = new Update()
       .set('state', move.state)
-      .append(
-        'stateHistory',
-        move.passed.map((s) => ({ state: s, time: now })),
-      )
+      .append(HISTORY, [historyStep(move.passed, now)])
       .set('changed', changedKey(now, spec.uid))
       .when((c) => `${c.path('state')} = ${c.value(state)}`);
     addExpect(u, spec.expect);

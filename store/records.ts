@@ -3,7 +3,11 @@
  * backend sees (secret hash, task tokens, commands). Items on the table carry the same fields plus the
  * key attributes (pk, kind, parent, pilotKey), which {@link stripKeys} removes.
  */
-import type { PilotRecord as WirePilotRecord, UnitRecord as WireUnitRecord } from '../core/wire.ts';
+import type {
+  StateEntry,
+  PilotRecord as WirePilotRecord,
+  UnitRecord as WireUnitRecord,
+} from '../core/wire.ts';
 
 /** A session (RP's `<sid>` meta document). */
 export interface SessionRecord {
@@ -69,13 +73,66 @@ export interface UnitRecord extends WireUnitRecord {
 /** Attributes that exist only for keys and indexes. */
 const KEY_ATTRS = ['pk', 'kind', 'parent', 'pilotKey', 'next_pmgr', 'next_umgr', 'next_pilot', 'next_unit'];
 
+/**
+ * The table attribute holding a record's state history, compactly: one string per write,
+ * `"State1,State2@<epoch ms>"` (every state a write passes is entered at the same instant).
+ * Why not the wire's list of `{state, time}` maps: a unit passes ~12 states in 3 writes, and as maps
+ * they were ~700 of its ~1,100 bytes, which pushed every unit write (and its index copy) over DynamoDB's
+ * 1 KB write unit; as steps the history is ~200 bytes and a unit write costs half.
+ */
+export const HISTORY = 'history';
+
+/** One history step for {@link HISTORY}: the states a write enters, all at `time` (ISO 8601). */
+export function historyStep(states: readonly string[], time: string): string {
+  return `${states.join(',')}@${Date.parse(time)}`;
+}
+
+/** {@link HISTORY} steps → the wire's state history. Malformed steps are skipped, never thrown. */
+export function decodeHistory(steps: unknown): StateEntry[] {
+  if (!Array.isArray(steps)) return [];
+  const out: StateEntry[] = [];
+  for (const step of steps) {
+    if (typeof step !== 'string') continue;
+    const at = step.lastIndexOf('@');
+    const ms = Number(step.slice(at + 1));
+    if (at <= 0 || !Number.isFinite(ms)) continue;
+    const time = new Date(ms).toISOString();
+    for (const state of step.slice(0, at).split(',')) out.push({ state, time });
+  }
+  return out;
+}
+
 /** A raw table item. */
 export type Item = Record<string, unknown>;
 
-/** Item → record: drop the key attributes (the record type is the caller's promise about the rest). */
+/**
+ * Item → record: drop the key attributes and expand the compact {@link HISTORY} into `stateHistory`
+ * (the record type is the caller's promise about the rest).
+ */
 export function stripKeys<R>(item: Item): R {
   const out: Item = { ...item };
   for (const k of KEY_ATTRS) delete out[k];
   if (out.pilots instanceof Set) out.pilots = [...out.pilots].sort();
+  if (HISTORY in out) {
+    out.stateHistory = decodeHistory(out[HISTORY]);
+    delete out[HISTORY];
+  }
   return out as R;
+}
+
+/** Record → item attributes: the record with its `stateHistory` stored as {@link HISTORY} steps. */
+export function historyAttrs(history: readonly StateEntry[]): { [HISTORY]: string[] } {
+  const steps: string[] = [];
+  let run: string[] = [];
+  let time: string | undefined;
+  for (const e of history) {
+    if (time !== undefined && e.time !== time) {
+      steps.push(historyStep(run, time));
+      run = [];
+    }
+    run.push(e.state);
+    time = e.time;
+  }
+  if (time !== undefined) steps.push(historyStep(run, time));
+  return { [HISTORY]: steps };
 }

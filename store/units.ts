@@ -19,7 +19,7 @@ import {
 import { changedKey, entityPk, PK } from './keys.ts';
 import { getUnitManager } from './managers.ts';
 import { type Page, type PageOptions, queryByParent, queryByPilot } from './query.ts';
-import { type Item, stripKeys, type UnitRecord } from './records.ts';
+import { historyAttrs, type Item, stripKeys, type UnitRecord } from './records.ts';
 import { reserveIds } from './sessions.ts';
 
 /** What a new unit starts with besides its description. */
@@ -102,7 +102,8 @@ export async function createUnits(
     };
     const keys = { [PK]: entityPk(sessionId, uid), kind: 'unit', parent: entityPk(sessionId, umgrId) };
     const pilotKey = u.pilot === undefined ? {} : { pilotKey: entityPk(sessionId, u.pilot) };
-    return { record, item: { ...record, ...keys, ...pilotKey } };
+    const { stateHistory, ...rest } = record;
+    return { record, item: { ...rest, ...historyAttrs(stateHistory), ...keys, ...pilotKey } };
   });
   await batchPut(
     ctx.db,

@@ -3,8 +3,9 @@
  * SORTIE_TEST_DYNAMODB_LOCAL=1 (CI sets it). Each test works in its own session of one shared table.
  */
 import { randomUUID } from 'node:crypto';
-import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
+import { DynamoDBClient, GetItemCommand } from '@aws-sdk/client-dynamodb';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { itemBytes } from '../bench/pricing.ts';
 import type { ComputeUnitDescription } from '../core/descriptions.ts';
 import { DoesNotExist, IncorrectState } from '../core/errors.ts';
 import { sweepTarget, type UnitState, unitModel } from '../core/states.ts';
@@ -295,6 +296,42 @@ describe.each(engines)('Store on $name', ({ start }) => {
       expect(historyOf(final as UnitRecord).filter((s) => s === 'Scheduling')).toHaveLength(1);
     });
 
+    it('stores the history as one step per write and keeps a finished null unit under 1 KB', async () => {
+      // Prepare
+      const { store, sid, umgr, pmgr } = await setup();
+      const [pilot] = await store.createPilots(sid, pmgr, [{ description: PD }]);
+      const [unit] = await store.createUnits(sid, umgr, [
+        { description: UD, state: 'PendingExecution', pilot: pilot?.uid as string },
+      ]);
+      const uid = unit?.uid as string;
+      // Act: the agent's two writes (claim, then everything up to Done in one report)
+      await store.transitionUnits(sid, [{ uid, target: 'Scheduling' }]);
+      const [done] = await store.transitionUnits(sid, [
+        { uid, target: 'Done', patch: { exitCode: 0, stdout: '', stderr: '', sandbox: `/scratch/${uid}` } },
+      ]);
+      const raw = await client.send(
+        new GetItemCommand({
+          TableName: tableName,
+          Key: { pk: { S: `${sid}#${uid}` } },
+          ConsistentRead: true,
+        }),
+      );
+      // Assess
+      expect(raw.Item?.stateHistory).toBeUndefined();
+      expect(raw.Item?.history?.L?.map((s) => s.S?.replace(/@\d+$/, '@t'))).toEqual([
+        'New,PendingInputStaging,StagingInput,PendingExecution@t',
+        'Scheduling@t',
+        'Executing,PendingOutputStaging,StagingOutput,Done@t',
+      ]);
+      const record = (await store.getUnits(sid, [uid]))[0] as UnitRecord;
+      expect(historyOf(record)).toEqual(['New', ...PATH]);
+      expect(record.stateHistory.every((h) => h.time === new Date(Date.parse(h.time)).toISOString())).toBe(
+        true,
+      );
+      expect(done?.ok && done.record.stateHistory).toEqual(record.stateHistory);
+      expect(record).not.toHaveProperty('history');
+      expect(itemBytes((raw.Item ?? {}) as Parameters<typeof itemBytes>[0])).toBeLessThan(1024);
+    });
     it('refuses a stale update and carries the current record', async () => {
       const { store, sid, umgr } = await setup();
       const [u] = await store.createUnits(sid, umgr, [{ description: UD }]);
