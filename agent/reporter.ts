@@ -2,13 +2,21 @@
  * Coalesces unit state reports into batched `POST /agent/states` calls (RP's bulk updates: up to
  * `maxBatch` reports or `intervalMs`, whichever comes first). One call at a time, so reports of one
  * unit reach the control plane in the order they were made.
+ *
+ * The interval is what lets a short unit's Executing and Done land in one write instead of two, so a busy
+ * agent keeps it. An idle one does not need it: a final report (Done, Failed, Canceled) made when nothing
+ * was sent for a whole interval goes out at once, with whatever is pending, so a lone unit's end reaches
+ * the control plane one round trip after it happened instead of up to `intervalMs` later.
  */
 import type { AgentApi, UnitReport } from './api.ts';
+
+const FINAL: ReadonlySet<string> = new Set(['Done', 'Failed', 'Canceled']);
 
 export class Reporter {
   private pending: UnitReport[] = [];
   private inflight: Promise<void> | undefined;
   private timer: NodeJS.Timeout | undefined;
+  private lastSend = Number.NEGATIVE_INFINITY;
   /** Reports sent and refused by the control plane (e.g. a unit cancelled meanwhile). */
   sent = 0;
   refused = 0;
@@ -18,12 +26,17 @@ export class Reporter {
     private readonly intervalMs = 100,
     private readonly maxBatch = 500,
     private readonly onError: (err: unknown) => void = () => {},
+    private readonly clock: () => number = () => performance.now(),
   ) {}
 
   report(r: UnitReport): void {
     this.pending.push(r);
-    if (this.pending.length >= this.maxBatch) void this.flush();
-    else if (!this.timer) {
+    const idle = !this.inflight && this.clock() - this.lastSend >= this.intervalMs;
+    if (this.pending.length >= this.maxBatch || (idle && FINAL.has(r.state))) {
+      clearTimeout(this.timer);
+      this.timer = undefined;
+      void this.flush();
+    } else if (!this.timer) {
       this.timer = setTimeout(() => {
         this.timer = undefined;
         void this.flush();
@@ -36,6 +49,7 @@ export class Reporter {
     while (this.inflight) await this.inflight;
     if (this.pending.length === 0) return;
     const batch = this.pending.splice(0, this.maxBatch);
+    this.lastSend = this.clock();
     this.inflight = this.api
       .states(batch)
       .then((r) => {
