@@ -5,6 +5,7 @@
 
 import type { ComputeUnitDescription } from '../core/descriptions.ts';
 import { BadParameter, DoesNotExist } from '../core/errors.ts';
+import { groupBy } from '../core/group.ts';
 import { isFinal, type Progress, progress, reschedule, type UnitState, unitModel } from '../core/states.ts';
 import { batchGet, batchPut, mapLimit } from './batch.ts';
 import type { StoreContext } from './context.ts';
@@ -235,8 +236,7 @@ async function applyAll<T extends { uid: string; expect?: UnitExpect }>(
     ctx.db,
     updates.map((u) => entityPk(sessionId, u.uid)),
   );
-  const byUnit = new Map<string, number[]>();
-  for (const [i, u] of updates.entries()) byUnit.set(u.uid, [...(byUnit.get(u.uid) ?? []), i]);
+  const byUnit = groupBy(updates.keys(), (i) => (updates[i] as T).uid);
   const results = new Array<TransitionOutcome<UnitRecord, UnitState>>(updates.length);
   await mapLimit([...byUnit.values()], ctx.concurrency, async (indexes) => {
     for (const i of indexes) {

@@ -2,11 +2,13 @@
  * The client API (SDK and CLI): sessions, managers, pilots and units. Every route but session creation
  * needs the session's bearer token; a token of another session gets 403.
  */
+
 import { randomUUID } from 'node:crypto';
 // Default import: ssh2 is CommonJS, and Node's ESM loader sees only some of its named exports (not utils).
 import ssh2 from 'ssh2';
 import { parsePilotDescription } from '../../core/descriptions.ts';
 import { BadParameter, DoesNotExist, PermissionDenied } from '../../core/errors.ts';
+import { groupBy } from '../../core/group.ts';
 import { getResourceConfig } from '../../core/resources.ts';
 import { parseScheduler } from '../../core/schedulers.ts';
 import { isFinal, pilotModel, UnitState, unitModel } from '../../core/states.ts';
@@ -315,14 +317,11 @@ export const handler = httpHandler({
     const umgr = typeof req.body.umgr === 'string' ? req.body.umgr : undefined;
     const units = await unitsOf(s.sessionId, umgr, uids);
     // Not yet on an agent: cancel in the table (a racing claim loses). On an agent: the agent kills it.
-    const onAgent = new Map<string, string[]>();
-    const direct: string[] = [];
-    for (const u of units) {
-      if (isFinal(unitModel, u.state)) continue;
-      if (u.pilot && unitModel.order[u.state] >= unitModel.order.Scheduling)
-        onAgent.set(u.pilot, [...(onAgent.get(u.pilot) ?? []), u.uid]);
-      else direct.push(u.uid);
-    }
+    const open = units.filter((u) => !isFinal(unitModel, u.state));
+    const isOnAgent = (u: (typeof units)[number]) =>
+      u.pilot !== undefined && unitModel.order[u.state] >= unitModel.order.Scheduling;
+    const onAgent = groupBy(open.filter(isOnAgent), (u) => u.pilot as string);
+    const direct = open.filter((u) => !isOnAgent(u)).map((u) => u.uid);
     await store().transitionUnits(
       s.sessionId,
       direct.map((uid) => ({ uid, target: UnitState.CANCELED, patch: { appendLog: ['cancelled by user'] } })),
@@ -330,7 +329,9 @@ export const handler = httpHandler({
     const time = new Date().toISOString();
     await Promise.all(
       [...onAgent].map(([pid, us]) =>
-        store().patchPilot(s.sessionId, pid, { appendCommands: [{ type: 'cancel_units', uids: us, time }] }),
+        store().patchPilot(s.sessionId, pid, {
+          appendCommands: [{ type: 'cancel_units', uids: us.map((u) => u.uid), time }],
+        }),
       ),
     );
     return { cancelled: direct.length, signalled: [...onAgent.values()].reduce((n, us) => n + us.length, 0) };

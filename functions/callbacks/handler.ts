@@ -3,7 +3,9 @@
  * commands back) and the agent's end. Authenticated by the pilot token; an agent can touch only its
  * own pilot and the units bound to it.
  */
+
 import { BadParameter, IncorrectState } from '../../core/errors.ts';
+import { groupBy } from '../../core/group.ts';
 import { isFinal, PilotState, pilotModel, UnitState } from '../../core/states.ts';
 import type { UnitReport } from '../../core/wire.ts';
 import type { PilotRecord, UnitPatch, UnitTransition } from '../../store/index.ts';
@@ -99,8 +101,7 @@ function roundAt<T>(rounds: T[][], i: number): T[] {
  * included, are still recorded); anything else is applied report by report.
  */
 export function planRounds(reports: Report[], pilotId: string): UnitTransition[][] {
-  const perUnit = new Map<string, Report[]>();
-  for (const r of reports) perUnit.set(r.uid, [...(perUnit.get(r.uid) ?? []), r]);
+  const perUnit = groupBy(reports, (r) => r.uid);
   const rounds: UnitTransition[][] = [];
   for (const [uid, rs] of perUnit) {
     const [a, b] = rs;

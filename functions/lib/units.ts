@@ -4,6 +4,7 @@
  */
 import { parseUnitDescriptions } from '../../core/descriptions.ts';
 import { BadParameter, IncorrectState } from '../../core/errors.ts';
+import { groupBy } from '../../core/group.ts';
 import { bindUnits, type SchedulerName } from '../../core/schedulers.ts';
 import { isFinal, pilotModel, UnitState } from '../../core/states.ts';
 import type { UnitRecord } from '../../store/index.ts';
@@ -49,8 +50,7 @@ export async function submitUnits(sessionId: string, umid: string, raw: unknown)
       pilot: binding.pilots[i] as string,
     })),
   );
-  const byPilot = new Map<string, UnitRecord[]>();
-  for (const u of units) byPilot.set(u.pilot as string, [...(byPilot.get(u.pilot as string) ?? []), u]);
+  const byPilot = groupBy(units, (u) => u.pilot as string);
   const failed = new Map<string, UnitRecord>();
   await Promise.all(
     [...byPilot].map(async ([pid, us]) => {

@@ -11,6 +11,7 @@
  *    (CANCELED if the pilot was cancelled).
  * 4. Delete the pilot's queue.
  */
+import { groupBy } from '../../core/group.ts';
 import { bindUnits, type SchedulerName } from '../../core/schedulers.ts';
 import { isFinal, PilotState, pilotModel, sweepTarget, UnitState } from '../../core/states.ts';
 import type { PilotRecord, UnitRecord } from '../../store/index.ts';
@@ -127,8 +128,7 @@ async function sweep(pilot: PilotRecord, state: PilotState, reason: string): Pro
   let rebound = 0;
   let ended = 0;
   // Rebind per unit manager to its other live pilots, or end the units: nothing waits for a pilot that will never come.
-  const byUmgr = new Map<string, UnitRecord[]>();
-  for (const u of unscheduled) byUmgr.set(u.umgr, [...(byUmgr.get(u.umgr) ?? []), u]);
+  const byUmgr = groupBy(unscheduled, (u) => u.umgr);
   for (const [umid, us] of byUmgr) {
     const umgr = await s.getUnitManager(sid, umid);
     const others = umgr.pilots.filter((p) => p !== pilot.uid);
@@ -149,8 +149,7 @@ async function sweep(pilot: PilotRecord, state: PilotState, reason: string): Pro
         })),
       );
       const moved = outs.filter((o) => o.ok).map((o) => (o.ok ? o.record : (undefined as never)));
-      const perPilot = new Map<string, UnitRecord[]>();
-      for (const u of moved) perPilot.set(u.pilot as string, [...(perPilot.get(u.pilot as string) ?? []), u]);
+      const perPilot = groupBy(moved, (u) => u.pilot as string);
       for (const [pid, list] of perPilot) {
         await sendUnits(
           sid,
