@@ -53,8 +53,13 @@ async function main(configFile: string): Promise<number> {
 
   let freeCores = totalCores;
   const queue: PulledUnit[] = [];
-  const reporter = new Reporter(api, 100, 500, (err) =>
-    stop('Failed', `cannot report unit states: ${String(err)}`),
+  const reporter = new Reporter(
+    api,
+    100,
+    500,
+    (err) => stop('Failed', `cannot report unit states: ${String(err)}`),
+    undefined,
+    () => executor.active === 0 && queue.length === 0,
   );
   const executor = new Executor(
     {

@@ -4,9 +4,10 @@
  * unit reach the control plane in the order they were made.
  *
  * The interval is what lets a short unit's Executing and Done land in one write instead of two, so a busy
- * agent keeps it. An idle one does not need it: a final report (Done, Failed, Canceled) made when nothing
- * was sent for a whole interval goes out at once, with whatever is pending, so a lone unit's end reaches
- * the control plane one round trip after it happened instead of up to `intervalMs` later.
+ * agent keeps it. An idle one does not need it: a final report (Done, Failed, Canceled) goes out at once,
+ * with whatever is pending, when the agent has nothing else running or queued (`quiet`), or nothing was
+ * sent for a whole interval; a lone unit's end then reaches the control plane one round trip after it
+ * happened instead of up to `intervalMs` later.
  */
 import type { AgentApi, UnitReport } from './api.ts';
 
@@ -27,11 +28,13 @@ export class Reporter {
     private readonly maxBatch = 500,
     private readonly onError: (err: unknown) => void = () => {},
     private readonly clock: () => number = () => performance.now(),
+    /** True when no other unit is running or queued: nothing could join this batch. */
+    private readonly quiet: () => boolean = () => false,
   ) {}
 
   report(r: UnitReport): void {
     this.pending.push(r);
-    const idle = !this.inflight && this.clock() - this.lastSend >= this.intervalMs;
+    const idle = !this.inflight && (this.quiet() || this.clock() - this.lastSend >= this.intervalMs);
     if (this.pending.length >= this.maxBatch || (idle && FINAL.has(r.state))) {
       clearTimeout(this.timer);
       this.timer = undefined;

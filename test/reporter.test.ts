@@ -59,6 +59,26 @@ describe('Reporter', () => {
     expect(calls).toEqual([['unit.0:Done'], ['unit.1:Executing', 'unit.1:Done', 'unit.2:Failed']]);
   });
 
+  it('sends a final report at once when the agent is quiet, even right after a send', async () => {
+    vi.useFakeTimers();
+    const { api, calls } = recorder();
+    let running = 1;
+    const r = new Reporter(
+      api,
+      100,
+      500,
+      undefined,
+      () => Date.now(),
+      () => running === 0,
+    );
+    r.report(report('unit.0', 'Done')); // nothing sent yet: out at once
+    await vi.advanceTimersByTimeAsync(10);
+    r.report(report('unit.1', 'Executing'));
+    running = 0; // unit.1 exits, nothing else runs or waits
+    r.report(report('unit.1', 'Done'));
+    expect(calls).toEqual([['unit.0:Done'], ['unit.1:Executing', 'unit.1:Done']]);
+  });
+
   it('sends non-final reports after the interval, a full batch at once, and one call at a time in order', async () => {
     vi.useFakeTimers();
     const { api, calls } = recorder(50);
