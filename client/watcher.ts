@@ -30,6 +30,9 @@ const OVERLAP_MS = 2_000;
  */
 const BUSY_READS = 200;
 
+/** The poll interval for the first moments after a submission (about ten polls in all). */
+const FAST_START = { intervalMs: 20, forMs: 250 };
+
 function rewind(cursor: string, ms: number): string {
   const t = Date.parse(cursor.split('#')[0] ?? '');
   return Number.isNaN(t) ? cursor : new Date(t - ms).toISOString();
@@ -47,6 +50,7 @@ export class Watcher<S extends string, R extends Followed<S>> {
   private intervalMs: number;
   /** When the feed last showed a change (or records were seeded): the backoff grows with the quiet since. */
   private movedAt = performance.now();
+  private seededAt = Number.NEGATIVE_INFINITY;
   private lastError: unknown;
 
   constructor(
@@ -64,7 +68,7 @@ export class Watcher<S extends string, R extends Followed<S>> {
     for (const r of records) if (!this.records.has(r.uid)) this.records.set(r.uid, r);
     // New records are about to move: poll at the quick interval again, not at the backed-off one left
     // over from an idle spell.
-    if (records.length) this.movedAt = performance.now();
+    if (records.length) this.movedAt = this.seededAt = performance.now();
     this.deliver(records);
   }
 
@@ -109,12 +113,15 @@ export class Watcher<S extends string, R extends Followed<S>> {
     // Back off while nothing moves, in proportion to how long nothing has moved (a quarter of it), and snap
     // back as soon as something does. Growing per empty poll instead (×1.5 each) left a unit submitted and
     // done within ~30 ms to be seen only ~200 ms later: the first two empty polls had already backed off.
+    // Right after a submission, poll at FAST_START.intervalMs for a moment: short units end within tens of
+    // milliseconds, and submit-then-wait is how RP scripts run.
     const now = performance.now();
     if (changed) this.movedAt = now;
+    const floor = now - this.seededAt < FAST_START.forMs ? FAST_START.intervalMs : this.minIntervalMs;
     this.intervalMs =
       read > BUSY_READS
         ? this.maxIntervalMs
-        : Math.min(this.maxIntervalMs, Math.max(this.minIntervalMs, (now - this.movedAt) / 4));
+        : Math.min(this.maxIntervalMs, Math.max(floor, (now - this.movedAt) / 4));
   }
 
   private deliver(records: R[]): void {
