@@ -83,6 +83,8 @@ export async function startDynalite(options: LocalDynamoDbOptions = {}): Promise
     await worker.terminate();
     throw e;
   }
+  // Like a socket, the engine alone does not keep the process alive: whoever uses it holds connections.
+  worker.unref();
   let closed: Promise<void> | undefined;
   return {
     endpoint: `http://${LOOPBACK}:${port}`,
