@@ -111,9 +111,8 @@ export class Watcher<S extends string, R extends Followed<S>> {
       if (!this.cursor || page.cursor > this.cursor) this.cursor = page.cursor;
     } while (next);
     // Back off while nothing moves, in proportion to how long nothing has moved (a quarter of it), and snap
-    // back as soon as something does. Growing per empty poll instead (×1.5 each) left a unit submitted and
-    // done within ~30 ms to be seen only ~200 ms later: the first two empty polls had already backed off.
-    // Right after a submission, poll at FAST_START.intervalMs for a moment: short units end within tens of
+    // back as soon as something does: a few quick empty polls must not push a change that is about to land
+    // out by a long interval. Right after a submission, poll at FAST_START.intervalMs for a moment: short units end within tens of
     // milliseconds, and submit-then-wait is how RP scripts run.
     const now = performance.now();
     if (changed) this.movedAt = now;

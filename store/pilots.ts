@@ -13,7 +13,7 @@ import { changedKey, entityPk, PK } from './keys.ts';
 import { getPilotManager } from './managers.ts';
 import { type Page, type PageOptions, queryByParent } from './query.ts';
 import type { Item, PilotCommand, PilotRecord, ResourceDetail, TaskTokens } from './records.ts';
-import { historyAttrs, stripKeys } from './records.ts';
+import { HISTORY, historyStep, stripKeys } from './records.ts';
 import { reserveIds } from './sessions.ts';
 
 /** What a new pilot starts with besides its description. */
@@ -75,9 +75,9 @@ export async function createPilots(
       commands: [],
       changed: changedKey(now, uid),
     };
-    const { stateHistory, ...rest } = record;
+    const { stateHistory: _, ...rest } = record;
     const keys = { [PK]: entityPk(sessionId, uid), kind: 'pilot', parent: entityPk(sessionId, pmgrId) };
-    return { record, item: { ...rest, ...historyAttrs(stateHistory), ...keys } };
+    return { record, item: { ...rest, [HISTORY]: [historyStep(['PendingLaunch'], now)], ...keys } };
   });
   await batchPut(
     ctx.db,

@@ -119,20 +119,3 @@ export function stripKeys<R>(item: Item): R {
   }
   return out as R;
 }
-
-/** Record → item attributes: the record with its `stateHistory` stored as {@link HISTORY} steps. */
-export function historyAttrs(history: readonly StateEntry[]): { [HISTORY]: string[] } {
-  const steps: string[] = [];
-  let run: string[] = [];
-  let time: string | undefined;
-  for (const e of history) {
-    if (time !== undefined && e.time !== time) {
-      steps.push(historyStep(run, time));
-      run = [];
-    }
-    run.push(e.state);
-    time = e.time;
-  }
-  if (time !== undefined) steps.push(historyStep(run, time));
-  return { [HISTORY]: steps };
-}

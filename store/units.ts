@@ -20,7 +20,7 @@ import {
 import { changedKey, entityPk, PK } from './keys.ts';
 import { getUnitManager } from './managers.ts';
 import { type Page, type PageOptions, queryByParent, queryByPilot } from './query.ts';
-import { historyAttrs, type Item, stripKeys, type UnitRecord } from './records.ts';
+import { HISTORY, historyStep, type Item, stripKeys, type UnitRecord } from './records.ts';
 import { reserveIds } from './sessions.ts';
 
 /** What a new unit starts with besides its description. */
@@ -87,13 +87,14 @@ export async function createUnits(
     const uid = uids[i] as string;
     const passed =
       u.state && u.state !== 'New' ? mustProgress(progress(unitModel, 'New', u.state)).passed : [];
+    const entered = ['New' as UnitState, ...passed];
     const record: UnitRecord = {
       sessionId,
       uid,
       umgr: umgrId,
       ...(u.description.name === undefined ? {} : { name: u.description.name }),
       state: u.state ?? 'New',
-      stateHistory: ['New' as UnitState, ...passed].map((state) => ({ state, time: now })),
+      stateHistory: entered.map((state) => ({ state, time: now })),
       description: u.description,
       ...(u.pilot === undefined ? {} : { pilot: u.pilot }),
       ...(u.sandbox === undefined ? {} : { sandbox: u.sandbox }),
@@ -103,8 +104,8 @@ export async function createUnits(
     };
     const keys = { [PK]: entityPk(sessionId, uid), kind: 'unit', parent: entityPk(sessionId, umgrId) };
     const pilotKey = u.pilot === undefined ? {} : { pilotKey: entityPk(sessionId, u.pilot) };
-    const { stateHistory, ...rest } = record;
-    return { record, item: { ...rest, ...historyAttrs(stateHistory), ...keys, ...pilotKey } };
+    const { stateHistory: _, ...rest } = record;
+    return { record, item: { ...rest, [HISTORY]: [historyStep(entered, now)], ...keys, ...pilotKey } };
   });
   await batchPut(
     ctx.db,
