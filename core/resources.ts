@@ -5,8 +5,6 @@
  * {@link addResourceConfig}. Unknown keys are refused (as in the descriptions), so a typo in a config never
  * silently becomes a default.
  */
-import { readFileSync } from 'node:fs';
-import path from 'node:path';
 import { z } from 'zod';
 import llnl from '../resources/llnl.json';
 import local from '../resources/local.json';
@@ -194,25 +192,13 @@ export function getResourceConfig(key: string): ResourceConfig {
 
 /**
  * Adds user resource configurations at runtime (RP's `Session.add_resource_config`), replacing keys that
- * exist. Accepts a path to a JSON file (`<site>.json` or RP-style `resource_<site>.json`, names inside
- * become `<site>.<name>`) or an object whose keys are full `<site>.<name>` keys. All entries are validated
- * before any is added.
+ * exist. `file` is an object of resource name → config: names with a dot are full `<site>.<name>` keys,
+ * bare names become `<site>.<name>` when `site` is given. All entries are validated before any is added.
+ * Reading a config from a file is the adapter's job (`resources/files.ts`): core/ does no I/O.
  * @returns the keys added, sorted.
  */
-export function addResourceConfig(objOrPath: string | Record<string, unknown>): string[] {
+export function addResourceConfig(file: Record<string, unknown>, site?: string): string[] {
   ensureShipped();
-  let file: unknown = objOrPath;
-  let site: string | undefined;
-  if (typeof objOrPath === 'string') {
-    try {
-      file = JSON.parse(readFileSync(objOrPath, 'utf8'));
-    } catch (e) {
-      throw new BadParameter(`cannot read resource config '${objOrPath}': ${(e as Error).message}`, {
-        cause: e,
-      });
-    }
-    site = path.basename(objOrPath, '.json').replace(/^resource_/, '');
-  }
   const entries = entriesOf(file, site);
   for (const [key, config] of entries) registry.set(key, config);
   return entries.map(([k]) => k).sort();

@@ -3,13 +3,8 @@ import os from 'node:os';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { BadParameter } from '../core/errors.ts';
-import {
-  addResourceConfig,
-  getResourceConfig,
-  listResources,
-  parseResourceConfig,
-  SHIPPED_SITES,
-} from '../core/resources.ts';
+import { getResourceConfig, listResources, parseResourceConfig, SHIPPED_SITES } from '../core/resources.ts';
+import { addResourceConfig } from '../resources/files.ts';
 
 const resourcesDir = path.join(import.meta.dirname, '..', 'resources');
 

@@ -1,0 +1,57 @@
+import { mkdirSync, mkdtempSync, writeFileSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { checkLayers, importsOf } from '../scripts/layers.ts';
+
+function tree(files: Record<string, string>): string {
+  const root = mkdtempSync(path.join(os.tmpdir(), 'sortie-layers-'));
+  for (const [name, text] of Object.entries(files)) {
+    mkdirSync(path.dirname(path.join(root, name)), { recursive: true });
+    writeFileSync(path.join(root, name), text);
+  }
+  return root;
+}
+
+describe('layer check', () => {
+  it('finds static, multi-line, type-only, re-export and dynamic imports', () => {
+    const src = [
+      "import { a } from './a.ts';",
+      'import {\n  b,\n  c,\n} from "node:fs";',
+      "import type { T } from '../store/db.ts';",
+      "export { d } from './d.ts';",
+      "const m = await import('@aws-sdk/client-sqs');",
+    ].join('\n');
+    expect(importsOf(src)).toEqual(['./a.ts', 'node:fs', '../store/db.ts', './d.ts', '@aws-sdk/client-sqs']);
+  });
+
+  it('fails on each crossed layer and passes the allowed imports', () => {
+    const root = tree({
+      'core/ok.ts':
+        "import { z } from 'zod';\nimport x from '../resources/local.json';\nimport { y } from './y.ts';",
+      'core/io.ts': "import { readFileSync } from 'node:fs';",
+      'core/up.ts': "import { store } from '../store/index.ts';",
+      'core/aws.ts': "import { SQSClient } from '@aws-sdk/client-sqs';",
+      'agent/sdk.ts': "import { SQSClient } from '@aws-sdk/client-sqs';",
+      'client/sdk.ts': "import { DynamoDBClient } from '@aws-sdk/client-dynamodb';",
+      'functions/api/db.ts': "import { DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';",
+      'functions/lib/aws.ts': "import { DynamoDBClient } from '@aws-sdk/client-dynamodb';",
+      'store/db.ts': "import { DynamoDBClient } from '@aws-sdk/client-dynamodb';",
+    });
+    const found = checkLayers(root).map((v) => `${v.file} ${v.specifier}`);
+    expect(found.sort()).toEqual(
+      [
+        'agent/sdk.ts @aws-sdk/client-sqs',
+        'client/sdk.ts @aws-sdk/client-dynamodb',
+        'core/aws.ts @aws-sdk/client-sqs',
+        'core/io.ts node:fs',
+        'core/up.ts ../store/index.ts',
+        'functions/api/db.ts @aws-sdk/lib-dynamodb',
+      ].sort(),
+    );
+  });
+
+  it('this repository crosses no layer', () => {
+    expect(checkLayers(path.resolve(import.meta.dirname, '..'))).toEqual([]);
+  });
+});
