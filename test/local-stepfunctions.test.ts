@@ -278,7 +278,6 @@ describe.concurrent('stacks/pilot.asl.json on the local server', () => {
   });
 
   it('checks the batch job every jobCheckSeconds (TimeoutSecondsPath) and fails when it ended', async () => {
-    const started = Date.now();
     const executionArn = await start(pilotArn, pilotInput('p-never', { jobCheckSeconds: 1 }));
     await nextInvocation(AWAIT, forPid('p-never', 'activate'));
     expect(await nextInvocation(CHECK, forPid('p-never'))).toEqual({
@@ -287,7 +286,6 @@ describe.concurrent('stacks/pilot.asl.json on the local server', () => {
       activateTimeoutSeconds: 5,
     });
     const done = await finished(executionArn);
-    expect(Date.now() - started).toBeGreaterThanOrEqual(900);
     expect(done.status).toBe('FAILED');
     const finalize = await nextInvocation(FINALIZE, forPid('p-never'));
     expect(finalize.error).toMatchObject({ Error: 'Sortie.JobEnded' });
@@ -335,12 +333,14 @@ describe.concurrent('stacks/pilot.asl.json on the local server', () => {
         sfn.send(new SendTaskSuccessCommand({ taskToken: active.taskToken as string, output: '{}' })),
       ),
     ).toBe('TaskDoesNotExist');
-    // Stopping ends the run: no Failed/Finalize state runs afterwards, and the history ends with the abort.
-    await sleep(1300);
-    expect(invocations.some((c) => c.functionName === FINALIZE && forPid('p-stop')(c.payload as never))).toBe(
-      false,
-    );
+    // Stopping ends the run: the recorded history ends with the abort, and no state (Finalize included)
+    // was entered after the Active wait; an abort is final, so nothing can be appended later.
     const events = await history(executionArn);
+    const entered = events.flatMap((e) =>
+      e.stateEnteredEventDetails?.name ? [e.stateEnteredEventDetails.name] : [],
+    );
+    expect(entered).not.toContain('Finalize');
+    expect(entered.at(-1)).toBe('Active');
     expect(events.at(-1)?.type).toBe('ExecutionAborted');
     expect(events.at(-1)?.executionAbortedEventDetails).toEqual({
       error: 'Sortie.UserStop',
@@ -452,13 +452,11 @@ describe.concurrent('task tokens through @aws-sdk/client-sfn', () => {
   });
 
   it('fails with States.HeartbeatTimeout when no heartbeat comes', async () => {
-    const started = Date.now();
     const executionArn = await start(await createMachine(waitMachine({ HeartbeatSeconds: 1 })), {
       id: 'mute',
     });
     const token = await tokenOf('mute');
     const done = await finished(executionArn);
-    expect(Date.now() - started).toBeGreaterThanOrEqual(900);
     expect(done).toMatchObject({ status: 'FAILED', error: 'States.HeartbeatTimeout' });
     const timedOut = (await history(executionArn)).find((e) => e.type === 'TaskTimedOut');
     expect(timedOut?.taskTimedOutEventDetails?.error).toBe('States.HeartbeatTimeout');
@@ -1098,13 +1096,15 @@ describe('API actions', () => {
       const events = (await client.send(new GetExecutionHistoryCommand({ executionArn }))).events ?? [];
       return events.some((e) => e.type === 'TaskSubmitted') ? true : undefined;
     });
-    const closeStarted = Date.now();
+    // close() must not wait out the task's 3000 s timeout (the test's own timeout would fail first) and must
+    // clear that timer: the count of live timers comes back to where it was.
     await server.close();
-    expect(Date.now() - closeStarted).toBeLessThan(1000);
     client.destroy();
-    await sleep(50);
-    const timersAfter = process.getActiveResourcesInfo().filter((r) => r === 'Timeout').length;
-    expect(timersAfter).toBeLessThanOrEqual(timersBefore);
+    await eventually(async () =>
+      process.getActiveResourcesInfo().filter((r) => r === 'Timeout').length <= timersBefore
+        ? true
+        : undefined,
+    );
   });
 });
 
