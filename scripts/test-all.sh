@@ -26,4 +26,4 @@ trap cleanup EXIT
 
 npm run typecheck
 npm run lint
-npx vitest run
+npx vitest run --coverage
