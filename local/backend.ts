@@ -12,12 +12,13 @@ import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import { CreateStateMachineCommand, SFNClient } from '@aws-sdk/client-sfn';
 import { CreateQueueCommand, GetQueueAttributesCommand, SQSClient } from '@aws-sdk/client-sqs';
 import { buildAgentBundle } from '../agent/bundle.ts';
-import { ENV, EVENT_SOURCES, QUEUES, STATE_MACHINES, TABLE } from '../stacks/manifest.ts';
+import { ENV, EVENT_SOURCES, QUEUES, SCHEDULES, STATE_MACHINES, TABLE } from '../stacks/manifest.ts';
 import { createTable } from '../store/schema.ts';
 import { type LocalDynamoDb, startDynalite, startDynamoDbLocal } from './dynamodb.ts';
 import { type SourceQueue, startEventSources } from './event-sources.ts';
 import { startHttpApi } from './http-api.ts';
 import { invoke } from './lambdas.ts';
+import { startSchedules } from './schedules.ts';
 import { startLocalStepFunctions } from './stepfunctions/index.ts';
 
 /** Options of {@link startBackend}. */
@@ -32,6 +33,11 @@ export interface BackendOptions {
   activateTimeoutSeconds?: number;
   /** Seconds between batch-job checks while a pilot waits for its agent; default 30. */
   jobCheckSeconds?: number;
+  /**
+   * Seconds between runs of each scheduled function (the reconciler); default: the manifest's rate, as
+   * the EventBridge rule runs it in AWS. 0 runs none (tests that drive the reconciler themselves).
+   */
+  scheduleSeconds?: number;
   /** Log level of the handlers (Powertools); default WARN so that a terminal stays readable. */
   logLevel?: string;
 }
@@ -186,6 +192,8 @@ export async function startBackend(opts: BackendOptions = {}): Promise<Backend> 
     Object.assign(process.env, own);
     const events = startEventSources(sqs, queues);
     closers.push(() => events.close());
+    const schedules = startSchedules(SCHEDULES, opts.scheduleSeconds);
+    closers.push(() => schedules.close());
     const env = {
       ...base,
       AWS_ENDPOINT_URL_DYNAMODB: ddb.endpoint,

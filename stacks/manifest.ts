@@ -73,8 +73,20 @@ export const FUNCTIONS = {
   checkJob: { handler: 'functions/pilot/check-job.handler', memoryMB: 512, timeoutSeconds: 90 },
   finalize: { handler: 'functions/pilot/finalize.handler', memoryMB: 512, timeoutSeconds: 300 },
   submitEvents: { handler: 'functions/events/submit.handler', memoryMB: 512, timeoutSeconds: 60 },
+  // Finalizes pilots one by one (each like a Finalize step, up to ~1 min against an unanswering site).
+  reconcile: { handler: 'functions/pilot/reconcile.handler', memoryMB: 512, timeoutSeconds: 900 },
 } as const;
 export type FunctionName = keyof typeof FUNCTIONS;
+
+/**
+ * Functions run on a schedule (an EventBridge rule in AWS, a timer in the embedded backend). The
+ * reconciler ends pilots whose execution ended without finalizing them and sweeps their units; a pilot
+ * that needs it waits at most this long after its execution died.
+ */
+export const SCHEDULES = [{ function: 'reconcile', rateMinutes: 5 }] as const satisfies readonly {
+  function: FunctionName;
+  rateMinutes: number;
+}[];
 
 /** HTTP API routes (API Gateway HTTP API, payload format 2.0): `METHOD path` → function. */
 export const ROUTES: Record<string, FunctionName> = {

@@ -170,6 +170,10 @@ export class Store {
   createPilots(sessionId: string, pmgrId: string, input: readonly pilots.NewPilot[]): Promise<PilotRecord[]> {
     return pilots.createPilots(this.#ctx, sessionId, pmgrId, input);
   }
+  /** See {@link pilots.listLivePilots}. */
+  listLivePilots(options?: Omit<PageOptions, 'since'>): Promise<Page<PilotRecord>> {
+    return pilots.listLivePilots(this.#ctx, options);
+  }
   /** See {@link pilots.getPilot}. */
   getPilot(sessionId: string, pilotId: string): Promise<PilotRecord> {
     return pilots.getPilot(this.#ctx, sessionId, pilotId);
