@@ -138,7 +138,9 @@ export class Session {
    * full `<site>.<name>` keys → config, or from a path to a JSON file on this machine (`<site>.json` or
    * `resource_<site>.json`, names inside become `<site>.<name>`), read here and sent. The backend
    * validates every entry (nothing is added if one is bad), stores them with the session and uses them
-   * for every launch of its pilots; other sessions do not see them. A key that exists is replaced.
+   * for every launch of its pilots; other sessions do not see them. A key that exists is replaced; the
+   * backend looks the config up again to check and cancel a pilot's job, so give a changed config a new
+   * key while pilots on the old one still run.
    * @returns the keys added, sorted.
    */
   async addResourceConfig(configOrPath: string | Readonly<Record<string, unknown>>): Promise<string[]> {
