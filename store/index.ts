@@ -20,6 +20,7 @@ import type {
   UnitManagerRecord,
   UnitRecord,
 } from './records.ts';
+import * as resources from './resources.ts';
 import * as sessions from './sessions.ts';
 import * as units from './units.ts';
 
@@ -30,6 +31,7 @@ export type { UidKind } from './keys.ts';
 export type { NewPilot, PilotGuard, PilotPatch } from './pilots.ts';
 export { type Page, type PageOptions, rewindCursor } from './query.ts';
 export type * from './records.ts';
+export type { SessionResourceConfig } from './resources.ts';
 export { createTable } from './schema.ts';
 export type { NewSession } from './sessions.ts';
 export type { NewUnit, UnitExpect, UnitPatch, UnitReschedule, UnitTransition } from './units.ts';
@@ -99,6 +101,18 @@ export class Store {
   /** See {@link credentials.putHostKeyIfAbsent}. */
   putHostKeyIfAbsent(hostPort: string, keyLine: string): Promise<void> {
     return credentials.putHostKeyIfAbsent(this.#ctx, hostPort, keyLine);
+  }
+
+  // Resource configs --------------------------------------------------------------------------------
+
+  /** See {@link resources.putResourceConfigs}. */
+  putResourceConfigs(sessionId: string, configs: ReadonlyArray<readonly [string, unknown]>): Promise<void> {
+    return resources.putResourceConfigs(this.#ctx, sessionId, configs);
+  }
+
+  /** See {@link resources.listResourceConfigs}. */
+  listResourceConfigs(sessionId: string): Promise<resources.SessionResourceConfig[]> {
+    return resources.listResourceConfigs(this.#ctx, sessionId);
   }
 
   // Sessions ------------------------------------------------------------------------------------------
