@@ -5,7 +5,7 @@
  * Skipped, saying why, when the test bed is not up (scripts/testbed.sh up, as root).
  */
 import { execFileSync } from 'node:child_process';
-import { appendFileSync, readFileSync, writeFileSync } from 'node:fs';
+import { appendFileSync, readdirSync, readFileSync, readlinkSync, writeFileSync } from 'node:fs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import {
   type ComputePilot,
@@ -17,6 +17,7 @@ import {
   UnitState,
 } from '../client/index.ts';
 import { type Backend, startBackend } from '../local/backend.ts';
+import { unitProcesses, until } from './e2e.ts';
 import { readTestbed } from './support/testbed.ts';
 
 const tb = readTestbed();
@@ -40,6 +41,21 @@ async function gone(jobId: string): Promise<string> {
     state = squeue(jobId);
   }
   return state;
+}
+
+/** PIDs of the agent of a pilot on this host (the test bed's login and compute node): node running in its sandbox. */
+function agentPids(sessionId: string, pilotId: string): number[] {
+  return readdirSync('/proc').flatMap((name) => {
+    const pid = Number(name);
+    if (!Number.isInteger(pid)) return [];
+    try {
+      const cmd = readFileSync(`/proc/${pid}/cmdline`, 'utf8');
+      const cwd = readlinkSync(`/proc/${pid}/cwd`);
+      return cwd.endsWith(`/${sessionId}/${pilotId}`) && cmd.includes('agent.cjs') ? [pid] : [];
+    } catch {
+      return [];
+    }
+  });
 }
 
 describe.skipIf(skip !== undefined)(`pilots over SSH${skip ? ` (skipped: ${skip})` : ''}`, () => {
@@ -112,6 +128,43 @@ describe.skipIf(skip !== undefined)(`pilots over SSH${skip ? ` (skipped: ${skip}
     await pilot.cancel();
     expect(await pilot.wait({ timeout: 60 })).toBe(PilotState.CANCELED);
   }, 120_000);
+
+  it.each(['local.ssh', 'local.slurm'])(
+    'an agent killed with SIGKILL on %s: the pilot FAILS and no unit process outlives it',
+    async (resource) => {
+      const pilot = await pmgr.submitPilots({ resource, runtime: 10, cores: 2 });
+      const umgr = await UnitManager.create(session, 'direct_submission');
+      await umgr.addPilots(pilot);
+      const units = await umgr.submitUnits([
+        { executable: '/bin/sleep', arguments: ['300'] },
+        { executable: '/bin/sh', arguments: ['-c', 'sleep 300 & sleep 300; wait'] },
+      ]);
+      await umgr.waitUnits({ uids: units.map((u) => u.uid), state: UnitState.EXECUTING, timeout: 60 });
+      const mine = () =>
+        unitProcesses(session.uid).filter((p) =>
+          units.some((u) => unitProcesses(session.uid, u.uid).includes(p)),
+        );
+      expect(mine().length).toBeGreaterThanOrEqual(2);
+      const agents = await until(
+        'the agent process',
+        () => {
+          const found = agentPids(session.uid, pilot.uid);
+          return found.length ? found : undefined;
+        },
+        10_000,
+      );
+      for (const pid of agents) process.kill(pid, 'SIGKILL');
+
+      expect(await pilot.wait({ timeout: 60 })).toBe(PilotState.FAILED);
+      // The pilot's end swept its units off the node, though the agent could not.
+      await until('no unit process left', () => (mine().length === 0 ? true : undefined), 10_000);
+      expect(await umgr.waitUnits({ uids: units.map((u) => u.uid), timeout: 30 })).toEqual([
+        UnitState.FAILED,
+        UnitState.FAILED,
+      ]);
+    },
+    120_000,
+  );
 
   it('cancels a pilot whose batch job is still queued, and the job is gone', async () => {
     // The node has 8 cores: whichever 8-core pilot SLURM starts first holds them, the other one waits.

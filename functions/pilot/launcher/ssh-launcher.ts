@@ -3,11 +3,13 @@
  * the agent bundle, `agent.json` (0600, it holds the pilot secret) and the job script over SFTP, submits
  * with the resource's batch system and parses the job id; later it queries, cancels and tails the job.
  */
+
 import { readFile } from 'node:fs/promises';
 import { BadParameter, NoSuccess } from '../../../core/errors.ts';
 import { type ResourceConfig, underRoots } from '../../../core/resources.ts';
 import { jobManagerFor } from './jobmanagers/index.ts';
 import { AGENT_FILE, type BatchJobSpec, CONFIG_FILE, type JobManager, shq } from './jobmanagers/types.ts';
+import { orphanSweepCommand } from './orphans.ts';
 import { getSshConnection, type HostKeyStore, type SshConnection, type SshConnectOptions } from './ssh.ts';
 import type { JobStatus, Launcher, LaunchRequest, LaunchResult } from './types.ts';
 
@@ -85,6 +87,8 @@ export class SshLauncher implements Launcher {
   async cancel(req: LaunchRequest, job: LaunchResult): Promise<void> {
     const conn = await this.connect(req);
     const r = await conn.exec(this.jm.cancelCommand(job.jobId, job.sandbox), { timeoutMs: this.timeout });
+    // Whatever the cancel said: units a dead agent left behind outlive its job (see orphans.ts).
+    await conn.exec(orphanSweepCommand(req.sessionId, req.pilotId), { timeoutMs: this.timeout });
     if (r.code === 0) return;
     // Cancelling a job that already ended fails on most batch systems; that is success for the pilot.
     const s = await this.status(req, job);
