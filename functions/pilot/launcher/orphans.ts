@@ -23,6 +23,7 @@ export function orphanSweepCommand(sessionId: string, pilotId: string): string {
     '  e=$(tr "\\000" "\\n" < "$d/environ" 2>/dev/null) || continue',
     `  printf "%s\\n" "$e" | grep -qxF ${s} || continue`,
     `  printf "%s\\n" "$e" | grep -qxF ${p} || continue`,
+    // biome-ignore lint/suspicious/noTemplateCurlyInString: a shell parameter expansion, not a JS one
     '  pid=${d#/proc/}',
     '  kill -9 -- "-$pid" 2>/dev/null; kill -9 "$pid" 2>/dev/null && n=$((n+1))',
     'done',
