@@ -216,7 +216,7 @@ describe.concurrent('stacks/pilot.asl.json on the local server', () => {
     p.pid === pid && (phase === undefined || p.phase === phase);
 
   it('runs the happy path to SUCCEEDED while the agent heartbeats past HeartbeatSeconds', async () => {
-    const executionArn = await start(pilotArn, pilotInput('p-happy'), 'p-happy');
+    const executionArn = await start(pilotArn, pilotInput('p-happy', { heartbeatSeconds: 3 }), 'p-happy');
     expect(await nextInvocation(LAUNCH, forPid('p-happy'))).toEqual({ sid: 'session-1', pid: 'p-happy' });
 
     const activate = await nextInvocation(AWAIT, forPid('p-happy', 'activate'));
@@ -227,9 +227,11 @@ describe.concurrent('stacks/pilot.asl.json on the local server', () => {
 
     const active = await nextInvocation(AWAIT, forPid('p-happy', 'active'));
     expect(active.taskToken).not.toBe(activate.taskToken);
-    // 1.6 s of heartbeats every 0.3 s against HeartbeatSeconds 1 (from $.heartbeatSeconds).
-    for (let i = 0; i < 6; i++) {
-      await sleep(300);
+    // 4 s or more of heartbeats every 0.1 s against HeartbeatSeconds 3 (from $.heartbeatSeconds): the gaps
+    // are a thirtieth of the budget, so only a stall of seconds could stretch one past it (the exact rule
+    // is tested on a fake clock in task-run.test.ts). The sleeps only pace the heartbeats.
+    for (let i = 0; i < 40; i++) {
+      await sleep(100);
       await sfn.send(new SendTaskHeartbeatCommand({ taskToken: active.taskToken as string }));
     }
     expect((await sfn.send(new DescribeExecutionCommand({ executionArn }))).status).toBe('RUNNING');
@@ -297,7 +299,8 @@ describe.concurrent('stacks/pilot.asl.json on the local server', () => {
   });
 
   it('passes SendTaskFailure(Sortie.Canceled) to Finalize as the error', async () => {
-    const executionArn = await start(pilotArn, pilotInput('p-cancel'));
+    // A budget no loaded machine overruns: this test races nothing against the heartbeat clock.
+    const executionArn = await start(pilotArn, pilotInput('p-cancel', { heartbeatSeconds: 60 }));
     const activate = await nextInvocation(AWAIT, forPid('p-cancel', 'activate'));
     await sfn.send(new SendTaskSuccessCommand({ taskToken: activate.taskToken as string, output: '{}' }));
     const active = await nextInvocation(AWAIT, forPid('p-cancel', 'active'));
@@ -316,7 +319,8 @@ describe.concurrent('stacks/pilot.asl.json on the local server', () => {
   });
 
   it('aborts on StopExecution while waiting; the token then gives TaskDoesNotExist', async () => {
-    const executionArn = await start(pilotArn, pilotInput('p-stop'));
+    // A budget no loaded machine overruns: this test races nothing against the heartbeat clock.
+    const executionArn = await start(pilotArn, pilotInput('p-stop', { heartbeatSeconds: 60 }));
     const activate = await nextInvocation(AWAIT, forPid('p-stop', 'activate'));
     await sfn.send(new SendTaskSuccessCommand({ taskToken: activate.taskToken as string, output: '{}' }));
     const active = await nextInvocation(AWAIT, forPid('p-stop', 'active'));
@@ -436,12 +440,14 @@ describe.concurrent('task tokens through @aws-sdk/client-sfn', () => {
   });
 
   it('keeps a task alive with heartbeats past HeartbeatSeconds, then succeeds', async () => {
-    const executionArn = await start(await createMachine(waitMachine({ HeartbeatSeconds: 1 })), {
+    const executionArn = await start(await createMachine(waitMachine({ HeartbeatSeconds: 3 })), {
       id: 'beat',
     });
     const token = await tokenOf('beat');
-    for (let i = 0; i < 6; i++) {
-      await sleep(300);
+    // Heartbeats every 0.1 s for 4 s or more (gaps a thirtieth of the budget; the exact rule is tested on a
+    // fake clock in task-run.test.ts); the sleeps pace them, the history proves none was missed.
+    for (let i = 0; i < 40; i++) {
+      await sleep(100);
       await sfn.send(new SendTaskHeartbeatCommand({ taskToken: token }));
     }
     expect((await sfn.send(new DescribeExecutionCommand({ executionArn }))).status).toBe('RUNNING');
@@ -449,6 +455,7 @@ describe.concurrent('task tokens through @aws-sdk/client-sfn', () => {
     const done = await finished(executionArn);
     expect(done.status).toBe('SUCCEEDED');
     expect(done.output).toBe('"alive"');
+    expect((await history(executionArn)).map((e) => e.type)).not.toContain('TaskTimedOut');
   });
 
   it('fails with States.HeartbeatTimeout when no heartbeat comes', async () => {
@@ -783,7 +790,9 @@ describe.concurrent('sqs:sendMessage integrations (fauxqs)', () => {
           Type: 'Task',
           Resource: 'arn:aws:states:::sqs:sendMessage.waitForTaskToken',
           Parameters: { QueueUrl, MessageBody: { 'taskToken.$': '$$.Task.Token', 'job.$': '$.job' } },
-          HeartbeatSeconds: 2,
+          // This test is about the token travelling through SQS, not about the heartbeat budget: a budget
+          // no loaded machine can overrun before the worker's first heartbeat.
+          HeartbeatSeconds: 60,
           ResultPath: '$.result',
           End: true,
         },
