@@ -12,21 +12,21 @@
  * 4. Delete the pilot's queue.
  */
 import { groupBy } from '../../core/group.ts';
+import { decidePilotEnd, type PilotEndInput } from '../../core/pilot-end.ts';
 import { bindUnits, type SchedulerName } from '../../core/schedulers.ts';
 import { isFinal, PilotState, pilotModel, sweepTarget, UnitState } from '../../core/states.ts';
 import type { PilotRecord, UnitRecord } from '../../store/index.ts';
 import { logger } from '../lib/log.ts';
-import { CANCELED_ERROR, heartbeatSeconds } from '../lib/pilots.ts';
+import { heartbeatSeconds } from '../lib/pilots.ts';
 import { deletePilotQueue, sendUnits } from '../lib/queues.ts';
 import { store } from '../lib/store.ts';
 import type { JobStatus } from './launcher/types.ts';
 import { launchedJob, launcherOf } from './request.ts';
 
-interface FinalizeEvent {
+/** What the state machine passes: the pilot, and the agent's outcome or the error its Catch caught. */
+interface FinalizeEvent extends PilotEndInput {
   sid: string;
   pid: string;
-  outcome?: { state?: string; reason?: string };
-  error?: { Error?: string; Cause?: string };
 }
 
 /** Bounds a cleanup step: finalize must end even if a resource does not answer. */
@@ -43,45 +43,6 @@ async function bounded<T>(what: string, ms: number, p: Promise<T>): Promise<T | 
   } finally {
     clearTimeout(timer);
   }
-}
-
-function causeText(cause: string | undefined): string {
-  if (!cause) return '';
-  try {
-    const c = JSON.parse(cause) as { errorMessage?: string };
-    return c.errorMessage ?? cause;
-  } catch {
-    return cause;
-  }
-}
-
-/** Final state and reason from what the state machine saw. */
-export function decide(ev: FinalizeEvent, pilot: PilotRecord): { state: PilotState; reason: string } {
-  if (ev.outcome) {
-    const state = ev.outcome.state === PilotState.DONE ? PilotState.DONE : PilotState.FAILED;
-    return { state, reason: ev.outcome.reason ?? 'agent ended' };
-  }
-  const name = ev.error?.Error ?? 'Unknown';
-  const cause = causeText(ev.error?.Cause);
-  if (name === CANCELED_ERROR) return { state: PilotState.CANCELED, reason: cause || 'cancelled' };
-  if (name === 'States.HeartbeatTimeout') {
-    return {
-      state: PilotState.FAILED,
-      reason: `agent lost: no heartbeat for ${heartbeatSeconds()} s (agent killed, node lost or network cut)`,
-    };
-  }
-  if (name === 'Sortie.JobEnded' || name === 'Sortie.ActivationTimeout' || name === 'Sortie.LaunchFailed') {
-    return { state: PilotState.FAILED, reason: cause || name };
-  }
-  if (name === 'States.Timeout') {
-    return pilot.state === PilotState.ACTIVE
-      ? { state: PilotState.FAILED, reason: 'agent did not end at its walltime' }
-      : {
-          state: PilotState.FAILED,
-          reason: `agent did not become active in time (pilot was ${pilot.state})`,
-        };
-  }
-  return { state: PilotState.FAILED, reason: `${name}: ${cause}`.replace(/: $/, '') };
 }
 
 async function allPilotUnits(sid: string, pid: string): Promise<UnitRecord[]> {
@@ -173,7 +134,7 @@ async function sweep(pilot: PilotRecord, state: PilotState, reason: string): Pro
 export async function handler(event: FinalizeEvent): Promise<{ state: PilotState }> {
   const s = store();
   const pilot = await s.getPilot(event.sid, event.pid);
-  const { state, reason } = decide(event, pilot);
+  const { state, reason } = decidePilotEnd(event, pilot.state, heartbeatSeconds());
   const job = launchedJob(pilot);
   const lines = [`pilot ends ${state}: ${reason}`];
   if (job) {
