@@ -98,7 +98,7 @@ describe('faults', () => {
     await until(
       'orphaned units killed',
       () => (unitProcesses(session.uid).length === 0 ? true : undefined),
-      10_000,
+      30_000,
     );
   });
 
@@ -143,7 +143,7 @@ describe('faults', () => {
     if (!running || !quick) throw new Error('submitUnits returned fewer units');
 
     await running.wait({ state: UnitState.EXECUTING, timeout: 30 });
-    const pid = await until('unit process', () => unitProcesses(session.uid, running.uid)[0], 5_000);
+    const pid = await until('unit process', () => unitProcesses(session.uid, running.uid)[0], 30_000);
     expect(alive(pid)).toBe(true);
     await running.cancel();
     expect(await running.wait({ timeout: 15 })).toBe(UnitState.CANCELED);
@@ -203,7 +203,7 @@ describe('faults', () => {
     expect(session.closed).toBe(true);
     expect(pilot.state).toBe(PilotState.CANCELED);
     expect(pilot.stateHistory.map((e) => e.state).at(-1)).toBe(PilotState.CANCELED);
-    await until('agent exit', () => (alive(pid) ? undefined : true), 10_000);
+    await until('agent exit', () => (alive(pid) ? undefined : true), 30_000);
   });
 
   it('a wait with a short timeout on a unit that cannot finish throws Timeout naming the unit', async () => {

@@ -89,10 +89,14 @@ afterAll(async () => {
 
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
-/** Polls until `probe` returns a value (not undefined), or fails after `timeoutMs`. */
+/**
+ * Polls until `probe` returns a value (not undefined), or fails after `timeoutMs`. The bound only ends a
+ * wait that will never succeed, so it is generous: a retry after a 1 s interval took over 8 s here with
+ * coverage on and a load of 16 on two cores.
+ */
 async function eventually<T>(
   probe: () => T | undefined | Promise<T | undefined>,
-  timeoutMs = 5000,
+  timeoutMs = 30_000,
 ): Promise<T> {
   const deadline = Date.now() + timeoutMs;
   for (;;) {
@@ -126,7 +130,7 @@ async function start(stateMachineArn: string, input: unknown = {}, name?: string
   return out.executionArn!;
 }
 
-async function finished(executionArn: string, timeoutMs = 8000): Promise<DescribeExecutionCommandOutput> {
+async function finished(executionArn: string, timeoutMs = 30_000): Promise<DescribeExecutionCommandOutput> {
   return eventually(async () => {
     const out = await sfn.send(new DescribeExecutionCommand({ executionArn }));
     return out.status === 'RUNNING' ? undefined : out;
