@@ -17,9 +17,17 @@ export default defineConfig({
       provider: 'v8',
       include: ['{core,store,functions,client,agent,local}/**/*.ts'],
       reporter: ['text', 'text-summary'],
+      // Each floor is just under what the named suites alone reach (the full run only adds to it):
+      // core/ from its unit suites (98.3 % lines / 91.9 % branches), store/ from store + history (86.9 / 73.1),
+      // the watcher (100 / 92), the reporter (100 / 89.5), the sealing and token helpers (100 / 100) and
+      // the embedded Step Functions from local-stepfunctions + task-run (92.8 / 79.1).
       thresholds: {
-        'core/**': { lines: 95, branches: 88 },
-        'store/**': { lines: 85, branches: 72 },
+        'core/**': { lines: 97, branches: 90 },
+        'store/**': { lines: 86, branches: 72 },
+        'client/watcher.ts': { lines: 98, branches: 90 },
+        'agent/reporter.ts': { lines: 98, branches: 88 },
+        'functions/lib/secrets.ts': { lines: 98, branches: 98 },
+        'local/stepfunctions/**': { lines: 91, branches: 77 },
       },
     },
   },

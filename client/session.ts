@@ -209,7 +209,8 @@ export class Session {
       for (const pmgr of await this.getPilotManagers().catch(() => [...this.pilotManagers.values()])) {
         try {
           await pmgr.cancelPilots();
-          await pmgr.waitPilots({ timeout: opts.timeoutMs ?? 60_000 });
+          // waitPilots takes seconds (RP); timeoutMs is milliseconds.
+          await pmgr.waitPilots({ timeout: (opts.timeoutMs ?? 60_000) / 1000 });
         } catch (err) {
           errors.push(err);
         }

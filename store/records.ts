@@ -94,9 +94,11 @@ export function decodeHistory(steps: unknown): StateEntry[] {
   for (const step of steps) {
     if (typeof step !== 'string') continue;
     const at = step.lastIndexOf('@');
-    const ms = Number(step.slice(at + 1));
-    if (at <= 0 || !Number.isFinite(ms)) continue;
-    const time = new Date(ms).toISOString();
+    // Digits only: Number('') and Number(' ') are 0 (a made-up 1970), and a time past Date's range
+    // would make toISOString throw.
+    const ms = /^\d+$/.test(step.slice(at + 1)) ? new Date(Number(step.slice(at + 1))) : undefined;
+    if (at <= 0 || !ms || Number.isNaN(ms.getTime())) continue;
+    const time = ms.toISOString();
     for (const state of step.slice(0, at).split(',')) out.push({ state, time });
   }
   return out;

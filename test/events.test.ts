@@ -7,6 +7,7 @@ import { ReceiveMessageCommand, SendMessageBatchCommand, SQSClient } from '@aws-
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { type ComputePilot, PilotManager, Session, UnitManager, UnitState } from '../client/index.ts';
 import { type Backend, startBackend } from '../local/backend.ts';
+import { until } from './e2e.ts';
 
 let backend: Backend;
 let sqs: SQSClient;
@@ -52,14 +53,16 @@ describe('event-triggered submission', () => {
         ],
       }),
     );
-    // The units arrive in the manager's feed and run.
-    const deadline = Date.now() + 30_000;
-    let uids: string[] = [];
-    while (uids.length === 0 && Date.now() < deadline) {
-      uids = await umgr.listUnits();
-      if (uids.length === 0) await new Promise((r) => setTimeout(r, 200));
-    }
-    expect(uids).toHaveLength(1);
+    // The valid message's unit arrives in the manager's feed and runs.
+    const uids = await until(
+      "the valid message's unit in the feed",
+      async () => {
+        const listed = await umgr.listUnits();
+        return listed.length ? listed : undefined;
+      },
+      30_000,
+      200,
+    );
     await umgr.waitUnits({ timeout: 60 });
     const [unit] = await umgr.getUnits(uids);
     expect(unit?.state).toBe(UnitState.DONE);
@@ -78,6 +81,8 @@ describe('event-triggered submission', () => {
       for (const m of out.Messages ?? []) reasons.push(m.MessageAttributes?.error?.StringValue ?? '');
     }
     expect(reasons).toHaveLength(2);
+    // All three messages are handled now (one ran, two are parked): the invalid ones submitted nothing.
+    expect(await umgr.listUnits()).toEqual([unit?.uid]);
     expect(reasons).toEqual(
       expect.arrayContaining([
         expect.stringMatching(/\[0\]\.cores.*-2/),

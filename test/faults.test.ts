@@ -7,7 +7,7 @@
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from 'vitest';
 import {
   type ComputePilot,
   PilotManager,
@@ -21,8 +21,6 @@ import { type Backend, startBackend } from '../local/backend.ts';
 import { alive, killUnitProcesses, unitProcesses, until } from './e2e.ts';
 
 const HEARTBEAT = 3;
-/** Heartbeat budget, plus finalize and the SDK's poll interval: a lost agent must be noticed by then. */
-const LOST_WITHIN_MS = (HEARTBEAT + 4) * 1000;
 
 let backend: Backend;
 const sessions: Session[] = [];
@@ -85,10 +83,11 @@ describe('faults', () => {
     const pid = await agentPid(pilot);
 
     process.kill(pid, 'SIGKILL');
-    const killed = Date.now();
+    // Not a clock bound: what ended the pilot must be the heartbeat timeout (not its walltime, which is
+    // 10 minutes away), and only the heartbeat timeout writes this reason.
     expect(await pilot.wait({ timeout: 30 })).toBe(PilotState.FAILED);
-    expect(Date.now() - killed).toBeLessThan(LOST_WITHIN_MS);
-    expect(pilot.log.join('\n')).toMatch(/agent lost: no heartbeat for 3 s/);
+    expect(pilot.log.join('\n')).toMatch(new RegExp(`agent lost: no heartbeat for ${HEARTBEAT} s`));
+    expect(pilot.stateHistory.map((e) => e.state).slice(-2)).toEqual([PilotState.ACTIVE, PilotState.FAILED]);
 
     expect(await umgr.waitUnits({ timeout: 10 })).toEqual([UnitState.FAILED, UnitState.FAILED]);
     for (const u of units) {
@@ -99,7 +98,7 @@ describe('faults', () => {
     await until(
       'orphaned units killed',
       () => (unitProcesses(session.uid).length === 0 ? true : undefined),
-      10_000,
+      30_000,
     );
   });
 
@@ -144,7 +143,7 @@ describe('faults', () => {
     if (!running || !quick) throw new Error('submitUnits returned fewer units');
 
     await running.wait({ state: UnitState.EXECUTING, timeout: 30 });
-    const pid = await until('unit process', () => unitProcesses(session.uid, running.uid)[0], 5_000);
+    const pid = await until('unit process', () => unitProcesses(session.uid, running.uid)[0], 30_000);
     expect(alive(pid)).toBe(true);
     await running.cancel();
     expect(await running.wait({ timeout: 15 })).toBe(UnitState.CANCELED);
@@ -188,12 +187,23 @@ describe('faults', () => {
     const { session, pmgr } = await open('close-live');
     const pilot = await pmgr.submitPilots(pd(1));
     const pid = await agentPid(pilot);
-    const started = Date.now();
-    await session.close({ timeoutMs: 20_000 });
-    expect(Date.now() - started).toBeLessThan(20_000);
+    // close() always returns (its wait is bounded); that it returned because the pilot ended, not because
+    // its bound ran out, shows in the state it left: the pilot CANCELED, and no warning about a pilot
+    // manager that did not end cleanly.
+    const warn = vi.spyOn(console, 'warn');
+    try {
+      await session.close({ timeoutMs: 20_000 });
+      expect(warn).not.toHaveBeenCalledWith(
+        expect.stringContaining('did not end cleanly'),
+        expect.anything(),
+      );
+    } finally {
+      warn.mockRestore();
+    }
     expect(session.closed).toBe(true);
     expect(pilot.state).toBe(PilotState.CANCELED);
-    await until('agent exit', () => (alive(pid) ? undefined : true), 10_000);
+    expect(pilot.stateHistory.map((e) => e.state).at(-1)).toBe(PilotState.CANCELED);
+    await until('agent exit', () => (alive(pid) ? undefined : true), 30_000);
   });
 
   it('a wait with a short timeout on a unit that cannot finish throws Timeout naming the unit', async () => {
@@ -202,11 +212,14 @@ describe('faults', () => {
     const umgr = await UnitManager.create(session, 'direct_submission');
     await umgr.addPilots(pilot);
     const unit = await umgr.submitUnits(sleep30);
-    const started = Date.now();
+    // The wait ends by its own timeout (the test's would fail first if it hung): the Timeout says which
+    // bound ran out and names the unit with the state it was still in, which is not a final one.
     const err = await umgr.waitUnits({ uids: [unit.uid], timeout: 1 }).catch((e: unknown) => e);
     expect(err).toBeInstanceOf(Timeout);
-    expect((err as Error).message).toContain(unit.uid);
-    expect(Date.now() - started).toBeLessThan(3_000);
+    expect((err as Error).message).toContain('after 1000 ms');
+    const named = new RegExp(`${unit.uid.replace(/\./g, '\\.')}=(\\w+)`).exec((err as Error).message);
+    expect(named, (err as Error).message).not.toBeNull();
+    expect([UnitState.DONE, UnitState.FAILED, UnitState.CANCELED]).not.toContain(named?.[1]);
     await expect(unit.wait({ timeout: 0.5 })).rejects.toThrow(new RegExp(`${unit.uid}=`));
     await expect(umgr.waitUnits({ timeout: 0.5 })).rejects.toBeInstanceOf(Timeout);
   });

@@ -157,12 +157,13 @@ describe.skipIf(skip !== undefined)(`ssh2 against the test bed${skip ? ` (skippe
   });
 
   it('a closed port fails fast and permanently', async () => {
-    const t0 = Date.now();
+    // "Fast" is the refusal itself, not a clock: the error is the kernel's ECONNREFUSED (not a connect
+    // timeout) and it is permanent, so no caller retries it.
     const e = await SshConnection.open({ ...base, port: 1 }).catch((x: unknown) => x);
     expect(e).toBeInstanceOf(SshUnreachable);
     expect((e as Error).message).toMatch(/ECONNREFUSED/);
+    expect((e as Error).message).not.toMatch(/timed? ?out/i);
     expect(isPermanentSshError(e)).toBe(true);
-    expect(Date.now() - t0).toBeLessThan(2_000);
   });
 
   it('a host key that does not match the pinned one is refused', async () => {

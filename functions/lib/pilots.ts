@@ -8,6 +8,7 @@ import {
   SendTaskSuccessCommand,
   StartExecutionCommand,
 } from '@aws-sdk/client-sfn';
+import { CANCELED_ERROR } from '../../core/pilot-end.ts';
 import { isFinal, pilotModel } from '../../core/states.ts';
 import { ENV } from '../../stacks/manifest.ts';
 import type { PilotRecord } from '../../store/index.ts';
@@ -98,8 +99,8 @@ export async function heartbeatToken(token: string | undefined): Promise<boolean
   }
 }
 
-/** Error name the state machine's Catch sees for a cancelled pilot. */
-export const CANCELED_ERROR = 'Sortie.Canceled';
+// The error name the state machine's Catch sees for a cancelled pilot lives with the finalize decision.
+export { CANCELED_ERROR };
 
 /**
  * Cancels a pilot: queue a cancel command, then fail whichever task token the state machine waits on.

@@ -66,6 +66,9 @@ async function queueUrl(sessionId: string, pilotId: string): Promise<string> {
   return url;
 }
 
+/** SQS limits are in bytes; JSON.stringify leaves non-ASCII text unescaped, so characters undercount. */
+const utf8Bytes = (s: string): number => Buffer.byteLength(s, 'utf8');
+
 /** Packs units into message bodies of at most MESSAGE_BYTES (a bigger unit travels alone). */
 export function packUnits(units: readonly QueuedUnit[]): string[] {
   const bodies: string[] = [];
@@ -73,16 +76,36 @@ export function packUnits(units: readonly QueuedUnit[]): string[] {
   let size = 12;
   for (const u of units) {
     const s = JSON.stringify(u);
-    if (current.length && size + s.length + 1 > MESSAGE_BYTES) {
+    const n = utf8Bytes(s);
+    if (current.length && size + n + 1 > MESSAGE_BYTES) {
       bodies.push(`{"units":[${current.join(',')}]}`);
       current = [];
       size = 12;
     }
     current.push(s);
-    size += s.length + 1;
+    size += n + 1;
   }
   if (current.length) bodies.push(`{"units":[${current.join(',')}]}`);
   return bodies;
+}
+
+/** Groups message bodies into SendMessageBatch calls: at most ten, and at most BATCH_BYTES, per call. */
+export function batchBodies(bodies: readonly string[]): string[][] {
+  const batches: string[][] = [];
+  let batch: string[] = [];
+  let bytes = 0;
+  for (const b of bodies) {
+    const n = utf8Bytes(b);
+    if (batch.length === 10 || (batch.length && bytes + n > BATCH_BYTES)) {
+      batches.push(batch);
+      batch = [];
+      bytes = 0;
+    }
+    batch.push(b);
+    bytes += n;
+  }
+  if (batch.length) batches.push(batch);
+  return batches;
 }
 
 /** Sends units to a pilot's queue in as few SendMessageBatch calls as the limits allow. */
@@ -93,20 +116,7 @@ export async function sendUnits(
 ): Promise<void> {
   if (units.length === 0) return;
   const url = await queueUrl(sessionId, pilotId);
-  const bodies = packUnits(units);
-  const batches: string[][] = [];
-  let batch: string[] = [];
-  let bytes = 0;
-  for (const b of bodies) {
-    if (batch.length === 10 || (batch.length && bytes + b.length > BATCH_BYTES)) {
-      batches.push(batch);
-      batch = [];
-      bytes = 0;
-    }
-    batch.push(b);
-    bytes += b.length;
-  }
-  if (batch.length) batches.push(batch);
+  const batches = batchBodies(packUnits(units));
   await Promise.all(
     batches.map(async (entries) => {
       const out = await sqsClient().send(

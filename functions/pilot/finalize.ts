@@ -14,25 +14,21 @@
  *    execution ended without getting here.
  */
 import { groupBy } from '../../core/group.ts';
+import { causeText, decidePilotEnd, type PilotEndInput, RECONCILED_ERROR } from '../../core/pilot-end.ts';
 import { bindUnits, type SchedulerName } from '../../core/schedulers.ts';
 import { isFinal, PilotState, pilotModel, sweepTarget, UnitState } from '../../core/states.ts';
 import type { PilotRecord, UnitRecord } from '../../store/index.ts';
 import { logger } from '../lib/log.ts';
-import { CANCELED_ERROR, heartbeatSeconds } from '../lib/pilots.ts';
+import { heartbeatSeconds } from '../lib/pilots.ts';
 import { deletePilotQueue, sendUnits } from '../lib/queues.ts';
 import { store } from '../lib/store.ts';
 import type { JobStatus } from './launcher/types.ts';
 import { launchedJob, launcherOf } from './request.ts';
 
-/** Error name the reconciler passes when it finalizes a pilot whose execution could not. */
-export const RECONCILED_ERROR = 'Sortie.ExecutionLost';
-
-/** What the state machine (or the reconciler) passes to Finalize. */
-export interface FinalizeEvent {
+/** What the state machine (or the reconciler) passes: the pilot, and the agent's outcome or the error caught. */
+export interface FinalizeEvent extends PilotEndInput {
   sid: string;
   pid: string;
-  outcome?: { state?: string; reason?: string };
-  error?: { Error?: string; Cause?: string };
 }
 
 /** Bounds a cleanup step: finalize must end even if a resource does not answer. */
@@ -49,50 +45,6 @@ async function bounded<T>(what: string, ms: number, p: Promise<T>): Promise<T | 
   } finally {
     clearTimeout(timer);
   }
-}
-
-function causeText(cause: string | undefined): string {
-  if (!cause) return '';
-  try {
-    const c = JSON.parse(cause) as { errorMessage?: string };
-    return c.errorMessage ?? cause;
-  } catch {
-    return cause;
-  }
-}
-
-/** Final state and reason from what the state machine saw. */
-export function decide(ev: FinalizeEvent, pilot: PilotRecord): { state: PilotState; reason: string } {
-  if (ev.outcome) {
-    const state = ev.outcome.state === PilotState.DONE ? PilotState.DONE : PilotState.FAILED;
-    return { state, reason: ev.outcome.reason ?? 'agent ended' };
-  }
-  const name = ev.error?.Error ?? 'Unknown';
-  const cause = causeText(ev.error?.Cause);
-  if (name === CANCELED_ERROR) return { state: PilotState.CANCELED, reason: cause || 'cancelled' };
-  if (name === 'States.HeartbeatTimeout') {
-    return {
-      state: PilotState.FAILED,
-      reason: `agent lost: no heartbeat for ${heartbeatSeconds()} s (agent killed, node lost or network cut)`,
-    };
-  }
-  if (
-    name === 'Sortie.JobEnded' ||
-    name === 'Sortie.ActivationTimeout' ||
-    name === 'Sortie.LaunchFailed' ||
-    name === RECONCILED_ERROR
-  ) {
-    return { state: PilotState.FAILED, reason: cause || name };
-  }
-  if (name === 'States.Timeout') {
-    return pilot.state === PilotState.ACTIVE
-      ? { state: PilotState.FAILED, reason: 'agent did not end at its walltime' }
-      : {
-          state: PilotState.FAILED,
-          reason: `agent did not become active in time (pilot was ${pilot.state})`,
-        };
-  }
-  return { state: PilotState.FAILED, reason: `${name}: ${cause}`.replace(/: $/, '') };
 }
 
 async function allPilotUnits(sid: string, pid: string): Promise<UnitRecord[]> {
@@ -189,7 +141,7 @@ export async function handler(event: FinalizeEvent): Promise<{ state: PilotState
   if (event.error?.Error === RECONCILED_ERROR && isFinal(pilotModel, pilot.state)) {
     return finish(pilot, pilot.state, causeText(event.error.Cause));
   }
-  const { state, reason } = decide(event, pilot);
+  const { state, reason } = decidePilotEnd(event, pilot.state, heartbeatSeconds());
   const job = launchedJob(pilot);
   const lines = [`pilot ends ${state}: ${reason}`];
   if (job) {

@@ -10,6 +10,7 @@
  * HeartbeatSeconds ends the pilot then, with the heartbeat as reason.
  */
 import { DescribeExecutionCommand } from '@aws-sdk/client-sfn';
+import { RECONCILED_ERROR } from '../../core/pilot-end.ts';
 import { type ExecutionStatus, reconcileAction } from '../../core/reconcile.ts';
 import { isFinal, pilotModel } from '../../core/states.ts';
 import type { PilotRecord } from '../../store/index.ts';
@@ -17,7 +18,7 @@ import { sfnClient } from '../lib/aws.ts';
 import { logger } from '../lib/log.ts';
 import { executionArn } from '../lib/pilots.ts';
 import { store } from '../lib/store.ts';
-import { handler as finalize, RECONCILED_ERROR } from './finalize.ts';
+import { handler as finalize } from './finalize.ts';
 
 /** What one run did, for the log and for tests. */
 export interface ReconcileReport {

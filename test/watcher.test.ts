@@ -1,0 +1,220 @@
+/**
+ * The SDK's change-feed follower (client/watcher.ts), fed pages by the test: every state a record
+ * entered reaches callbacks exactly once and in order, whatever the feed repeats, skips or reorders;
+ * waits end on the state the feed shows, on a client error, or by their own timeout naming laggards.
+ */
+import { afterEach, describe, expect, it, vi } from 'vitest';
+import { type Followed, Watcher } from '../client/watcher.ts';
+import { DoesNotExist, NoSuccess, Timeout } from '../core/errors.ts';
+import type { Page } from '../core/wire.ts';
+
+type S = 'New' | 'Executing' | 'Done' | 'Failed';
+type R = Followed<S>;
+
+const T0 = Date.parse('2026-12-04T10:00:00.000Z');
+const at = (s: number) => new Date(T0 + s * 1000).toISOString();
+
+/** A record whose history is `states`, last changed at second `s`. */
+function rec(uid: string, states: S[], s: number): R {
+  return {
+    uid,
+    state: states.at(-1) as S,
+    stateHistory: states.map((state, i) => ({ state, time: at(i) })),
+    changed: `${at(s)}#${uid}`,
+  };
+}
+
+/** A feed the test fills: each fetch returns (and consumes) the next queued page, else an empty one. */
+function feed() {
+  const pages: Page<R>[] = [];
+  const asked: (string | undefined)[] = [];
+  let cursor = at(0);
+  let failure: unknown;
+  const fetchPage = async (since: string | undefined, _next: string | undefined): Promise<Page<R>> => {
+    asked.push(since);
+    if (failure) throw failure;
+    const page = pages.shift() ?? { items: [], cursor };
+    cursor = page.cursor;
+    return page;
+  };
+  return {
+    fetchPage,
+    asked,
+    push: (items: R[], c: string, next?: string) =>
+      pages.push({ items, cursor: c, ...(next ? { next } : {}) }),
+    fail: (err: unknown) => {
+      failure = err;
+    },
+  };
+}
+
+const stops: (() => void)[] = [];
+afterEach(() => {
+  for (const stop of stops.splice(0)) stop();
+  vi.restoreAllMocks();
+});
+
+function follow(f: ReturnType<typeof feed>) {
+  const w = new Watcher<S, R>(f.fetchPage, ['Done', 'Failed'], 5, 20);
+  const seen: string[] = [];
+  stops.push(w.register((r, state) => seen.push(`${r.uid}:${state}`)));
+  return { w, seen };
+}
+
+describe('Watcher: each state once, in order', () => {
+  it('delivers every state of a history, including those a coalesced write skipped', async () => {
+    const f = feed();
+    const { w, seen } = follow(f);
+    f.push([rec('u1', ['New'], 1)], at(1));
+    await w.poll();
+    // The agent's one write took u1 from New through Executing to Done: the feed shows only the end.
+    f.push([rec('u1', ['New', 'Executing', 'Done'], 3)], at(3));
+    await w.poll();
+    expect(seen).toEqual(['u1:New', 'u1:Executing', 'u1:Done']);
+    expect(w.records.get('u1')?.state).toBe('Done');
+  });
+
+  it('re-reading the same records (the overlap window) delivers nothing twice', async () => {
+    const f = feed();
+    const { w, seen } = follow(f);
+    const u1 = rec('u1', ['New', 'Executing'], 2);
+    f.push([u1], at(2));
+    f.push([u1], at(2));
+    f.push([{ ...u1 }, rec('u2', ['New'], 2)], at(2));
+    await w.poll();
+    await w.poll();
+    await w.poll();
+    expect(seen).toEqual(['u1:New', 'u1:Executing', 'u2:New']);
+  });
+
+  it('a stale copy arriving after a newer one changes nothing and delivers nothing', async () => {
+    const f = feed();
+    const { w, seen } = follow(f);
+    const newer = rec('u1', ['New', 'Executing', 'Done'], 5);
+    f.push([newer], at(5));
+    f.push([rec('u1', ['New', 'Executing'], 3)], at(5));
+    await w.poll();
+    await w.poll();
+    expect(w.records.get('u1')).toEqual(newer);
+    expect(seen).toEqual(['u1:New', 'u1:Executing', 'u1:Done']);
+  });
+
+  it('a newer write that adds no state (e.g. output) replaces the record without a callback', async () => {
+    const f = feed();
+    const { w, seen } = follow(f);
+    f.push([rec('u1', ['New', 'Done'], 2)], at(2));
+    f.push([{ ...rec('u1', ['New', 'Done'], 4), stdout: 'hi' } as R], at(4));
+    await w.poll();
+    await w.poll();
+    expect((w.records.get('u1') as R & { stdout?: string }).stdout).toBe('hi');
+    expect(seen).toEqual(['u1:New', 'u1:Done']);
+  });
+
+  it('seeded records are delivered once, and not again when the feed shows them', async () => {
+    const f = feed();
+    const { w, seen } = follow(f);
+    const u1 = rec('u1', ['New'], 1);
+    w.seed([u1]);
+    w.seed([u1]);
+    expect(seen).toEqual(['u1:New']);
+    f.push([u1], at(1));
+    await w.poll();
+    expect(seen).toEqual(['u1:New']);
+  });
+
+  it('follows every page of a poll, and asks again from its cursor less the overlap', async () => {
+    const f = feed();
+    const { w, seen } = follow(f);
+    f.push([rec('u1', ['New'], 1)], at(1), 'page-2');
+    f.push([rec('u2', ['New'], 2)], at(10));
+    await w.poll();
+    expect(seen).toEqual(['u1:New', 'u2:New']);
+    await w.poll();
+    expect(f.asked.at(-1)).toBe(at(8)); // cursor at 10 s, minus 2 s of overlap
+  });
+
+  it('a callback that throws does not stop the others or the poller', async () => {
+    const f = feed();
+    const { w, seen } = follow(f);
+    const error = vi.spyOn(console, 'error').mockImplementation(() => {});
+    stops.push(
+      w.register(() => {
+        throw new Error('user bug');
+      }),
+    );
+    f.push([rec('u1', ['New', 'Done'], 2)], at(2));
+    await w.poll();
+    expect(seen).toEqual(['u1:New', 'u1:Done']);
+    expect(error).toHaveBeenCalledTimes(2);
+    f.push([rec('u2', ['New'], 3)], at(3));
+    await w.poll();
+    expect(seen).toEqual(['u1:New', 'u1:Done', 'u2:New']);
+  });
+});
+
+describe('Watcher.wait', () => {
+  it('returns as soon as the feed shows the wanted state', async () => {
+    const f = feed();
+    const w = new Watcher<S, R>(f.fetchPage, ['Done', 'Failed'], 5, 20);
+    f.push([rec('u1', ['New'], 1)], at(1));
+    const waiting = w.wait(['u1'], ['Executing'], undefined, 'wait u1');
+    f.push([rec('u1', ['New', 'Executing'], 2)], at(2));
+    const [r] = await waiting;
+    expect(r?.state).toBe('Executing');
+  });
+
+  it('a final state ends a wait for another state (the record will never move again)', async () => {
+    const f = feed();
+    const w = new Watcher<S, R>(f.fetchPage, ['Done', 'Failed'], 5, 20);
+    f.push([rec('u1', ['New', 'Failed'], 1)], at(1));
+    const [r] = await w.wait(['u1'], ['Executing'], undefined, 'wait u1');
+    expect(r?.state).toBe('Failed');
+  });
+
+  it('times out naming each laggard with its state, and an unknown uid as unknown', async () => {
+    const f = feed();
+    const w = new Watcher<S, R>(f.fetchPage, ['Done', 'Failed'], 5, 20);
+    f.push([rec('u1', ['New', 'Executing'], 1), rec('u2', ['New', 'Done'], 1)], at(1));
+    const err = await w.wait(['u1', 'u2', 'u9'], ['Done'], 50, 'waitUnits').catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(Timeout);
+    expect((err as Error).message).toBe('waitUnits: not in [Done] after 50 ms: u1=Executing, u9=unknown');
+    // The records are where the feed left them: the timeout, not a state change, ended the wait.
+    expect(w.records.get('u1')?.state).toBe('Executing');
+  });
+
+  it('names at most ten laggards and counts the rest', async () => {
+    const f = feed();
+    const w = new Watcher<S, R>(f.fetchPage, ['Done', 'Failed'], 5, 20);
+    const uids = Array.from({ length: 13 }, (_, i) => `u${i}`);
+    f.push(
+      uids.map((u) => rec(u, ['New'], 1)),
+      at(1),
+    );
+    const err = await w.wait(uids, ['Done'], 20, 'waitUnits').catch((e: unknown) => e);
+    expect((err as Error).message).toMatch(/u9=New and 3 more$/);
+  });
+
+  it('a client error from the feed (4xx) ends the wait with that error', async () => {
+    const f = feed();
+    const w = new Watcher<S, R>(f.fetchPage, ['Done', 'Failed'], 5, 20);
+    f.push([rec('u1', ['New'], 1)], at(1));
+    const waiting = w.wait(['u1'], ['Done'], undefined, 'wait u1').catch((e: unknown) => e);
+    const gone = new DoesNotExist('session s1 does not exist');
+    f.fail(gone);
+    expect(await waiting).toBe(gone);
+  });
+
+  it('a server error (5xx) does not end the wait: it goes on once the feed answers again', async () => {
+    const f = feed();
+    const w = new Watcher<S, R>(f.fetchPage, ['Done', 'Failed'], 5, 20);
+    f.push([rec('u1', ['New'], 1)], at(1));
+    const waiting = w.wait(['u1'], ['Done'], undefined, 'wait u1');
+    f.fail(new NoSuccess('throttled'));
+    const failedPolls = f.asked.length;
+    await vi.waitFor(() => expect(f.asked.length).toBeGreaterThan(failedPolls + 1), { timeout: 10_000 });
+    f.fail(undefined);
+    f.push([rec('u1', ['New', 'Done'], 2)], at(2));
+    const [r] = await waiting;
+    expect(r?.state).toBe('Done');
+  });
+});
