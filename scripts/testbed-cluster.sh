@@ -19,12 +19,14 @@ set -euo pipefail
 
 CL="${SORTIE_CLUSTER_DIR:-/var/tmp/sortie-cluster}"
 NET="${SORTIE_CLUSTER_NET:-10.77.0}"
-NODES="${SORTIE_CLUSTER_NODES:-3}"
+NODES="${SORTIE_CLUSTER_NODE_COUNT:-3}"
 CPUS="${SORTIE_CLUSTER_CPUS:-4}"
 BRIDGE=sortie-br0
 PREFIX=sortie- # namespace and host-side veth names: sortie-login, sortie-cn1, ...
 TB_USER=hpcuser
-PKGS=(openssh-server slurmctld slurmd slurm-client munge openmpi-bin)
+# OpenMPI is the default mpirun; MPICH (mpirun.mpich) beside it; mpi4py (built on OpenMPI) gives the tests a real
+# MPI program without a compiler.
+PKGS=(iproute2 openssh-server slurmctld slurmd slurm-client munge openmpi-bin mpich python3-mpi4py)
 
 die() { echo "cluster: $*" >&2; exit 1; }
 log() { echo "cluster: $*" >&2; }
@@ -33,7 +35,7 @@ log() { echo "cluster: $*" >&2; }
 [[ "$CL" == /* ]] || die "SORTIE_CLUSTER_DIR must be absolute, got '$CL'"
 [[ "$NET" =~ ^(10\.[0-9]+\.[0-9]+|172\.(1[6-9]|2[0-9]|3[01])\.[0-9]+)$ ]] ||
   die "SORTIE_CLUSTER_NET must be the first three octets of a private 10.x or 172.16-31.x /24, got '$NET'"
-[[ "$NODES" =~ ^[1-9]$ ]] || die "SORTIE_CLUSTER_NODES must be 1-9, got '$NODES'"
+[[ "$NODES" =~ ^[1-9]$ ]] || die "SORTIE_CLUSTER_NODE_COUNT must be 1-9, got '$NODES'"
 
 COMPUTE=()
 for ((i = 1; i <= NODES; i++)); do COMPUTE+=("cn$i"); done
@@ -283,6 +285,7 @@ export SORTIE_CLUSTER_DIR='$CL'
 export SORTIE_CLUSTER_LOGIN='$(ip_of login)'
 export SORTIE_CLUSTER_HOST_IP='$HOST_IP'
 export SORTIE_CLUSTER_NODES='${COMPUTE[*]}'
+export SORTIE_CLUSTER_NODE_ADDRS='$(for n in "${COMPUTE[@]}"; do printf '%s ' "$(ip_of "$n")"; done | sed 's/ $//')'
 export SORTIE_CLUSTER_USER='$TB_USER'
 export SORTIE_CLUSTER_KEY='$KEY_DIR/client_ed25519'
 export SORTIE_CLUSTER_KNOWN_HOSTS='$SSH_DIR/known_hosts'

@@ -37,19 +37,32 @@ describe.skipIf(skip !== undefined)(`multi-node SLURM cluster${skip ? ` (skipped
     expect(new Set(hosts)).toEqual(new Set(nodes));
   });
 
-  it('runs OpenMPI mpirun -np 4 over two nodes from a hostfile', async () => {
+  it('runs a real OpenMPI program (mpirun -np 4, hostfile) over two nodes that talk to each other', async () => {
     const [a, b] = nodes;
     // The home directory is shared by every node, as on a real cluster: the hostfile written from the
-    // login node is read by mpirun on the first compute node, which starts its remote ranks over ssh.
+    // login node is read by mpirun on the first compute node, which starts the remote ranks over ssh.
+    // Each rank prints its node and the sum of all ranks, which only an allreduce across nodes can know.
+    const program =
+      'from mpi4py import MPI; c = MPI.COMM_WORLD; print(MPI.Get_processor_name(), c.allreduce(c.rank))';
     const out = await onLogin(
       env,
       `f=$(mktemp -p ~ hostfile.XXXXXX) && printf '${a} slots=2\\n${b} slots=2\\n' >"$f" && ` +
-        `ssh ${a} mpirun --hostfile "$f" -np 4 hostname; rc=$?; rm -f "$f"; exit $rc`,
+        `ssh ${a} mpirun --hostfile "$f" -np 4 /usr/bin/python3 -c '"${program}"'; rc=$?; rm -f "$f"; exit $rc`,
     );
-    const hosts = lines(out);
-    expect(hosts).toHaveLength(4);
-    expect(hosts.filter((h) => h === a)).toHaveLength(2);
-    expect(hosts.filter((h) => h === b)).toHaveLength(2);
+    expect(lines(out).sort()).toEqual([`${a} 6`, `${a} 6`, `${b} 6`, `${b} 6`]);
+  });
+
+  it('runs MPICH (mpirun.mpich) over two nodes from an address hostfile', async () => {
+    const [a, , c] = nodes;
+    const [ipA, , ipC] = (env.SORTIE_CLUSTER_NODE_ADDRS ?? '').split(' ');
+    // Node names resolve only through ssh's config (the host's /etc/hosts is left alone), so MPICH's
+    // proxies are given addresses: the hostfile's, and -localhost for the one they call back.
+    const out = await onLogin(
+      env,
+      `f=$(mktemp -p ~ hostfile.XXXXXX) && printf '${ipA}:2\\n${ipC}:2\\n' >"$f" && ` +
+        `ssh ${a} mpirun.mpich -localhost ${ipA} -iface eth0 -f "$f" -n 4 hostname; rc=$?; rm -f "$f"; exit $rc`,
+    );
+    expect(lines(out).sort()).toEqual([a, a, c, c]);
   });
 
   it('lets hpcuser ssh between nodes by name with its key', async () => {
