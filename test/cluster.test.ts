@@ -76,6 +76,7 @@ describe.skipIf(skip !== undefined)(`multi-node SLURM cluster${skip ? ` (skipped
     let session: Session;
     let relay: net.Server;
     const sockets = new Set<net.Socket>();
+    let apiUrlBefore: string | undefined;
 
     beforeAll(async () => {
       backend = await startBackend({ heartbeatSeconds: 8, jobCheckSeconds: 2, activateTimeoutSeconds: 120 });
@@ -100,6 +101,7 @@ describe.skipIf(skip !== undefined)(`multi-node SLURM cluster${skip ? ` (skipped
         relay.listen(0, env.SORTIE_CLUSTER_HOST_IP, () => resolve());
       });
       const { port } = relay.address() as net.AddressInfo;
+      apiUrlBefore = process.env[ENV.apiUrl];
       process.env[ENV.apiUrl] = `http://${env.SORTIE_CLUSTER_HOST_IP}:${port}`;
       session = await Session.create({ endpoint: backend.apiUrl });
       await session.addContext(
@@ -110,6 +112,8 @@ describe.skipIf(skip !== undefined)(`multi-node SLURM cluster${skip ? ` (skipped
     afterAll(async () => {
       await session?.close({ timeoutMs: 30_000 }).catch(() => {});
       await backend?.close();
+      if (apiUrlBefore === undefined) delete process.env[ENV.apiUrl];
+      else process.env[ENV.apiUrl] = apiUrlBefore;
       for (const s of sockets) s.destroy();
       await new Promise<void>((resolve) => (relay ? relay.close(() => resolve()) : resolve()));
     });
