@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # Multi-node SLURM test bed on this one machine (`scripts/testbed.sh cluster up|down|status` runs this file).
 #
-# Each node is a network namespace plus a UTS namespace (its own hostname), joined by a bridge this script
-# creates with a private subnet that exists nowhere else (10.77.0.0/24 by default; the host side of the bridge
-# is .1). The namespaces get no default route, so nothing in them can reach past the bridge.
+# Each node is a network namespace plus a UTS namespace (its own hostname) and a mount namespace (the host's
+# file system with the cluster's /etc/hosts and a node-local /tmp), joined by a bridge this script creates with
+# a private subnet that exists nowhere else (10.77.0.0/24 by default; the host side of the bridge is .1). The
+# namespaces get no default route, so nothing in them can reach past the bridge.
 #
 #   login  10.77.0.10  slurmctld + the login sshd (port 22), where the pilot's launcher ssh's to
 #   cn1    10.77.0.11  slurmd + sshd        cn2 10.77.0.12 ...       cn3 10.77.0.13 ...
@@ -12,7 +13,7 @@
 # The home directory is shared (one file system), as on a real cluster. hpcuser logs in with the cluster's
 # own authorized keys file (~/.ssh/authorized_keys_cluster) so the single-node bed's `up`, which rewrites
 # ~/.ssh/authorized_keys, never locks us out; hpcuser's own key for node-to-node ssh is ~/.ssh/id_cluster,
-# used for the node names by ~/.ssh/config_cluster (Included from ~/.ssh/config).
+# picked for the cluster's hosts by ~/.ssh/config_cluster (Included from ~/.ssh/config).
 # Runs beside the single-node bed (scripts/testbed.sh): its own directory, slurm.conf, munge socket, ports
 # inside its own namespaces. `down` kills every process in the namespaces, deletes them and the bridge.
 set -euo pipefail
@@ -25,8 +26,8 @@ BRIDGE=sortie-br0
 PREFIX=sortie- # namespace and host-side veth names: sortie-login, sortie-cn1, ...
 TB_USER=hpcuser
 # OpenMPI is the default mpirun; MPICH (mpirun.mpich) beside it; mpi4py (built on OpenMPI) gives the tests a real
-# MPI program without a compiler.
-PKGS=(iproute2 openssh-server slurmctld slurmd slurm-client munge openmpi-bin mpich python3-mpi4py)
+# MPI program without a compiler; libpmix-dev holds the libpmix.so that SLURM's `srun --mpi=pmix` loads.
+PKGS=(iproute2 openssh-server slurmctld slurmd slurm-client munge openmpi-bin mpich python3-mpi4py libpmix-dev)
 
 die() { echo "cluster: $*" >&2; exit 1; }
 log() { echo "cluster: $*" >&2; }
@@ -47,7 +48,9 @@ SSH_DIR="$CL/ssh"
 KEY_DIR="$CL/keys"
 MUNGE_DIR="$CL/munge"
 SL="$CL/slurm"
-UTS_DIR="$CL/uts" # bind-mounted UTS namespaces, one file per node
+# Bind-mounted namespace files, <node>.uts and <node>.mnt. Mount namespace files may only be bound under a mount
+# with private propagation, so this directory is bind-mounted onto itself and made private.
+NS_DIR="$CL/ns"
 export SLURM_CONF="$SL/etc/slurm.conf"
 MUNGE_SOCKET="$MUNGE_DIR/run/munge.socket.2"
 MUNGED_PID="$MUNGE_DIR/munged.pid"
@@ -66,11 +69,14 @@ alive_pid() {
 pid_of() { [[ -s "$1" ]] && tr -dc 0-9 <"$1" || true; }
 alive() { alive_pid "$(pid_of "$1")"; }
 
-# Runs a command on a node: in its network and UTS namespaces (same mounts, users and pids as the host).
+# Runs a command on a node: in its network, UTS and mount namespaces. The mount namespace is the host's file
+# system (a shared home, as on a cluster) with the cluster's hosts file over /etc/hosts, so node names resolve
+# inside the cluster (SLURM's PMIx, MPICH's hydra need that) while the host's /etc/hosts stays untouched, and
+# a node-local /tmp ($CL/tmp/<node>): PMIx makes per-step directories there that must not collide across nodes.
 on_node() {
   local n="$1"
   shift
-  nsenter --net="/run/netns/$PREFIX$n" --uts="$UTS_DIR/$n" -- "$@"
+  nsenter --net="/run/netns/$PREFIX$n" --uts="$NS_DIR/$n.uts" --mount="$NS_DIR/$n.mnt" -- "$@"
 }
 
 ssh_login() {
@@ -129,7 +135,8 @@ ensure_keys() {
   chown "$TB_USER:$TB_USER" "$home/.ssh/authorized_keys_cluster.tmp"
   chmod 0600 "$home/.ssh/authorized_keys_cluster.tmp"
   mv "$home/.ssh/authorized_keys_cluster.tmp" "$home/.ssh/authorized_keys_cluster"
-  # Node names resolve through ssh's own config, so /etc/hosts stays untouched.
+  # The key and pinned host keys for the cluster's hosts; HostName also lets the host side (whose /etc/hosts
+  # knows no node names) use them.
   {
     echo "# Written by scripts/testbed-cluster.sh: the cluster test bed's nodes."
     for n in "${ALL[@]}"; do printf 'Host %s %s\n  HostName %s\n' "$n" "$(ip_of "$n")" "$(ip_of "$n")"; done
@@ -154,14 +161,29 @@ ensure_network() {
     ip addr add "$HOST_IP/24" dev "$BRIDGE"
   fi
   ip link set "$BRIDGE" up
-  install -d -m 0755 "$UTS_DIR"
+  install -d -m 0755 "$NS_DIR"
+  if ! findmnt -n "$NS_DIR" >/dev/null 2>&1; then
+    mount --bind "$NS_DIR" "$NS_DIR"
+    mount --make-private "$NS_DIR"
+  fi
   local n ns
+  {
+    printf '127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n'
+    for n in "${ALL[@]}"; do printf '%s\t%s\n' "$(ip_of "$n")" "$n"; done
+  } >"$CL/hosts"
+  chmod 0644 "$CL/hosts"
   for n in "${ALL[@]}"; do
     ns="$PREFIX$n"
     [[ -e "/run/netns/$ns" ]] || ip netns add "$ns"
-    if ! findmnt -n "$UTS_DIR/$n" >/dev/null 2>&1; then
-      touch "$UTS_DIR/$n"
-      unshare --uts="$UTS_DIR/$n" hostname "$n"
+    if ! findmnt -n "$NS_DIR/$n.uts" >/dev/null 2>&1; then
+      touch "$NS_DIR/$n.uts"
+      unshare --uts="$NS_DIR/$n.uts" hostname "$n"
+    fi
+    if ! findmnt -n "$NS_DIR/$n.mnt" >/dev/null 2>&1; then
+      touch "$NS_DIR/$n.mnt"
+      install -d -m 1777 "$CL/tmp/$n"
+      unshare --mount="$NS_DIR/$n.mnt" --propagation private \
+        sh -c "mount --bind '$CL/hosts' /etc/hosts && mount --bind '$CL/tmp/$n' /tmp"
     fi
     if ! ip link show "$ns" >/dev/null 2>&1; then
       ip link add "$ns" type veth peer name eth0 netns "$ns"
@@ -396,9 +418,14 @@ cmd_down() {
   for n in "${ALL[@]}"; do
     # Deleting the namespace deletes its veth end, and with it the host end.
     [[ -e "/run/netns/$PREFIX$n" ]] && ip netns del "$PREFIX$n"
-    if findmnt -n "$UTS_DIR/$n" >/dev/null 2>&1; then umount "$UTS_DIR/$n"; fi
-    rm -f "$UTS_DIR/$n"
+    local f
+    for f in "$NS_DIR/$n.uts" "$NS_DIR/$n.mnt"; do
+      if findmnt -n "$f" >/dev/null 2>&1; then umount "$f"; fi
+      rm -f "$f"
+    done
   done
+  if findmnt -n "$NS_DIR" >/dev/null 2>&1; then umount "$NS_DIR"; fi
+  rm -rf "$CL/tmp"
   if ip link show "$BRIDGE" >/dev/null 2>&1; then ip link del "$BRIDGE"; fi
   rm -f "$CL/env"
   log "stopped"

@@ -17,6 +17,12 @@ const skip = 'skip' in cl ? cl.skip : undefined;
 const env = 'env' in cl ? cl.env : {};
 const nodes = (env.SORTIE_CLUSTER_NODES ?? '').split(' ').filter(Boolean);
 const lines = (out: string) => out.split('\n').filter(Boolean);
+/**
+ * A real MPI program (mpi4py, built on OpenMPI): each rank prints its node and the sum of all ranks, which
+ * only an allreduce across the nodes can know.
+ */
+const program =
+  'from mpi4py import MPI; c = MPI.COMM_WORLD; print(MPI.Get_processor_name(), c.allreduce(c.rank))';
 
 describe.skipIf(skip !== undefined)(`multi-node SLURM cluster${skip ? ` (skipped: ${skip})` : ''}`, () => {
   it('has 3 compute nodes up in sinfo', async () => {
@@ -41,9 +47,6 @@ describe.skipIf(skip !== undefined)(`multi-node SLURM cluster${skip ? ` (skipped
     const [a, b] = nodes;
     // The home directory is shared by every node, as on a real cluster: the hostfile written from the
     // login node is read by mpirun on the first compute node, which starts the remote ranks over ssh.
-    // Each rank prints its node and the sum of all ranks, which only an allreduce across nodes can know.
-    const program =
-      'from mpi4py import MPI; c = MPI.COMM_WORLD; print(MPI.Get_processor_name(), c.allreduce(c.rank))';
     const out = await onLogin(
       env,
       `f=$(mktemp -p ~ hostfile.XXXXXX) && printf '${a} slots=2\\n${b} slots=2\\n' >"$f" && ` +
@@ -52,15 +55,24 @@ describe.skipIf(skip !== undefined)(`multi-node SLURM cluster${skip ? ` (skipped
     expect(lines(out).sort()).toEqual([`${a} 6`, `${a} 6`, `${b} 6`, `${b} 6`]);
   });
 
-  it('runs MPICH (mpirun.mpich) over two nodes from an address hostfile', async () => {
-    const [a, , c] = nodes;
-    const [ipA, , ipC] = (env.SORTIE_CLUSTER_NODE_ADDRS ?? '').split(' ');
-    // Node names resolve only through ssh's config (the host's /etc/hosts is left alone), so MPICH's
-    // proxies are given addresses: the hostfile's, and -localhost for the one they call back.
+  it('runs the same MPI program as a SLURM step (srun --mpi=pmix) over two nodes', async () => {
     const out = await onLogin(
       env,
-      `f=$(mktemp -p ~ hostfile.XXXXXX) && printf '${ipA}:2\\n${ipC}:2\\n' >"$f" && ` +
-        `ssh ${a} mpirun.mpich -localhost ${ipA} -iface eth0 -f "$f" -n 4 hostname; rc=$?; rm -f "$f"; exit $rc`,
+      `srun -N2 --ntasks-per-node=2 --mpi=pmix /usr/bin/python3 -c '${program}'`,
+    );
+    const hosts = lines(out).map((l) => l.split(' '));
+    expect(hosts.map(([, sum]) => sum)).toEqual(['6', '6', '6', '6']);
+    const names = hosts.map(([h]) => h ?? '');
+    expect(new Set(names).size).toBe(2);
+    for (const h of names) expect(nodes).toContain(h);
+  });
+
+  it('runs MPICH (mpirun.mpich) over two nodes from a hostfile, names resolving inside the cluster', async () => {
+    const [a, , c] = nodes;
+    const out = await onLogin(
+      env,
+      `f=$(mktemp -p ~ hostfile.XXXXXX) && printf '${a}:2\\n${c}:2\\n' >"$f" && ` +
+        `ssh ${a} mpirun.mpich -f "$f" -n 4 hostname; rc=$?; rm -f "$f"; exit $rc`,
     );
     expect(lines(out).sort()).toEqual([a, a, c, c]);
   });
