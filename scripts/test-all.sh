@@ -30,10 +30,10 @@ if [[ "$(id -u)" == 0 ]]; then
 else
   echo "test-all: not root: the SSH/SLURM suites skip unless the test bed is already up" >&2
 fi
-# The multi-node cluster needs network and UTS namespaces and a bridge: where they cannot be made (a container
+# The multi-node cluster needs network, UTS and mount namespaces and a bridge: where they cannot be made (a container
 # without CAP_SYS_ADMIN/CAP_NET_ADMIN) that is said here and its suite skips; elsewhere a failing `up` fails the run.
 if [[ "$(id -u)" == 0 ]]; then
-  if ! unshare --net --uts true 2>/dev/null; then
+  if ! unshare --net --uts --mount true 2>/dev/null; then
     echo "test-all: cannot create network namespaces here: the multi-node cluster suite skips" >&2
   elif ! bash scripts/testbed.sh cluster status >/dev/null 2>&1; then
     started_cluster=1

@@ -5,12 +5,11 @@
  * nodes, hpcuser ssh's between nodes) and that a Sortie pilot on local.slurm-cluster runs units on it.
  * Skipped, saying why, when the cluster is not up.
  */
-import net from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Context, PilotManager, PilotState, Session, UnitManager, UnitState } from '../client/index.ts';
 import { type Backend, startBackend } from '../local/backend.ts';
 import { ENV } from '../stacks/manifest.ts';
-import { onLogin, readCluster } from './support/cluster.ts';
+import { onLogin, readCluster, relayApi } from './support/cluster.ts';
 
 const cl = readCluster();
 const skip = 'skip' in cl ? cl.skip : undefined;
@@ -83,38 +82,29 @@ describe.skipIf(skip !== undefined)(`multi-node SLURM cluster${skip ? ` (skipped
     expect((await onLogin(env, `ssh ${c} ssh login hostname`)).trim()).toBe('login');
   });
 
+  it('gives nodes no route past the bridge', async () => {
+    // /proc/net/route: Iface, Destination (hex, little-endian), Gateway, ... One line per route.
+    for (const n of ['login', ...nodes]) {
+      const routes = lines(await onLogin(env, `ssh ${n} cat /proc/net/route`)).slice(1);
+      expect(routes.length, n).toBeGreaterThan(0);
+      for (const r of routes) expect(r.split('\t')[1], `${n}: ${r}`).not.toBe('00000000');
+    }
+  });
+
   describe('a Sortie pilot on local.slurm-cluster', () => {
     let backend: Backend;
     let session: Session;
-    let relay: net.Server;
-    const sockets = new Set<net.Socket>();
+    let relay: Awaited<ReturnType<typeof relayApi>> | undefined;
     let apiUrlBefore: string | undefined;
 
     beforeAll(async () => {
       backend = await startBackend({ heartbeatSeconds: 8, jobCheckSeconds: 2, activateTimeoutSeconds: 120 });
       // The agent runs on a compute node, whose only network is the bridge: it reaches the API on the
-      // bridge's host address, relayed to the embedded backend on 127.0.0.1. The launch function hands
-      // agents SORTIE_API_URL, so the agent's URL is set there; the client keeps using 127.0.0.1.
-      const api = new URL(backend.apiUrl);
-      relay = net.createServer((inbound) => {
-        const outbound = net.connect(Number(api.port), api.hostname);
-        for (const s of [inbound, outbound]) {
-          sockets.add(s);
-          s.on('close', () => sockets.delete(s));
-          s.on('error', () => {
-            inbound.destroy();
-            outbound.destroy();
-          });
-        }
-        inbound.pipe(outbound).pipe(inbound);
-      });
-      await new Promise<void>((resolve, reject) => {
-        relay.once('error', reject);
-        relay.listen(0, env.SORTIE_CLUSTER_HOST_IP, () => resolve());
-      });
-      const { port } = relay.address() as net.AddressInfo;
+      // bridge's host address, relayed to the embedded backend on 127.0.0.1. The launch function (in this
+      // process) hands agents SORTIE_API_URL, so the relay's URL goes there; the client keeps 127.0.0.1.
+      relay = await relayApi(backend.apiUrl, env.SORTIE_CLUSTER_HOST_IP ?? '');
       apiUrlBefore = process.env[ENV.apiUrl];
-      process.env[ENV.apiUrl] = `http://${env.SORTIE_CLUSTER_HOST_IP}:${port}`;
+      process.env[ENV.apiUrl] = relay.url;
       session = await Session.create({ endpoint: backend.apiUrl });
       await session.addContext(
         new Context('ssh', { userId: env.SORTIE_CLUSTER_USER ?? '', userKey: env.SORTIE_CLUSTER_KEY ?? '' }),
@@ -126,8 +116,7 @@ describe.skipIf(skip !== undefined)(`multi-node SLURM cluster${skip ? ` (skipped
       await backend?.close();
       if (apiUrlBefore === undefined) delete process.env[ENV.apiUrl];
       else process.env[ENV.apiUrl] = apiUrlBefore;
-      for (const s of sockets) s.destroy();
-      await new Promise<void>((resolve) => (relay ? relay.close(() => resolve()) : resolve()));
+      await relay?.close();
     });
 
     it('reaches Active through the login node and runs units DONE on a compute node', async () => {
