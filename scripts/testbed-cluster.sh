@@ -174,7 +174,11 @@ ensure_network() {
   chmod 0644 "$CL/hosts"
   for n in "${ALL[@]}"; do
     ns="$PREFIX$n"
-    [[ -e "/run/netns/$ns" ]] || ip netns add "$ns"
+    # /run is not a tmpfs on every machine: a name left from before a reboot is a plain file, not a namespace.
+    if ! findmnt -n "/run/netns/$ns" >/dev/null 2>&1; then
+      ip netns del "$ns" 2>/dev/null || true
+      ip netns add "$ns"
+    fi
     if ! findmnt -n "$NS_DIR/$n.uts" >/dev/null 2>&1; then
       touch "$NS_DIR/$n.uts"
       unshare --uts="$NS_DIR/$n.uts" hostname "$n"
