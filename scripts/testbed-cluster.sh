@@ -157,6 +157,10 @@ ensure_keys() {
 
 ensure_network() {
   if ! ip link show "$BRIDGE" >/dev/null 2>&1; then
+    # The subnet must be ours alone: never take over addresses this machine already uses.
+    local used
+    used="$(ip -o addr show to "$NET.0/24" 2>/dev/null || true)$(ip route show to match "$NET.1" | grep -v '^default' || true)"
+    [[ -z "$used" ]] || die "$NET.0/24 is already in use on this machine (choose SORTIE_CLUSTER_NET): $used"
     ip link add "$BRIDGE" type bridge
     ip addr add "$HOST_IP/24" dev "$BRIDGE"
   fi
