@@ -6,6 +6,7 @@
 #   scripts/testbed.sh up       # idempotent; prints `export` lines, also written to $SORTIE_TESTBED_DIR/env
 #   scripts/testbed.sh status   # rc 0 when every daemon is alive and SSH+SLURM answer
 #   scripts/testbed.sh down     # cancel hpcuser's jobs, stop daemons by pid; bounded, never hangs
+#   scripts/testbed.sh cluster up|down|status   # the multi-node cluster: scripts/testbed-cluster.sh
 set -euo pipefail
 
 TB="${SORTIE_TESTBED_DIR:-/var/tmp/sortie-testbed}"
@@ -18,6 +19,11 @@ die() { echo "testbed: $*" >&2; exit 1; }
 log() { echo "testbed: $*" >&2; }
 
 [[ "$(id -u)" == 0 ]] || die "must run as root (creates a user, starts daemons)"
+# The multi-node cluster (network + UTS namespaces on a bridge) is its own script with its own state and lock.
+if [[ "${1:-}" == cluster ]]; then
+  shift
+  exec bash "$(dirname "$0")/testbed-cluster.sh" "$@"
+fi
 # sshd's -f needs an absolute path (relative paths break re-exec'd children silently).
 [[ "$TB" == /* ]] || die "SORTIE_TESTBED_DIR must be absolute, got '$TB'"
 
@@ -308,5 +314,5 @@ case "${1:-}" in
   up) cmd_up ;;
   down) cmd_down ;;
   status) cmd_status ;;
-  *) die "usage: $0 up|down|status" ;;
+  *) die "usage: $0 up|down|status, or $0 cluster up|down|status" ;;
 esac

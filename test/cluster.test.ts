@@ -1,0 +1,151 @@
+/**
+ * The multi-node SLURM test cluster (scripts/testbed.sh cluster up): a login node and three compute nodes,
+ * each a network + UTS namespace with its own hostname, sshd and (compute) slurmd, on a private bridge.
+ * Proves the cluster is what it claims (3 nodes in sinfo, a 3-node srun sees 3 hostnames, OpenMPI spans
+ * nodes, hpcuser ssh's between nodes) and that a Sortie pilot on local.slurm-cluster runs units on it.
+ * Skipped, saying why, when the cluster is not up.
+ */
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { Context, PilotManager, PilotState, Session, UnitManager, UnitState } from '../client/index.ts';
+import { type Backend, startBackend } from '../local/backend.ts';
+import { ENV } from '../stacks/manifest.ts';
+import { onLogin, readCluster, relayApi } from './support/cluster.ts';
+
+const cl = readCluster();
+const skip = 'skip' in cl ? cl.skip : undefined;
+const env = 'env' in cl ? cl.env : {};
+const nodes = (env.SORTIE_CLUSTER_NODES ?? '').split(' ').filter(Boolean);
+const lines = (out: string) => out.split('\n').filter(Boolean);
+/**
+ * A real MPI program (mpi4py, built on OpenMPI): each rank prints its node and the sum of all ranks, which
+ * only an allreduce across the nodes can know.
+ */
+const program =
+  'from mpi4py import MPI; c = MPI.COMM_WORLD; print(MPI.Get_processor_name(), c.allreduce(c.rank))';
+
+describe.skipIf(skip !== undefined)(`multi-node SLURM cluster${skip ? ` (skipped: ${skip})` : ''}`, () => {
+  it('has 3 compute nodes up in sinfo', async () => {
+    expect(nodes).toHaveLength(3);
+    const out = await onLogin(env, 'sinfo -h -N -o "%N %P %T"');
+    const seen = lines(out).map((l) => l.split(' '));
+    expect(seen.map(([n]) => n).sort()).toEqual([...nodes].sort());
+    for (const [, partition, state] of seen) {
+      expect(partition).toBe('batch*');
+      expect(state).toMatch(/^(idle|mixed|allocated)$/);
+    }
+  });
+
+  it('runs one srun task on each of 3 nodes, each seeing its own hostname', async () => {
+    const out = await onLogin(env, 'srun -N3 --ntasks-per-node=1 hostname');
+    const hosts = lines(out);
+    expect(hosts).toHaveLength(3);
+    expect(new Set(hosts)).toEqual(new Set(nodes));
+  });
+
+  it('runs a real OpenMPI program (mpirun -np 4, hostfile) over two nodes that talk to each other', async () => {
+    const [a, b] = nodes;
+    // The home directory is shared by every node, as on a real cluster: the hostfile written from the
+    // login node is read by mpirun on the first compute node, which starts the remote ranks over ssh.
+    const out = await onLogin(
+      env,
+      `f=$(mktemp -p ~ hostfile.XXXXXX) && printf '${a} slots=2\\n${b} slots=2\\n' >"$f" && ` +
+        `ssh ${a} mpirun --hostfile "$f" -np 4 /usr/bin/python3 -c '"${program}"'; rc=$?; rm -f "$f"; exit $rc`,
+    );
+    expect(lines(out).sort()).toEqual([`${a} 6`, `${a} 6`, `${b} 6`, `${b} 6`]);
+  });
+
+  it('runs the same MPI program as a SLURM step (srun --mpi=pmix) over two nodes', async () => {
+    const out = await onLogin(
+      env,
+      `srun -N2 --ntasks-per-node=2 --mpi=pmix /usr/bin/python3 -c '${program}'`,
+    );
+    const hosts = lines(out).map((l) => l.split(' '));
+    expect(hosts.map(([, sum]) => sum)).toEqual(['6', '6', '6', '6']);
+    const names = hosts.map(([h]) => h ?? '');
+    expect(new Set(names).size).toBe(2);
+    for (const h of names) expect(nodes).toContain(h);
+  });
+
+  it('runs MPICH (mpirun.mpich) over two nodes from a hostfile, names resolving inside the cluster', async () => {
+    const [a, , c] = nodes;
+    const out = await onLogin(
+      env,
+      `f=$(mktemp -p ~ hostfile.XXXXXX) && printf '${a}:2\\n${c}:2\\n' >"$f" && ` +
+        `ssh ${a} mpirun.mpich -f "$f" -n 4 hostname; rc=$?; rm -f "$f"; exit $rc`,
+    );
+    expect(lines(out).sort()).toEqual([a, a, c, c]);
+  });
+
+  it('lets hpcuser ssh between nodes by name with its key', async () => {
+    const [a, , c] = nodes;
+    expect((await onLogin(env, `ssh ${a} ssh ${c} hostname`)).trim()).toBe(c);
+    expect((await onLogin(env, `ssh ${c} ssh login hostname`)).trim()).toBe('login');
+  });
+
+  it('gives nodes no route past the bridge', async () => {
+    // /proc/net/route: Iface, Destination (hex, little-endian), Gateway, ... One line per route.
+    for (const n of ['login', ...nodes]) {
+      const routes = lines(await onLogin(env, `ssh ${n} cat /proc/net/route`)).slice(1);
+      expect(routes.length, n).toBeGreaterThan(0);
+      for (const r of routes) expect(r.split('\t')[1], `${n}: ${r}`).not.toBe('00000000');
+    }
+  });
+
+  describe('a Sortie pilot on local.slurm-cluster', () => {
+    let backend: Backend;
+    let session: Session;
+    let relay: Awaited<ReturnType<typeof relayApi>> | undefined;
+    let apiUrlBefore: string | undefined;
+
+    beforeAll(async () => {
+      backend = await startBackend({ heartbeatSeconds: 8, jobCheckSeconds: 2, activateTimeoutSeconds: 120 });
+      // The agent runs on a compute node, whose only network is the bridge: it reaches the API on the
+      // bridge's host address, relayed to the embedded backend on 127.0.0.1. The launch function (in this
+      // process) hands agents SORTIE_API_URL, so the relay's URL goes there; the client keeps 127.0.0.1.
+      relay = await relayApi(backend.apiUrl, env.SORTIE_CLUSTER_HOST_IP ?? '');
+      apiUrlBefore = process.env[ENV.apiUrl];
+      process.env[ENV.apiUrl] = relay.url;
+      session = await Session.create({ endpoint: backend.apiUrl });
+      await session.addContext(
+        new Context('ssh', { userId: env.SORTIE_CLUSTER_USER ?? '', userKey: env.SORTIE_CLUSTER_KEY ?? '' }),
+      );
+    }, 60_000);
+
+    afterAll(async () => {
+      await session?.close({ timeoutMs: 30_000 }).catch(() => {});
+      await backend?.close();
+      if (apiUrlBefore === undefined) delete process.env[ENV.apiUrl];
+      else process.env[ENV.apiUrl] = apiUrlBefore;
+      await relay?.close();
+    });
+
+    it('reaches Active through the login node and runs units DONE on a compute node', async () => {
+      const pmgr = await PilotManager.create(session);
+      const pilot = await pmgr.submitPilots({ resource: 'local.slurm-cluster', runtime: 10, cores: 2 });
+      await pilot.wait({ state: [PilotState.ACTIVE, PilotState.FAILED], timeout: 90 });
+      expect(pilot.state, pilot.log.join('\n')).toBe(PilotState.ACTIVE);
+      expect(pilot.resourceDetail?.lrms).toBe('SLURM');
+      const umgr = await UnitManager.create(session, 'direct_submission');
+      await umgr.addPilots(pilot);
+      const units = await umgr.submitUnits(
+        Array.from({ length: 4 }, (_, i) => ({
+          executable: '/bin/sh',
+          arguments: ['-c', `echo "$(hostname) $SLURM_JOB_ID unit ${i}"`],
+        })),
+      );
+      await umgr.waitUnits({ timeout: 60 });
+      const hosts = new Set<string>();
+      for (const u of units) {
+        expect(u.state, u.stderr).toBe(UnitState.DONE);
+        const [host, jobId] = (u.stdout ?? '').trim().split(' ');
+        expect(jobId).toBe(pilot.jobId);
+        hosts.add(host ?? '');
+      }
+      // The agent and its units ran inside the job, on one compute node: not the login node, not this host.
+      expect(hosts.size).toBe(1);
+      expect(nodes).toContain([...hosts][0]);
+      await pilot.cancel();
+      expect(await pilot.wait({ timeout: 60 })).toBe(PilotState.CANCELED);
+    }, 180_000);
+  });
+});
