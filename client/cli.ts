@@ -3,6 +3,7 @@
  * `sortie` command line: `sortie up` runs the embedded backend in the foreground (what LocalStack would
  * be, without Docker) and prints the one variable an SDK or CLI needs, SORTIE_API_URL.
  */
+import path from 'node:path';
 import { Command, InvalidArgumentError } from 'commander';
 import { BackendStartError, startBackend } from '../local/backend.ts';
 
@@ -28,7 +29,9 @@ program
     'dynalite (in-process) or dynamodb-local (Amazon engine, needs Java 17)',
     'dynalite',
   )
-  .action(async (opts: { port: number; dynamodb: string }) => {
+  .option('--data <dir>', 'keep sessions, pilots and units across restarts in this directory', '.sortie/data')
+  .option('--in-memory', 'keep nothing: every start begins empty (tests, throwaway runs)')
+  .action(async (opts: { port: number; dynamodb: string; data: string; inMemory?: boolean }) => {
     if (opts.dynamodb !== 'dynalite' && opts.dynamodb !== 'dynamodb-local') {
       program.error(`--dynamodb: must be dynalite or dynamodb-local, got ${opts.dynamodb}`);
     }
@@ -36,9 +39,13 @@ program
       const backend = await startBackend({
         port: opts.port,
         dynamodb: opts.dynamodb as 'dynalite' | 'dynamodb-local',
+        ...(opts.inMemory ? {} : { dataDir: path.resolve(opts.data) }),
       });
+      const kept = opts.inMemory ? 'in memory only' : `data in ${path.resolve(opts.data)}`;
+      const { pilots, requeued } = backend.recovered;
+      const resumed = pilots ? `; resumed ${pilots} pilot(s), ${requeued} unit(s) queued again` : '';
       process.stdout.write(
-        `Sortie backend up. In another shell:\n  export SORTIE_API_URL=${backend.apiUrl}\n(Ctrl-C stops it)\n`,
+        `Sortie backend up (${kept}${resumed}). In another shell:\n  export SORTIE_API_URL=${backend.apiUrl}\n(Ctrl-C stops it)\n`,
       );
       const stop = () => {
         void backend.close().then(() => process.exit(0));

@@ -4,6 +4,8 @@
  */
 import { readFileSync } from 'node:fs';
 import { BadParameter, IncorrectState } from '../core/errors.ts';
+import type { ResourceConfig } from '../core/resources.ts';
+import { readResourceConfigFile } from '../resources/files.ts';
 import type { Context } from './context.ts';
 import { Transport, type TransportOptions } from './http.ts';
 import { PilotManager } from './pilot-manager.ts';
@@ -129,6 +131,43 @@ export class Session {
       resource,
       ...(opts.userId ? { userId: opts.userId } : {}),
     });
+  }
+
+  /**
+   * Adds resource configurations to this session (RP: `session.add_resource_config`): from an object of
+   * full `<site>.<name>` keys → config, or from a path to a JSON file on this machine (`<site>.json` or
+   * `resource_<site>.json`, names inside become `<site>.<name>`), read here and sent. The backend
+   * validates every entry (nothing is added if one is bad), stores them with the session and uses them
+   * for every launch of its pilots; other sessions do not see them. A key that exists is replaced; the
+   * backend looks the config up again to check and cancel a pilot's job, so give a changed config a new
+   * key while pilots on the old one still run.
+   * @returns the keys added, sorted.
+   */
+  async addResourceConfig(configOrPath: string | Readonly<Record<string, unknown>>): Promise<string[]> {
+    this.assertOpen();
+    const body =
+      typeof configOrPath === 'string' ? readResourceConfigFile(configOrPath) : { configs: configOrPath };
+    const r = await this.transport.request<{ added: string[] }>('POST', this.path('/resources'), body);
+    return r.added;
+  }
+
+  /**
+   * The configuration of a resource key as this session sees it (RP: `session.get_resource_config`);
+   * aliases such as `localhost` resolve to the key they stand for.
+   * @throws BadParameter naming an unknown key.
+   */
+  async getResourceConfig(key: string): Promise<ResourceConfig> {
+    const r = await this.transport.request<{ key: string; config: ResourceConfig }>(
+      'GET',
+      this.path(`/resources/${encodeURIComponent(key)}`),
+    );
+    return r.config;
+  }
+
+  /** Every resource key this session can use, sorted (RP: `session.list_resources`). */
+  async listResources(): Promise<string[]> {
+    const r = await this.transport.request<{ items: string[] }>('GET', this.path('/resources'));
+    return r.items;
   }
 
   async listPilotManagers(): Promise<string[]> {

@@ -1,17 +1,11 @@
 /**
  * Resource configurations (RP §3.3, 1.x shape with camelCase keys): where and how a pilot's agent is started.
  * A resource key is `<site>.<name>`, e.g. `local.localhost`, `nersc.perlmutter`; shipped sites live in
- * `resources/<site>.json`, one object per resource name. Users add their own at runtime with
- * {@link addResourceConfig}. Unknown keys are refused (as in the descriptions), so a typo in a config never
- * silently becomes a default.
+ * `resources/<site>.json`, one object per resource name, and are held, with the ones a session adds, by a
+ * {@link ResourceRegistry} (core/resource-registry.ts). Unknown keys are refused (as in the descriptions), so
+ * a typo in a config never silently becomes a default.
  */
 import { z } from 'zod';
-import llnl from '../resources/llnl.json';
-import local from '../resources/local.json';
-import ncar from '../resources/ncar.json';
-import nersc from '../resources/nersc.json';
-import purdue from '../resources/purdue.json';
-import tacc from '../resources/tacc.json';
 import { BadParameter } from './errors.ts';
 
 /** Batch systems the SSH launcher can drive (`fork` = no batch system, the agent is started detached). */
@@ -134,27 +128,6 @@ export function underRoots(dir: string, roots: readonly string[]): boolean {
   return roots.some((r) => dir === r || dir.startsWith(r.endsWith('/') ? r : `${r}/`));
 }
 
-/** Shipped site files, by site name; a test checks this matches `resources/*.json`. */
-export const SHIPPED_SITES: Readonly<Record<string, Record<string, unknown>>> = {
-  llnl,
-  local,
-  ncar,
-  nersc,
-  purdue,
-  tacc,
-};
-
-const registry = new Map<string, ResourceConfig>();
-let shippedLoaded = false;
-
-function ensureShipped(): void {
-  if (shippedLoaded) return;
-  // Validate everything first so that a broken shipped file fails loudly and leaves no half-filled registry.
-  const parsed = Object.entries(SHIPPED_SITES).flatMap(([site, file]) => entriesOf(file, site));
-  for (const [key, config] of parsed) registry.set(key, config);
-  shippedLoaded = true;
-}
-
 /**
  * Validates one resource configuration. Errors are BadParameter naming the resource and the field,
  * e.g. `resource 'x.y': jobManager: must be one of slurm, pbspro, …`.
@@ -166,46 +139,37 @@ export function parseResourceConfig(key: string, raw: unknown): ResourceConfig {
   throw new BadParameter(`resource '${key}': ${issues.join('; ')}`);
 }
 
-function entriesOf(file: unknown, site: string | undefined): Array<[string, ResourceConfig]> {
+/** A resource key: `<site>.<name>` (letters, digits, `_`, `-`; the name may hold more dots). */
+export const RESOURCE_KEY = /^[A-Za-z0-9][\w-]*\.[\w-][\w.-]*$/;
+/** A site name, the `<site>` of a key (also a config file's name without `.json`). */
+export const SITE_NAME = /^[A-Za-z0-9][\w-]*$/;
+/** Longest resource key accepted: keys end up in table keys. */
+export const MAX_RESOURCE_KEY = 128;
+
+/**
+ * Validates a resource config file (an object of resource name → config) and returns its entries under
+ * their full keys, sorted: names with a dot are full `<site>.<name>` keys, bare names become
+ * `<site>.<name>` when `site` is given. Nothing is returned unless every entry is valid.
+ * @throws BadParameter naming the bad key or the resource and field.
+ */
+export function parseResourceFile(file: unknown, site?: string): Array<[string, ResourceConfig]> {
   if (typeof file !== 'object' || file === null || Array.isArray(file))
     throw new BadParameter('a resource config file must be a JSON object of resource name → config');
-  return Object.entries(file).map(([name, raw]) => {
+  if (site !== undefined && !SITE_NAME.test(site))
+    throw new BadParameter(
+      `resource site ${JSON.stringify(site)}: must be letters, digits, '_' or '-' (the <site> of <site>.<name>)`,
+    );
+  const entries = Object.entries(file).map(([name, raw]): [string, ResourceConfig] => {
     const key = name.includes('.') ? name : site ? `${site}.${name}` : undefined;
     if (!key)
       throw new BadParameter(
         `resource '${name}': give the full key '<site>.${name}' (or load it from a file named <site>.json)`,
       );
-    return [key, parseResourceConfig(key, raw)] as [string, ResourceConfig];
+    if (!RESOURCE_KEY.test(key) || key.length > MAX_RESOURCE_KEY)
+      throw new BadParameter(
+        `resource key ${JSON.stringify(key.slice(0, 200))}: must be <site>.<name> of letters, digits, '_', '-' and '.', at most ${MAX_RESOURCE_KEY} characters`,
+      );
+    return [key, parseResourceConfig(key, raw)];
   });
-}
-
-/**
- * The configuration of a resource key such as `local.slurm`.
- * @throws BadParameter naming the unknown key and listing the known ones.
- */
-export function getResourceConfig(key: string): ResourceConfig {
-  ensureShipped();
-  const c = registry.get(key);
-  if (!c) throw new BadParameter(`unknown resource '${key}'; known resources: ${listResources().join(', ')}`);
-  return c;
-}
-
-/**
- * Adds user resource configurations at runtime (RP's `Session.add_resource_config`), replacing keys that
- * exist. `file` is an object of resource name → config: names with a dot are full `<site>.<name>` keys,
- * bare names become `<site>.<name>` when `site` is given. All entries are validated before any is added.
- * Reading a config from a file is the adapter's job (`resources/files.ts`): core/ does no I/O.
- * @returns the keys added, sorted.
- */
-export function addResourceConfig(file: Record<string, unknown>, site?: string): string[] {
-  ensureShipped();
-  const entries = entriesOf(file, site);
-  for (const [key, config] of entries) registry.set(key, config);
-  return entries.map(([k]) => k).sort();
-}
-
-/** All known resource keys, sorted. */
-export function listResources(): string[] {
-  ensureShipped();
-  return [...registry.keys()].sort();
+  return entries.sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0));
 }

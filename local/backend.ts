@@ -6,18 +6,20 @@
  * (`AWS_ENDPOINT_URL_*`, `SORTIE_*`): nothing in functions/ or agent/ knows it runs locally.
  */
 import { randomBytes } from 'node:crypto';
-import { readFileSync } from 'node:fs';
+import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import { CreateStateMachineCommand, SFNClient } from '@aws-sdk/client-sfn';
 import { CreateQueueCommand, GetQueueAttributesCommand, SQSClient } from '@aws-sdk/client-sqs';
 import { buildAgentBundle } from '../agent/bundle.ts';
-import { ENV, EVENT_SOURCES, QUEUES, STATE_MACHINES, TABLE } from '../stacks/manifest.ts';
+import { ENV, EVENT_SOURCES, QUEUES, SCHEDULES, STATE_MACHINES, TABLE } from '../stacks/manifest.ts';
 import { createTable } from '../store/schema.ts';
 import { type LocalDynamoDb, startDynalite, startDynamoDbLocal } from './dynamodb.ts';
 import { type SourceQueue, startEventSources } from './event-sources.ts';
 import { startHttpApi } from './http-api.ts';
 import { invoke } from './lambdas.ts';
+import { type Recovery, recoverPilots } from './recover.ts';
+import { startSchedules } from './schedules.ts';
 import { startLocalStepFunctions } from './stepfunctions/index.ts';
 
 /** Options of {@link startBackend}. */
@@ -32,6 +34,17 @@ export interface BackendOptions {
   activateTimeoutSeconds?: number;
   /** Seconds between batch-job checks while a pilot waits for its agent; default 30. */
   jobCheckSeconds?: number;
+  /**
+   * Seconds between runs of each scheduled function (the reconciler); default: the manifest's rate, as
+   * the EventBridge rule runs it in AWS. 0 runs none (tests that drive the reconciler themselves).
+   */
+  scheduleSeconds?: number;
+  /**
+   * Directory that keeps everything across restarts: the DynamoDB data and the sealing key (a 0600 file).
+   * A backend started again on it rebuilds its queues and pilot executions from the table (see
+   * local/recover.ts), so agents that rode out the outage carry on. In memory when absent.
+   */
+  dataDir?: string;
   /** Log level of the handlers (Powertools); default WARN so that a terminal stays readable. */
   logLevel?: string;
 }
@@ -43,6 +56,8 @@ export interface Backend {
   env: Record<string, string>;
   /** URLs of the manifest's queues (e.g. `submissions`, for event-triggered submission). */
   queueUrls: Record<keyof typeof QUEUES, string>;
+  /** What a durable backend picked up again at start (live pilots, units queued again). */
+  recovered: Recovery;
   /** Stops every engine; safe to call twice. */
   close(): Promise<void>;
 }
@@ -88,6 +103,23 @@ async function createQueues(sqs: SQSClient): Promise<Record<keyof typeof QUEUES,
   return out;
 }
 
+/**
+ * The sealing key of a durable backend: read from `<dataDir>/secret.key`, or made once and written there
+ * readable by its owner only. Contexts sealed before a restart must open after it.
+ */
+function sealingKey(dataDir: string): string {
+  const file = path.join(dataDir, 'secret.key');
+  try {
+    return readFileSync(file, 'utf8').trim();
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
+  }
+  const key = randomBytes(32).toString('base64url');
+  // 'wx': never overwrite a key another start wrote meanwhile.
+  writeFileSync(file, `${key}\n`, { mode: 0o600, flag: 'wx' });
+  return key;
+}
+
 /** Error with one line saying what to do, for the CLI to print instead of a stack trace. */
 export class BackendStartError extends Error {
   override name = 'BackendStartError';
@@ -115,7 +147,11 @@ export async function startBackend(opts: BackendOptions = {}): Promise<Backend> 
 
     let ddb: LocalDynamoDb;
     try {
-      ddb = opts.dynamodb === 'dynamodb-local' ? await startDynamoDbLocal() : await startDynalite();
+      const dbDir = opts.dataDir ? path.join(opts.dataDir, 'dynamodb') : undefined;
+      if (dbDir) mkdirSync(dbDir, { recursive: true });
+      const dbOpts = dbDir ? { path: dbDir } : {};
+      ddb =
+        opts.dynamodb === 'dynamodb-local' ? await startDynamoDbLocal(dbOpts) : await startDynalite(dbOpts);
     } catch (err) {
       throw new BackendStartError(
         `cannot start DynamoDB (${opts.dynamodb ?? 'dynalite'}): ${(err as Error).message}`,
@@ -177,7 +213,7 @@ export async function startBackend(opts: BackendOptions = {}): Promise<Backend> 
       [ENV.unitsDlqUrl]: queues.unitsDlq.url,
       [ENV.unitsDlqArn]: queues.unitsDlq.arn,
       [ENV.submissionsDlqUrl]: queues.submissionsDlq.url,
-      [ENV.secretKey]: randomBytes(32).toString('base64url'),
+      [ENV.secretKey]: opts.dataDir ? sealingKey(opts.dataDir) : randomBytes(32).toString('base64url'),
       [ENV.agentBundle]: await buildAgentBundle(),
       [ENV.heartbeatSeconds]: String(opts.heartbeatSeconds ?? 60),
       [ENV.activateTimeoutSeconds]: String(opts.activateTimeoutSeconds ?? 600),
@@ -186,6 +222,10 @@ export async function startBackend(opts: BackendOptions = {}): Promise<Backend> 
     Object.assign(process.env, own);
     const events = startEventSources(sqs, queues);
     closers.push(() => events.close());
+    // Before the schedules: the reconciler must not judge pilots whose executions are not restarted yet.
+    const recovered = opts.dataDir ? await recoverPilots() : { pilots: 0, requeued: 0 };
+    const schedules = startSchedules(SCHEDULES, opts.scheduleSeconds);
+    closers.push(() => schedules.close());
     const env = {
       ...base,
       AWS_ENDPOINT_URL_DYNAMODB: ddb.endpoint,
@@ -197,7 +237,7 @@ export async function startBackend(opts: BackendOptions = {}): Promise<Backend> 
       keyof typeof QUEUES,
       string
     >;
-    return { apiUrl: api.url, env, queueUrls, close };
+    return { apiUrl: api.url, env, queueUrls, recovered, close };
   } catch (err) {
     await close();
     throw err;

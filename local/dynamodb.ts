@@ -23,6 +23,11 @@ export interface LocalDynamoDb {
 export interface LocalDynamoDbOptions {
   /** TCP port; a free one is picked when absent. */
   port?: number;
+  /**
+   * Directory that keeps the data across restarts (dynalite: a LevelDB database; DynamoDB Local: its
+   * `-dbPath`). In memory when absent.
+   */
+  path?: string;
 }
 
 const require = createRequire(import.meta.url);
@@ -49,16 +54,26 @@ export function localClientConfig(endpoint: string): {
  */
 const DYNALITE_WORKER = `
 const { parentPort, workerData } = require('node:worker_threads');
-const server = require(workerData.dynalite)({ createTableMs: 0 });
+const server = require(workerData.dynalite)({ createTableMs: 0, ...(workerData.path ? { path: workerData.path } : {}) });
 server.once('error', (e) => parentPort.postMessage({ error: e.message }));
 server.listen(workerData.port, workerData.host, () => parentPort.postMessage({ port: server.address().port }));
+// dynalite's close also closes its LevelDB, which releases the directory's lock for the next start.
+parentPort.on('message', (m) => { if (m === 'close') server.close(() => parentPort.postMessage({ closed: true })); });
 `;
 
-/** Start dynalite 4 (in memory, tables ACTIVE at once) in a worker thread of this process. */
+/**
+ * Start dynalite 4 (in memory, or on disk under `options.path`; tables ACTIVE at once) in a worker thread
+ * of this process.
+ */
 export async function startDynalite(options: LocalDynamoDbOptions = {}): Promise<LocalDynamoDb> {
   const worker = new Worker(DYNALITE_WORKER, {
     eval: true,
-    workerData: { dynalite: require.resolve('dynalite'), port: options.port ?? 0, host: LOOPBACK },
+    workerData: {
+      dynalite: require.resolve('dynalite'),
+      port: options.port ?? 0,
+      host: LOOPBACK,
+      path: options.path,
+    },
   });
   let port: number;
   try {
@@ -89,7 +104,20 @@ export async function startDynalite(options: LocalDynamoDbOptions = {}): Promise
   return {
     endpoint: `http://${LOOPBACK}:${port}`,
     close: () => {
-      closed ??= worker.terminate().then(() => undefined);
+      closed ??= (async () => {
+        if (options.path) {
+          // Close the database cleanly first (bounded: a stuck engine must not stop the backend's close).
+          await new Promise<void>((resolve) => {
+            const timer = setTimeout(resolve, 5000);
+            worker.once('message', () => {
+              clearTimeout(timer);
+              resolve();
+            });
+            worker.postMessage('close');
+          });
+        }
+        await worker.terminate();
+      })();
       return closed;
     },
   };
@@ -114,7 +142,7 @@ export async function startDynamoDbLocal(options: LocalDynamoDbOptions = {}): Pr
       '-cp',
       `${join(jarDir, 'DynamoDBLocal.jar')}:${join(jarDir, 'DynamoDBLocal_lib', '*')}`,
       launcher,
-      '-inMemory',
+      ...(options.path ? ['-dbPath', options.path] : ['-inMemory']),
       '-disableTelemetry',
       '-port',
       String(port),

@@ -67,9 +67,27 @@ export function resolveFunction(nameOrArn: string): FunctionName {
   return name as FunctionName;
 }
 
+const faults = new Map<FunctionName, string>();
+
+/**
+ * Makes every invocation of `name` fail with a Lambda service error named `errorName` before its handler
+ * runs, until called again without one. For tests of what happens when Lambda itself keeps failing a
+ * step (throttling, service errors), which cannot be caused for real on one machine.
+ */
+export function injectLambdaFault(name: FunctionName, errorName?: string): void {
+  if (errorName) faults.set(name, errorName);
+  else faults.delete(name);
+}
+
 /** Invokes a manifest function with Lambda's timeout semantics. */
 export async function invoke(nameOrArn: string, event: unknown): Promise<unknown> {
   const name = resolveFunction(nameOrArn);
+  const fault = faults.get(name);
+  if (fault) {
+    const err = new Error(`${name}: injected ${fault}`);
+    err.name = fault;
+    throw err;
+  }
   const handler = await loadHandler(name);
   const timeoutMs = FUNCTIONS[name].timeoutSeconds * 1000;
   const deadline = Date.now() + timeoutMs;

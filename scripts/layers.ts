@@ -1,13 +1,16 @@
 /**
  * The layer rules of the codebase, checked on every `npm test` (`npm run lint:layers`):
- * - core/ is pure: no Node built-ins, no AWS SDK, no project code outside core/ but the shipped
- *   resource data (`resources/*.json`); adapters do the I/O.
+ * - core/ is pure: no Node built-ins (with or without `node:`), no AWS SDK, no project code outside core/
+ *   but the shipped resource data (`resources/*.json`); adapters do the I/O. Nor does it hold module state
+ *   (a top-level `let`/`var`, or a top-level Map/Set): state such as the resource registry is an object
+ *   passed in, so that two callers in one process (two sessions) never share it.
  * - only store/ talks to DynamoDB (plus the places that build or serve the engine itself, listed below).
  * - agent/ and client/ hold no AWS SDK: agents talk HTTPS to the agent routes with their pilot token,
  *   the SDK talks HTTPS to the API.
  * Biome's `noRestrictedImports` cannot say "relative paths leaving this folder", hence this small script.
  */
 import { readdirSync, readFileSync, statSync } from 'node:fs';
+import { builtinModules } from 'node:module';
 import path from 'node:path';
 
 /** One crossed layer: the file, the import and the rule it breaks. */
@@ -26,19 +29,40 @@ const DYNAMODB_ALLOWED = [
 ];
 
 const IMPORT_RE =
-  /(?:^|\n)\s*(?:import|export)\s[^'"`;]*?from\s*['"]([^'"]+)['"]|import\(\s*['"]([^'"]+)['"]\s*\)/g;
+  /(?:^|\n)\s*(?:import|export)\s[^'"`;]*?from\s*['"]([^'"]+)['"]|(?:import|require)\(\s*['"]([^'"]+)['"]\s*\)|(?:^|\n)\s*import\s*['"]([^'"]+)['"]/g;
 
-/** The module specifiers a TypeScript source imports (static, re-exports and literal dynamic imports). */
+/**
+ * The module specifiers a TypeScript source imports (static, re-exports, side-effect imports, literal
+ * dynamic imports and `require` calls).
+ */
 export function importsOf(source: string): string[] {
   const out: string[] = [];
-  for (const m of source.matchAll(IMPORT_RE)) out.push((m[1] ?? m[2]) as string);
+  for (const m of source.matchAll(IMPORT_RE)) out.push((m[1] ?? m[2] ?? m[3]) as string);
   return out;
+}
+
+const BUILTINS = new Set(builtinModules);
+
+/** True for a Node built-in, written `node:fs` or plain `fs` (`fs/promises` too). */
+function isNodeBuiltin(specifier: string): boolean {
+  return (
+    specifier.startsWith('node:') || BUILTINS.has(specifier) || BUILTINS.has(specifier.split('/')[0] ?? '')
+  );
+}
+
+/** Module state at the top level of a file: `let`/`var` bindings, and Maps or Sets held in a `const`. */
+const MODULE_STATE_RE =
+  /^(?:export\s+)?(?:(?:let|var)\s+[\w$]+|const\s+[\w$]+(?:\s*:[^=\n]+)?\s*=\s*new\s+(?:Weak)?(?:Map|Set)\b)/gm;
+
+/** The top-level declarations of a source that hold module state (see {@link MODULE_STATE_RE}). */
+export function moduleStateOf(source: string): string[] {
+  return [...source.matchAll(MODULE_STATE_RE)].map((m) => m[0]);
 }
 
 /** The rule `specifier`, imported by `file` (a path relative to the repository root), breaks, if any. */
 export function ruleBroken(file: string, specifier: string): string | undefined {
   const top = file.split('/')[0];
-  const isNode = specifier.startsWith('node:');
+  const isNode = isNodeBuiltin(specifier);
   const isAws = specifier.startsWith('@aws-sdk/') || specifier.startsWith('@aws-lambda-powertools/');
   const isDynamo = /^@aws-sdk\/(client-dynamodb|lib-dynamodb|util-dynamodb)/.test(specifier);
   if (top === 'core') {
@@ -74,17 +98,21 @@ function sources(dir: string, root: string): string[] {
 export function checkLayers(root: string): Violation[] {
   const out: Violation[] = [];
   for (const file of sources(root, root)) {
-    for (const specifier of importsOf(readFileSync(path.join(root, file), 'utf8'))) {
+    const source = readFileSync(path.join(root, file), 'utf8');
+    for (const specifier of importsOf(source)) {
       const rule = ruleBroken(file, specifier);
       if (rule) out.push({ file, specifier, rule });
     }
+    if (file.startsWith('core/'))
+      for (const state of moduleStateOf(source))
+        out.push({ file, specifier: state, rule: 'core/ holds no module state: pass objects in' });
   }
   return out;
 }
 
 if (import.meta.url === `file://${process.argv[1]}`) {
   const violations = checkLayers(path.resolve(import.meta.dirname, '..'));
-  for (const v of violations) process.stderr.write(`${v.file}: imports '${v.specifier}': ${v.rule}\n`);
+  for (const v of violations) process.stderr.write(`${v.file}: '${v.specifier}': ${v.rule}\n`);
   if (violations.length) process.exit(1);
   process.stdout.write('layers: ok\n');
 }

@@ -3,15 +3,25 @@
  */
 import { readFileSync } from 'node:fs';
 import { resolve } from 'node:path';
-import { RemovalPolicy } from 'aws-cdk-lib';
+import { Duration, RemovalPolicy } from 'aws-cdk-lib';
+import { Rule, Schedule } from 'aws-cdk-lib/aws-events';
+import { LambdaFunction } from 'aws-cdk-lib/aws-events-targets';
 import { PolicyStatement } from 'aws-cdk-lib/aws-iam';
 import { LogGroup, RetentionDays } from 'aws-cdk-lib/aws-logs';
 import { DefinitionBody, LogLevel, StateMachine, StateMachineType } from 'aws-cdk-lib/aws-stepfunctions';
 import { type Function as SstFunction, type StackContext, use } from 'sst/constructs';
 import { Api } from './Api.ts';
 import { Data } from './Data.ts';
-import { type FunctionName, STATE_MACHINES } from './manifest.ts';
-import { functionOf, PILOT_FUNCTIONS, physicalName, sortieEnv, sortieFunctions } from './support.ts';
+import { type FunctionName, SCHEDULES, STATE_MACHINES } from './manifest.ts';
+import {
+  functionOf,
+  PILOT_FUNCTIONS,
+  physicalName,
+  pilotExecutionsArn,
+  SCHEDULED_FUNCTIONS,
+  sortieEnv,
+  sortieFunctions,
+} from './support.ts';
 
 /** What the Pilots stack hands to the stacks after it. */
 export interface PilotsOutputs {
@@ -27,7 +37,12 @@ export function Pilots({ stack }: StackContext): PilotsOutputs {
   // The launcher writes the API's URL into each agent's config, so this stack comes after Api.
   const { api } = use(Api);
   const spec = STATE_MACHINES.pilot;
-  const functions = sortieFunctions(stack, PILOT_FUNCTIONS, sortieEnv(stack, data, api.url), data);
+  const functions = sortieFunctions(
+    stack,
+    [...PILOT_FUNCTIONS, ...SCHEDULED_FUNCTIONS],
+    sortieEnv(stack, data, api.url),
+    data,
+  );
   // awaitAgent releases a token itself when the agent won the race; finalize may fail one.
   for (const name of ['awaitAgent', 'finalize'] as const) {
     functionOf(functions, name).addToRolePolicy(
@@ -36,6 +51,25 @@ export function Pilots({ stack }: StackContext): PilotsOutputs {
         resources: ['*'],
       }),
     );
+  }
+
+  // The reconciler reads each live pilot's execution and runs Finalize's handler in-process (which may
+  // fail a waiting token); an EventBridge rule runs it every `rateMinutes`.
+  for (const schedule of SCHEDULES) {
+    const fn = functionOf(functions, schedule.function);
+    fn.addToRolePolicy(
+      new PolicyStatement({ actions: ['states:DescribeExecution'], resources: [pilotExecutionsArn(stack)] }),
+    );
+    fn.addToRolePolicy(
+      new PolicyStatement({
+        actions: ['states:SendTaskSuccess', 'states:SendTaskFailure'],
+        resources: ['*'],
+      }),
+    );
+    new Rule(stack, `${schedule.function}Schedule`, {
+      schedule: Schedule.rate(Duration.minutes(schedule.rateMinutes)),
+      targets: [new LambdaFunction(fn, { retryAttempts: 0 })],
+    });
   }
 
   // `/aws/vendedlogs/` names keep CloudWatch Logs' resource policy from growing with every state machine.
@@ -64,7 +98,7 @@ export function Pilots({ stack }: StackContext): PilotsOutputs {
     tracingEnabled: false,
   });
   // fromString gives CDK no task objects to derive rights from, so grant the invocations explicitly.
-  for (const fn of functions.values()) fn.grantInvoke(stateMachine);
+  for (const name of PILOT_FUNCTIONS) functionOf(functions, name).grantInvoke(stateMachine);
 
   stack.addOutputs({ StateMachineArn: stateMachine.stateMachineArn });
   return { stateMachine, functions };

@@ -73,8 +73,20 @@ export const FUNCTIONS = {
   checkJob: { handler: 'functions/pilot/check-job.handler', memoryMB: 512, timeoutSeconds: 90 },
   finalize: { handler: 'functions/pilot/finalize.handler', memoryMB: 512, timeoutSeconds: 300 },
   submitEvents: { handler: 'functions/events/submit.handler', memoryMB: 512, timeoutSeconds: 60 },
+  // Finalizes pilots one by one (each like a Finalize step, up to ~1 min against an unanswering site).
+  reconcile: { handler: 'functions/pilot/reconcile.handler', memoryMB: 512, timeoutSeconds: 900 },
 } as const;
 export type FunctionName = keyof typeof FUNCTIONS;
+
+/**
+ * Functions run on a schedule (an EventBridge rule in AWS, a timer in the embedded backend). The
+ * reconciler ends pilots whose execution ended without finalizing them and sweeps their units; a pilot
+ * that needs it waits at most this long after its execution died.
+ */
+export const SCHEDULES = [{ function: 'reconcile', rateMinutes: 5 }] as const satisfies readonly {
+  function: FunctionName;
+  rateMinutes: number;
+}[];
 
 /** HTTP API routes (API Gateway HTTP API, payload format 2.0): `METHOD path` → function. */
 export const ROUTES: Record<string, FunctionName> = {
@@ -84,6 +96,9 @@ export const ROUTES: Record<string, FunctionName> = {
   'POST /sessions/{sid}/close': 'api',
   'POST /sessions/{sid}/contexts': 'api',
   'POST /sessions/{sid}/keys': 'api',
+  'POST /sessions/{sid}/resources': 'api',
+  'GET /sessions/{sid}/resources': 'api',
+  'GET /sessions/{sid}/resources/{key}': 'api',
   'POST /sessions/{sid}/pmgrs': 'api',
   'GET /sessions/{sid}/pmgrs': 'api',
   'POST /sessions/{sid}/pilots': 'api',

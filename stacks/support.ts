@@ -15,6 +15,7 @@ import {
   type FunctionName,
   PILOT_QUEUE_PREFIX,
   ROUTES,
+  SCHEDULES,
   STATE_MACHINES,
 } from './manifest.ts';
 
@@ -95,6 +96,9 @@ export const PILOT_FUNCTIONS: readonly FunctionName[] = [
 /** Manifest functions fed by SQS event sources: they live in the Events stack. */
 export const EVENT_FUNCTIONS: readonly FunctionName[] = [...new Set(EVENT_SOURCES.map((e) => e.function))];
 
+/** Manifest functions run on a schedule (the reconciler): they live in the Pilots stack, beside Finalize. */
+export const SCHEDULED_FUNCTIONS: readonly FunctionName[] = [...new Set(SCHEDULES.map((s) => s.function))];
+
 /**
  * Fails the synth when a manifest function has no stack or two: each function is created by exactly one
  * stack (the one that uses it), and a function nothing uses would be silently left out.
@@ -103,12 +107,12 @@ export const EVENT_FUNCTIONS: readonly FunctionName[] = [...new Set(EVENT_SOURCE
  */
 export function checkFunctionPlacement(): void {
   for (const name of Object.keys(FUNCTIONS) as FunctionName[]) {
-    const homes = [ROUTED_FUNCTIONS, PILOT_FUNCTIONS, EVENT_FUNCTIONS].filter((home) =>
+    const homes = [ROUTED_FUNCTIONS, PILOT_FUNCTIONS, EVENT_FUNCTIONS, SCHEDULED_FUNCTIONS].filter((home) =>
       home.includes(name),
     ).length;
     if (homes !== 1) {
       throw new Error(
-        `stacks/manifest.ts: function '${name}' must be used by exactly one of ROUTES, STATE_MACHINES.pilot or EVENT_SOURCES (found ${homes})`,
+        `stacks/manifest.ts: function '${name}' must be used by exactly one of ROUTES, STATE_MACHINES.pilot, EVENT_SOURCES or SCHEDULES (found ${homes})`,
       );
     }
   }
@@ -130,6 +134,8 @@ const QUEUE_ROLE: Record<FunctionName, 'manage' | 'consume'> = {
   finalize: 'manage',
   // Event-triggered submissions send units to pilot queues, as the API does.
   submitEvents: 'manage',
+  // The reconciler runs Finalize's sweep: it re-sends units to other pilots' queues and deletes queues.
+  reconcile: 'manage',
 };
 
 const QUEUE_ACTIONS = {

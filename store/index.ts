@@ -20,6 +20,7 @@ import type {
   UnitManagerRecord,
   UnitRecord,
 } from './records.ts';
+import * as resources from './resources.ts';
 import * as sessions from './sessions.ts';
 import * as units from './units.ts';
 
@@ -30,6 +31,7 @@ export type { UidKind } from './keys.ts';
 export type { NewPilot, PilotGuard, PilotPatch } from './pilots.ts';
 export { type Page, type PageOptions, rewindCursor } from './query.ts';
 export type * from './records.ts';
+export type { SessionResourceConfig } from './resources.ts';
 export { createTable } from './schema.ts';
 export type { NewSession } from './sessions.ts';
 export type { NewUnit, UnitExpect, UnitPatch, UnitReschedule, UnitTransition } from './units.ts';
@@ -101,6 +103,18 @@ export class Store {
     return credentials.putHostKeyIfAbsent(this.#ctx, hostPort, keyLine);
   }
 
+  // Resource configs --------------------------------------------------------------------------------
+
+  /** See {@link resources.putResourceConfigs}. */
+  putResourceConfigs(sessionId: string, configs: ReadonlyArray<readonly [string, unknown]>): Promise<void> {
+    return resources.putResourceConfigs(this.#ctx, sessionId, configs);
+  }
+
+  /** See {@link resources.listResourceConfigs}. */
+  listResourceConfigs(sessionId: string): Promise<resources.SessionResourceConfig[]> {
+    return resources.listResourceConfigs(this.#ctx, sessionId);
+  }
+
   // Sessions ------------------------------------------------------------------------------------------
 
   /** See {@link sessions.createSession}. */
@@ -169,6 +183,10 @@ export class Store {
   /** See {@link pilots.createPilots}. */
   createPilots(sessionId: string, pmgrId: string, input: readonly pilots.NewPilot[]): Promise<PilotRecord[]> {
     return pilots.createPilots(this.#ctx, sessionId, pmgrId, input);
+  }
+  /** See {@link pilots.listLivePilots}. */
+  listLivePilots(options?: Omit<PageOptions, 'since'>): Promise<Page<PilotRecord>> {
+    return pilots.listLivePilots(this.#ctx, options);
   }
   /** See {@link pilots.getPilot}. */
   getPilot(sessionId: string, pilotId: string): Promise<PilotRecord> {

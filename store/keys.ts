@@ -29,6 +29,14 @@ export function managersParent(sessionId: string, kind: 'pmgr' | 'umgr'): string
   return `${sessionId}#${kind}s`;
 }
 
+/**
+ * byPilot partition that holds every live pilot: from its creation until Finalize (or the reconciler) has
+ * recorded its end and swept its units. Session ids cannot contain `#`, so no pilot's unit partition
+ * (`<sessionId>#<pilotId>`) can be named this. One partition for the deployment: it is written twice per
+ * pilot lifetime and read by the reconciler only.
+ */
+export const LIVE_PILOTS = '#live-pilots';
+
 /** The `changed` sort key: ISO time, then uid so that writes in the same millisecond stay distinct. */
 export function changedKey(time: string, uid: string): string {
   return `${time}#${uid}`;

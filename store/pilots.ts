@@ -9,9 +9,9 @@ import { batchGet, batchPut } from './batch.ts';
 import type { StoreContext } from './context.ts';
 import type { Update } from './expr.ts';
 import { applyPatch, applyTransition, type PatchOutcome, type TransitionOutcome } from './guarded.ts';
-import { changedKey, entityPk, PK } from './keys.ts';
+import { changedKey, entityPk, LIVE_PILOTS, PK } from './keys.ts';
 import { getPilotManager } from './managers.ts';
-import { type Page, type PageOptions, queryByParent } from './query.ts';
+import { type Page, type PageOptions, queryByParent, queryByPilot } from './query.ts';
 import type { Item, PilotCommand, PilotRecord, ResourceDetail, TaskTokens } from './records.ts';
 import { HISTORY, historyStep, stripKeys } from './records.ts';
 import { reserveIds } from './sessions.ts';
@@ -40,6 +40,8 @@ export interface PilotPatch {
   appendCommands?: readonly PilotCommand[];
   /** Drop the queued commands (the agent took them). */
   clearCommands?: true;
+  /** The pilot's end is fully processed (final state recorded, units swept): drop it from the live pilots. */
+  retire?: true;
 }
 
 const toRecord = (item: Item): PilotRecord => stripKeys<PilotRecord>(item);
@@ -76,7 +78,13 @@ export async function createPilots(
       changed: changedKey(now, uid),
     };
     const { stateHistory: _, ...rest } = record;
-    const keys = { [PK]: entityPk(sessionId, uid), kind: 'pilot', parent: entityPk(sessionId, pmgrId) };
+    const keys = {
+      [PK]: entityPk(sessionId, uid),
+      kind: 'pilot',
+      parent: entityPk(sessionId, pmgrId),
+      // Live until retired (see LIVE_PILOTS): the reconciler finds pilots whose execution died here.
+      pilotKey: LIVE_PILOTS,
+    };
     return { record, item: { ...rest, [HISTORY]: [historyStep(['PendingLaunch'], now)], ...keys } };
   });
   await batchPut(
@@ -120,6 +128,17 @@ export function listPilots(
   options: PageOptions = {},
 ): Promise<Page<PilotRecord>> {
   return queryByParent(ctx, entityPk(sessionId, pmgrId), options, toRecord);
+}
+
+/**
+ * Pilots whose end has not been fully processed yet (every session), for the reconciler. The index
+ * holds keys only; the items are read after the query, so a page may hold fewer than `limit`.
+ */
+export function listLivePilots(
+  ctx: StoreContext,
+  options: Omit<PageOptions, 'since'> = {},
+): Promise<Page<PilotRecord>> {
+  return queryByPilot(ctx, LIVE_PILOTS, options, toRecord);
 }
 
 /**
@@ -194,4 +213,5 @@ function applyPilotPatch(u: Update, patch: PilotPatch): void {
   }
   if (patch.clearCommands) u.set('commands', []);
   if (patch.appendCommands?.length) u.append('commands', patch.appendCommands);
+  if (patch.retire) u.remove('pilotKey');
 }

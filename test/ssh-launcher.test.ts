@@ -6,7 +6,7 @@ import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { addResourceConfig, getResourceConfig } from '../core/resources.ts';
+import { ResourceRegistry } from '../core/resource-registry.ts';
 import { launcherFor } from '../functions/pilot/launcher/index.ts';
 import {
   closeAllSshConnections,
@@ -83,11 +83,14 @@ async function waitFor(
   }
 }
 
+/** This suite's resources: the shipped ones plus the test-bed copies below. */
+const registry = ResourceRegistry.shipped();
+
 /** Test-bed resources with the pinned host key (and port) from the env file. */
 function testbedResource(name: string, from: string, extra: Record<string, unknown> = {}): string {
-  const c = getResourceConfig(from);
+  const c = registry.get(from);
   const key = `testbed.${name}`;
-  addResourceConfig({
+  registry.add({
     [key]: {
       ...c,
       schemas: { ssh: { host: base.host, port, user: base.username, hostKey: base.hostKey } },
@@ -198,7 +201,7 @@ describe.skipIf(skip !== undefined)(
 
     it('sbatch runs the stand-in agent: running, then finished; tail shows its output', async () => {
       const resource = testbedResource('slurm', 'local.slurm');
-      const launcher = launcherFor(getResourceConfig(resource));
+      const launcher = launcherFor(registry.get(resource));
       const req = request(resource, 3000);
       const job: LaunchResult = await launcher.launch(req);
       expect(job.jobId).toMatch(/^\d+$/);
@@ -218,7 +221,7 @@ describe.skipIf(skip !== undefined)(
 
     it('cancel while queued (begin in an hour): gone from squeue afterwards', async () => {
       const resource = testbedResource('slurm_later', 'local.slurm', { batchOptions: ['--begin=now+1hour'] });
-      const launcher = launcherFor(getResourceConfig(resource));
+      const launcher = launcherFor(registry.get(resource));
       const req = request(resource, 0);
       const job = await launcher.launch(req);
       expect(await launcher.status(req, job)).toEqual({ state: 'queued', detail: 'PENDING (BeginTime)' });
@@ -230,7 +233,7 @@ describe.skipIf(skip !== undefined)(
     });
 
     it('an unknown job id counts as finished, in SLURM’s words', async () => {
-      const launcher = launcherFor(getResourceConfig(testbedResource('slurm', 'local.slurm')));
+      const launcher = launcherFor(registry.get(testbedResource('slurm', 'local.slurm')));
       const req = request('testbed.slurm', 0);
       expect(await launcher.status(req, { jobId: '999999', sandbox: '/nonexistent' })).toEqual({
         state: 'finished',
@@ -240,7 +243,7 @@ describe.skipIf(skip !== undefined)(
 
     it('fork over SSH runs the agent detached, reports it running, cancels it by process group', async () => {
       const resource = testbedResource('fork', 'local.ssh');
-      const launcher = launcherFor(getResourceConfig(resource));
+      const launcher = launcherFor(registry.get(resource));
       const req = request(resource, 60_000);
       const job = await launcher.launch(req);
       expect(job.jobId).toMatch(/^\d+$/);
@@ -261,7 +264,7 @@ describe.skipIf(skip !== undefined)(
     });
 
     it('a fork agent that exits on its own is finished with its exit code', async () => {
-      const launcher = launcherFor(getResourceConfig(testbedResource('fork', 'local.ssh')));
+      const launcher = launcherFor(registry.get(testbedResource('fork', 'local.ssh')));
       const req = request('testbed.fork', 0);
       const job = await launcher.launch(req);
       const seen = await waitFor(
@@ -274,7 +277,7 @@ describe.skipIf(skip !== undefined)(
 
     it('refuses a pilot without a mandatory project, naming it', async () => {
       const resource = testbedResource('slurm_project', 'local.slurm', { mandatoryArgs: ['project'] });
-      const launcher = launcherFor(getResourceConfig(resource));
+      const launcher = launcherFor(registry.get(resource));
       await expect(launcher.launch(request(resource, 0))).rejects.toThrow(/requires 'project'/);
     });
   },

@@ -16,7 +16,6 @@ import {
   UnitManager,
   UnitState,
 } from '../client/index.ts';
-import { addResourceConfig } from '../core/resources.ts';
 import { type Backend, startBackend } from '../local/backend.ts';
 import { readTestbed } from './support/testbed.ts';
 
@@ -55,11 +54,12 @@ describe.skipIf(skip !== undefined)(`pilots over SSH${skip ? ` (skipped: ${skip}
       new Context('ssh', { userId: 'hpcuser', userKey: env.SORTIE_TESTBED_KEY ?? '' }),
     );
     pmgr = await PilotManager.create(session);
-    // Resources that fail on purpose, each a copy of a test-bed resource with one thing broken.
+    // Resources that fail on purpose, each a copy of a test-bed resource with one thing broken, added to
+    // this session through the API.
     const local = JSON.parse(
       readFileSync(new URL('../resources/local.json', import.meta.url), 'utf8'),
     ) as Record<string, Record<string, unknown>>;
-    addResourceConfig({
+    await session.addResourceConfig({
       'broken.nonode': {
         ...local.slurm,
         description: 'SLURM test bed whose node binary does not exist',

@@ -136,6 +136,30 @@ describe.each(engines)('Store on $name', ({ start }) => {
     });
   });
 
+  describe('resource configs', () => {
+    it("stores a session's configs one item each, replaces by key, and lists only that session's", async () => {
+      // Prepare
+      const { store, sid, pmgr } = await setup();
+      const other = (await store.createSession({ tokenHash: 'o' })).sessionId;
+      const big = { description: 'big', nested: { list: [1, 2], empty: '' } };
+      // Act
+      await store.putResourceConfigs(sid, [
+        ['lab.big', big],
+        ['lab.small', { description: 'small' }],
+      ]);
+      await store.putResourceConfigs(sid, [['lab.small', { description: 'smaller' }]]);
+      // Assess: the replaced one comes last (listed in the order last added), as given.
+      const listed = await store.listResourceConfigs(sid);
+      expect(listed.map((c) => [c.key, c.config])).toEqual([
+        ['lab.big', big],
+        ['lab.small', { description: 'smaller' }],
+      ]);
+      expect(await store.listResourceConfigs(other)).toEqual([]);
+      // They live beside the managers without showing up among them.
+      expect((await store.listPilotManagers(sid)).items.map((m) => m.uid)).toEqual([pmgr]);
+    });
+  });
+
   describe('pilots', () => {
     it('creates pilots in PendingLaunch and lists them', async () => {
       const { store, sid, pmgr } = await setup();

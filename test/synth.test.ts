@@ -28,6 +28,7 @@ import {
   PILOT_QUEUE_PREFIX,
   QUEUES,
   ROUTES,
+  SCHEDULES,
   STATE_MACHINES,
   TABLE,
 } from '../stacks/manifest.ts';
@@ -338,6 +339,23 @@ describe.skipIf(missing.length > 0)(suiteName, () => {
     expect((redriven?.props.RedrivePolicy as { maxReceiveCount?: number } | undefined)?.maxReceiveCount).toBe(
       EVENT_SOURCES[0].maxReceiveCount,
     );
+  });
+
+  it('runs every schedule (the reconciler) from an EventBridge rate rule, and lets it read executions', () => {
+    const rules = resourcesOf(templates, 'AWS::Events::Rule');
+    expect(rules).toHaveLength(SCHEDULES.length);
+    for (const [i, schedule] of SCHEDULES.entries()) {
+      const rule = rules[i];
+      expect(rule?.props.ScheduleExpression).toBe(`rate(${schedule.rateMinutes} minutes)`);
+      const targets = rule?.props.Targets as { Arn?: Json }[];
+      expect(JSON.stringify(targets[0]?.Arn)).toContain(functionId(schedule.function));
+      const policies = resourcesOf(templates, 'AWS::IAM::Policy').filter((p) =>
+        JSON.stringify(p.props.Roles).includes(functionId(schedule.function).replace(/[0-9A-F]{8}$/, '')),
+      );
+      expect(JSON.stringify(policies.map((p) => p.props.PolicyDocument))).toContain(
+        'states:DescribeExecution',
+      );
+    }
   });
 
   it('creates every manifest function with its handler, memory, timeout, Node 22 on arm64 and the ENV names', () => {

@@ -9,7 +9,6 @@ import ssh2 from 'ssh2';
 import { parsePilotDescription } from '../../core/descriptions.ts';
 import { BadParameter, DoesNotExist, PermissionDenied } from '../../core/errors.ts';
 import { groupBy } from '../../core/group.ts';
-import { getResourceConfig } from '../../core/resources.ts';
 import { parseScheduler } from '../../core/schedulers.ts';
 import { isFinal, pilotModel, UnitState, unitModel } from '../../core/states.ts';
 import type { PilotRecord, SessionRecord, UnitRecord } from '../../store/index.ts';
@@ -17,9 +16,11 @@ import { authSession } from '../lib/auth.ts';
 import { httpHandler, type Request, str, strList } from '../lib/http.ts';
 import { cancelPilot, startPilotExecution } from '../lib/pilots.ts';
 import { createPilotQueue } from '../lib/queues.ts';
+import { sessionResources } from '../lib/resources.ts';
 import { hashSecret, newSecret, seal, secretMatches, unseal } from '../lib/secrets.ts';
 import { store } from '../lib/store.ts';
 import { MAX_UNITS_PER_REQUEST, submitUnits } from '../lib/units.ts';
+import { resourceRoutes } from './resources.ts';
 
 /** The records the SDK sees: the store's minus what only the backend may know. */
 function pilotOut(p: PilotRecord): Omit<PilotRecord, 'secretHash' | 'taskTokens' | 'commands' | 'sessionId'> {
@@ -71,6 +72,8 @@ async function unitsOf(sid: string, umgr: string | undefined, uids: string[]): P
 }
 
 export const handler = httpHandler({
+  ...resourceRoutes,
+
   'POST /sessions': async (req) => {
     const name = req.body.name;
     if (name !== undefined && (typeof name !== 'string' || name.length > 128)) {
@@ -121,8 +124,11 @@ export const handler = httpHandler({
       if (req.body[f] !== undefined && typeof req.body[f] !== 'string')
         throw new BadParameter(`context.${f}: must be a string`);
     }
-    const resource = typeof req.body.resource === 'string' ? req.body.resource : '*';
-    if (resource !== '*') getResourceConfig(resource); // 400 naming an unknown resource
+    // 400 naming an unknown resource; an alias is stored under the key it stands for.
+    const resource =
+      typeof req.body.resource === 'string'
+        ? (await sessionResources(s.sessionId)).resolve(req.body.resource)
+        : '*';
     let userKey = req.body.userKey as string | undefined;
     if (typeof req.body.keyId === 'string') userKey = await generatedPrivateKey(req.body.keyId);
     if (!userKey && !req.body.userPass) throw new BadParameter('context: needs userKey, keyId or userPass');
@@ -134,8 +140,9 @@ export const handler = httpHandler({
 
   'POST /sessions/{sid}/keys': async (req) => {
     const s = await session(req);
-    const resource = str(req.body, 'resource', 'generateKey');
-    const rc = getResourceConfig(resource);
+    const registry = await sessionResources(s.sessionId);
+    const resource = registry.resolve(str(req.body, 'resource', 'generateKey'));
+    const rc = registry.get(resource);
     if (!rc.schemas.ssh)
       throw new BadParameter(`generateKey.resource: '${resource}' is not reached over SSH`);
     const userId = req.body.userId;
@@ -197,10 +204,13 @@ export const handler = httpHandler({
         `submitPilots.descriptions: must be a list of 1-100 pilot descriptions, got ${Array.isArray(raw) ? raw.length : typeof raw}`,
       );
     }
+    const registry = await sessionResources(s.sessionId);
     const descriptions = raw.map((d, i) => {
       try {
-        const pd = parsePilotDescription(d);
-        const rc = getResourceConfig(pd.resource);
+        const parsed = parsePilotDescription(d);
+        // Stored under the key an alias stands for, so that every later lookup (launch, contexts) agrees.
+        const pd = { ...parsed, resource: registry.resolve(parsed.resource) };
+        const rc = registry.get(pd.resource);
         for (const arg of rc.mandatoryArgs ?? []) {
           if ((pd as Record<string, unknown>)[arg] === undefined) {
             throw new BadParameter(

@@ -20,6 +20,17 @@ export function heartbeatSeconds(): number {
   return Number(process.env[ENV.heartbeatSeconds] ?? 60) || 60;
 }
 
+/** Name of a pilot's execution: one per pilot, so a retried start cannot start two. */
+export function executionName(sessionId: string, pilotId: string): string {
+  return `${sessionId}-${pilotId}`.replace(/[^A-Za-z0-9_-]/g, '_').slice(-80);
+}
+
+/** ARN of a pilot's execution (`arn:…:stateMachine:M` → `arn:…:execution:M:<name>`). */
+export function executionArn(sessionId: string, pilotId: string): string {
+  const machine = env(ENV.stateMachineArn);
+  return `${machine.replace(':stateMachine:', ':execution:')}:${executionName(sessionId, pilotId)}`;
+}
+
 /** Starts the pilot's state machine execution (one per pilot, named after it, so a retry cannot start two). */
 export async function startPilotExecution(pilot: PilotRecord): Promise<void> {
   const runtimeSeconds = pilot.description.runtime * 60;
@@ -32,7 +43,7 @@ export async function startPilotExecution(pilot: PilotRecord): Promise<void> {
     // The agent ends itself before its walltime; the grace covers its last reports and a slow exit.
     activeTimeoutSeconds: runtimeSeconds + 300,
   };
-  const name = `${pilot.sessionId}-${pilot.uid}`.replace(/[^A-Za-z0-9_-]/g, '_').slice(-80);
+  const name = executionName(pilot.sessionId, pilot.uid);
   try {
     await sfnClient().send(
       new StartExecutionCommand({

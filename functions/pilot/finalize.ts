@@ -9,7 +9,9 @@
  *    UNSCHEDULED, then rebound to another live pilot of their unit manager, or, with none left,
  *    FAILED (CANCELED if the pilot was cancelled); executing → restartable ? the same : FAILED
  *    (CANCELED if the pilot was cancelled).
- * 4. Delete the pilot's queue.
+ * 4. Delete the pilot's queue, and retire the pilot from the live pilots (store LIVE_PILOTS): its end is
+ *    fully processed. Until then the reconciler (reconcile.ts) runs this same handler for a pilot whose
+ *    execution ended without getting here.
  */
 import { groupBy } from '../../core/group.ts';
 import { bindUnits, type SchedulerName } from '../../core/schedulers.ts';
@@ -22,7 +24,11 @@ import { store } from '../lib/store.ts';
 import type { JobStatus } from './launcher/types.ts';
 import { launchedJob, launcherOf } from './request.ts';
 
-interface FinalizeEvent {
+/** Error name the reconciler passes when it finalizes a pilot whose execution could not. */
+export const RECONCILED_ERROR = 'Sortie.ExecutionLost';
+
+/** What the state machine (or the reconciler) passes to Finalize. */
+export interface FinalizeEvent {
   sid: string;
   pid: string;
   outcome?: { state?: string; reason?: string };
@@ -70,7 +76,12 @@ export function decide(ev: FinalizeEvent, pilot: PilotRecord): { state: PilotSta
       reason: `agent lost: no heartbeat for ${heartbeatSeconds()} s (agent killed, node lost or network cut)`,
     };
   }
-  if (name === 'Sortie.JobEnded' || name === 'Sortie.ActivationTimeout' || name === 'Sortie.LaunchFailed') {
+  if (
+    name === 'Sortie.JobEnded' ||
+    name === 'Sortie.ActivationTimeout' ||
+    name === 'Sortie.LaunchFailed' ||
+    name === RECONCILED_ERROR
+  ) {
     return { state: PilotState.FAILED, reason: cause || name };
   }
   if (name === 'States.Timeout') {
@@ -173,6 +184,11 @@ async function sweep(pilot: PilotRecord, state: PilotState, reason: string): Pro
 export async function handler(event: FinalizeEvent): Promise<{ state: PilotState }> {
   const s = store();
   const pilot = await s.getPilot(event.sid, event.pid);
+  // The reconciler finishing a pilot that is final already: keep its state (RP lets a CANCELED pilot
+  // become FAILED, but this is not news about the pilot), just do what was left undone.
+  if (event.error?.Error === RECONCILED_ERROR && isFinal(pilotModel, pilot.state)) {
+    return finish(pilot, pilot.state, causeText(event.error.Cause));
+  }
   const { state, reason } = decide(event, pilot);
   const job = launchedJob(pilot);
   const lines = [`pilot ends ${state}: ${reason}`];
@@ -190,7 +206,14 @@ export async function handler(event: FinalizeEvent): Promise<{ state: PilotState
   }
   const out = await s.transitionPilot(event.sid, event.pid, state, { appendLog: lines });
   const final = out.ok ? out.record.state : (out.current?.state ?? state);
-  const counts = await sweep(out.ok ? out.record : pilot, final, reason);
+  return finish(out.ok ? out.record : pilot, final, reason);
+}
+
+/** Steps 3 and 4 for a pilot whose final state is recorded. */
+async function finish(pilot: PilotRecord, final: PilotState, reason: string): Promise<{ state: PilotState }> {
+  const s = store();
+  const event = { sid: pilot.sessionId, pid: pilot.uid };
+  const counts = await sweep(pilot, final, reason);
   if (counts.failed || counts.rebound || counts.ended) {
     await s.patchPilot(event.sid, event.pid, {
       appendLog: [
@@ -199,6 +222,8 @@ export async function handler(event: FinalizeEvent): Promise<{ state: PilotState
     });
   }
   await bounded('queue delete', 10_000, deletePilotQueue(event.sid, event.pid));
+  // Last: a failure before this line leaves the pilot live, and the reconciler finishes the job.
+  await s.patchPilot(event.sid, event.pid, { retire: true });
   logger.info('pilot finalized', { sid: event.sid, pid: event.pid, state: final, reason, ...counts });
   return { state: final };
 }

@@ -1,9 +1,9 @@
 /** Builds the launcher's view of a pilot (shared by launch and finalize). */
 
 import { BadParameter } from '../../core/errors.ts';
-import { getResourceConfig } from '../../core/resources.ts';
 import { ENV } from '../../stacks/manifest.ts';
 import type { PilotRecord } from '../../store/index.ts';
+import { sessionResources } from '../lib/resources.ts';
 import { unseal } from '../lib/secrets.ts';
 import { store } from '../lib/store.ts';
 import { launcherFor } from './launcher/index.ts';
@@ -43,9 +43,12 @@ export function launchedJob(pilot: PilotRecord): LaunchResult | undefined {
   return pilot.jobId && pilot.sandbox ? { jobId: pilot.jobId, sandbox: pilot.sandbox } : undefined;
 }
 
-/** The resource config of a pilot (validated at submit, so it exists). */
-export function resourceOf(pilot: PilotRecord) {
-  return getResourceConfig(pilot.description.resource);
+/**
+ * The resource config of a pilot, from its session's registry (shipped sites plus the session's own
+ * configs). Validated at submit, so it exists unless the shipped sites changed since.
+ */
+export async function resourceOf(pilot: PilotRecord) {
+  return (await sessionResources(pilot.sessionId)).get(pilot.description.resource);
 }
 
 /** Host keys trusted on first use, kept in the table so that every Lambda container agrees. */
@@ -62,7 +65,7 @@ export async function launcherOf(
   pilot: PilotRecord,
   agentConfig: Record<string, unknown> = {},
 ): Promise<{ launcher: Launcher; req: LaunchRequest }> {
-  const resource = resourceOf(pilot);
+  const resource = await resourceOf(pilot);
   const schema = pilot.description.accessSchema ?? resource.defaultSchema;
   let credentials: SshCredentials | undefined;
   if (schema === 'ssh') {
