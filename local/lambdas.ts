@@ -7,7 +7,7 @@
  */
 import { randomUUID } from 'node:crypto';
 import path from 'node:path';
-import { pathToFileURL } from 'node:url';
+import { fileURLToPath, pathToFileURL } from 'node:url';
 import { FUNCTIONS, type FunctionName } from '../stacks/manifest.ts';
 
 /** A Lambda handler as the functions/ modules export it. */
@@ -33,6 +33,9 @@ export interface InvocationStats {
 export const lambdaInvocations: Partial<Record<FunctionName, InvocationStats>> = {};
 
 const root = path.resolve(import.meta.dirname, '..');
+// The handlers sit beside this module in the same form: TypeScript sources in the repository (tsx, vitest),
+// compiled .js in the installed package's dist/.
+const handlerExt = path.extname(fileURLToPath(import.meta.url));
 const loaded = new Map<FunctionName, Promise<Handler>>();
 
 /** Imports (once) the handler module of a manifest function. */
@@ -41,7 +44,7 @@ export function loadHandler(name: FunctionName): Promise<Handler> {
   if (!h) {
     const spec = FUNCTIONS[name].handler;
     const dot = spec.lastIndexOf('.');
-    const file = pathToFileURL(path.join(root, `${spec.slice(0, dot)}.ts`)).href;
+    const file = pathToFileURL(path.join(root, `${spec.slice(0, dot)}${handlerExt}`)).href;
     const exportName = spec.slice(dot + 1);
     h = import(file).then((mod: Record<string, unknown>) => {
       const fn = mod[exportName];

@@ -84,7 +84,8 @@ export function ruleBroken(file: string, specifier: string): string | undefined 
 function sources(dir: string, root: string): string[] {
   const out: string[] = [];
   for (const name of readdirSync(dir)) {
-    if (name === 'node_modules' || name.startsWith('.')) continue;
+    // dist/ is the build's output of these very sources (npm run build), checked where they live.
+    if (name === 'node_modules' || name.startsWith('.') || (dir === root && name === 'dist')) continue;
     const full = path.join(dir, name);
     if (statSync(full).isDirectory()) out.push(...sources(full, root));
     else if (/\.(ts|mts|cts|js|mjs)$/.test(name))

@@ -70,6 +70,8 @@ describe('layer check', () => {
       'functions/api/db.ts': "import { DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';",
       'functions/lib/aws.ts': "import { DynamoDBClient } from '@aws-sdk/client-dynamodb';",
       'store/db.ts': "import { DynamoDBClient } from '@aws-sdk/client-dynamodb';",
+      // build output (npm run build) of sources that are checked where they live
+      'dist/functions/api/db.js': "import { DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';",
     });
     const found = checkLayers(root).map((v) => `${v.file} ${v.specifier}`);
     expect(found.sort()).toEqual(
