@@ -130,10 +130,6 @@ export interface RetryOptions {
    * Error naming the attempts and the time spent.
    */
   exhausted?: (last: unknown, spent: Spent) => Error;
-  /** Called before each backoff (logging, counters). */
-  onRetry?: (failure: Transient, attempt: number) => void;
-  /** Stops waiting and retrying. */
-  signal?: AbortSignal;
 }
 
 /**
@@ -158,10 +154,6 @@ export async function withRetry<T>(fn: (attempt: number) => Promise<T>, options:
         randomize: true,
         maxRetryTime: policy.budgetMs,
         shouldRetry: ({ error }) => error instanceof Transient,
-        onFailedAttempt: ({ error, attemptNumber }) => {
-          if (error instanceof Transient) options.onRetry?.(error, attemptNumber);
-        },
-        ...(options.signal ? { signal: options.signal } : {}),
       },
     );
   } catch (err) {

@@ -12,6 +12,7 @@
  * 4. Delete the pilot's queue.
  */
 import { groupBy } from '../../core/group.ts';
+import { allItems } from '../../core/pages.ts';
 import { bindUnits, type SchedulerName } from '../../core/schedulers.ts';
 import { isFinal, PilotState, pilotModel, sweepTarget, UnitState } from '../../core/states.ts';
 import type { PilotRecord, UnitRecord } from '../../store/index.ts';
@@ -84,15 +85,8 @@ export function decide(ev: FinalizeEvent, pilot: PilotRecord): { state: PilotSta
   return { state: PilotState.FAILED, reason: `${name}: ${cause}`.replace(/: $/, '') };
 }
 
-async function allPilotUnits(sid: string, pid: string): Promise<UnitRecord[]> {
-  const out: UnitRecord[] = [];
-  let next: string | undefined;
-  do {
-    const page = await store().listPilotUnits(sid, pid, next ? { next } : {});
-    out.push(...page.items);
-    next = page.next;
-  } while (next);
-  return out;
+function allPilotUnits(sid: string, pid: string): Promise<UnitRecord[]> {
+  return allItems((next) => store().listPilotUnits(sid, pid, { next }));
 }
 
 /** The sweep (step 3). Returns counts for the log. */
