@@ -165,6 +165,11 @@ describe('classification', () => {
     expect(transientFetchFailure(refused, 'GET /x', false)).toBeInstanceOf(Transient);
     expect(transientFetchFailure(reset, 'GET /x', false)).toBeUndefined();
     expect(transientFetchFailure(reset, 'GET /x')?.message).toBe('GET /x: TypeError: fetch failed (x)');
+    const timeout = new DOMException('The operation was aborted due to timeout', 'TimeoutError');
+    expect(transientFetchFailure(timeout, 'GET /x')?.message).toBe(
+      'GET /x: TimeoutError: The operation was aborted due to timeout',
+    );
+    expect(transientFetchFailure('boom', 'GET /x')?.message).toBe('GET /x: boom');
   });
 });
 
