@@ -1,9 +1,11 @@
 /**
  * The agent's only link to the control plane: HTTPS calls to the agent routes, authenticated by the
- * pilot token. Every call has a timeout; transient failures (network, 429, 5xx) are retried with backoff
- * inside a bounded budget, so a short API outage does not kill a pilot but a dead control plane does.
+ * pilot token. Every call has a timeout; transient failures (network, 429, 502–504, a gateway's 500) are retried under the
+ * one retry policy (core/retry.ts) inside the agent's budget, so a short API outage does not kill a pilot
+ * but a dead control plane does.
  */
 
+import { httpAttempt, isHttpAnswer, RETRY_POLICIES, type RetryPolicy, withRetry } from '../core/retry.ts';
 import type { UnitReport } from '../core/wire.ts';
 
 /** A unit as the agent receives it from `POST /agent/pull`. */
@@ -42,48 +44,50 @@ export class PermanentApiError extends Error {
   }
 }
 
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
-
 /** Client of the agent routes. */
 export class AgentApi {
   /** Request counts per route, for the bench. */
   readonly requests: Record<string, number> = {};
+  private readonly policy: RetryPolicy;
 
   constructor(
     private readonly apiUrl: string,
     private readonly token: string,
-    private readonly retryBudgetMs = 120_000,
-  ) {}
+    retryBudgetMs: number = RETRY_POLICIES.agent.budgetMs,
+  ) {
+    this.policy = { ...RETRY_POLICIES.agent, budgetMs: retryBudgetMs };
+  }
 
-  async call<T>(route: string, body: unknown, timeoutMs = 30_000): Promise<T> {
-    const started = Date.now();
-    let delay = 200;
-    for (;;) {
-      this.requests[route] = (this.requests[route] ?? 0) + 1;
-      let status = 0;
-      let text = '';
-      try {
-        const res = await fetch(`${this.apiUrl}${route}`, {
-          method: 'POST',
-          headers: { authorization: `Bearer ${this.token}`, 'content-type': 'application/json' },
-          body: JSON.stringify(body),
-          signal: AbortSignal.timeout(timeoutMs),
-        });
-        status = res.status;
-        text = await res.text();
-        if (res.ok) return (text ? JSON.parse(text) : {}) as T;
-        if (status < 500 && status !== 429)
-          throw new PermanentApiError(`${route}: HTTP ${status} ${text}`, status);
-      } catch (err) {
-        if (err instanceof PermanentApiError) throw err;
-        text = String(err);
-      }
-      if (Date.now() - started + delay > this.retryBudgetMs) {
-        throw new Error(`${route}: gave up after ${Date.now() - started} ms: ${status || ''} ${text}`.trim());
-      }
-      await sleep(delay);
-      delay = Math.min(delay * 2, 5_000);
-    }
+  call<T>(route: string, body: unknown, timeoutMs = 30_000): Promise<T> {
+    return withRetry(
+      async () => {
+        this.requests[route] = (this.requests[route] ?? 0) + 1;
+        // Every agent route is safe to repeat (activate and done are idempotent, states are guarded
+        // transitions, a pull's claims stay bound to this pilot), so every transient failure is retried.
+        const answer = await httpAttempt(
+          () =>
+            fetch(`${this.apiUrl}${route}`, {
+              method: 'POST',
+              headers: { authorization: `Bearer ${this.token}`, 'content-type': 'application/json' },
+              body: JSON.stringify(body),
+              signal: AbortSignal.timeout(timeoutMs),
+            }),
+          route,
+        );
+        if (answer.ok) return (answer.body ?? {}) as T;
+        const message = `${route}: HTTP ${answer.status} ${answer.text}`;
+        if (answer.status < 500) throw new PermanentApiError(message, answer.status);
+        throw new Error(message);
+      },
+      {
+        policy: this.policy,
+        exhausted: (last, spent) =>
+          new Error(
+            `${route}: gave up after ${spent.attempts} attempts in ${spent.elapsedMs} ms: ${describeFailure(last)}`,
+            { cause: last },
+          ),
+      },
+    );
   }
 
   activate(resourceDetail: unknown): Promise<{ heartbeatIntervalSeconds: number }> {
@@ -106,4 +110,9 @@ export class AgentApi {
   done(state: 'Done' | 'Failed', reason: string): Promise<unknown> {
     return this.call('/agent/done', { state, reason });
   }
+}
+
+function describeFailure(last: unknown): string {
+  if (isHttpAnswer(last)) return `HTTP ${last.status} ${last.text}`.trim();
+  return last instanceof Error ? last.message : String(last);
 }

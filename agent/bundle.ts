@@ -1,12 +1,14 @@
 /**
  * Builds the agent into one self-contained JS file (no node_modules on the resource), which the
- * launchers copy into the pilot sandbox. The agent uses only Node built-ins, so the bundle is small.
+ * launchers copy into the pilot sandbox. The agent uses Node built-ins, a little of core/ and p-retry
+ * (the one retry policy), so the bundle stays small.
  *
  * Two layouts: in this repository (sources present) the bundle is built with esbuild on first use and
- * rebuilt when a source is newer; in the installed package (compiled `dist/`, no agent sources) it was
- * built at pack time (`npm run build`) and ships as `dist/agent/agent.cjs`, so esbuild is not needed there.
+ * rebuilt when a file it was built from changed; in the installed package (compiled `dist/`, no agent
+ * sources) it was built at pack time (`npm run build`) and ships as `dist/agent/agent.cjs`, so esbuild is
+ * not needed there.
  */
-import { copyFileSync, existsSync, mkdirSync, statSync } from 'node:fs';
+import { copyFileSync, existsSync, mkdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 
 const here = import.meta.dirname;
@@ -29,7 +31,9 @@ export const DEFAULT_AGENT_BUNDLE = fromSource
 
 /**
  * Bundles agent/main.ts into `outFile` (Node 18+ target) unless an up-to-date one exists; returns its path.
- * In the installed package, returns the prebuilt bundle (copied to `outFile` when another path is asked for).
+ * Up to date means no file it was built from (listed beside it in `<outFile>.inputs.json`, core/ and
+ * packages included) has changed since. In the installed package, returns the prebuilt bundle (copied to
+ * `outFile` when another path is asked for).
  * @throws Error when neither the sources nor the prebuilt bundle are there (a package built without `npm run build`).
  */
 export async function buildAgentBundle(outFile = DEFAULT_AGENT_BUNDLE): Promise<string> {
@@ -44,17 +48,15 @@ export async function buildAgentBundle(outFile = DEFAULT_AGENT_BUNDLE): Promise<
     }
     return outFile;
   }
-  if (existsSync(outFile)) {
+  const inputsFile = `${outFile}.inputs.json`;
+  if (existsSync(outFile) && existsSync(inputsFile)) {
     const built = statSync(outFile).mtimeMs;
-    const sources = ['main.ts', 'api.ts', 'allocation.ts', 'config.ts', 'executor.ts', 'reporter.ts'];
-    if (
-      sources.every((f) => !existsSync(path.join(here, f)) || statSync(path.join(here, f)).mtimeMs <= built)
-    )
-      return outFile;
+    const inputs = JSON.parse(readFileSync(inputsFile, 'utf8')) as string[];
+    if (inputs.every((f) => existsSync(f) && statSync(f).mtimeMs <= built)) return outFile;
   }
   // Loaded only here: esbuild is a build tool (a devDependency), not needed by the installed package.
   const { build } = await import('esbuild');
-  await build({
+  const result = await build({
     entryPoints: [entry],
     outfile: outFile,
     bundle: true,
@@ -64,6 +66,10 @@ export async function buildAgentBundle(outFile = DEFAULT_AGENT_BUNDLE): Promise<
     minify: false,
     legalComments: 'none',
     logLevel: 'error',
+    metafile: true,
+    absWorkingDir: root,
   });
+  const inputs = Object.keys(result.metafile.inputs).map((f) => path.resolve(root, f));
+  writeFileSync(inputsFile, JSON.stringify(inputs));
   return outFile;
 }

@@ -12,7 +12,7 @@ import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync
 import os from 'node:os';
 import path from 'node:path';
 import { DynamoDBClient, GetItemCommand } from '@aws-sdk/client-dynamodb';
-import { GetExecutionHistoryCommand, SFNClient } from '@aws-sdk/client-sfn';
+import { paginateGetExecutionHistory, SFNClient } from '@aws-sdk/client-sfn';
 import {
   type ComputePilot,
   Context,
@@ -129,16 +129,12 @@ async function pilotTransitions(sessionId: string, pilotId: string): Promise<num
   const executionArn = sm
     .replace(':stateMachine:', ':execution:')
     .replace(new RegExp(`${STATE_MACHINES.pilot.name}$`), `${STATE_MACHINES.pilot.name}:${name}`);
-  const sfn = new SFNClient({});
   let n = 0;
-  let nextToken: string | undefined;
-  do {
-    const page = await sfn.send(
-      new GetExecutionHistoryCommand({ executionArn, maxResults: 1000, ...(nextToken ? { nextToken } : {}) }),
-    );
+  for await (const page of paginateGetExecutionHistory(
+    { client: new SFNClient({}), pageSize: 1000 },
+    { executionArn },
+  ))
     n += (page.events ?? []).filter((e) => e.type?.endsWith('StateEntered')).length;
-    nextToken = page.nextToken;
-  } while (nextToken);
   return n;
 }
 

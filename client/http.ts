@@ -1,8 +1,19 @@
 /**
- * The SDK's HTTP transport: JSON over fetch, bearer token, a timeout on every call, bounded retries of
- * transient failures (network errors, 429, 502–504), and typed errors rebuilt from the API's error body.
+ * The SDK's HTTP transport: JSON over fetch, bearer token, a timeout on every call, retries of transient
+ * failures under the one retry policy (core/retry.ts), typed errors rebuilt from the API's error body,
+ * and a paginator for list routes.
  */
 import { fromWire, NoSuccess, PilotException } from '../core/errors.ts';
+import { allItems, type PageFetcher, pages } from '../core/pages.ts';
+import {
+  httpAttempt,
+  isHttpAnswer,
+  RETRY_POLICIES,
+  type RetryPolicy,
+  Transient,
+  withRetry,
+} from '../core/retry.ts';
+import type { Page } from '../core/wire.ts';
 
 /** Options of one API connection. */
 export interface TransportOptions {
@@ -12,9 +23,20 @@ export interface TransportOptions {
   timeoutMs?: number;
   /** Total time a call may spend retrying transient failures (ms). */
   retryBudgetMs?: number;
+  /** Items per page of list calls; default the server's (a page ends at 1 MB). */
+  pageSize?: number;
 }
 
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+/** Options of one call. */
+export interface CallOptions {
+  /**
+   * Whether the call may run twice (default true, for every call, as before idempotency keys). When false,
+   * only failures that prove the request was not processed are retried: 429, and a refused connection.
+   */
+  safeToRetry?: boolean;
+}
+
+type Query = Record<string, string | undefined>;
 
 /** A JSON client of the Sortie HTTP API. */
 export class Transport {
@@ -23,7 +45,8 @@ export class Transport {
   /** Requests made, by `METHOD path-template`; the bench reads it. */
   readonly requests: Record<string, number> = {};
   private readonly timeoutMs: number;
-  private readonly retryBudgetMs: number;
+  private readonly policy: RetryPolicy;
+  private readonly pageSize: number | undefined;
 
   constructor(opts: TransportOptions = {}, token?: string) {
     const endpoint = opts.endpoint ?? process.env.SORTIE_API_URL;
@@ -35,58 +58,74 @@ export class Transport {
     this.endpoint = endpoint.replace(/\/+$/, '');
     this.token = token;
     this.timeoutMs = opts.timeoutMs ?? 60_000;
-    this.retryBudgetMs = opts.retryBudgetMs ?? 30_000;
+    this.policy = { ...RETRY_POLICIES.sdk, budgetMs: opts.retryBudgetMs ?? RETRY_POLICIES.sdk.budgetMs };
+    this.pageSize = opts.pageSize;
   }
 
   async request<T>(
     method: 'GET' | 'POST',
     path: string,
     body?: unknown,
-    query?: Record<string, string | undefined>,
+    query?: Query,
+    call: CallOptions = {},
   ): Promise<T> {
     const url = new URL(this.endpoint + path);
     for (const [k, v] of Object.entries(query ?? {})) if (v !== undefined) url.searchParams.set(k, v);
     const key = `${method} ${path.replace(/\/(session|pilot|unit|pmgr|umgr)\.[^/]+/g, '/{$1}')}`;
-    const started = Date.now();
-    let delay = 100;
-    for (;;) {
-      this.requests[key] = (this.requests[key] ?? 0) + 1;
-      let res: Response | undefined;
-      let failure: unknown;
-      try {
-        res = await fetch(url, {
-          method,
-          headers: {
-            ...(this.token ? { authorization: `Bearer ${this.token}` } : {}),
-            ...(body !== undefined ? { 'content-type': 'application/json' } : {}),
-          },
-          ...(body !== undefined ? { body: JSON.stringify(body) } : {}),
-          signal: AbortSignal.timeout(this.timeoutMs),
+    const what = `${method} ${url.pathname}`;
+    return withRetry(
+      async () => {
+        this.requests[key] = (this.requests[key] ?? 0) + 1;
+        const send = () =>
+          fetch(url, {
+            method,
+            headers: {
+              ...(this.token ? { authorization: `Bearer ${this.token}` } : {}),
+              ...(body !== undefined ? { 'content-type': 'application/json' } : {}),
+            },
+            ...(body !== undefined ? { body: JSON.stringify(body) } : {}),
+            signal: AbortSignal.timeout(this.timeoutMs),
+          });
+        const answer = await httpAttempt(send, what, call.safeToRetry ?? true).catch((err: unknown) => {
+          throw err instanceof Transient ? err : new NoSuccess(`${what}: ${String(err)}`, { cause: err });
         });
-      } catch (err) {
-        failure = err;
-      }
-      if (res) {
-        const text = await res.text();
-        const parsed: unknown = text ? safeJson(text) : undefined;
-        if (res.ok) return parsed as T;
-        if (![429, 502, 503, 504].includes(res.status)) throw fromWire(res.status, parsed ?? text);
-        failure = fromWire(res.status, parsed ?? text);
-      }
-      if (Date.now() - started + delay > this.retryBudgetMs) {
-        if (failure instanceof PilotException) throw failure;
-        throw new NoSuccess(`${method} ${url.pathname}: ${String(failure)}`, { cause: failure });
-      }
-      await sleep(delay);
-      delay = Math.min(delay * 2, 2_000);
-    }
+        if (answer.ok) return answer.body as T;
+        throw fromWire(answer.status, answer.body ?? answer.text);
+      },
+      {
+        policy: this.policy,
+        // The class of the last failure (DatabaseError for a 503, …) is kept; the message says how long we tried.
+        exhausted: (last, spent) => {
+          const tried = `after ${spent.attempts} attempts in ${spent.elapsedMs} ms`;
+          if (isHttpAnswer(last)) {
+            const failure = fromWire(last.status, last.body ?? last.text);
+            const Class = failure.constructor as new (m: string, o: object) => PilotException;
+            return new Class(`${what}: ${failure.message} (${tried})`, {
+              cause: failure,
+              ...(failure.obj !== undefined ? { obj: failure.obj } : {}),
+            });
+          }
+          return new NoSuccess(`${what}: ${String(last)} (${tried})`, { cause: last });
+        },
+      },
+    );
   }
-}
 
-function safeJson(text: string): unknown {
-  try {
-    return JSON.parse(text);
-  } catch {
-    return text;
+  /**
+   * Every page of a list route, following `next` to the end (the SDK's paginator). `query.since` makes it
+   * a change feed: the last page's `cursor` goes back as `since` next time.
+   */
+  paginate<T>(path: string, query: Query = {}): AsyncGenerator<Page<T>> {
+    return pages(this.pageFetcher<T>(path, query));
+  }
+
+  /** All items of a list route, every page. */
+  list<T>(path: string, query: Query = {}): Promise<T[]> {
+    return allItems(this.pageFetcher<T>(path, query));
+  }
+
+  private pageFetcher<T>(path: string, query: Query): PageFetcher<T> {
+    const limit = this.pageSize === undefined ? undefined : String(this.pageSize);
+    return (next) => this.request<Page<T>>('GET', path, undefined, { ...query, limit, next });
   }
 }

@@ -2,7 +2,7 @@
 import { type ComputePilotDescriptionInput, parsePilotDescription } from '../core/descriptions.ts';
 import { BadParameter } from '../core/errors.ts';
 import type { PilotState } from '../core/states.ts';
-import type { Page, PilotRecord } from '../core/wire.ts';
+import type { PilotRecord } from '../core/wire.ts';
 import { ComputePilot, PILOT_FINAL } from './pilot.ts';
 import type { Session } from './session.ts';
 import { Watcher } from './watcher.ts';
@@ -17,12 +17,7 @@ export class PilotManager {
     readonly uid: string,
   ) {
     this.watcher = new Watcher<PilotState, PilotRecord>(
-      (since, next) =>
-        session.transport.request<Page<PilotRecord>>('GET', session.path('/pilots'), undefined, {
-          pmgr: uid,
-          since,
-          next,
-        }),
+      (since) => session.transport.paginate<PilotRecord>(session.path('/pilots'), { pmgr: uid, since }),
       PILOT_FINAL,
     );
     session.pilotManagers.set(uid, this);

@@ -171,8 +171,7 @@ export class Session {
   }
 
   async listPilotManagers(): Promise<string[]> {
-    const r = await this.transport.request<{ items: { uid: string }[] }>('GET', this.path('/pmgrs'));
-    return r.items.map((m) => m.uid);
+    return (await this.transport.list<{ uid: string }>(this.path('/pmgrs'))).map((m) => m.uid);
   }
 
   async getPilotManagers(uids?: string[]): Promise<PilotManager[]> {
@@ -181,8 +180,7 @@ export class Session {
   }
 
   async listUnitManagers(): Promise<string[]> {
-    const r = await this.transport.request<{ items: { uid: string }[] }>('GET', this.path('/umgrs'));
-    return r.items.map((m) => m.uid);
+    return (await this.transport.list<{ uid: string }>(this.path('/umgrs'))).map((m) => m.uid);
   }
 
   async getUnitManagers(uids?: string[]): Promise<UnitManager[]> {

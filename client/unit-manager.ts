@@ -2,7 +2,7 @@
 import { type ComputeUnitDescriptionInput, parseUnitDescriptions } from '../core/descriptions.ts';
 import { BadParameter } from '../core/errors.ts';
 import type { UnitState } from '../core/states.ts';
-import type { Page, UnitRecord } from '../core/wire.ts';
+import type { UnitRecord } from '../core/wire.ts';
 import type { ComputePilot } from './pilot.ts';
 import type { Session } from './session.ts';
 import { ComputeUnit, UNIT_FINAL } from './unit.ts';
@@ -31,11 +31,7 @@ export class UnitManager {
     readonly scheduler: SchedulerName,
   ) {
     this.watcher = new Watcher<UnitState, UnitRecord>(
-      (since, next) =>
-        session.transport.request<Page<UnitRecord>>('GET', session.path(`/umgrs/${uid}/units`), undefined, {
-          since,
-          next,
-        }),
+      (since) => session.transport.paginate<UnitRecord>(session.path(`/umgrs/${uid}/units`), { since }),
       UNIT_FINAL,
     );
     session.unitManagers.set(uid, this);

@@ -54,7 +54,8 @@ export class Watcher<S extends string, R extends Followed<S>> {
   private lastError: unknown;
 
   constructor(
-    private readonly fetchPage: (since: string | undefined, next: string | undefined) => Promise<Page<R>>,
+    /** The feed's pages of changes after `since` (all records when undefined), e.g. {@link Transport.paginate}. */
+    private readonly feed: (since: string | undefined) => AsyncIterable<Page<R>>,
     /** Final states: a wait ends when a record reaches one, wanted or not (it will never move again). */
     private readonly finals: readonly S[] = [],
     private readonly minIntervalMs = 100,
@@ -92,12 +93,9 @@ export class Watcher<S extends string, R extends Followed<S>> {
 
   private async pollOnce(): Promise<void> {
     const since = this.cursor ? rewind(this.cursor, OVERLAP_MS) : undefined;
-    let next: string | undefined;
     let changed = 0;
     let read = 0;
-    do {
-      const page = await this.fetchPage(since, next);
-      next = page.next;
+    for await (const page of this.feed(since)) {
       read += page.items.length;
       const fresh: R[] = [];
       for (const r of page.items) {
@@ -109,7 +107,7 @@ export class Watcher<S extends string, R extends Followed<S>> {
       changed += fresh.length;
       this.deliver(fresh);
       if (!this.cursor || page.cursor > this.cursor) this.cursor = page.cursor;
-    } while (next);
+    }
     // Back off while nothing moves, in proportion to how long nothing has moved (a quarter of it), and snap
     // back as soon as something does: a few quick empty polls must not push a change that is about to land
     // out by a long interval. Right after a submission, poll at FAST_START.intervalMs for a moment: short units end within tens of

@@ -79,3 +79,12 @@ export interface UnitReport {
   execLocations?: string[];
   reason?: string;
 }
+
+/** A response body as JSON, or as the text itself when it is not JSON (a gateway's plain-text error). */
+export function parseBody(text: string): unknown {
+  try {
+    return JSON.parse(text);
+  } catch {
+    return text;
+  }
+}

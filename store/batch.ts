@@ -1,6 +1,7 @@
 /**
  * Batch reads and writes with DynamoDB's limits (25 writes, 100 keys per request), parallel requests,
- * and retries of what DynamoDB leaves unprocessed (it may, under load, without failing the request).
+ * and retries of what DynamoDB leaves unprocessed (it may, under load, without failing the request), under
+ * the store's retry policy (core/retry.ts).
  */
 import {
   BatchGetCommand,
@@ -9,6 +10,7 @@ import {
   type BatchWriteCommandOutput,
 } from '@aws-sdk/lib-dynamodb';
 import { DatabaseError } from '../core/errors.ts';
+import { RETRY_POLICIES, Transient, withRetry } from '../core/retry.ts';
 import type { Db } from './db.ts';
 import { PK } from './keys.ts';
 import type { Item } from './records.ts';
@@ -17,7 +19,6 @@ const WRITE_BATCH = 25;
 const GET_BATCH = 100;
 /** Parallel batch requests: enough to hide latency without tripping throttling on a fresh table. */
 const BATCH_CONCURRENCY = 8;
-const MAX_ATTEMPTS = 8;
 
 /** Run `fn` over `items` with at most `limit` in flight; results keep the input order. */
 export async function mapLimit<T, R>(
@@ -44,10 +45,24 @@ export function chunk<T>(xs: readonly T[], size: number): T[][] {
   return out;
 }
 
-/** Exponential backoff with full jitter: 25 ms, 50 ms, … capped at 2 s. */
-function backoff(attempt: number): Promise<void> {
-  const ms = Math.random() * Math.min(2000, 25 * 2 ** attempt);
-  return new Promise((r) => setTimeout(r, ms));
+/** Retries the remainder DynamoDB left unprocessed, under the store's retry policy. */
+async function untilProcessed<R>(
+  kind: 'writes' | 'reads',
+  first: R[],
+  send: (requests: R[]) => Promise<R[]>,
+): Promise<void> {
+  let left = first;
+  await withRetry(
+    async () => {
+      left = await send(left);
+      if (left.length) throw new Transient(`${left.length} ${kind} left unprocessed`);
+    },
+    {
+      policy: RETRY_POLICIES.store,
+      exhausted: (_last, spent) =>
+        new DatabaseError(`${left.length} ${kind} left unprocessed after ${spent.attempts} attempts`),
+    },
+  );
 }
 
 /**
@@ -55,19 +70,19 @@ function backoff(attempt: number): Promise<void> {
  * @throws DatabaseError when items remain unprocessed after the retries.
  */
 export async function batchPut(db: Db, items: readonly Item[]): Promise<void> {
-  await mapLimit(chunk(items, WRITE_BATCH), BATCH_CONCURRENCY, async (batch) => {
-    let requests = batch.map((Item) => ({ PutRequest: { Item } }));
-    for (let attempt = 0; requests.length; attempt++) {
-      if (attempt >= MAX_ATTEMPTS)
-        throw new DatabaseError(`${requests.length} writes left unprocessed after ${attempt} attempts`);
-      if (attempt) await backoff(attempt);
-      const out = await db.send<BatchWriteCommandOutput>(
-        'BatchWriteItem',
-        new BatchWriteCommand({ RequestItems: { [db.tableName]: requests } }),
-      );
-      requests = (out.UnprocessedItems?.[db.tableName] ?? []) as typeof requests;
-    }
-  });
+  await mapLimit(chunk(items, WRITE_BATCH), BATCH_CONCURRENCY, (batch) =>
+    untilProcessed(
+      'writes',
+      batch.map((Item) => ({ PutRequest: { Item } })),
+      async (requests) => {
+        const out = await db.send<BatchWriteCommandOutput>(
+          'BatchWriteItem',
+          new BatchWriteCommand({ RequestItems: { [db.tableName]: requests } }),
+        );
+        return (out.UnprocessedItems?.[db.tableName] ?? []) as typeof requests;
+      },
+    ),
+  );
 }
 
 /**
@@ -77,19 +92,19 @@ export async function batchPut(db: Db, items: readonly Item[]): Promise<void> {
 export async function batchGet(db: Db, pks: readonly string[]): Promise<Map<string, Item>> {
   const found = new Map<string, Item>();
   const unique = [...new Set(pks)];
-  await mapLimit(chunk(unique, GET_BATCH), BATCH_CONCURRENCY, async (batch) => {
-    let keys: Record<string, unknown>[] = batch.map((pk) => ({ [PK]: pk }));
-    for (let attempt = 0; keys.length; attempt++) {
-      if (attempt >= MAX_ATTEMPTS)
-        throw new DatabaseError(`${keys.length} reads left unprocessed after ${attempt} attempts`);
-      if (attempt) await backoff(attempt);
-      const out = await db.send<BatchGetCommandOutput>(
-        'BatchGetItem',
-        new BatchGetCommand({ RequestItems: { [db.tableName]: { Keys: keys, ConsistentRead: true } } }),
-      );
-      for (const item of out.Responses?.[db.tableName] ?? []) found.set(String(item[PK]), item);
-      keys = out.UnprocessedKeys?.[db.tableName]?.Keys ?? [];
-    }
-  });
+  await mapLimit(chunk(unique, GET_BATCH), BATCH_CONCURRENCY, (batch) =>
+    untilProcessed(
+      'reads',
+      batch.map((pk): Record<string, unknown> => ({ [PK]: pk })),
+      async (keys) => {
+        const out = await db.send<BatchGetCommandOutput>(
+          'BatchGetItem',
+          new BatchGetCommand({ RequestItems: { [db.tableName]: { Keys: keys, ConsistentRead: true } } }),
+        );
+        for (const item of out.Responses?.[db.tableName] ?? []) found.set(String(item[PK]), item);
+        return out.UnprocessedKeys?.[db.tableName]?.Keys ?? [];
+      },
+    ),
+  );
   return found;
 }

@@ -8,20 +8,14 @@
  */
 import { QueryCommand, type QueryCommandOutput } from '@aws-sdk/lib-dynamodb';
 import { BadParameter, DatabaseError } from '../core/errors.ts';
+import type { Page } from '../core/wire.ts';
 import { TABLE } from '../stacks/manifest.ts';
 import { batchGet } from './batch.ts';
 import type { StoreContext } from './context.ts';
 import { PK } from './keys.ts';
 import type { Item } from './records.ts';
 
-/** A page of a list or change feed. */
-export interface Page<T> {
-  items: T[];
-  /** `changed` of the last item (or the `since` given, or '' when nothing was returned). */
-  cursor: string;
-  /** Present when more items match: pass it back as `next`. */
-  next?: string;
-}
+export type { Page } from '../core/wire.ts';
 
 /** Paging options of list calls. */
 export interface PageOptions {
@@ -29,8 +23,8 @@ export interface PageOptions {
   since?: string;
   /** Page size (DynamoDB also stops at 1 MB). */
   limit?: number;
-  /** `next` of the previous page. */
-  next?: string;
+  /** `next` of the previous page (undefined for the first, so a pagination loop can pass it as it is). */
+  next?: string | undefined;
 }
 
 /** A cursor `ms` milliseconds earlier, to poll with an overlap. */

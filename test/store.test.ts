@@ -8,6 +8,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { itemBytes } from '../bench/pricing.ts';
 import type { ComputeUnitDescription } from '../core/descriptions.ts';
 import { DoesNotExist, IncorrectState } from '../core/errors.ts';
+import { allItems } from '../core/pages.ts';
 import { sweepTarget, type UnitState, unitModel } from '../core/states.ts';
 import {
   type LocalDynamoDb,
@@ -259,13 +260,7 @@ describe.each(engines)('Store on $name', ({ start }) => {
         created.map((u) => u.uid),
       );
       const readCounts = { ...store.requests };
-      const listed: UnitRecord[] = [];
-      let next: string | undefined;
-      do {
-        const page = await store.listUnits(sid, umgr, { limit: 700, ...(next ? { next } : {}) });
-        listed.push(...page.items);
-        next = page.next;
-      } while (next);
+      const listed = await allItems((next) => store.listUnits(sid, umgr, { limit: 700, next }));
       // Assess
       expect(created).toHaveLength(2000);
       expect(created[0]?.uid).toBe('unit.000000');

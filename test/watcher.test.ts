@@ -6,6 +6,7 @@
 import { afterEach, describe, expect, it, vi } from 'vitest';
 import { type Followed, Watcher } from '../client/watcher.ts';
 import { DoesNotExist, NoSuccess, Timeout } from '../core/errors.ts';
+import { pages } from '../core/pages.ts';
 import type { Page } from '../core/wire.ts';
 
 type S = 'New' | 'Executing' | 'Done' | 'Failed';
@@ -55,7 +56,12 @@ afterEach(() => {
 });
 
 function follow(f: ReturnType<typeof feed>) {
-  const w = new Watcher<S, R>(f.fetchPage, ['Done', 'Failed'], 5, 20);
+  const w = new Watcher<S, R>(
+    (since) => pages((next) => f.fetchPage(since, next)),
+    ['Done', 'Failed'],
+    5,
+    20,
+  );
   const seen: string[] = [];
   stops.push(w.register((r, state) => seen.push(`${r.uid}:${state}`)));
   return { w, seen };
@@ -155,7 +161,12 @@ describe('Watcher: each state once, in order', () => {
 describe('Watcher.wait', () => {
   it('returns as soon as the feed shows the wanted state', async () => {
     const f = feed();
-    const w = new Watcher<S, R>(f.fetchPage, ['Done', 'Failed'], 5, 20);
+    const w = new Watcher<S, R>(
+      (since) => pages((next) => f.fetchPage(since, next)),
+      ['Done', 'Failed'],
+      5,
+      20,
+    );
     f.push([rec('u1', ['New'], 1)], at(1));
     const waiting = w.wait(['u1'], ['Executing'], undefined, 'wait u1');
     f.push([rec('u1', ['New', 'Executing'], 2)], at(2));
@@ -165,7 +176,12 @@ describe('Watcher.wait', () => {
 
   it('a final state ends a wait for another state (the record will never move again)', async () => {
     const f = feed();
-    const w = new Watcher<S, R>(f.fetchPage, ['Done', 'Failed'], 5, 20);
+    const w = new Watcher<S, R>(
+      (since) => pages((next) => f.fetchPage(since, next)),
+      ['Done', 'Failed'],
+      5,
+      20,
+    );
     f.push([rec('u1', ['New', 'Failed'], 1)], at(1));
     const [r] = await w.wait(['u1'], ['Executing'], undefined, 'wait u1');
     expect(r?.state).toBe('Failed');
@@ -173,7 +189,12 @@ describe('Watcher.wait', () => {
 
   it('times out naming each laggard with its state, and an unknown uid as unknown', async () => {
     const f = feed();
-    const w = new Watcher<S, R>(f.fetchPage, ['Done', 'Failed'], 5, 20);
+    const w = new Watcher<S, R>(
+      (since) => pages((next) => f.fetchPage(since, next)),
+      ['Done', 'Failed'],
+      5,
+      20,
+    );
     f.push([rec('u1', ['New', 'Executing'], 1), rec('u2', ['New', 'Done'], 1)], at(1));
     const err = await w.wait(['u1', 'u2', 'u9'], ['Done'], 50, 'waitUnits').catch((e: unknown) => e);
     expect(err).toBeInstanceOf(Timeout);
@@ -184,7 +205,12 @@ describe('Watcher.wait', () => {
 
   it('names at most ten laggards and counts the rest', async () => {
     const f = feed();
-    const w = new Watcher<S, R>(f.fetchPage, ['Done', 'Failed'], 5, 20);
+    const w = new Watcher<S, R>(
+      (since) => pages((next) => f.fetchPage(since, next)),
+      ['Done', 'Failed'],
+      5,
+      20,
+    );
     const uids = Array.from({ length: 13 }, (_, i) => `u${i}`);
     f.push(
       uids.map((u) => rec(u, ['New'], 1)),
@@ -196,7 +222,12 @@ describe('Watcher.wait', () => {
 
   it('a client error from the feed (4xx) ends the wait with that error', async () => {
     const f = feed();
-    const w = new Watcher<S, R>(f.fetchPage, ['Done', 'Failed'], 5, 20);
+    const w = new Watcher<S, R>(
+      (since) => pages((next) => f.fetchPage(since, next)),
+      ['Done', 'Failed'],
+      5,
+      20,
+    );
     f.push([rec('u1', ['New'], 1)], at(1));
     const waiting = w.wait(['u1'], ['Done'], undefined, 'wait u1').catch((e: unknown) => e);
     const gone = new DoesNotExist('session s1 does not exist');
@@ -206,7 +237,12 @@ describe('Watcher.wait', () => {
 
   it('a server error (5xx) does not end the wait: it goes on once the feed answers again', async () => {
     const f = feed();
-    const w = new Watcher<S, R>(f.fetchPage, ['Done', 'Failed'], 5, 20);
+    const w = new Watcher<S, R>(
+      (since) => pages((next) => f.fetchPage(since, next)),
+      ['Done', 'Failed'],
+      5,
+      20,
+    );
     f.push([rec('u1', ['New'], 1)], at(1));
     const waiting = w.wait(['u1'], ['Done'], undefined, 'wait u1');
     f.fail(new NoSuccess('throttled'));

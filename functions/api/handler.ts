@@ -9,9 +9,10 @@ import ssh2 from 'ssh2';
 import { parsePilotDescription } from '../../core/descriptions.ts';
 import { BadParameter, DoesNotExist, PermissionDenied } from '../../core/errors.ts';
 import { groupBy } from '../../core/group.ts';
+import { allItems } from '../../core/pages.ts';
 import { parseScheduler } from '../../core/schedulers.ts';
 import { isFinal, pilotModel, UnitState, unitModel } from '../../core/states.ts';
-import type { PilotRecord, SessionRecord, UnitRecord } from '../../store/index.ts';
+import type { PageOptions, PilotRecord, SessionRecord, UnitRecord } from '../../store/index.ts';
 import { authSession } from '../lib/auth.ts';
 import { httpHandler, type Request, str, strList } from '../lib/http.ts';
 import { cancelPilot, startPilotExecution } from '../lib/pilots.ts';
@@ -55,11 +56,21 @@ function sessionOut(s: SessionRecord) {
   };
 }
 
-function pageOpts(req: Request) {
-  return {
-    ...(req.query.since ? { since: req.query.since } : {}),
-    ...(req.query.next ? { next: req.query.next } : {}),
-  };
+/** Largest page a list route serves on request (DynamoDB also ends a page at 1 MB). */
+const MAX_PAGE_SIZE = 1_000;
+
+/** Paging of a list route: `since` (change feed), `next` (page token), `limit` (page size, 1–1000). */
+function pageOpts(req: Request): PageOptions {
+  const { since, next, limit } = req.query;
+  let size: number | undefined;
+  if (limit !== undefined) {
+    size = /^[0-9]+$/.test(limit) ? Number(limit) : Number.NaN;
+    if (!(size >= 1 && size <= MAX_PAGE_SIZE))
+      throw new BadParameter(
+        `limit: must be a whole number from 1 to ${MAX_PAGE_SIZE}, got ${JSON.stringify(limit)}`,
+      );
+  }
+  return { ...(since ? { since } : {}), ...(next ? { next } : {}), ...(size ? { limit: size } : {}) };
 }
 
 /** Units of the session, refusing unknown uids (404 naming them) and other managers' units. */
@@ -101,14 +112,9 @@ export const handler = httpHandler({
   'POST /sessions/{sid}/close': async (req) => {
     const s = await session(req);
     if (req.body.terminate !== false) {
-      for (const pmgr of (await store().listPilotManagers(s.sessionId)).items) {
-        let next: string | undefined;
-        do {
-          const page = await store().listPilots(s.sessionId, pmgr.uid, next ? { next } : {});
-          next = page.next;
-          for (const p of page.items)
-            if (!isFinal(pilotModel, p.state)) await cancelPilot(s.sessionId, p.uid, 'session close');
-        } while (next);
+      for (const pmgr of await allItems((next) => store().listPilotManagers(s.sessionId, { next }))) {
+        for (const p of await allItems((next) => store().listPilots(s.sessionId, pmgr.uid, { next })))
+          if (!isFinal(pilotModel, p.state)) await cancelPilot(s.sessionId, p.uid, 'session close');
       }
     }
     const closed = s.state === 'closed' ? s : await store().closeSession(s.sessionId);
@@ -260,13 +266,7 @@ export const handler = httpHandler({
     let uids = strList(req.body, 'uids', 'cancelPilots');
     if (!uids) {
       const pmgr = str(req.body, 'pmgr', 'cancelPilots');
-      uids = [];
-      let next: string | undefined;
-      do {
-        const page = await store().listPilots(s.sessionId, pmgr, next ? { next } : {});
-        next = page.next;
-        uids.push(...page.items.map((p) => p.uid));
-      } while (next);
+      uids = (await allItems((next) => store().listPilots(s.sessionId, pmgr, { next }))).map((p) => p.uid);
     }
     await store().getPilots(s.sessionId, uids); // 404 for unknown ones, before anything is cancelled
     await Promise.all(uids.map((pid) => cancelPilot(s.sessionId, pid, 'user')));
@@ -286,6 +286,7 @@ export const handler = httpHandler({
     return {
       items: page.items.map((m) => ({ uid: m.uid, scheduler: m.scheduler, pilots: m.pilots })),
       cursor: page.cursor,
+      ...(page.next ? { next: page.next } : {}),
     };
   },
 

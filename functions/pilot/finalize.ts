@@ -14,6 +14,7 @@
  *    execution ended without getting here.
  */
 import { groupBy } from '../../core/group.ts';
+import { allItems } from '../../core/pages.ts';
 import { causeText, decidePilotEnd, type PilotEndInput, RECONCILED_ERROR } from '../../core/pilot-end.ts';
 import { bindUnits, type SchedulerName } from '../../core/schedulers.ts';
 import { isFinal, PilotState, pilotModel, sweepTarget, UnitState } from '../../core/states.ts';
@@ -47,15 +48,8 @@ async function bounded<T>(what: string, ms: number, p: Promise<T>): Promise<T | 
   }
 }
 
-async function allPilotUnits(sid: string, pid: string): Promise<UnitRecord[]> {
-  const out: UnitRecord[] = [];
-  let next: string | undefined;
-  do {
-    const page = await store().listPilotUnits(sid, pid, next ? { next } : {});
-    out.push(...page.items);
-    next = page.next;
-  } while (next);
-  return out;
+function allPilotUnits(sid: string, pid: string): Promise<UnitRecord[]> {
+  return allItems((next) => store().listPilotUnits(sid, pid, { next }));
 }
 
 /** The sweep (step 3). Returns counts for the log. */
