@@ -182,6 +182,23 @@ describe('bad input: 400 naming the field and the value, nothing created', () =>
       [{ resource: 'local.localhost', runtime: 10, cores: 0 }, ['cores', '0']],
       [{ resource: 'local.localhost', cores: 1 }, ['runtime', 'required']],
       [{ resource: 'local.localhost', runtime: 10, cores: 1, gpu: 1 }, ['gpu', 'unknown key']],
+      // Sandboxes: never under /proc, /sys or /dev, no '..' escape, under the resource's valid roots, on
+      // every resource (local.localhost forks right here: /proc once hung the backend in mkdirSync).
+      ...(
+        [
+          ['/proc/self/sortie', 'must not be under /proc'],
+          ['/sys/kernel/sortie', 'must not be under'],
+          ['/tmp/../proc/sortie', "'..'"],
+          ['/etc/sortie', 'valid roots'],
+          ['sandbox', 'absolute'],
+          ['/tmp/a b', 'path characters'],
+        ] as const
+      ).flatMap(([sandbox, why]) =>
+        ['local.localhost', 'local.slurm'].map((resource): [unknown, string[]] => [
+          { resource, runtime: 10, cores: 1, sandbox },
+          ['sandbox', `'${sandbox}'`, why, resource],
+        ]),
+      ),
     ];
     for (const [d, words] of cases) {
       const r = await call('POST', a.path('/pilots'), {

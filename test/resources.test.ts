@@ -3,7 +3,13 @@ import os from 'node:os';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { BadParameter } from '../core/errors.ts';
-import { getResourceConfig, listResources, parseResourceConfig, SHIPPED_SITES } from '../core/resources.ts';
+import {
+  checkSandbox,
+  getResourceConfig,
+  listResources,
+  parseResourceConfig,
+  SHIPPED_SITES,
+} from '../core/resources.ts';
 import { addResourceConfig } from '../resources/files.ts';
 
 const resourcesDir = path.join(import.meta.dirname, '..', 'resources');
@@ -119,5 +125,40 @@ describe('addResourceConfig', () => {
   it('refuses bare names in an object and unreadable files', () => {
     expect(() => addResourceConfig({ bare: minimal })).toThrow(/full key '<site>\.bare'/);
     expect(() => addResourceConfig('/nonexistent/site.json')).toThrow(/cannot read resource config/);
+  });
+});
+
+describe('pilot sandboxes', () => {
+  const local = getResourceConfig('local.localhost');
+  it.each(['$HOME/sb', '~/sb', '/tmp/sortie', '/var/tmp/x/y', '//tmp//sb/'])('accepts %s', (sandbox) => {
+    expect(() => checkSandbox('local.localhost', local, sandbox)).not.toThrow();
+  });
+  it.each([
+    ['/proc/self', 'must not be under /proc, /sys, /dev'],
+    ['//proc/1', 'must not be under'],
+    ['/dev/shm/sb', 'must not be under'],
+    ['/tmp/./sb', "'.' or '..'"],
+    ['$HOME/../../sys', "'.' or '..'"],
+    ['/home2/sb', 'valid roots ($HOME, /tmp, /var/tmp)'],
+    ['$SCRATCH/sb', 'valid roots'],
+    ['tmp/sb', 'absolute'],
+    ['/tmp/$(reboot)', 'path characters'],
+  ])('refuses %s naming the field and the value', (sandbox, why) => {
+    expect(() => checkSandbox('local.localhost', local, sandbox)).toThrow(BadParameter);
+    expect(() => checkSandbox('local.localhost', local, sandbox)).toThrow(
+      `pilot description.sandbox: '${sandbox}'`,
+    );
+    expect(() => checkSandbox('local.localhost', local, sandbox)).toThrow(why);
+  });
+  it('refuses /proc even on a resource without valid roots', () => {
+    const open = parseResourceConfig('x.open', {
+      description: 'no roots',
+      schemas: { local: {} },
+      defaultSchema: 'local',
+      jobManager: 'fork',
+      coresPerNode: 1,
+    });
+    expect(() => checkSandbox('x.open', open, '/proc/sb')).toThrow('must not be under');
+    expect(() => checkSandbox('x.open', open, '/anywhere/sb')).not.toThrow();
   });
 });

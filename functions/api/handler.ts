@@ -9,7 +9,7 @@ import ssh2 from 'ssh2';
 import { parsePilotDescription } from '../../core/descriptions.ts';
 import { BadParameter, DoesNotExist, PermissionDenied } from '../../core/errors.ts';
 import { groupBy } from '../../core/group.ts';
-import { getResourceConfig } from '../../core/resources.ts';
+import { checkSandbox, getResourceConfig } from '../../core/resources.ts';
 import { parseScheduler } from '../../core/schedulers.ts';
 import { isFinal, pilotModel, UnitState, unitModel } from '../../core/states.ts';
 import type { PilotRecord, SessionRecord, UnitRecord } from '../../store/index.ts';
@@ -201,6 +201,7 @@ export const handler = httpHandler({
       try {
         const pd = parsePilotDescription(d);
         const rc = getResourceConfig(pd.resource);
+        if (pd.sandbox !== undefined) checkSandbox(pd.resource, rc, pd.sandbox);
         for (const arg of rc.mandatoryArgs ?? []) {
           if ((pd as Record<string, unknown>)[arg] === undefined) {
             throw new BadParameter(
