@@ -32,7 +32,7 @@ function unitOut(u: UnitRecord): Omit<UnitRecord, 'sessionId'> {
 }
 
 async function session(req: Request) {
-  return authSession(req.headers, req.params.sid);
+  return authSession(req.headers, req.params.sid, req.event.routeKey);
 }
 
 /** The private half of a generated key, for the holder of its key id (`<keyRef>~<secret>`). */

@@ -6,7 +6,6 @@
 
 import { IncorrectState } from '../../core/errors.ts';
 import { isFinal, PilotState, pilotModel, UnitState } from '../../core/states.ts';
-import type { PilotRecord } from '../../store/index.ts';
 import { authAgent } from '../lib/auth.ts';
 import { httpHandler } from '../lib/http.ts';
 import { heartbeatSeconds, heartbeatToken, succeedToken } from '../lib/pilots.ts';
@@ -14,18 +13,12 @@ import { deleteReceived, receiveUnits } from '../lib/queues.ts';
 import { store } from '../lib/store.ts';
 import { parseReports, planRounds } from './reports.ts';
 
-function live(p: PilotRecord): PilotRecord {
-  if (isFinal(pilotModel, p.state))
-    throw new IncorrectState(`pilot ${p.uid} is ${p.state}: the agent must stop`, { obj: p.uid });
-  return p;
-}
-
 /** Small units travel ~100–160 to a message (queues.ts packs 24 KiB); a guess is enough to size a receive. */
 const UNITS_PER_MESSAGE_GUESS = 100;
 
 export const handler = httpHandler({
   'POST /agent/activate': async (req) => {
-    const pilot = live(await authAgent(req.headers));
+    const pilot = await authAgent(req.headers);
     const d = req.body.resourceDetail as Record<string, unknown> | undefined;
     const nodes = Array.isArray(d?.nodes)
       ? (d.nodes as unknown[]).filter((n): n is string => typeof n === 'string')
@@ -49,7 +42,7 @@ export const handler = httpHandler({
   },
 
   'POST /agent/pull': async (req) => {
-    const pilot = live(await authAgent(req.headers));
+    const pilot = await authAgent(req.headers);
     if (pilot.state !== PilotState.ACTIVE)
       throw new IncorrectState(`pilot ${pilot.uid} is ${pilot.state}, not Active`);
     const wait = Math.max(0, Math.min(10, Number(req.body.waitSeconds ?? 0) || 0));
@@ -87,7 +80,7 @@ export const handler = httpHandler({
   },
 
   'POST /agent/heartbeat': async (req) => {
-    const pilot = live(await authAgent(req.headers));
+    const pilot = await authAgent(req.headers);
     await heartbeatToken(pilot.taskTokens.active);
     // Commands stay on the record (the agent ignores repeats): clearing them could lose one appended meanwhile.
     const cancelUnits = pilot.commands.filter((c) => c.type === 'cancel_units').flatMap((c) => c.uids ?? []);
@@ -98,7 +91,6 @@ export const handler = httpHandler({
     let pilot = await authAgent(req.headers);
     const state = req.body.state === PilotState.DONE ? PilotState.DONE : PilotState.FAILED;
     const reason = typeof req.body.reason === 'string' ? req.body.reason.slice(0, 2000) : 'agent ended';
-    if (isFinal(pilotModel, pilot.state)) return { ok: true };
     // The Active state registers its token right after activation; give a very short-lived agent a moment.
     for (let i = 0; i < 50 && !pilot.taskTokens.active; i++) {
       await new Promise((r) => setTimeout(r, 100));
