@@ -110,9 +110,10 @@ export async function applyTransitionFrom<S extends string, R>(
     }
     const u = new Update()
       .set('state', move.state)
-      .append(HISTORY, [historyStep(move.passed, now)])
       .set('changed', changedKey(now, spec.uid))
       .when((c) => `${c.path('state')} = ${c.value(state)}`);
+    // A retried step (core/states.ts progressOrStay) enters nothing: its history gains no step.
+    if (move.passed.length) u.append(HISTORY, [historyStep(move.passed, now)]);
     addExpect(u, spec.expect);
     spec.patch(u, move.passed, now);
     try {

@@ -188,8 +188,9 @@ export class Store {
     pilotId: string,
     target: PilotState,
     patch?: pilots.PilotPatch,
+    options?: { retry?: boolean },
   ): Promise<TransitionOutcome<PilotRecord, PilotState>> {
-    return pilots.transitionPilot(this.#ctx, sessionId, pilotId, target, patch);
+    return pilots.transitionPilot(this.#ctx, sessionId, pilotId, target, patch, options);
   }
   /** See {@link pilots.patchPilot}. */
   patchPilot(

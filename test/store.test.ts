@@ -178,6 +178,24 @@ describe.each(engines)('Store on $name', ({ start }) => {
       expect((await store.transitionPilot(sid, 'pilot.0099', 'Active')).ok).toBe(false);
     });
 
+    it('applies a retried step (Launching again) as a patch without a history step; a plain move refuses it', async () => {
+      const { store, sid, pmgr } = await setup();
+      const [p] = await store.createPilots(sid, pmgr, [{ description: PD }]);
+      const pid = p?.uid ?? '';
+      const first = await store.transitionPilot(sid, pid, 'Launching', { secretHash: 'one' }, { retry: true });
+      const plain = await store.transitionPilot(sid, pid, 'Launching', { secretHash: 'two' });
+      const again = await store.transitionPilot(sid, pid, 'Launching', { secretHash: 'three' }, { retry: true });
+      expect(first.ok && first.passed).toEqual(['Launching']);
+      expect(plain.ok).toBe(false);
+      expect(again.ok && again.passed).toEqual([]);
+      const now = await store.getPilot(sid, pid);
+      expect(now.secretHash).toBe('three');
+      expect(now.stateHistory.map((h) => h.state)).toEqual(['PendingLaunch', 'Launching']);
+      await store.transitionPilot(sid, pid, 'Failed');
+      const final = await store.transitionPilot(sid, pid, 'Failed', {}, { retry: true });
+      expect(final.ok).toBe(false);
+    });
+
     it('stores a task token only in the given state, appends log lines, and lets FAILED become DONE', async () => {
       const { store, sid, pmgr } = await setup();
       const [p] = await store.createPilots(sid, pmgr, [{ description: PD }]);
