@@ -2,7 +2,19 @@
  * The SDK's HTTP transport: JSON over fetch, bearer token, a timeout on every call, bounded retries of
  * transient failures (network errors, 429, 502–504), and typed errors rebuilt from the API's error body.
  */
+import { randomUUID } from 'node:crypto';
 import { fromWire, NoSuccess, PilotException } from '../core/errors.ts';
+
+/**
+ * Header of the client request token: a creating POST sends a fresh one per call and the same one on each
+ * retry of that call, so the API creates once however often the request arrives (functions/lib/idempotency.ts).
+ */
+export const REQUEST_TOKEN_HEADER = 'x-sortie-request-token';
+
+/** A fresh client request token for one creating call. */
+export function newRequestToken(): string {
+  return randomUUID().replaceAll('-', '');
+}
 
 /** Options of one API connection. */
 export interface TransportOptions {
@@ -43,6 +55,8 @@ export class Transport {
     path: string,
     body?: unknown,
     query?: Record<string, string | undefined>,
+    /** For creating calls: the request token, kept across this call's retries. */
+    opts: { requestToken?: string } = {},
   ): Promise<T> {
     const url = new URL(this.endpoint + path);
     for (const [k, v] of Object.entries(query ?? {})) if (v !== undefined) url.searchParams.set(k, v);
@@ -59,6 +73,7 @@ export class Transport {
           headers: {
             ...(this.token ? { authorization: `Bearer ${this.token}` } : {}),
             ...(body !== undefined ? { 'content-type': 'application/json' } : {}),
+            ...(opts.requestToken ? { [REQUEST_TOKEN_HEADER]: opts.requestToken } : {}),
           },
           ...(body !== undefined ? { body: JSON.stringify(body) } : {}),
           signal: AbortSignal.timeout(this.timeoutMs),
