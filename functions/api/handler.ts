@@ -177,7 +177,7 @@ export const handler = httpHandler({
     if (!userKey && !req.body.userPass) throw new BadParameter('context: needs userKey, keyId or userPass');
     // Sealed before it touches the table; only the launch function opens it.
     const sealed = seal(JSON.stringify({ userId: req.body.userId, userKey, userPass: req.body.userPass }));
-    return once(req, s.sessionId, asIs(), async () => {
+    return once(req, s.sessionId, { ...asIs(), secretBody: true }, async () => {
       await store().putContext(s.sessionId, resource, sealed);
       return { ok: true, resource };
     });

@@ -25,6 +25,11 @@ const WAIT_MS = 10_000;
 export interface Replay<T> {
   save(answer: T): unknown;
   load(saved: unknown): Promise<T> | T;
+  /**
+   * The body holds a secret (a password, a private key): leave it out of the stored fingerprint, since a
+   * plain hash of a weak password can be guessed offline. A reused token is then not checked for a body.
+   */
+  secretBody?: boolean;
 }
 
 /** A replay that saves the answer as it is (small answers without secrets). */
@@ -56,7 +61,7 @@ export async function once<T>(
   const token = requestToken(req);
   if (token === undefined) return run();
   const key = `${scope}#${sha256(token)}`;
-  const fingerprint = `${req.event.routeKey} ${sha256(JSON.stringify(req.body))}`;
+  const fingerprint = `${req.event.routeKey} ${replay.secretBody ? '-' : sha256(JSON.stringify(req.body))}`;
   const s = store();
   const first = await s.claimRequest(key, fingerprint);
   if (!first.claimed) {
