@@ -3,6 +3,7 @@
  * failures under the one retry policy (core/retry.ts), typed errors rebuilt from the API's error body,
  * and a paginator for list routes.
  */
+import { randomUUID } from 'node:crypto';
 import { fromWire, NoSuccess, PilotException } from '../core/errors.ts';
 import { allItems, type PageFetcher, pages } from '../core/pages.ts';
 import {
@@ -14,6 +15,17 @@ import {
   withRetry,
 } from '../core/retry.ts';
 import type { Page } from '../core/wire.ts';
+
+/**
+ * Header of the client request token: a creating POST sends a fresh one per call and the same one on each
+ * retry of that call, so the API creates once however often the request arrives (functions/lib/idempotency.ts).
+ */
+export const REQUEST_TOKEN_HEADER = 'x-sortie-request-token';
+
+/** A fresh client request token for one creating call. */
+export function newRequestToken(): string {
+  return randomUUID().replaceAll('-', '');
+}
 
 /** Options of one API connection. */
 export interface TransportOptions {
@@ -34,6 +46,8 @@ export interface CallOptions {
    * only failures that prove the request was not processed are retried: 429, and a refused connection.
    */
   safeToRetry?: boolean;
+  /** For creating calls: the client request token, sent on every retry of this call (see REQUEST_TOKEN_HEADER). */
+  requestToken?: string;
 }
 
 type Query = Record<string, string | undefined>;
@@ -82,6 +96,7 @@ export class Transport {
             headers: {
               ...(this.token ? { authorization: `Bearer ${this.token}` } : {}),
               ...(body !== undefined ? { 'content-type': 'application/json' } : {}),
+              ...(call.requestToken ? { [REQUEST_TOKEN_HEADER]: call.requestToken } : {}),
             },
             ...(body !== undefined ? { body: JSON.stringify(body) } : {}),
             signal: AbortSignal.timeout(this.timeoutMs),

@@ -1,8 +1,10 @@
 /** RP's `PilotManager`: submits, follows and cancels pilots. */
+
 import { type ComputePilotDescriptionInput, parsePilotDescription } from '../core/descriptions.ts';
 import { BadParameter } from '../core/errors.ts';
 import type { PilotState } from '../core/states.ts';
 import type { PilotRecord } from '../core/wire.ts';
+import { newRequestToken } from './http.ts';
 import { ComputePilot, PILOT_FINAL } from './pilot.ts';
 import type { Session } from './session.ts';
 import { Watcher } from './watcher.ts';
@@ -26,7 +28,13 @@ export class PilotManager {
   /** Creates a pilot manager in the session. */
   static async create(session: Session): Promise<PilotManager> {
     session.assertOpen();
-    const r = await session.transport.request<{ uid: string }>('POST', session.path('/pmgrs'), {});
+    const r = await session.transport.request<{ uid: string }>(
+      'POST',
+      session.path('/pmgrs'),
+      {},
+      undefined,
+      { requestToken: newRequestToken() },
+    );
     return new PilotManager(session, r.uid);
   }
 
@@ -63,10 +71,9 @@ export class PilotManager {
     const r = await this.session.transport.request<{ items: PilotRecord[] }>(
       'POST',
       this.session.path('/pilots'),
-      {
-        pmgr: this.uid,
-        descriptions,
-      },
+      { pmgr: this.uid, descriptions },
+      undefined,
+      { requestToken: newRequestToken() },
     );
     this.watcher.seed(r.items);
     const pilots = r.items.map((p) => this.handle(p.uid));

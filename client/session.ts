@@ -2,12 +2,13 @@
  * RP's `Session`: the root of everything a user creates. It lives in the control plane (DynamoDB), not
  * in this process: `Session.reconnect(uid, { token })` picks it up from anywhere.
  */
+
 import { readFileSync } from 'node:fs';
 import { BadParameter, IncorrectState } from '../core/errors.ts';
 import type { ResourceConfig } from '../core/resources.ts';
 import { readResourceConfigFile } from '../resources/files.ts';
 import type { Context } from './context.ts';
-import { Transport, type TransportOptions } from './http.ts';
+import { newRequestToken, Transport, type TransportOptions } from './http.ts';
 import { PilotManager } from './pilot-manager.ts';
 import { UnitManager } from './unit-manager.ts';
 
@@ -41,9 +42,13 @@ export class Session {
   /** Creates a new session; its token (keep it secret) lets you reconnect later. */
   static async create(opts: SessionOptions = {}): Promise<Session> {
     const transport = new Transport(opts);
-    const info = await transport.request<SessionWire>('POST', '/sessions', {
-      ...(opts.name ? { name: opts.name } : {}),
-    });
+    const info = await transport.request<SessionWire>(
+      'POST',
+      '/sessions',
+      { ...(opts.name ? { name: opts.name } : {}) },
+      undefined,
+      { requestToken: newRequestToken() },
+    );
     transport.token = info.token;
     return new Session(transport, info);
   }
@@ -106,14 +111,20 @@ export class Session {
         });
       }
     }
-    await this.transport.request('POST', this.path('/contexts'), {
-      type: ctx.type,
-      ...(ctx.userId ? { userId: ctx.userId } : {}),
-      ...(userKey ? { userKey } : {}),
-      ...(ctx.userPass ? { userPass: ctx.userPass } : {}),
-      ...(ctx.keyId ? { keyId: ctx.keyId } : {}),
-      ...(ctx.resource ? { resource: ctx.resource } : {}),
-    });
+    await this.transport.request(
+      'POST',
+      this.path('/contexts'),
+      {
+        type: ctx.type,
+        ...(ctx.userId ? { userId: ctx.userId } : {}),
+        ...(userKey ? { userKey } : {}),
+        ...(ctx.userPass ? { userPass: ctx.userPass } : {}),
+        ...(ctx.keyId ? { keyId: ctx.keyId } : {}),
+        ...(ctx.resource ? { resource: ctx.resource } : {}),
+      },
+      undefined,
+      { requestToken: newRequestToken() },
+    );
   }
 
   /**
@@ -127,10 +138,13 @@ export class Session {
     opts: { userId?: string } = {},
   ): Promise<{ keyId: string; publicKey: string; instructions: string }> {
     this.assertOpen();
-    return this.transport.request('POST', this.path('/keys'), {
-      resource,
-      ...(opts.userId ? { userId: opts.userId } : {}),
-    });
+    return this.transport.request(
+      'POST',
+      this.path('/keys'),
+      { resource, ...(opts.userId ? { userId: opts.userId } : {}) },
+      undefined,
+      { requestToken: newRequestToken() },
+    );
   }
 
   /**

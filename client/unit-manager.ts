@@ -1,8 +1,10 @@
 /** RP's `UnitManager`: binds units to pilots through a scheduler, follows and cancels them. */
+
 import { type ComputeUnitDescriptionInput, parseUnitDescriptions } from '../core/descriptions.ts';
 import { BadParameter } from '../core/errors.ts';
 import type { UnitState } from '../core/states.ts';
 import type { UnitRecord } from '../core/wire.ts';
+import { newRequestToken } from './http.ts';
 import type { ComputePilot } from './pilot.ts';
 import type { Session } from './session.ts';
 import { ComputeUnit, UNIT_FINAL } from './unit.ts';
@@ -45,7 +47,13 @@ export class UnitManager {
         `UnitManager.scheduler: must be one of ${SCHEDULERS.join(', ')}, got ${JSON.stringify(scheduler)}`,
       );
     }
-    const r = await session.transport.request<{ uid: string }>('POST', session.path('/umgrs'), { scheduler });
+    const r = await session.transport.request<{ uid: string }>(
+      'POST',
+      session.path('/umgrs'),
+      { scheduler },
+      undefined,
+      { requestToken: newRequestToken() },
+    );
     return new UnitManager(session, r.uid, scheduler);
   }
 
@@ -104,9 +112,10 @@ export class UnitManager {
       const r = await this.session.transport.request<{ items: UnitRecord[] }>(
         'POST',
         this.session.path(`/umgrs/${this.uid}/units`),
-        {
-          descriptions: descriptions.slice(i, i + SUBMIT_CHUNK),
-        },
+        { descriptions: descriptions.slice(i, i + SUBMIT_CHUNK) },
+        undefined,
+        // One token per chunk: a retried chunk is created once, the next chunk is a new request.
+        { requestToken: newRequestToken() },
       );
       this.watcher.seed(r.items);
       for (const u of r.items) units.push(this.handle(u.uid));

@@ -41,7 +41,8 @@ function rewind(cursor: string, ms: number): string {
 /** Polls one change feed. */
 export class Watcher<S extends string, R extends Followed<S>> {
   readonly records = new Map<string, R>();
-  private readonly delivered = new Map<string, number>();
+  /** Per uid: how many history entries were delivered, and the last one (`state@time`). */
+  private readonly delivered = new Map<string, { count: number; last: string }>();
   private readonly callbacks = new Set<StateCallback<R>>();
   private readonly waiters = new Set<() => void>();
   private cursor: string | undefined;
@@ -123,9 +124,17 @@ export class Watcher<S extends string, R extends Followed<S>> {
 
   private deliver(records: R[]): void {
     for (const r of records) {
-      const from = this.delivered.get(r.uid) ?? 0;
+      const seen = this.delivered.get(r.uid);
+      let from = seen?.count ?? 0;
+      const key = (e: StateEntry<S> | undefined) => (e ? `${e.state}@${e.time}` : '');
+      // A late report can insert a step before the last one (EXECUTING before a FAILED it arrived
+      // after): continue after the entry delivered last, so nothing is delivered twice or out of order.
+      if (seen && key(r.stateHistory[from - 1]) !== seen.last) {
+        const at = r.stateHistory.findLastIndex((e) => key(e) === seen.last);
+        if (at >= 0) from = at + 1;
+      }
       if (r.stateHistory.length <= from) continue;
-      this.delivered.set(r.uid, r.stateHistory.length);
+      this.delivered.set(r.uid, { count: r.stateHistory.length, last: key(r.stateHistory.at(-1)) });
       for (const entry of r.stateHistory.slice(from)) {
         for (const cb of this.callbacks) {
           try {

@@ -128,6 +128,39 @@ export function underRoots(dir: string, roots: readonly string[]): boolean {
   return roots.some((r) => dir === r || dir.startsWith(r.endsWith('/') ? r : `${r}/`));
 }
 
+/** Kernel and device file systems: no sandbox may be there, whatever a resource's validRoots say. */
+const FORBIDDEN_ROOTS = ['/proc', '/sys', '/dev'];
+/** Path characters and `$VARIABLES` only: the root is expanded by a shell on the resource. */
+const SANDBOX_CHARS = /^[\w.~/${}+-]+$/;
+
+/** True for an absolute, normalized path under /proc, /sys or /dev. */
+export function isSystemPath(absolute: string): boolean {
+  return underRoots(absolute, FORBIDDEN_ROOTS);
+}
+
+/**
+ * Checks a pilot description's `sandbox` against its resource, before anything is launched: path
+ * characters only, absolute (or `$VAR`/`~` rooted), no `.`/`..` segments (a prefix check is worthless
+ * after `/tmp/../proc`), never under /proc, /sys or /dev, and under one of the resource's `validRoots`
+ * when it has any. Every resource, local ones included: a fork launcher creates the directory right here.
+ * @throws BadParameter naming the field and the value.
+ */
+export function checkSandbox(resource: string, config: ResourceConfig, sandbox: string): void {
+  const bad = (why: string) =>
+    new BadParameter(`pilot description.sandbox: '${sandbox}' ${why} (resource '${resource}')`);
+  if (!SANDBOX_CHARS.test(sandbox)) throw bad('may only hold path characters and $VARIABLES');
+  if (!/^(\/|~|\$)/.test(sandbox)) throw bad('must be an absolute path, or start with ~ or a $VARIABLE');
+  const segments = sandbox.split('/');
+  if (segments.some((seg) => seg === '.' || seg === '..')) throw bad("must not hold '.' or '..' segments");
+  const plain = `/${segments.filter(Boolean).join('/')}`;
+  if (sandbox.startsWith('/') && isSystemPath(plain))
+    throw bad(`must not be under ${FORBIDDEN_ROOTS.join(', ')}`);
+  // `~` is `$HOME` to every shell the launchers use.
+  const rooted = sandbox.startsWith('/') ? plain : sandbox.replace(/^~(?=\/|$)/, '$HOME');
+  if (config.validRoots.length > 0 && !underRoots(rooted, config.validRoots))
+    throw bad(`is not under one of the resource's valid roots (${config.validRoots.join(', ')})`);
+}
+
 /**
  * Validates one resource configuration. Errors are BadParameter naming the resource and the field,
  * e.g. `resource 'x.y': jobManager: must be one of slurm, pbspro, …`.

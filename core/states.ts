@@ -144,6 +144,17 @@ export function progress<S extends string>(model: StateModel<S>, current: S, tar
   return { ok: true, state: target, passed: [...between(model, from, to), target] };
 }
 
+/**
+ * {@link progress} for a step that may be retried: staying in the same non-final state is a no-op
+ * success (`passed` empty, nothing entered), not an error. A Launch retried after a transient error
+ * finds the pilot already LAUNCHING, from its own first attempt; that must not fail the pilot.
+ * Everything else is decided by `progress` (finals stay final, backward stays refused).
+ */
+export function progressOrStay<S extends string>(model: StateModel<S>, current: S, target: S): Progress<S> {
+  if (current === target && !isFinal(model, current)) return { ok: true, state: current, passed: [] };
+  return progress(model, current, target);
+}
+
 /** Non-final states ranked strictly between `from` and `to`, in rank order. */
 function between<S extends string>(model: StateModel<S>, from: number, to: number): S[] {
   const states = Object.keys(model.order) as S[];

@@ -11,6 +11,7 @@ import { DatabaseError } from '../core/errors.ts';
 export type Operation =
   | 'GetItem'
   | 'PutItem'
+  | 'DeleteItem'
   | 'UpdateItem'
   | 'Query'
   | 'BatchGetItem'

@@ -48,6 +48,12 @@ export interface TransitionSpec<S extends string, R> {
   expect?: Expect;
   /** Add the patch's clauses; `entered` are the states this write enters. */
   patch(u: Update, entered: readonly S[], now: string): void;
+  /**
+   * When `decide` refuses (the state is already passed) but the change carries facts the record still
+   * lacks, e.g. a late report's sandbox: add the clauses that keep them and return true; false when there
+   * is nothing to keep. The state is not changed; the write is guarded by `changed`, as read.
+   */
+  late?(u: Update, item: Item, now: string): boolean;
   toRecord(item: Item): R;
 }
 
@@ -81,16 +87,33 @@ export async function applyTransitionFrom<S extends string, R>(
     if (mismatch) return done(refuse(`${spec.what} ${spec.uid}: ${mismatch}`, spec.uid, record));
     const state = item.state as S;
     const move = spec.decide(state);
-    if (!move.ok) return done(refuse(`${spec.uid}: ${move.reason}`, spec.uid, record));
+    const now = ctx.now();
+    const late = new Update().set('changed', changedKey(now, spec.uid));
+    const why = move.ok ? undefined : `${spec.uid}: ${move.reason}`;
+    if (why !== undefined && !spec.late?.(late, item, now)) return done(refuse(why, spec.uid, record));
     if (attempt >= MAX_ATTEMPTS) {
       return done(refuse(`${spec.uid}: gave up after ${attempt} conflicting writes`, spec.uid, record));
     }
-    const now = ctx.now();
+    if (!move.ok) {
+      // The state stays refused; the facts are kept. Guarded by `changed` because they were computed
+      // from this very item (a history step may be inserted), so any write in between means recompute.
+      late.when((c) => `${c.path('changed')} = ${c.value(item?.changed)}`);
+      addExpect(late, spec.expect);
+      try {
+        item = await sendUpdate(ctx, spec.pk, late);
+        return done(refuse(why as string, spec.uid, spec.toRecord(item)));
+      } catch (e) {
+        if (!(e instanceof ConditionFailed)) throw e;
+        item = await getItem(ctx, spec.pk);
+        continue;
+      }
+    }
     const u = new Update()
       .set('state', move.state)
-      .append(HISTORY, [historyStep(move.passed, now)])
       .set('changed', changedKey(now, spec.uid))
       .when((c) => `${c.path('state')} = ${c.value(state)}`);
+    // A retried step (core/states.ts progressOrStay) enters nothing: its history gains no step.
+    if (move.passed.length) u.append(HISTORY, [historyStep(move.passed, now)]);
     addExpect(u, spec.expect);
     spec.patch(u, move.passed, now);
     try {

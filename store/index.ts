@@ -20,6 +20,7 @@ import type {
   UnitManagerRecord,
   UnitRecord,
 } from './records.ts';
+import * as requests from './requests.ts';
 import * as resources from './resources.ts';
 import * as sessions from './sessions.ts';
 import * as units from './units.ts';
@@ -31,6 +32,7 @@ export type { UidKind } from './keys.ts';
 export type { NewPilot, PilotGuard, PilotPatch } from './pilots.ts';
 export { type Page, type PageOptions, rewindCursor } from './query.ts';
 export type * from './records.ts';
+export type { RequestClaim } from './requests.ts';
 export type { SessionResourceConfig } from './resources.ts';
 export { createTable } from './schema.ts';
 export type { NewSession } from './sessions.ts';
@@ -73,6 +75,22 @@ export class Store {
 
   // Credentials ---------------------------------------------------------------------------------------
 
+  /** See {@link requests.claimRequest}. */
+  claimRequest(key: string, fingerprint: string) {
+    return requests.claimRequest(this.#ctx, key, fingerprint);
+  }
+  /** See {@link requests.getRequest}. */
+  getRequest(key: string) {
+    return requests.getRequest(this.#ctx, key);
+  }
+  /** See {@link requests.settleRequest}. */
+  settleRequest(key: string, status: 'done' | 'failed', result: unknown): Promise<void> {
+    return requests.settleRequest(this.#ctx, key, status, result);
+  }
+  /** See {@link requests.releaseRequest}. */
+  releaseRequest(key: string): Promise<void> {
+    return requests.releaseRequest(this.#ctx, key);
+  }
   /** See {@link credentials.putContext}. */
   putContext(sessionId: string, resource: string, sealed: string): Promise<void> {
     return credentials.putContext(this.#ctx, sessionId, resource, sealed);
@@ -206,8 +224,9 @@ export class Store {
     pilotId: string,
     target: PilotState,
     patch?: pilots.PilotPatch,
+    options?: { retry?: boolean },
   ): Promise<TransitionOutcome<PilotRecord, PilotState>> {
-    return pilots.transitionPilot(this.#ctx, sessionId, pilotId, target, patch);
+    return pilots.transitionPilot(this.#ctx, sessionId, pilotId, target, patch, options);
   }
   /** See {@link pilots.patchPilot}. */
   patchPilot(

@@ -4,7 +4,7 @@
 
 import type { ComputePilotDescription } from '../core/descriptions.ts';
 import { BadParameter, DoesNotExist } from '../core/errors.ts';
-import { isFinal, type PilotState, pilotModel, progress } from '../core/states.ts';
+import { isFinal, type PilotState, pilotModel, progress, progressOrStay } from '../core/states.ts';
 import { batchGet, batchPut } from './batch.ts';
 import type { StoreContext } from './context.ts';
 import type { Update } from './expr.ts';
@@ -144,6 +144,7 @@ export function listLivePilots(
 /**
  * Move a pilot to `target` (and every state between, see core/states.ts) and apply `patch`, in one
  * conditional write. Refusals (not a progress, lost race to a final state, missing) are returned.
+ * With `retry`, a pilot already in `target` (a retried step) gets the patch and no new history step.
  */
 export async function transitionPilot(
   ctx: StoreContext,
@@ -151,6 +152,7 @@ export async function transitionPilot(
   pilotId: string,
   target: PilotState,
   patch: PilotPatch = {},
+  options: { retry?: boolean } = {},
 ): Promise<TransitionOutcome<PilotRecord, PilotState>> {
   const pk = entityPk(sessionId, pilotId);
   const current = (await batchGet(ctx.db, [pk])).get(pk);
@@ -160,7 +162,7 @@ export async function transitionPilot(
       what: 'pilot',
       pk,
       uid: pilotId,
-      decide: (s) => progress(pilotModel, s, target),
+      decide: (s) => (options.retry ? progressOrStay : progress)(pilotModel, s, target),
       patch: (u, entered, now) => {
         applyPilotPatch(u, patch);
         if (entered.includes('Active') && patch.started === undefined) u.setIfAbsent('started', now);

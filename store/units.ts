@@ -20,7 +20,7 @@ import {
 import { changedKey, entityPk, PK } from './keys.ts';
 import { getUnitManager } from './managers.ts';
 import { type Page, type PageOptions, queryByParent, queryByPilot } from './query.ts';
-import { HISTORY, historyStep, type Item, stripKeys, type UnitRecord } from './records.ts';
+import { decodeHistory, HISTORY, historyStep, type Item, stripKeys, type UnitRecord } from './records.ts';
 import { reserveIds } from './sessions.ts';
 
 /** What a new unit starts with besides its description. */
@@ -60,6 +60,11 @@ export interface UnitTransition {
   target: UnitState;
   patch?: UnitPatch;
   expect?: UnitExpect;
+  /**
+   * An agent's report: when its state is refused because the unit already passed it (reports arrive
+   * late, reordered or twice), its facts are still kept (see {@link keepReportFacts}).
+   */
+  report?: boolean;
 }
 
 /** One unit of {@link rescheduleUnits}. */
@@ -181,6 +186,7 @@ export function transitionUnits(
     decide: (s) => progress(unitModel, s, u.target),
     patch: u.patch ?? {},
     expect: u.expect,
+    ...(u.report ? { late: (w: Update, item: Item) => keepReportFacts(w, item, u.patch ?? {}) } : {}),
   }));
 }
 
@@ -225,6 +231,7 @@ interface Change {
   decide(current: UnitState): Progress<UnitState>;
   patch: UnitPatch;
   expect: UnitExpect | undefined;
+  late?(u: Update, item: Item): boolean;
 }
 
 async function applyAll<T extends { uid: string; expect?: UnitExpect }>(
@@ -259,6 +266,7 @@ async function applyAll<T extends { uid: string; expect?: UnitExpect }>(
             if (entered.some((s) => isFinal(unitModel, s)) && c.patch.finished === undefined)
               w.setIfAbsent('finished', now);
           },
+          ...(c.late ? { late: c.late } : {}),
           toRecord,
         },
         item?.kind === 'unit' ? item : undefined,
@@ -287,6 +295,50 @@ function applyUnitPatch(u: Update, sessionId: string, patch: UnitPatch): void {
     if (patch[key] !== undefined) u.set(key, patch[key]);
   }
   if (patch.appendLog?.length) u.append('log', patch.appendLog);
+}
+
+/**
+ * A late report's facts, for a unit that already passed the report's state: the result fields
+ * (exit code, stdout, stderr, finish time) where absent; the start facts (sandbox, execLocations)
+ * where absent and the start time when earlier than the one recorded (a write that skipped EXECUTING
+ * stamped its own, later, time); and an EXECUTING step in the history of a unit that ended FAILED or
+ * CANCELED without one, so a unit that ran always shows it ran. Adds nothing (returns false) when
+ * the record already holds all of it, so duplicates cost one read and no write.
+ */
+function keepReportFacts(u: Update, item: Item, patch: UnitPatch): boolean {
+  let kept = false;
+  for (const key of ['sandbox', 'execLocations', 'exitCode', 'stdout', 'stderr', 'finished'] as const) {
+    if (patch[key] !== undefined && item[key] === undefined) {
+      u.set(key, patch[key]);
+      kept = true;
+    }
+  }
+  const started = patch.started;
+  if (started !== undefined && (typeof item.started !== 'string' || started < item.started)) {
+    u.set('started', started);
+    kept = true;
+  }
+  const ran = started !== undefined || patch.sandbox !== undefined || patch.execLocations !== undefined;
+  const steps = Array.isArray(item[HISTORY]) ? (item[HISTORY] as string[]) : [];
+  if (ran && (item.state === 'Failed' || item.state === 'Canceled') && !executedSinceClaim(steps)) {
+    // Before the step that ended it; at the start time if known, never after the end.
+    const endStep = steps.at(-1) ?? '';
+    const endMs = Number(endStep.slice(endStep.lastIndexOf('@') + 1));
+    const startMs = started === undefined ? Number.NaN : Date.parse(started);
+    const atMs = Number.isFinite(startMs) ? Math.min(startMs, endMs) : endMs;
+    if (Number.isFinite(atMs)) {
+      const step = historyStep(['Executing'], new Date(atMs).toISOString());
+      u.set(HISTORY, [...steps.slice(0, -1), step, endStep]);
+      kept = true;
+    }
+  }
+  return kept;
+}
+
+/** True when the history shows EXECUTING after the unit's last claim (SCHEDULING). */
+function executedSinceClaim(steps: readonly string[]): boolean {
+  const states = decodeHistory(steps).map((h) => h.state);
+  return states.lastIndexOf('Executing') > states.lastIndexOf('Scheduling');
 }
 
 function toExpect(e: UnitExpect): Expect {

@@ -182,6 +182,23 @@ describe('bad input: 400 naming the field and the value, nothing created', () =>
       [{ resource: 'local.localhost', runtime: 10, cores: 0 }, ['cores', '0']],
       [{ resource: 'local.localhost', cores: 1 }, ['runtime', 'required']],
       [{ resource: 'local.localhost', runtime: 10, cores: 1, gpu: 1 }, ['gpu', 'unknown key']],
+      // Sandboxes: never under /proc, /sys or /dev, no '..' escape, under the resource's valid roots, on
+      // every resource (local.localhost forks right here: /proc once hung the backend in mkdirSync).
+      ...(
+        [
+          ['/proc/self/sortie', 'must not be under /proc'],
+          ['/sys/kernel/sortie', 'must not be under'],
+          ['/tmp/../proc/sortie', "'..'"],
+          ['/etc/sortie', 'valid roots'],
+          ['sandbox', 'absolute'],
+          ['/tmp/a b', 'path characters'],
+        ] as const
+      ).flatMap(([sandbox, why]) =>
+        ['local.localhost', 'local.slurm'].map((resource): [unknown, string[]] => [
+          { resource, runtime: 10, cores: 1, sandbox },
+          ['sandbox', `'${sandbox}'`, why, resource],
+        ]),
+      ),
     ];
     for (const [d, words] of cases) {
       const r = await call('POST', a.path('/pilots'), {
@@ -355,6 +372,65 @@ describe('authentication and authorization', () => {
     const hb = await call('POST', '/agent/heartbeat', { token: agentTokenA1, body: {} });
     expect(hb.status).toBe(200);
     expect(hb.body).toEqual({ cancelUnits: [], cancelPilot: false });
+  });
+});
+
+describe('revocation: tokens die with their objects', () => {
+  it("a closed session's token only reads; an ended pilot's token opens nothing (no forged DONE over CANCELED)", async () => {
+    // Prepare: session C with a pilot running a long unit, and that pilot's agent token.
+    const c = await Session.create({ endpoint: backend.apiUrl, name: 'api-revoked' });
+    const pmgr = await PilotManager.create(c);
+    const pilot = await pmgr.submitPilots({ resource: 'local.localhost', runtime: 10, cores: 1 });
+    const umgr = await UnitManager.create(c, 'direct_submission');
+    await umgr.addPilots(pilot);
+    const unit = await umgr.submitUnits({ executable: '/bin/sleep', arguments: ['30'] });
+    await unit.wait({ state: UnitState.EXECUTING, timeout: 30 });
+    await pmgr.waitPilots({ state: PilotState.ACTIVE, timeout: 30 });
+    const agentToken = (
+      JSON.parse(readFileSync(path.join(pilot.sandbox ?? '', 'agent.json'), 'utf8')) as { token: string }
+    ).token;
+    // Act: close (cancels the pilot, which sweeps its unit to CANCELED).
+    await c.close({ timeoutMs: 30_000 });
+    // Assess: the session's token still reads (all GET routes, reconnect, a repeated close) ...
+    const params = { sid: c.uid, pid: pilot.uid, umid: umgr.uid };
+    for (const key of SESSION_ROUTES) {
+      const { method, path: p } = fill(key, params);
+      const query = key.startsWith('GET /sessions/{sid}/pilots') ? `?pmgr=${pmgr.uid}` : '';
+      const r = await call(method, p + query, {
+        token: c.token,
+        ...(method === 'POST'
+          ? { body: { descriptions: [{ executable: '/bin/true' }], pmgr: pmgr.uid } }
+          : {}),
+      });
+      if (method === 'GET' || key.endsWith('/close') || key.endsWith('/reconnect')) {
+        expect(r.status, key).toBe(200);
+      } else {
+        // ... and everything that creates, cancels or changes is 403, saying the session is closed.
+        expect(r.status, key).toBe(403);
+        expect(messageOf(r), key).toContain(`session ${c.uid} is closed`);
+      }
+    }
+    const cancel = await call('POST', c.path('/units/cancel'), {
+      token: c.token,
+      body: { uids: [unit.uid] },
+    });
+    expect(cancel.status).toBe(403);
+    expect(pilot.state).toBe(PilotState.CANCELED);
+    const before = await call('GET', c.path(`/umgrs/${umgr.uid}/units`), { token: c.token });
+    const swept = (before.body as { items: { uid: string; state: string; stdout?: string }[] }).items;
+    expect(swept.map((u) => u.state)).toEqual([UnitState.CANCELED]);
+    // The ended pilot's token: every agent route is 403, a forged DONE changes nothing.
+    for (const key of AGENT_ROUTES) {
+      const body =
+        key === 'POST /agent/states'
+          ? { updates: [{ uid: unit.uid, state: 'Done', exitCode: 0, stdout: 'forged' }] }
+          : { state: 'Done' };
+      const r = await call('POST', fill(key, {}).path, { token: agentToken, body });
+      expect(r.status, key).toBe(403);
+      expect(messageOf(r), key).toContain(`pilot ${pilot.uid} is Canceled`);
+    }
+    const after = await call('GET', c.path(`/umgrs/${umgr.uid}/units`), { token: c.token });
+    expect(after.body).toEqual(before.body);
   });
 });
 

@@ -186,10 +186,23 @@ describe.concurrent('stacks/pilot.asl.json on the local server', () => {
         return name;
       },
     );
-    lambdas.set(LAUNCH, (p) => ({ jobId: `job-${(p as { pid: string }).pid}` }));
+    // 'p-flaky' meets a Lambda throttle, then a transient launch error (a dropped SSH connection), then launches.
+    const flaky = ['Lambda.TooManyRequestsException', 'Sortie.Transient'];
+    lambdas.set(LAUNCH, (p) => {
+      const pid = (p as { pid: string }).pid;
+      const error = pid === 'p-flaky' ? flaky.shift() : undefined;
+      if (error) throw namedError(error, 'try again');
+      return { jobId: `job-${pid}` };
+    });
+    // 'p-finalize-broken': Finalize keeps failing; the Failed step must still record the pilot's end.
+    lambdas.set(FINALIZE, (p) => {
+      const { pid, error } = p as { pid: string; error?: unknown };
+      if (pid === 'p-finalize-broken' && !error)
+        throw namedError('Lambda.ServiceException', 'finalize is down');
+      return { state: error ? 'Failed' : 'Done' };
+    });
     // The real await-agent function stores the token for the agent API and returns at once.
     lambdas.set(AWAIT, () => ({ stored: true }));
-    lambdas.set(FINALIZE, (p) => ({ state: (p as { error?: unknown }).error ? 'Failed' : 'Done' }));
     // The real check-job function queries the batch system; this one says the job of 'p-never' ended.
     lambdas.set(CHECK, (p) => {
       if ((p as { pid: string }).pid !== 'p-never') return { state: 'PendingActive' };
@@ -262,6 +275,33 @@ describe.concurrent('stacks/pilot.asl.json on the local server', () => {
         sfn.send(new SendTaskSuccessCommand({ taskToken: active.taskToken as string, output: '{}' })),
       ),
     ).toBe('TaskDoesNotExist');
+  });
+
+  it('retries a Lambda throttle and a transient launch error in Launch, then goes on to WaitActive', async () => {
+    const executionArn = await start(pilotArn, pilotInput('p-flaky'), 'p-flaky');
+    for (let i = 0; i < 3; i++) await nextInvocation(LAUNCH, forPid('p-flaky'));
+    const activate = await nextInvocation(AWAIT, forPid('p-flaky', 'activate'));
+    await sfn.send(new StopExecutionCommand({ executionArn }));
+    expect(activate.taskToken).toEqual(expect.any(String));
+    const failures = (await history(executionArn)).filter((e) => e.type === 'TaskFailed');
+    expect(failures.map((e) => e.taskFailedEventDetails?.error)).toEqual([
+      'Lambda.TooManyRequestsException',
+      'Sortie.Transient',
+    ]);
+  });
+
+  it('ends through the Failed step (a final pilot state) when Finalize keeps failing', async () => {
+    const executionArn = await start(pilotArn, pilotInput('p-finalize-broken'), 'p-finalize-broken');
+    await nextInvocation(LAUNCH, forPid('p-finalize-broken'));
+    const activate = await nextInvocation(AWAIT, forPid('p-finalize-broken', 'activate'));
+    await sfn.send(new SendTaskSuccessCommand({ taskToken: activate.taskToken as string, output: '{}' }));
+    const active = await nextInvocation(AWAIT, forPid('p-finalize-broken', 'active'));
+    await sfn.send(new SendTaskSuccessCommand({ taskToken: active.taskToken as string, output: '{}' }));
+    const done = await finished(executionArn);
+    const failed = await nextInvocation(FINALIZE, (p) => p.pid === 'p-finalize-broken' && 'error' in p);
+    expect(failed.error).toMatchObject({ Error: 'Lambda.ServiceException' });
+    expect(done.status).toBe('FAILED');
+    expect(done.error).toBe('Sortie.PilotFailed');
   });
 
   it('takes the Failed path with States.HeartbeatTimeout when the agent misses a heartbeat', async () => {
@@ -1144,6 +1184,19 @@ describe('ASL files under stacks/', () => {
     const result = validate(JSON.parse(readFileSync(file, 'utf8')), { checkPaths: true, checkArn: true });
     expect(result.errorsText('; ')).toBe('');
     expect(result.isValid).toBe(true);
+  });
+
+  it('every Lambda step of the pilot machine retries Lambda service errors and throttles first', () => {
+    const asl = JSON.parse(readFileSync(join(ROOT, 'stacks/pilot.asl.json'), 'utf8')) as {
+      States: Record<string, { Type: string; Resource?: string; Retry?: { ErrorEquals: string[] }[] }>;
+    };
+    const tasks = Object.entries(asl.States).filter(([, st]) => st.Resource?.includes(':lambda:invoke'));
+    expect(tasks.length).toBe(6);
+    for (const [name, st] of tasks) {
+      expect(st.Retry?.[0]?.ErrorEquals, name).toEqual(
+        expect.arrayContaining(['Lambda.ServiceException', 'Lambda.TooManyRequestsException']),
+      );
+    }
   });
 
   it('asl-validator catches a broken definition (the check can fail)', () => {

@@ -4,7 +4,7 @@ import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { BadParameter } from '../core/errors.ts';
 import { ResourceRegistry, SHIPPED_ALIASES, SHIPPED_SITES } from '../core/resource-registry.ts';
-import { parseResourceConfig } from '../core/resources.ts';
+import { checkSandbox, parseResourceConfig } from '../core/resources.ts';
 import { addResourceConfig } from '../resources/files.ts';
 
 const resourcesDir = path.join(import.meta.dirname, '..', 'resources');
@@ -172,5 +172,40 @@ describe('aliases (RP configs/aliases.json)', () => {
     expect(registry.resolve('old.name')).toBe('old.name');
     expect(registry.has('gone.away')).toBe(false);
     expect(() => registry.get('gone.away')).toThrow(/unknown resource 'gone\.away'/);
+  });
+});
+
+describe('pilot sandboxes', () => {
+  const local = ResourceRegistry.shipped().get('local.localhost');
+  it.each(['$HOME/sb', '~/sb', '/tmp/sortie', '/var/tmp/x/y', '//tmp//sb/'])('accepts %s', (sandbox) => {
+    expect(() => checkSandbox('local.localhost', local, sandbox)).not.toThrow();
+  });
+  it.each([
+    ['/proc/self', 'must not be under /proc, /sys, /dev'],
+    ['//proc/1', 'must not be under'],
+    ['/dev/shm/sb', 'must not be under'],
+    ['/tmp/./sb', "'.' or '..'"],
+    ['$HOME/../../sys', "'.' or '..'"],
+    ['/home2/sb', 'valid roots ($HOME, /tmp, /var/tmp)'],
+    ['$SCRATCH/sb', 'valid roots'],
+    ['tmp/sb', 'absolute'],
+    ['/tmp/$(reboot)', 'path characters'],
+  ])('refuses %s naming the field and the value', (sandbox, why) => {
+    expect(() => checkSandbox('local.localhost', local, sandbox)).toThrow(BadParameter);
+    expect(() => checkSandbox('local.localhost', local, sandbox)).toThrow(
+      `pilot description.sandbox: '${sandbox}'`,
+    );
+    expect(() => checkSandbox('local.localhost', local, sandbox)).toThrow(why);
+  });
+  it('refuses /proc even on a resource without valid roots', () => {
+    const open = parseResourceConfig('x.open', {
+      description: 'no roots',
+      schemas: { local: {} },
+      defaultSchema: 'local',
+      jobManager: 'fork',
+      coresPerNode: 1,
+    });
+    expect(() => checkSandbox('x.open', open, '/proc/sb')).toThrow('must not be under');
+    expect(() => checkSandbox('x.open', open, '/anywhere/sb')).not.toThrow();
   });
 });

@@ -4,6 +4,7 @@ import {
   PilotState,
   pilotModel,
   progress,
+  progressOrStay,
   reschedule,
   type StateModel,
   sweepTarget,
@@ -113,6 +114,22 @@ function suite<S extends string>(
 describe('progress', () => {
   describe('pilot model', () => suite(pilotModel, PILOT_MATRIX, PILOT_STATES, PILOT_PATH));
   describe('unit model', () => suite(unitModel, UNIT_MATRIX, UNIT_STATES, UNIT_PATH));
+
+  it('lets a retried step stay in its state (no-op), and nothing else', () => {
+    expect(progressOrStay(pilotModel, 'Launching', 'Launching')).toEqual({
+      ok: true,
+      state: 'Launching',
+      passed: [],
+    });
+    expect(progress(pilotModel, 'Launching', 'Launching').ok).toBe(false);
+    // Forward moves are progress's; backward and final ones stay refused.
+    expect(progressOrStay(pilotModel, 'PendingLaunch', 'Launching')).toEqual(
+      progress(pilotModel, 'PendingLaunch', 'Launching'),
+    );
+    expect(progressOrStay(pilotModel, 'PendingActive', 'Launching').ok).toBe(false);
+    expect(progressOrStay(pilotModel, 'Failed', 'Failed').ok).toBe(false);
+    expect(progressOrStay(unitModel, 'Done', 'Done').ok).toBe(false);
+  });
 
   it('fills in skipped states so callbacks fire once per state', () => {
     expect(progress(unitModel, 'PendingExecution', 'Done')).toEqual({

@@ -10,6 +10,7 @@ import type { ComputeUnitDescription } from '../core/descriptions.ts';
 import { DoesNotExist, IncorrectState } from '../core/errors.ts';
 import { allItems } from '../core/pages.ts';
 import { sweepTarget, type UnitState, unitModel } from '../core/states.ts';
+import { planRounds, type Report } from '../functions/callbacks/reports.ts';
 import {
   type LocalDynamoDb,
   localClientConfig,
@@ -200,6 +201,36 @@ describe.each(engines)('Store on $name', ({ start }) => {
       expect(stale.error.message).toContain('Active');
       expect(stale.current?.state).toBe('Active');
       expect((await store.transitionPilot(sid, 'pilot.0099', 'Active')).ok).toBe(false);
+    });
+
+    it('applies a retried step (Launching again) as a patch without a history step; a plain move refuses it', async () => {
+      const { store, sid, pmgr } = await setup();
+      const [p] = await store.createPilots(sid, pmgr, [{ description: PD }]);
+      const pid = p?.uid ?? '';
+      const first = await store.transitionPilot(
+        sid,
+        pid,
+        'Launching',
+        { secretHash: 'one' },
+        { retry: true },
+      );
+      const plain = await store.transitionPilot(sid, pid, 'Launching', { secretHash: 'two' });
+      const again = await store.transitionPilot(
+        sid,
+        pid,
+        'Launching',
+        { secretHash: 'three' },
+        { retry: true },
+      );
+      expect(first.ok && first.passed).toEqual(['Launching']);
+      expect(plain.ok).toBe(false);
+      expect(again.ok && again.passed).toEqual([]);
+      const now = await store.getPilot(sid, pid);
+      expect(now.secretHash).toBe('three');
+      expect(now.stateHistory.map((h) => h.state)).toEqual(['PendingLaunch', 'Launching']);
+      await store.transitionPilot(sid, pid, 'Failed');
+      const final = await store.transitionPilot(sid, pid, 'Failed', {}, { retry: true });
+      expect(final.ok).toBe(false);
     });
 
     it('stores a task token only in the given state, appends log lines, and lets FAILED become DONE', async () => {
@@ -432,6 +463,92 @@ describe.each(engines)('Store on $name', ({ start }) => {
       expect(b.store.requests.UpdateItem).toBeGreaterThanOrEqual(
         ua.reduce((n, u) => n + u.stateHistory.length - 1, 0),
       );
+    });
+
+    it('keeps every fact of 1,000 shuffled, duplicated agent reports: records equal the in-order run', async () => {
+      // Prepare: 250 claimed units; an agent's reports for each (as the executor sends them): DONE, FAILED
+      // and CANCELED after EXECUTING, and FAILED without EXECUTING (could not spawn). 450 reports, each
+      // sent twice plus 100 more duplicates; the in-order run sends each once, in the agent's order.
+      const random = rng(4242);
+      const pilot = 'pilot.0000';
+      const at = (s: number) => new Date(Date.parse('2029-06-01T00:00:00.000Z') + s).toISOString();
+      const reportsOf = (uid: string, i: number): Report[] => {
+        const executing: Report = {
+          uid,
+          state: 'Executing',
+          time: at(i * 1000),
+          sandbox: `/sb/${uid}`,
+          execLocations: [`node${i % 3}`],
+        };
+        const end = { uid, time: at(i * 1000 + 500), stdout: `out ${i}`, stderr: '' };
+        switch (i % 5) {
+          case 2:
+            return [executing, { ...end, state: 'Failed', exitCode: 3 }];
+          case 3:
+            return [executing, { ...end, state: 'Canceled', exitCode: 143, reason: 'cancelled' }];
+          case 4:
+            return [{ ...end, state: 'Failed', exitCode: 127, reason: 'cannot execute /bin/nope: ENOENT' }];
+          default:
+            return [executing, { ...end, state: 'Done', exitCode: 0 }];
+        }
+      };
+      const a = await setup();
+      const b = await setup();
+      const create = (x: typeof a) =>
+        x.store.createUnits(
+          x.sid,
+          x.umgr,
+          Array.from({ length: 250 }, () => ({ description: UD, state: 'Scheduling' as const, pilot })),
+        );
+      const uids = (await create(a)).map((u) => u.uid);
+      expect((await create(b)).map((u) => u.uid)).toEqual(uids);
+      const perUnit = uids.map((uid, i) => reportsOf(uid, i));
+      // The agent's order: each unit's reports in order, units interleaved.
+      const ordered = [0, 1].flatMap((k) => perUnit.flatMap((rs) => (rs[k] ? [rs[k]] : [])));
+      const sent = [...ordered, ...ordered];
+      for (let i = 0; i < 100; i++) sent.push(ordered[Math.floor(random() * ordered.length)] as Report);
+      for (let i = sent.length - 1; i > 0; i--) {
+        const j = Math.floor(random() * (i + 1));
+        [sent[i], sent[j]] = [sent[j] as Report, sent[i] as Report];
+      }
+      expect(sent).toHaveLength(1000);
+      const apply = async (x: typeof a, batch: Report[]) => {
+        for (const round of planRounds(batch, pilot)) await x.store.transitionUnits(x.sid, round);
+      };
+      // Act: in order, 50 per call one after another; shuffled, 20 concurrent calls of 50.
+      for (let i = 0; i < ordered.length; i += 50) await apply(a, ordered.slice(i, i + 50));
+      await Promise.all(Array.from({ length: 20 }, (_, i) => apply(b, sent.slice(i * 50, i * 50 + 50))));
+      // Assess: field for field (times of the history are write times, so the states are compared).
+      const facts = (u: UnitRecord) => ({
+        uid: u.uid,
+        state: u.state,
+        history: historyOf(u),
+        started: u.started,
+        finished: u.finished,
+        sandbox: u.sandbox,
+        execLocations: u.execLocations,
+        exitCode: u.exitCode,
+        stdout: u.stdout,
+        stderr: u.stderr,
+        log: u.log,
+        pilot: u.pilot,
+      });
+      const [ua, ub] = await Promise.all([a.store.getUnits(a.sid, uids), b.store.getUnits(b.sid, uids)]);
+      expect(ub.map(facts)).toEqual(ua.map(facts));
+      for (const [i, u] of ua.entries()) {
+        const ran = i % 5 !== 4;
+        expect(historyOf(u).includes('Executing')).toBe(ran);
+        expect(u.sandbox).toBe(ran ? `/sb/${u.uid}` : undefined);
+        expect(u.started).toBe(ran ? at(i * 1000) : undefined);
+        expect(u.finished).toBe(at(i * 1000 + 500));
+        expect(u.stdout).toBe(`out ${i}`);
+      }
+      // The shuffle did deliver reports late: some EXECUTING reports came after their unit's end.
+      const late = sent.filter(
+        (r, k) =>
+          r.state === 'Executing' && sent.slice(0, k).some((e) => e.uid === r.uid && e.state !== 'Executing'),
+      );
+      expect(late.length).toBeGreaterThan(20);
     });
 
     it('refuses a unit bound to another pilot, lists by pilot, and sweeps', async () => {

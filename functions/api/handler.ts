@@ -10,11 +10,13 @@ import { parsePilotDescription } from '../../core/descriptions.ts';
 import { BadParameter, DoesNotExist, PermissionDenied } from '../../core/errors.ts';
 import { groupBy } from '../../core/group.ts';
 import { allItems } from '../../core/pages.ts';
+import { checkSandbox, type ResourceConfig } from '../../core/resources.ts';
 import { parseScheduler } from '../../core/schedulers.ts';
 import { isFinal, pilotModel, UnitState, unitModel } from '../../core/states.ts';
 import type { PageOptions, PilotRecord, SessionRecord, UnitRecord } from '../../store/index.ts';
 import { authSession } from '../lib/auth.ts';
 import { httpHandler, type Request, str, strList } from '../lib/http.ts';
+import { asIs, once, type Replay } from '../lib/idempotency.ts';
 import { cancelPilot, startPilotExecution } from '../lib/pilots.ts';
 import { createPilotQueue } from '../lib/queues.ts';
 import { sessionResources } from '../lib/resources.ts';
@@ -34,7 +36,7 @@ function unitOut(u: UnitRecord): Omit<UnitRecord, 'sessionId'> {
 }
 
 async function session(req: Request) {
-  return authSession(req.headers, req.params.sid);
+  return authSession(req.headers, req.params.sid, req.event.routeKey);
 }
 
 /** The private half of a generated key, for the holder of its key id (`<keyRef>~<secret>`). */
@@ -82,6 +84,44 @@ async function unitsOf(sid: string, umgr: string | undefined, uids: string[]): P
   return uids.map((u) => found.get(u) as UnitRecord);
 }
 
+/** Makes a key pair for `resource`, keeps its private half sealed, and adds it to the session's contexts. */
+async function generateKey(
+  s: SessionRecord,
+  resource: string,
+  rc: ResourceConfig,
+  userId: string | undefined,
+) {
+  const ssh = rc.schemas.ssh as NonNullable<ResourceConfig['schemas']['ssh']>;
+  const keyRef = `key.${randomUUID()}`;
+  const pair = ssh2.utils.generateKeyPairSync('ed25519', { comment: `sortie ${keyRef}` });
+  const secret = newSecret();
+  await store().putGeneratedKey({
+    keyRef,
+    resource,
+    ...(userId ? { userId } : {}),
+    publicKey: pair.public,
+    sealedPrivateKey: seal(pair.private),
+    secretHash: hashSecret(secret),
+  });
+  // This session can use it at once; later sessions name it by keyId in their Context.
+  const login = userId ?? ssh.user;
+  await store().putContext(
+    s.sessionId,
+    resource,
+    seal(JSON.stringify({ userId: login, userKey: pair.private })),
+  );
+  const host = ssh.host;
+  return {
+    keyId: `${keyRef}~${secret}`,
+    publicKey: pair.public,
+    resource,
+    instructions:
+      `Install the public key on ${host} (once), e.g. log in as ${login ?? 'yourself'} and run:\n` +
+      `  mkdir -p ~/.ssh && chmod 700 ~/.ssh && echo '${pair.public}' >> ~/.ssh/authorized_keys && chmod 600 ~/.ssh/authorized_keys\n` +
+      `Keep keyId secret: a later session uses the key with Context('ssh', { userId, keyId }). The private key never leaves Sortie.`,
+  };
+}
+
 export const handler = httpHandler({
   ...resourceRoutes,
 
@@ -92,14 +132,24 @@ export const handler = httpHandler({
         `session.name: must be a string of at most 128 characters, got ${JSON.stringify(name)?.slice(0, 80)}`,
       );
     }
-    const secret = newSecret();
-    const s = await store().createSession({ tokenHash: hashSecret(secret) });
-    return {
-      uid: s.sessionId,
-      token: `${s.sessionId}~${secret}`,
-      created: s.created,
-      ...(name ? { name } : {}),
+    // The answer holds the session token: a repeat gets it back from a sealed copy, never from plaintext.
+    const replay: Replay<{ uid: string; token: string; created: string; name?: string }> = {
+      save: (a) => ({ ...a, token: seal(a.token) }),
+      load: (saved) => {
+        const a = saved as { uid: string; token: string; created: string; name?: string };
+        return { ...a, token: unseal(a.token) };
+      },
     };
+    return once(req, '-', replay, async () => {
+      const secret = newSecret();
+      const s = await store().createSession({ tokenHash: hashSecret(secret) });
+      return {
+        uid: s.sessionId,
+        token: `${s.sessionId}~${secret}`,
+        created: s.created,
+        ...(name ? { name } : {}),
+      };
+    });
   },
 
   'GET /sessions/{sid}': async (req) => sessionOut(await session(req)),
@@ -140,8 +190,10 @@ export const handler = httpHandler({
     if (!userKey && !req.body.userPass) throw new BadParameter('context: needs userKey, keyId or userPass');
     // Sealed before it touches the table; only the launch function opens it.
     const sealed = seal(JSON.stringify({ userId: req.body.userId, userKey, userPass: req.body.userPass }));
-    await store().putContext(s.sessionId, resource, sealed);
-    return { ok: true, resource };
+    return once(req, s.sessionId, { ...asIs(), secretBody: true }, async () => {
+      await store().putContext(s.sessionId, resource, sealed);
+      return { ok: true, resource };
+    });
   },
 
   'POST /sessions/{sid}/keys': async (req) => {
@@ -155,42 +207,21 @@ export const handler = httpHandler({
     if (userId !== undefined && (typeof userId !== 'string' || !/^[A-Za-z0-9._-]{1,64}$/.test(userId))) {
       throw new BadParameter(`generateKey.userId: must be a login name, got ${JSON.stringify(userId)}`);
     }
-    const keyRef = `key.${randomUUID()}`;
-    const pair = ssh2.utils.generateKeyPairSync('ed25519', { comment: `sortie ${keyRef}` });
-    const secret = newSecret();
-    await store().putGeneratedKey({
-      keyRef,
-      resource,
-      ...(userId ? { userId } : {}),
-      publicKey: pair.public,
-      sealedPrivateKey: seal(pair.private),
-      secretHash: hashSecret(secret),
-    });
-    // This session can use it at once; later sessions name it by keyId in their Context.
-    const login = userId ?? rc.schemas.ssh.user;
-    await store().putContext(
-      s.sessionId,
-      resource,
-      seal(JSON.stringify({ userId: login, userKey: pair.private })),
-    );
-    const host = rc.schemas.ssh.host;
-    return {
-      keyId: `${keyRef}~${secret}`,
-      publicKey: pair.public,
-      resource,
-      instructions:
-        `Install the public key on ${host} (once), e.g. log in as ${login ?? 'yourself'} and run:\n` +
-        `  mkdir -p ~/.ssh && chmod 700 ~/.ssh && echo '${pair.public}' >> ~/.ssh/authorized_keys && chmod 600 ~/.ssh/authorized_keys\n` +
-        `Keep keyId secret: a later session uses the key with Context('ssh', { userId, keyId }). The private key never leaves Sortie.`,
+    // The answer holds the key id (a secret): a repeat gets it back from a sealed copy.
+    const replay: Replay<Record<string, unknown>> = {
+      save: (a) => seal(JSON.stringify(a)),
+      load: (saved) => JSON.parse(unseal(saved as string)) as Record<string, unknown>,
     };
+    return once(req, s.sessionId, replay, () => generateKey(s, resource, rc, userId as string | undefined));
   },
 
   'POST /sessions/{sid}/pmgrs': async (req) => {
     const s = await session(req);
-    const m = await store().createPilotManager(s.sessionId);
-    return { uid: m.uid, created: m.created };
+    return once(req, s.sessionId, asIs(), async () => {
+      const m = await store().createPilotManager(s.sessionId);
+      return { uid: m.uid, created: m.created };
+    });
   },
-
   'GET /sessions/{sid}/pmgrs': async (req) => {
     const s = await session(req);
     const page = await store().listPilotManagers(s.sessionId, pageOpts(req));
@@ -217,6 +248,7 @@ export const handler = httpHandler({
         // Stored under the key an alias stands for, so that every later lookup (launch, contexts) agrees.
         const pd = { ...parsed, resource: registry.resolve(parsed.resource) };
         const rc = registry.get(pd.resource);
+        if (pd.sandbox !== undefined) checkSandbox(pd.resource, rc, pd.sandbox);
         for (const arg of rc.mandatoryArgs ?? []) {
           if ((pd as Record<string, unknown>)[arg] === undefined) {
             throw new BadParameter(
@@ -231,15 +263,24 @@ export const handler = httpHandler({
         throw err;
       }
     });
-    const pilots = await store().createPilots(
-      s.sessionId,
-      pmgr,
-      descriptions.map((description) => ({ description })),
-    );
-    // Queue first: units may be submitted the moment this returns, before the agent exists.
-    await Promise.all(pilots.map((p) => createPilotQueue(s.sessionId, p.uid)));
-    await Promise.all(pilots.map((p) => startPilotExecution(p)));
-    return { items: pilots.map(pilotOut) };
+    // A repeat re-reads the pilots (their state has moved on since): the claim holds only their uids.
+    const replay: Replay<{ items: ReturnType<typeof pilotOut>[] }> = {
+      save: (a) => a.items.map((p) => p.uid),
+      load: async (uids) => ({
+        items: (await store().getPilots(s.sessionId, uids as string[])).map(pilotOut),
+      }),
+    };
+    return once(req, s.sessionId, replay, async () => {
+      const pilots = await store().createPilots(
+        s.sessionId,
+        pmgr,
+        descriptions.map((description) => ({ description })),
+      );
+      // Queue first: units may be submitted the moment this returns, before the agent exists.
+      await Promise.all(pilots.map((p) => createPilotQueue(s.sessionId, p.uid)));
+      await Promise.all(pilots.map((p) => startPilotExecution(p)));
+      return { items: pilots.map(pilotOut) };
+    });
   },
 
   'GET /sessions/{sid}/pilots': async (req) => {
@@ -276,8 +317,10 @@ export const handler = httpHandler({
   'POST /sessions/{sid}/umgrs': async (req) => {
     const s = await session(req);
     const scheduler = parseScheduler(req.body.scheduler);
-    const m = await store().createUnitManager(s.sessionId, scheduler);
-    return { uid: m.uid, scheduler: m.scheduler, pilots: m.pilots };
+    return once(req, s.sessionId, asIs(), async () => {
+      const m = await store().createUnitManager(s.sessionId, scheduler);
+      return { uid: m.uid, scheduler: m.scheduler, pilots: m.pilots };
+    });
   },
 
   'GET /sessions/{sid}/umgrs': async (req) => {
@@ -307,8 +350,15 @@ export const handler = httpHandler({
 
   'POST /sessions/{sid}/umgrs/{umid}/units': async (req) => {
     const s = await session(req);
-    const units = await submitUnits(s.sessionId, req.params.umid as string, req.body.descriptions);
-    return { items: units.map(unitOut) };
+    // A repeat re-reads the units: the claim holds only their uids (5,000 fit; their records would not).
+    const replay: Replay<{ items: ReturnType<typeof unitOut>[] }> = {
+      save: (a) => a.items.map((u) => u.uid),
+      load: async (uids) => ({ items: (await store().getUnits(s.sessionId, uids as string[])).map(unitOut) }),
+    };
+    return once(req, s.sessionId, replay, async () => {
+      const units = await submitUnits(s.sessionId, req.params.umid as string, req.body.descriptions);
+      return { items: units.map(unitOut) };
+    });
   },
 
   'GET /sessions/{sid}/umgrs/{umid}/units': async (req) => {

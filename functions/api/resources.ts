@@ -21,7 +21,7 @@ const shown = (v: unknown) =>
 /** Resource config routes, keyed like the manifest's ROUTES. */
 export const resourceRoutes: Record<string, RouteFn> = {
   'POST /sessions/{sid}/resources': async (req) => {
-    const s = await authSession(req.headers, req.params.sid);
+    const s = await authSession(req.headers, req.params.sid, req.event.routeKey);
     const { configs, site } = req.body;
     if (typeof configs !== 'object' || configs === null || Array.isArray(configs))
       throw new BadParameter(
@@ -48,13 +48,13 @@ export const resourceRoutes: Record<string, RouteFn> = {
   },
 
   'GET /sessions/{sid}/resources': async (req) => {
-    const s = await authSession(req.headers, req.params.sid);
+    const s = await authSession(req.headers, req.params.sid, req.event.routeKey);
     const registry = await sessionResources(s.sessionId);
     return { items: registry.list(), aliases: registry.aliases() };
   },
 
   'GET /sessions/{sid}/resources/{key}': async (req) => {
-    const s = await authSession(req.headers, req.params.sid);
+    const s = await authSession(req.headers, req.params.sid, req.event.routeKey);
     const registry = await sessionResources(s.sessionId);
     const key = registry.resolve(req.params.key as string);
     return { key, config: registry.get(key) };

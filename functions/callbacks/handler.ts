@@ -4,135 +4,21 @@
  * own pilot and the units bound to it.
  */
 
-import { BadParameter, IncorrectState } from '../../core/errors.ts';
-import { groupBy } from '../../core/group.ts';
+import { IncorrectState } from '../../core/errors.ts';
 import { isFinal, PilotState, pilotModel, UnitState } from '../../core/states.ts';
-import type { UnitReport } from '../../core/wire.ts';
-import type { PilotRecord, UnitPatch, UnitTransition } from '../../store/index.ts';
 import { authAgent } from '../lib/auth.ts';
-import { httpHandler, MAX_ID_BYTES } from '../lib/http.ts';
+import { httpHandler } from '../lib/http.ts';
 import { heartbeatSeconds, heartbeatToken, succeedToken } from '../lib/pilots.ts';
 import { deleteReceived, receiveUnits } from '../lib/queues.ts';
 import { store } from '../lib/store.ts';
-
-const REPORTABLE = new Set<string>([
-  UnitState.EXECUTING,
-  UnitState.DONE,
-  UnitState.FAILED,
-  UnitState.CANCELED,
-]);
-
-function live(p: PilotRecord): PilotRecord {
-  if (isFinal(pilotModel, p.state))
-    throw new IncorrectState(`pilot ${p.uid} is ${p.state}: the agent must stop`, { obj: p.uid });
-  return p;
-}
-
-/** A report as it arrives: the agent's shape, but not yet checked. */
-type Report = Omit<UnitReport, 'state' | 'time'> & { state: string; time?: string };
-
-/** Reports per call: the agent sends at most 500; far more could not be applied within the function's timeout. */
-const MAX_REPORTS = 5_000;
-
-/** Optional report fields and the type each must have: anything else would reach the unit record as is. */
-const FIELD_TYPES: Record<string, (v: unknown) => boolean> = {
-  time: (v) => typeof v === 'string',
-  exitCode: (v) => Number.isInteger(v),
-  stdout: (v) => typeof v === 'string',
-  stderr: (v) => typeof v === 'string',
-  sandbox: (v) => typeof v === 'string',
-  reason: (v) => typeof v === 'string',
-  execLocations: (v) => Array.isArray(v) && v.every((x) => typeof x === 'string'),
-};
-
-function parseReports(v: unknown): Report[] {
-  if (!Array.isArray(v)) throw new BadParameter('states.updates: must be a list');
-  if (v.length > MAX_REPORTS)
-    throw new BadParameter(`states.updates: at most ${MAX_REPORTS} per request, got ${v.length}`);
-  return v.map((r, i) => {
-    const o = r as Record<string, unknown>;
-    if (
-      typeof o?.uid !== 'string' ||
-      Buffer.byteLength(o.uid) > MAX_ID_BYTES ||
-      typeof o.state !== 'string' ||
-      !REPORTABLE.has(o.state)
-    ) {
-      throw new BadParameter(
-        `states.updates[${i}]: needs uid and a state in ${[...REPORTABLE].join(', ')}, got ${JSON.stringify(r)?.slice(0, 120)}`,
-      );
-    }
-    for (const [field, ok] of Object.entries(FIELD_TYPES)) {
-      if (o[field] !== undefined && !ok(o[field]))
-        throw new BadParameter(
-          `states.updates[${i}].${field}: wrong type, got ${JSON.stringify(o[field])?.slice(0, 80)}`,
-        );
-    }
-    return o as unknown as Report;
-  });
-}
-
-function patchOf(r: Report): UnitPatch {
-  const clip = (s: string | undefined) => (s === undefined ? undefined : s.slice(0, 4096));
-  const p: UnitPatch = {};
-  if (r.state === UnitState.EXECUTING) {
-    if (r.time) p.started = r.time;
-    if (r.sandbox) p.sandbox = r.sandbox;
-    if (r.execLocations) p.execLocations = r.execLocations;
-  } else {
-    if (r.time) p.finished = r.time;
-    if (typeof r.exitCode === 'number') p.exitCode = r.exitCode;
-    const out = clip(r.stdout);
-    const err = clip(r.stderr);
-    if (out !== undefined) p.stdout = out;
-    if (err !== undefined) p.stderr = err;
-    if (r.reason) p.appendLog = [r.reason];
-  }
-  return p;
-}
-
-function roundAt<T>(rounds: T[][], i: number): T[] {
-  rounds[i] ??= [];
-  return rounds[i];
-}
-
-/**
- * Turns reports into as few guarded writes as possible, in rounds that keep each unit's order: an
- * EXECUTING followed by DONE in one batch becomes one write to DONE (the passed states, EXECUTING
- * included, are still recorded); anything else is applied report by report.
- */
-export function planRounds(reports: Report[], pilotId: string): UnitTransition[][] {
-  const perUnit = groupBy(reports, (r) => r.uid);
-  const rounds: UnitTransition[][] = [];
-  for (const [uid, rs] of perUnit) {
-    const [a, b] = rs;
-    if (rs.length === 2 && a?.state === UnitState.EXECUTING && b?.state === UnitState.DONE) {
-      const merged: UnitTransition = {
-        uid,
-        target: UnitState.DONE,
-        patch: { ...patchOf(a), ...patchOf(b) },
-        expect: { pilot: pilotId },
-      };
-      roundAt(rounds, 0).push(merged);
-      continue;
-    }
-    rs.forEach((r, i) => {
-      roundAt(rounds, i).push({
-        uid,
-        target: r.state as UnitState,
-        patch: patchOf(r),
-        expect: { pilot: pilotId },
-      });
-    });
-  }
-  return rounds;
-}
+import { parseReports, planRounds } from './reports.ts';
 
 /** Small units travel ~100–160 to a message (queues.ts packs 24 KiB); a guess is enough to size a receive. */
 const UNITS_PER_MESSAGE_GUESS = 100;
 
 export const handler = httpHandler({
   'POST /agent/activate': async (req) => {
-    const pilot = live(await authAgent(req.headers));
+    const pilot = await authAgent(req.headers);
     const d = req.body.resourceDetail as Record<string, unknown> | undefined;
     const nodes = Array.isArray(d?.nodes)
       ? (d.nodes as unknown[]).filter((n): n is string => typeof n === 'string')
@@ -156,7 +42,7 @@ export const handler = httpHandler({
   },
 
   'POST /agent/pull': async (req) => {
-    const pilot = live(await authAgent(req.headers));
+    const pilot = await authAgent(req.headers);
     if (pilot.state !== PilotState.ACTIVE)
       throw new IncorrectState(`pilot ${pilot.uid} is ${pilot.state}, not Active`);
     const wait = Math.max(0, Math.min(10, Number(req.body.waitSeconds ?? 0) || 0));
@@ -194,7 +80,7 @@ export const handler = httpHandler({
   },
 
   'POST /agent/heartbeat': async (req) => {
-    const pilot = live(await authAgent(req.headers));
+    const pilot = await authAgent(req.headers);
     await heartbeatToken(pilot.taskTokens.active);
     // Commands stay on the record (the agent ignores repeats): clearing them could lose one appended meanwhile.
     const cancelUnits = pilot.commands.filter((c) => c.type === 'cancel_units').flatMap((c) => c.uids ?? []);
@@ -205,7 +91,6 @@ export const handler = httpHandler({
     let pilot = await authAgent(req.headers);
     const state = req.body.state === PilotState.DONE ? PilotState.DONE : PilotState.FAILED;
     const reason = typeof req.body.reason === 'string' ? req.body.reason.slice(0, 2000) : 'agent ended';
-    if (isFinal(pilotModel, pilot.state)) return { ok: true };
     // The Active state registers its token right after activation; give a very short-lived agent a moment.
     for (let i = 0; i < 50 && !pilot.taskTokens.active; i++) {
       await new Promise((r) => setTimeout(r, 100));

@@ -30,10 +30,15 @@ export async function handler(event: {
   const pilot = await s.getPilot(event.sid, event.pid);
   if (cancelRequested(pilot)) throw named(CANCELED_ERROR, 'cancelled before launch');
   const secret = newSecret();
-  const moved = await s.transitionPilot(event.sid, event.pid, PilotState.LAUNCHING, {
-    secretHash: hashSecret(secret),
-    appendLog: [`launching on ${pilot.description.resource}`],
-  });
+  // `retry`: after a transient error the state machine runs this task again on a pilot that is still
+  // LAUNCHING from the first attempt; that is the same step again (a fresh secret), not a failure.
+  const moved = await s.transitionPilot(
+    event.sid,
+    event.pid,
+    PilotState.LAUNCHING,
+    { secretHash: hashSecret(secret), appendLog: [`launching on ${pilot.description.resource}`] },
+    { retry: true },
+  );
   if (!moved.ok) {
     // A retry of this task after a launch that got as far as submitting: never launch twice.
     if (moved.current?.jobId && moved.current.sandbox)

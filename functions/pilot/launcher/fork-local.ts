@@ -15,6 +15,8 @@ import {
 } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
+import { BadParameter } from '../../../core/errors.ts';
+import { isSystemPath } from '../../../core/resources.ts';
 import type { JobStatus, Launcher, LaunchRequest, LaunchResult } from './types.ts';
 
 /** Expands `$HOME`/`~` in a sandbox root, the way a login shell would. */
@@ -76,7 +78,12 @@ export class ForkLocalLauncher implements Launcher {
   constructor(private readonly sandboxRoot = '$HOME/sortie.sandbox') {}
 
   async launch(req: LaunchRequest): Promise<LaunchResult> {
-    const root = expandHome(req.description.sandbox ?? this.sandboxRoot);
+    const root = path.resolve(expandHome(req.description.sandbox ?? this.sandboxRoot));
+    // The API refuses these at submit; this guards any other way in (mkdirSync under /proc never returns).
+    if (isSystemPath(root))
+      throw new BadParameter(`sandbox '${root}' is under a kernel or device file system`, {
+        obj: req.pilotId,
+      });
     const sandbox = path.join(root, req.sessionId, req.pilotId);
     mkdirSync(sandbox, { recursive: true, mode: 0o700 });
     const bundle = path.join(sandbox, 'agent.cjs');

@@ -1,0 +1,120 @@
+/**
+ * Agent state reports: checked as they arrive, and planned into as few guarded writes as possible.
+ * Pure (no I/O), so the store tests replay reports through exactly what the route does.
+ */
+
+import { BadParameter } from '../../core/errors.ts';
+import { groupBy } from '../../core/group.ts';
+import { UnitState } from '../../core/states.ts';
+import type { UnitReport } from '../../core/wire.ts';
+import type { UnitPatch, UnitTransition } from '../../store/index.ts';
+import { MAX_ID_BYTES } from '../lib/http.ts';
+
+const REPORTABLE = new Set<string>([
+  UnitState.EXECUTING,
+  UnitState.DONE,
+  UnitState.FAILED,
+  UnitState.CANCELED,
+]);
+
+/** A report as it arrives: the agent's shape, but not yet checked. */
+export type Report = Omit<UnitReport, 'state' | 'time'> & { state: string; time?: string };
+
+/** Reports per call: the agent sends at most 500; far more could not be applied within the function's timeout. */
+const MAX_REPORTS = 5_000;
+
+/** Optional report fields and the type each must have: anything else would reach the unit record as is. */
+const FIELD_TYPES: Record<string, (v: unknown) => boolean> = {
+  // A date: start times are compared (the earliest report wins), so free text must not get in.
+  time: (v) => typeof v === 'string' && Number.isFinite(Date.parse(v)),
+  exitCode: (v) => Number.isInteger(v),
+  stdout: (v) => typeof v === 'string',
+  stderr: (v) => typeof v === 'string',
+  sandbox: (v) => typeof v === 'string',
+  reason: (v) => typeof v === 'string',
+  execLocations: (v) => Array.isArray(v) && v.every((x) => typeof x === 'string'),
+};
+
+export function parseReports(v: unknown): Report[] {
+  if (!Array.isArray(v)) throw new BadParameter('states.updates: must be a list');
+  if (v.length > MAX_REPORTS)
+    throw new BadParameter(`states.updates: at most ${MAX_REPORTS} per request, got ${v.length}`);
+  return v.map((r, i) => {
+    const o = r as Record<string, unknown>;
+    if (
+      typeof o?.uid !== 'string' ||
+      Buffer.byteLength(o.uid) > MAX_ID_BYTES ||
+      typeof o.state !== 'string' ||
+      !REPORTABLE.has(o.state)
+    ) {
+      throw new BadParameter(
+        `states.updates[${i}]: needs uid and a state in ${[...REPORTABLE].join(', ')}, got ${JSON.stringify(r)?.slice(0, 120)}`,
+      );
+    }
+    for (const [field, ok] of Object.entries(FIELD_TYPES)) {
+      if (o[field] !== undefined && !ok(o[field]))
+        throw new BadParameter(
+          `states.updates[${i}].${field}: wrong type, got ${JSON.stringify(o[field])?.slice(0, 80)}`,
+        );
+    }
+    return o as unknown as Report;
+  });
+}
+
+function patchOf(r: Report): UnitPatch {
+  const clip = (s: string | undefined) => (s === undefined ? undefined : s.slice(0, 4096));
+  const p: UnitPatch = {};
+  if (r.state === UnitState.EXECUTING) {
+    if (r.time) p.started = r.time;
+    if (r.sandbox) p.sandbox = r.sandbox;
+    if (r.execLocations) p.execLocations = r.execLocations;
+  } else {
+    if (r.time) p.finished = r.time;
+    if (typeof r.exitCode === 'number') p.exitCode = r.exitCode;
+    const out = clip(r.stdout);
+    const err = clip(r.stderr);
+    if (out !== undefined) p.stdout = out;
+    if (err !== undefined) p.stderr = err;
+    if (r.reason) p.appendLog = [r.reason];
+  }
+  return p;
+}
+
+function roundAt<T>(rounds: T[][], i: number): T[] {
+  rounds[i] ??= [];
+  return rounds[i];
+}
+
+/**
+ * Turns reports into as few guarded writes as possible, in rounds that keep each unit's order: an
+ * EXECUTING followed by DONE in one batch becomes one write to DONE (the passed states, EXECUTING
+ * included, are still recorded); anything else is applied report by report.
+ */
+export function planRounds(reports: Report[], pilotId: string): UnitTransition[][] {
+  const perUnit = groupBy(reports, (r) => r.uid);
+  const rounds: UnitTransition[][] = [];
+  for (const [uid, rs] of perUnit) {
+    const [a, b] = rs;
+    if (rs.length === 2 && a?.state === UnitState.EXECUTING && b?.state === UnitState.DONE) {
+      const merged: UnitTransition = {
+        uid,
+        target: UnitState.DONE,
+        patch: { ...patchOf(a), ...patchOf(b) },
+        expect: { pilot: pilotId },
+        report: true,
+      };
+      roundAt(rounds, 0).push(merged);
+      continue;
+    }
+    rs.forEach((r, i) => {
+      roundAt(rounds, i).push({
+        uid,
+        target: r.state as UnitState,
+        patch: patchOf(r),
+        expect: { pilot: pilotId },
+        report: true,
+      });
+    });
+  }
+  return rounds;
+}

@@ -1,0 +1,97 @@
+/**
+ * Creating requests happen once per client request token (header `x-sortie-request-token`, which the
+ * SDK sends on every creating call and keeps across its retries). See store/requests.ts for the claim.
+ *
+ * ```
+ *   first:   claim ✓ ── run ── save answer (done)            → answer
+ *   repeat:  claim ✗ ── done?    → the first answer, rebuilt; nothing created
+ *                     ── pending? → wait for it (bounded), else 504 so the SDK retries later
+ *                     ── failed?  → 409: the first attempt failed midway; nothing is retried blindly
+ * ```
+ * A request refused with a 4xx created nothing, so its claim is dropped and a repeat runs again.
+ */
+import { createHash } from 'node:crypto';
+import { BadParameter, IncorrectState, PilotException, Timeout } from '../../core/errors.ts';
+import type { Request } from './http.ts';
+import { store } from './store.ts';
+
+/** The header carrying the client request token. */
+export const REQUEST_TOKEN_HEADER = 'x-sortie-request-token';
+
+/** How long a repeat waits for a first request still running before it answers 504 (retry later). */
+const WAIT_MS = 10_000;
+
+/** How a route saves its answer for a repeat, and rebuilds the answer from what it saved. */
+export interface Replay<T> {
+  save(answer: T): unknown;
+  load(saved: unknown): Promise<T> | T;
+  /**
+   * The body holds a secret (a password, a private key): leave it out of the stored fingerprint, since a
+   * plain hash of a weak password can be guessed offline. A reused token is then not checked for a body.
+   */
+  secretBody?: boolean;
+}
+
+/** A replay that saves the answer as it is (small answers without secrets). */
+export const asIs = <T>(): Replay<T> => ({ save: (a) => a, load: (s) => s as T });
+
+const sha256 = (s: string) => createHash('sha256').update(s).digest('base64url');
+
+/** The request token of `req`, checked; undefined when the caller sent none. */
+export function requestToken(req: Request): string | undefined {
+  const token = req.headers[REQUEST_TOKEN_HEADER];
+  if (token === undefined) return undefined;
+  if (!/^[A-Za-z0-9_-]{16,128}$/.test(token))
+    throw new BadParameter(
+      `header ${REQUEST_TOKEN_HEADER}: must be 16-128 of [A-Za-z0-9_-], got ${JSON.stringify(token.slice(0, 80))}`,
+    );
+  return token;
+}
+
+/**
+ * Runs `run` once per request token within `scope` (a session id, or `-` for session creation). Without
+ * a token it just runs. The token is stored only hashed: for POST /sessions it is as good as a credential.
+ */
+export async function once<T>(
+  req: Request,
+  scope: string,
+  replay: Replay<T>,
+  run: () => Promise<T>,
+): Promise<T> {
+  const token = requestToken(req);
+  if (token === undefined) return run();
+  const key = `${scope}#${sha256(token)}`;
+  const fingerprint = `${req.event.routeKey} ${replay.secretBody ? '-' : sha256(JSON.stringify(req.body))}`;
+  const s = store();
+  const first = await s.claimRequest(key, fingerprint);
+  if (!first.claimed) {
+    let claim = first.claim;
+    if (claim.fingerprint !== fingerprint)
+      throw new BadParameter(
+        `header ${REQUEST_TOKEN_HEADER}: already used for a different request (${claim.fingerprint.split(' ').slice(0, 2).join(' ')}); send a new token per request`,
+      );
+    for (let waited = 0; claim.status === 'pending' && waited < WAIT_MS; waited += 200) {
+      await new Promise((r) => setTimeout(r, 200));
+      claim = (await s.getRequest(key)) ?? claim;
+    }
+    if (claim.status === 'done') return replay.load(claim.result);
+    if (claim.status === 'failed')
+      throw new IncorrectState(
+        `request ${REQUEST_TOKEN_HEADER} ${token.slice(0, 8)}…: its first attempt failed midway (${String(claim.result)}); nothing was retried — list what exists before submitting again with a new token`,
+      );
+    throw new Timeout(`request with this ${REQUEST_TOKEN_HEADER} is still being processed; retry later`);
+  }
+  let answer: T;
+  try {
+    answer = await run();
+  } catch (err) {
+    const status = err instanceof PilotException ? err.httpStatus : 500;
+    // A 4xx is decided before anything is created: let a repeat run again. Anything else may have
+    // created part of the request: a repeat must not create it twice.
+    if (status < 500) await s.releaseRequest(key);
+    else await s.settleRequest(key, 'failed', err instanceof Error ? err.message.slice(0, 500) : 'error');
+    throw err;
+  }
+  await s.settleRequest(key, 'done', replay.save(answer));
+  return answer;
+}

@@ -1,0 +1,150 @@
+/**
+ * Idempotent creation: a creating request repeated with its client request token creates nothing new and
+ * gets the first answer. Faults are real: a small TCP proxy of our own on 127.0.0.1 lets the request
+ * through to the embedded backend and drops the connection when the response starts, so the SDK sees a
+ * network error after the API did the work, and retries.
+ */
+import net from 'node:net';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { PilotManager, Session, UnitManager, UnitState } from '../client/index.ts';
+import { type Backend, startBackend } from '../local/backend.ts';
+
+let backend: Backend;
+
+/** A proxy to `target` that drops the response of the first request matching each of `drop`. */
+async function dropProxy(target: URL, drop: RegExp[]) {
+  const pending = new Set(drop);
+  const dropped: string[] = [];
+  const sockets = new Set<net.Socket>();
+  const server = net.createServer((client) => {
+    const upstream = net.connect(Number(target.port), target.hostname);
+    sockets.add(client).add(upstream);
+    let dropThis: string | undefined;
+    client.on('data', (chunk) => {
+      // undici sends one request at a time per connection: a request line starts a chunk.
+      const line = /^(GET|POST) (\S+) HTTP\/1\.1/.exec(chunk.toString('latin1'));
+      if (line) {
+        const request = `${line[1]} ${line[2]}`;
+        const rule = [...pending].find((r) => r.test(request));
+        if (rule) {
+          pending.delete(rule);
+          dropThis = request;
+        }
+      }
+      upstream.write(chunk);
+    });
+    upstream.on('data', (chunk) => {
+      if (dropThis) {
+        // The API has done the work and is answering: the answer is lost on the way back.
+        dropped.push(dropThis);
+        client.destroy();
+        upstream.destroy();
+        return;
+      }
+      client.write(chunk);
+    });
+    const end = () => {
+      client.destroy();
+      upstream.destroy();
+    };
+    client.on('error', end).on('close', end);
+    upstream.on('error', end).on('close', end);
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const { port } = server.address() as net.AddressInfo;
+  return {
+    url: `http://127.0.0.1:${port}`,
+    dropped,
+    close: () =>
+      new Promise<void>((resolve) => {
+        for (const s of sockets) s.destroy();
+        server.close(() => resolve());
+      }),
+  };
+}
+
+async function post(path: string, body: unknown, headers: Record<string, string> = {}) {
+  const res = await fetch(backend.apiUrl + path, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json', ...headers },
+    body: JSON.stringify(body),
+    signal: AbortSignal.timeout(30_000),
+  });
+  return { status: res.status, body: (await res.json()) as Record<string, unknown> };
+}
+
+beforeAll(async () => {
+  backend = await startBackend();
+});
+afterAll(async () => {
+  await backend?.close();
+});
+
+describe('idempotent creation', () => {
+  it('a lost response of POST /pilots and of POST /units: the retry creates nothing new, all units DONE', async () => {
+    // Prepare: the SDK talks to the API through the proxy (the agent talks to it directly).
+    const proxy = await dropProxy(new URL(backend.apiUrl), [/^POST \S+\/pilots$/, /^POST \S+\/units$/]);
+    const session = await Session.create({ endpoint: proxy.url, name: 'idempotency' });
+    try {
+      const pmgr = await PilotManager.create(session);
+      // Act
+      const pilot = await pmgr.submitPilots({ resource: 'local.localhost', runtime: 10, cores: 2 });
+      const umgr = await UnitManager.create(session, 'direct_submission');
+      await umgr.addPilots(pilot);
+      const units = await umgr.submitUnits(
+        Array.from({ length: 10 }, (_, i) => ({ executable: '/bin/echo', arguments: [`u${i}`] })),
+      );
+      await umgr.waitUnits({ timeout: 120 });
+      // Assess: both responses were really lost, and each request created its objects once.
+      expect(proxy.dropped).toEqual([
+        `POST /sessions/${session.uid}/pilots`,
+        `POST /sessions/${session.uid}/umgrs/${umgr.uid}/units`,
+      ]);
+      expect(await pmgr.listPilots()).toEqual([pilot.uid]);
+      expect(units.map((u) => u.uid)).toEqual(Array.from({ length: 10 }, (_, i) => `unit.00000${i}`));
+      const listed = await umgr.listUnits();
+      expect(listed).toEqual(units.map((u) => u.uid));
+      expect(units.map((u) => u.state)).toEqual(units.map(() => UnitState.DONE));
+      expect(units.map((u) => u.stdout?.trim())).toEqual(units.map((_, i) => `u${i}`));
+    } finally {
+      await session.close({ timeoutMs: 30_000 });
+      await proxy.close();
+    }
+  });
+
+  it('a repeated token returns the first answer; another body with it is 400; no token creates anew', async () => {
+    const token = 'tok_0123456789abcdef';
+    const first = await post('/sessions', { name: 'once' }, { 'x-sortie-request-token': token });
+    const again = await post('/sessions', { name: 'once' }, { 'x-sortie-request-token': token });
+    expect(first.status).toBe(200);
+    expect(again).toEqual(first);
+    const other = await post('/sessions', { name: 'other' }, { 'x-sortie-request-token': token });
+    expect(other.status).toBe(400);
+    expect(JSON.stringify(other.body)).toContain('x-sortie-request-token');
+    const bad = await post('/sessions', {}, { 'x-sortie-request-token': 'short' });
+    expect(bad.status).toBe(400);
+    expect((bad.body.error as { message: string }).message).toContain('got "short"');
+    // The session of the first answer works; a repeat of a manager creation returns the same manager.
+    const umgr = { scheduler: 'direct_submission' };
+    const auth = { authorization: `Bearer ${first.body.token as string}` };
+    const sid = first.body.uid as string;
+    const m1 = await post(`/sessions/${sid}/umgrs`, umgr, {
+      ...auth,
+      'x-sortie-request-token': `${token}-m`,
+    });
+    const m2 = await post(`/sessions/${sid}/umgrs`, umgr, {
+      ...auth,
+      'x-sortie-request-token': `${token}-m`,
+    });
+    const m3 = await post(`/sessions/${sid}/umgrs`, umgr, auth);
+    expect([m1.status, m2.status, m3.status]).toEqual([200, 200, 200]);
+    expect(m2.body.uid).toBe(m1.body.uid);
+    expect(m3.body.uid).not.toBe(m1.body.uid);
+    // A refused request (4xx) created nothing and keeps no claim: its repeat runs again (400, not a wait).
+    const units = `/sessions/${sid}/umgrs/${m1.body.uid as string}/units`;
+    const u = { ...auth, 'x-sortie-request-token': `${token}-u` };
+    expect((await post(units, { descriptions: [{}] }, u)).status).toBe(400);
+    expect((await post(units, { descriptions: [{}] }, u)).status).toBe(400);
+    await post(`/sessions/${sid}/close`, {}, auth);
+  });
+});
