@@ -392,7 +392,7 @@ describe('revocation: tokens die with their objects', () => {
     // Act: close (cancels the pilot, which sweeps its unit to CANCELED).
     await c.close({ timeoutMs: 30_000 });
     // Assess: the session's token still reads (all GET routes, reconnect, a repeated close) ...
-    const params = { sid: c.uid, pid: pilot.uid, umid: umgr.uid };
+    const params = { sid: c.uid, pid: pilot.uid, umid: umgr.uid, key: 'local.localhost' };
     for (const key of SESSION_ROUTES) {
       const { method, path: p } = fill(key, params);
       const query = key.startsWith('GET /sessions/{sid}/pilots') ? `?pmgr=${pmgr.uid}` : '';
