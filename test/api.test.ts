@@ -128,7 +128,7 @@ beforeAll(async () => {
 });
 
 afterAll(async () => {
-  await Promise.all([a?.close({ timeoutMs: 20_000 }), b?.close({ timeoutMs: 20_000 })]);
+  await Promise.all([a?.close({ timeout: 20 }), b?.close({ timeout: 20 })]);
   await backend?.close();
 });
 
