@@ -63,6 +63,8 @@ export class Watcher<S extends string, R extends Followed<S>> {
   private readonly batchListeners = new Set<(entered: Entered<R>[]) => void>();
   private readonly waiters = new Set<(closed?: boolean) => void>();
   private closed = false;
+  /** A chain of poll timers is running (see ensureRunning). */
+  private chain = false;
   private cursor: string | undefined;
   private timer: NodeJS.Timeout | undefined;
   private polling: Promise<void> | undefined;
@@ -108,6 +110,7 @@ export class Watcher<S extends string, R extends Followed<S>> {
    */
   close(): void {
     this.closed = true;
+    this.chain = false;
     clearTimeout(this.timer);
     this.timer = undefined;
     this.callbacks.clear();
@@ -136,6 +139,8 @@ export class Watcher<S extends string, R extends Followed<S>> {
     if (!this.polling) {
       this.polling = this.pollOnce().finally(() => {
         this.polling = undefined;
+        // A manager re-attached by hand learns its records here: follow them from now on.
+        this.ensureRunning();
       });
     }
     return this.polling;
@@ -208,18 +213,30 @@ export class Watcher<S extends string, R extends Followed<S>> {
     return this.callbacks.size > 0 || this.waiters.size > 0;
   }
 
-  /** Polls while anyone listens or any handle may still move; the timer holds the process only for listeners. */
+  /**
+   * Polls while anyone listens or any handle may still move; the timer holds the process only for
+   * listeners. One chain of timers at a time (`chain`), so a poll started by hand never doubles it.
+   */
   private ensureRunning(): void {
     if (this.closed) return;
-    if (this.timer) {
+    if (this.chain) {
       // A listener arrived while only handles were followed: from now on the timer must hold the process.
-      if (this.listened()) this.timer.ref();
+      if (this.listened()) this.timer?.ref();
       return;
     }
     if (!this.listened() && !this.following()) return;
+    this.chain = true;
+    const idle = () => this.closed || (!this.listened() && !this.following());
+    const schedule = (ms: number) => {
+      this.timer = setTimeout(tick, ms);
+      if (!this.listened()) this.timer.unref();
+    };
     const tick = () => {
       this.timer = undefined;
-      if (this.closed || (!this.listened() && !this.following())) return;
+      if (idle()) {
+        this.chain = false;
+        return;
+      }
       this.poll()
         .then(
           () => {
@@ -232,13 +249,11 @@ export class Watcher<S extends string, R extends Followed<S>> {
           },
         )
         .finally(() => {
-          if (this.timer || this.closed || (!this.listened() && !this.following())) return;
-          this.timer = setTimeout(tick, this.intervalMs);
-          if (!this.listened()) this.timer.unref();
+          if (idle()) this.chain = false;
+          else schedule(this.intervalMs);
         });
     };
-    this.timer = setTimeout(tick, 0);
-    if (!this.listened()) this.timer.unref();
+    schedule(0);
   }
 
   /**

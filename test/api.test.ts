@@ -142,7 +142,7 @@ describe('bad input: 400 naming the field and the value, nothing created', () =>
         { executable: '/bin/true', inputStaging: [{ source: 'a', action: 'Teleport' }] },
         ['action', 'Teleport'],
       ],
-      [{ executable: '/bin/true', environment: { TEST: 7 } }, ['environment.TEST', '7']],
+      [{ executable: '/bin/true', environment: { TEST: true } }, ['environment.TEST', 'true']],
       [{ arguments: ['x'] }, ['executable', 'required']],
     ];
     for (const [d, words] of cases) {

@@ -92,6 +92,26 @@ describe('RP semantics of the SDK', () => {
     expect(pilot.stateHistory[0]?.state).toBe(PENDING_LAUNCH);
   });
 
+  it('handles from a reconnected session follow too, once their manager has read its feed', async () => {
+    const { session, pmgr } = await open('live-reconnect');
+    const pilot = await pmgr.submitPilots(pd(1));
+    const umgr = await UnitManager.create(session, 'direct_submission');
+    await umgr.addPilots(pilot);
+    const unit = await umgr.submitUnits({ executable: '/bin/sleep', arguments: ['3'] });
+    const again = await Session.reconnect(session.uid, { endpoint: backend.apiUrl, token: session.token });
+    const umgr2 = await again.getUnitManagers(umgr.uid);
+    expect(umgr2).not.toBe(umgr);
+    const handle = await umgr2.getUnits(unit.uid);
+    // Read before the unit could end, so only following can bring DONE.
+    expect(handle.state).not.toBe(DONE);
+    await until(
+      'reconnected handle DONE through its property',
+      () => (handle.state === DONE ? true : undefined),
+      60_000,
+    );
+    await umgr2.close();
+  });
+
   it('one id in, one result out; lists in, lists out; unknown ids raise DoesNotExist instead of hanging', async () => {
     const { session, pmgr } = await open('single');
     const pilot = await pmgr.submitPilots(pd(1));
