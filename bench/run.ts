@@ -521,7 +521,7 @@ async function main(): Promise<void> {
     log(`wrote ${path.relative(process.cwd(), outDir)}/report.md and results.json in ${fmt(elapsed)} s`);
   } finally {
     const c0 = performance.now();
-    await session?.close({ timeoutMs: 30_000 }).catch((err: unknown) => log(`session close: ${String(err)}`));
+    await session?.close({ timeout: 30 }).catch((err: unknown) => log(`session close: ${String(err)}`));
     await backend?.close();
     removeTree(dir);
     log(

@@ -21,28 +21,36 @@ export type {
 } from '../core/descriptions.ts';
 export {
   AuthenticationFailed,
+  AuthorizationFailed,
   BadParameter,
   DatabaseError,
   DoesNotExist,
   IncorrectState,
+  IncorrectURL,
   NoSuccess,
+  NotImplemented,
   PermissionDenied,
   PilotException,
   Timeout,
 } from '../core/errors.ts';
-export type { StagingDirective } from '../core/staging.ts';
+export { StagingAction, type StagingDirective, StagingFlag } from '../core/staging.ts';
 export { PilotState, UnitState } from '../core/states.ts';
 export type { PilotRecord, StateEntry, UnitRecord } from '../core/wire.ts';
+export * from './constants.ts';
 export { Context } from './context.ts';
+export type { HistoryEntry } from './history.ts';
 export { ComputePilot, PILOT_FINAL } from './pilot.ts';
-export { PilotManager } from './pilot-manager.ts';
+export { type PilotCallback, PilotManager, type WaitPilotsOptions } from './pilot-manager.ts';
 export { Session, type SessionOptions } from './session.ts';
 export { ComputeUnit, UNIT_FINAL } from './unit.ts';
 export {
+  type QueueSizeCallback,
   SCHED_BACKFILLING,
   SCHED_DIRECT_SUBMISSION,
   SCHED_ROUND_ROBIN,
   SCHEDULERS,
   type SchedulerName,
+  type UnitCallback,
   UnitManager,
+  type WaitUnitsOptions,
 } from './unit-manager.ts';

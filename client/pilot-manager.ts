@@ -1,18 +1,31 @@
 /** RP's `PilotManager`: submits, follows and cancels pilots. */
 
 import { type ComputePilotDescriptionInput, parsePilotDescription } from '../core/descriptions.ts';
-import { BadParameter } from '../core/errors.ts';
-import type { PilotState } from '../core/states.ts';
+import { BadParameter, DoesNotExist } from '../core/errors.ts';
+import { type PilotState, pilotModel } from '../core/states.ts';
 import type { PilotRecord } from '../core/wire.ts';
 import { newRequestToken } from './http.ts';
 import { ComputePilot, PILOT_FINAL } from './pilot.ts';
 import type { Session } from './session.ts';
 import { Watcher } from './watcher.ts';
 
+/** A pilot callback (RP: `cb(pilot, state)`, `[v0.23+]` `cb(pilot, state, callbackData)`). */
+export type PilotCallback = (pilot: ComputePilot, state: PilotState, callbackData?: unknown) => void;
+
+/** Options of every pilot wait: RP's `state` and `timeout` (seconds), and Sortie's stricter form. */
+export interface WaitPilotsOptions {
+  state?: PilotState | PilotState[];
+  /** Seconds, as RP; when it is up the states are returned as they are (RP). */
+  timeout?: number;
+  /** Throw Timeout naming the laggards instead of returning the states. */
+  throwOnTimeout?: boolean;
+}
+
 /** A pilot manager (RP's PilotManager). Create with `await PilotManager.create(session)`. */
 export class PilotManager {
   private readonly watcher: Watcher<PilotState, PilotRecord>;
   private readonly handles = new Map<string, ComputePilot>();
+  private closing: Promise<void> | undefined;
 
   private constructor(
     readonly session: Session,
@@ -21,6 +34,7 @@ export class PilotManager {
     this.watcher = new Watcher<PilotState, PilotRecord>(
       (since) => session.transport.paginate<PilotRecord>(session.path('/pilots'), { pmgr: uid, since }),
       PILOT_FINAL,
+      (state) => pilotModel.order[state],
     );
     session.pilotManagers.set(uid, this);
   }
@@ -86,55 +100,92 @@ export class PilotManager {
     return [...this.watcher.records.keys()];
   }
 
-  /** Pilot handles (all, or the given uids). */
-  async getPilots(uids?: string[]): Promise<ComputePilot[]> {
+  /** Pilot handles: all, the given uids, or one handle for one uid (RP: single in, single out). */
+  getPilots(uid: string): Promise<ComputePilot>;
+  getPilots(uids?: string[]): Promise<ComputePilot[]>;
+  async getPilots(uids?: string | string[]): Promise<ComputePilot | ComputePilot[]> {
     await this.watcher.poll();
-    const all = uids ?? [...this.watcher.records.keys()];
+    const all =
+      uids === undefined ? [...this.watcher.records.keys()] : typeof uids === 'string' ? [uids] : uids;
     for (const u of all)
       if (!this.watcher.records.has(u))
-        throw new BadParameter(`getPilots: unknown pilot '${u}' in ${this.uid}`);
-    return all.map((u) => this.handle(u));
+        throw new DoesNotExist(`getPilots: unknown pilot ${JSON.stringify(u)} in ${this.uid}`, { obj: u });
+    const pilots = all.map((u) => this.handle(u));
+    return typeof uids === 'string' ? (pilots[0] as ComputePilot) : pilots;
   }
 
-  /** @internal */
-  async refresh(_uids: string[]): Promise<void> {
+  /** @internal Reads the feed now: every handle of this manager is current afterwards. */
+  async refresh(): Promise<void> {
     await this.watcher.poll();
   }
 
   /**
-   * Waits until the pilots (all by default) reach one of `state` (default: DONE, FAILED, CANCELED)
-   * or a final state they can never leave (so waiting for ACTIVE returns when a pilot FAILED);
-   * `timeout` in seconds (RP). Returns their states in order.
+   * Waits until the pilots (all by default) reach one of `state` (default: DONE, FAILED, CANCELED), a
+   * later one, or a final state they can never leave (so waiting for ACTIVE returns when a pilot FAILED).
+   * `timeout` in seconds (RP); when it is up the states are returned as they are, as RP does, unless
+   * `throwOnTimeout`. One uid in, one state out; a list or none in, a list out. Unknown uid: DoesNotExist.
    */
+  waitPilots(opts: WaitPilotsOptions & { uids: string }): Promise<PilotState>;
+  waitPilots(opts?: WaitPilotsOptions & { uids?: string[] }): Promise<PilotState[]>;
   async waitPilots(
-    opts: { uids?: string[]; state?: PilotState | PilotState[]; timeout?: number } = {},
-  ): Promise<PilotState[]> {
+    opts: WaitPilotsOptions & { uids?: string | string[] } = {},
+  ): Promise<PilotState | PilotState[]> {
     const states =
       opts.state === undefined ? PILOT_FINAL : Array.isArray(opts.state) ? opts.state : [opts.state];
     const recs = await this.watcher.wait(
-      opts.uids,
+      typeof opts.uids === 'string' ? [opts.uids] : opts.uids,
       states,
-      opts.timeout === undefined ? undefined : opts.timeout * 1000,
+      {
+        timeoutMs: opts.timeout === undefined ? undefined : opts.timeout * 1000,
+        ...(opts.throwOnTimeout ? { throwOnTimeout: true } : {}),
+      },
       `waitPilots(${this.uid})`,
     );
-    return recs.map((r) => r.state);
+    const out = recs.map((r) => r.state);
+    return typeof opts.uids === 'string' ? (out[0] as PilotState) : out;
   }
 
-  /** Cancels pilots (all by default). Final pilots are left alone. */
-  async cancelPilots(uids?: string[]): Promise<void> {
+  /** Cancels pilots: all by default, one uid or a list. Final pilots are left alone. */
+  async cancelPilots(uids?: string | string[]): Promise<void> {
+    const list = typeof uids === 'string' ? [uids] : uids;
     await this.session.transport.request('POST', this.session.path('/pilots/cancel'), {
       pmgr: this.uid,
-      ...(uids ? { uids } : {}),
+      ...(list ? { uids: list } : {}),
     });
   }
 
-  /** Calls `cb(pilot, state)` once for every state every pilot of this manager enters, in order. */
-  registerCallback(cb: (pilot: ComputePilot, state: PilotState) => void): () => void {
-    return this.watcher.register((r, s) => cb(this.handle(r.uid), s as PilotState));
+  /**
+   * Calls `cb(pilot, state, callbackData)` once for every state every pilot of this manager enters, in
+   * order (RP `register_callback(cb, callback_data)`). Returns what unregisters it.
+   */
+  registerCallback(cb: PilotCallback, callbackData?: unknown): () => void {
+    return this.watcher.register((r, s) => cb(this.handle(r.uid), s as PilotState, callbackData));
   }
 
-  /** Stops following the feed (callbacks end). */
-  close(): void {
-    this.session.pilotManagers.delete(this.uid);
+  /** RP's `as_dict()`: what identifies this manager. */
+  asDict(): { uid: string; session: string } {
+    return { uid: this.uid, session: this.session.uid };
+  }
+
+  /**
+   * Closes the manager (RP `close(terminate=True)`): with `terminate` (the default, as RP) it cancels its
+   * pilots and waits for them to end (`timeout` seconds, default 60); then it stops following the feed, so
+   * no callback fires and no timer is left. Safe to call twice.
+   */
+  close(opts: { terminate?: boolean; timeout?: number } = {}): Promise<void> {
+    this.closing ??= this.doClose(opts);
+    return this.closing;
+  }
+
+  private async doClose(opts: { terminate?: boolean; timeout?: number }): Promise<void> {
+    try {
+      if ((opts.terminate ?? true) && !this.session.closed) {
+        await this.cancelPilots();
+        await this.waitPilots({ timeout: opts.timeout ?? 60, throwOnTimeout: true });
+      }
+    } finally {
+      this.watcher.close();
+      this.session.pilotManagers.delete(this.uid);
+    }
   }
 }

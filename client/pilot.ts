@@ -1,13 +1,19 @@
 /** RP's `ComputePilot`: a handle on one pilot; its state lives in the control plane. */
 import type { ComputePilotDescription } from '../core/descriptions.ts';
+import { NotImplemented } from '../core/errors.ts';
 import { PilotState } from '../core/states.ts';
-import type { PilotRecord, StateEntry } from '../core/wire.ts';
-import type { PilotManager } from './pilot-manager.ts';
+import type { PilotRecord } from '../core/wire.ts';
+import { type HistoryEntry, withTimestamps } from './history.ts';
+import type { PilotCallback, PilotManager, WaitPilotsOptions } from './pilot-manager.ts';
 
 /** Final pilot states: the default of every wait. */
 export const PILOT_FINAL: readonly PilotState[] = [PilotState.DONE, PilotState.FAILED, PilotState.CANCELED];
 
-/** A pilot (RP's ComputePilot). Properties show the last known record; `refresh()` or a wait updates it. */
+/**
+ * A pilot (RP's ComputePilot). Its properties are current while its manager is open: the manager's feed
+ * updates the record behind every handle it gave out (RP re-read the database on every access);
+ * `refresh()` reads through at once.
+ */
 export class ComputePilot {
   constructor(
     readonly pilotManager: PilotManager,
@@ -23,8 +29,9 @@ export class ComputePilot {
   get state(): PilotState {
     return this.rec.state;
   }
-  get stateHistory(): StateEntry<PilotState>[] {
-    return this.rec.stateHistory;
+  /** Every state entered, in order, with `time` (ISO 8601) and RP's `timestamp` (a Date). */
+  get stateHistory(): HistoryEntry<PilotState>[] {
+    return withTimestamps(this.rec.stateHistory);
   }
   get description(): ComputePilotDescription {
     return this.rec.description;
@@ -59,16 +66,27 @@ export class ComputePilot {
     return this.rec;
   }
 
-  /** Re-reads the record. */
+  /** RP: not implemented on a pilot (ask a unit manager for its pilots instead). */
+  get unitManagers(): never {
+    throw new NotImplemented('ComputePilot.unitManagers is not implemented (as in RP)', { obj: this.uid });
+  }
+  /** RP: not implemented on a pilot (ask its unit manager for its units instead). */
+  get units(): never {
+    throw new NotImplemented('ComputePilot.units is not implemented (as in RP)', { obj: this.uid });
+  }
+
+  /** Re-reads the record now (the manager's feed does it on its own while the manager is open). */
   async refresh(): Promise<this> {
-    await this.pilotManager.refresh([this.uid]);
+    await this.pilotManager.refresh();
     return this;
   }
 
-  /** Waits for one of `state` (default: final states); `timeout` in seconds, as RP. Returns the state. */
-  async wait(opts: { state?: PilotState | PilotState[]; timeout?: number } = {}): Promise<PilotState> {
-    const [s] = await this.pilotManager.waitPilots({ uids: [this.uid], ...opts });
-    return s as PilotState;
+  /**
+   * Waits for one of `state` (default: final states) or a later one; `timeout` in seconds, as RP. Returns
+   * the state, also when the time is up (RP), unless `throwOnTimeout`.
+   */
+  async wait(opts: WaitPilotsOptions = {}): Promise<PilotState> {
+    return this.pilotManager.waitPilots({ uids: this.uid, ...opts });
   }
 
   /** Cancels the pilot (no-op when final). */
@@ -76,10 +94,10 @@ export class ComputePilot {
     await this.pilotManager.cancelPilots([this.uid]);
   }
 
-  /** Registers `cb(pilot, state)` for every state this pilot enters. */
-  registerCallback(cb: (pilot: ComputePilot, state: PilotState) => void): void {
-    this.pilotManager.registerCallback((p, s) => {
-      if (p.uid === this.uid) cb(p, s);
+  /** Registers `cb(pilot, state, callbackData)` for every state this pilot enters. Returns what unregisters it. */
+  registerCallback(cb: PilotCallback, callbackData?: unknown): () => void {
+    return this.pilotManager.registerCallback((p, s) => {
+      if (p.uid === this.uid) cb(p, s, callbackData);
     });
   }
 

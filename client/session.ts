@@ -4,7 +4,7 @@
  */
 
 import { readFileSync } from 'node:fs';
-import { BadParameter, IncorrectState } from '../core/errors.ts';
+import { BadParameter, DoesNotExist, IncorrectState } from '../core/errors.ts';
 import type { ResourceConfig } from '../core/resources.ts';
 import { readResourceConfigFile } from '../resources/files.ts';
 import type { Context } from './context.ts';
@@ -33,6 +33,7 @@ export class Session {
   /** @internal */ readonly unitManagers = new Map<string, UnitManager>();
   private closing: Promise<void> | undefined;
   private info: SessionWire;
+  private readonly contexts: Context[] = [];
 
   private constructor(transport: Transport, info: SessionWire) {
     this.transport = transport;
@@ -125,6 +126,16 @@ export class Session {
       undefined,
       { requestToken: newRequestToken() },
     );
+    this.contexts.push(ctx);
+  }
+
+  /**
+   * The contexts added through this Session object (RP's `list_contexts()`, which lists the SAGA
+   * session's in-process contexts). Secrets are masked when printed; the API never returns them, so a
+   * reconnected session lists none.
+   */
+  listContexts(): Context[] {
+    return [...this.contexts];
   }
 
   /**
@@ -188,32 +199,57 @@ export class Session {
     return (await this.transport.list<{ uid: string }>(this.path('/pmgrs'))).map((m) => m.uid);
   }
 
-  async getPilotManagers(uids?: string[]): Promise<PilotManager[]> {
-    const all = uids ?? (await this.listPilotManagers());
-    return all.map((uid) => this.pilotManagers.get(uid) ?? PilotManager.attach(this, uid));
+  /** Pilot managers of this session: all, the given uids, or one for one uid (RP: single in, single out). */
+  getPilotManagers(uid: string): Promise<PilotManager>;
+  getPilotManagers(uids?: string[]): Promise<PilotManager[]>;
+  async getPilotManagers(uids?: string | string[]): Promise<PilotManager | PilotManager[]> {
+    const known = await this.listPilotManagers();
+    const all = uids === undefined ? known : typeof uids === 'string' ? [uids] : uids;
+    for (const uid of all)
+      if (!known.includes(uid))
+        throw new DoesNotExist(
+          `getPilotManagers: unknown pilot manager ${JSON.stringify(uid)} in ${this.uid}`,
+          {
+            obj: uid,
+          },
+        );
+    const out = all.map((uid) => this.pilotManagers.get(uid) ?? PilotManager.attach(this, uid));
+    return typeof uids === 'string' ? (out[0] as PilotManager) : out;
   }
 
   async listUnitManagers(): Promise<string[]> {
     return (await this.transport.list<{ uid: string }>(this.path('/umgrs'))).map((m) => m.uid);
   }
 
-  async getUnitManagers(uids?: string[]): Promise<UnitManager[]> {
-    const all = uids ?? (await this.listUnitManagers());
+  /** Unit managers of this session: all, the given uids, or one for one uid (RP: single in, single out). */
+  getUnitManagers(uid: string): Promise<UnitManager>;
+  getUnitManagers(uids?: string[]): Promise<UnitManager[]>;
+  async getUnitManagers(uids?: string | string[]): Promise<UnitManager | UnitManager[]> {
+    const all = uids === undefined ? await this.listUnitManagers() : typeof uids === 'string' ? [uids] : uids;
     const out: UnitManager[] = [];
+    // attach() reads the manager: an unknown uid is the API's DoesNotExist.
     for (const uid of all) out.push(this.unitManagers.get(uid) ?? (await UnitManager.attach(this, uid)));
-    return out;
+    return typeof uids === 'string' ? (out[0] as UnitManager) : out;
+  }
+
+  /** RP's `as_dict()`: what identifies this session. */
+  asDict(): { uid: string; name?: string; created: string; lastReconnect?: string; closed?: string } {
+    const { token: _secret, ...info } = this.info;
+    return info;
   }
 
   /**
    * Closes the session (RP semantics: `cleanup` implies `terminate`; terminate cancels every pilot and
-   * waits for them). Safe to call twice; always returns — waits are bounded by `timeoutMs`.
+   * waits for them), then closes every manager, so no callback or poll is left and a script exits on its
+   * own. `timeout` in seconds (as every timeout of the SDK) bounds the wait for the pilots (default 60).
+   * Safe to call twice; always returns.
    */
-  close(opts: { cleanup?: boolean; terminate?: boolean; timeoutMs?: number } = {}): Promise<void> {
+  close(opts: { cleanup?: boolean; terminate?: boolean; timeout?: number } = {}): Promise<void> {
     if (!this.closing) this.closing = this.doClose(opts);
     return this.closing;
   }
 
-  private async doClose(opts: { cleanup?: boolean; terminate?: boolean; timeoutMs?: number }): Promise<void> {
+  private async doClose(opts: { cleanup?: boolean; terminate?: boolean; timeout?: number }): Promise<void> {
     const cleanup = opts.cleanup ?? true;
     const terminate = cleanup || (opts.terminate ?? true);
     const errors: unknown[] = [];
@@ -221,15 +257,14 @@ export class Session {
       for (const pmgr of await this.getPilotManagers().catch(() => [...this.pilotManagers.values()])) {
         try {
           await pmgr.cancelPilots();
-          // waitPilots takes seconds (RP); timeoutMs is milliseconds.
-          await pmgr.waitPilots({ timeout: (opts.timeoutMs ?? 60_000) / 1000 });
+          await pmgr.waitPilots({ timeout: opts.timeout ?? 60, throwOnTimeout: true });
         } catch (err) {
           errors.push(err);
         }
       }
     }
-    for (const m of this.unitManagers.values()) m.close();
-    for (const m of this.pilotManagers.values()) m.close();
+    for (const m of [...this.unitManagers.values()]) await m.close();
+    for (const m of [...this.pilotManagers.values()]) await m.close({ terminate: false });
     const r = await this.transport.request<SessionWire>('POST', this.path('/close'), { cleanup, terminate });
     this.info = { ...this.info, closed: r.closed ?? new Date().toISOString() };
     if (errors.length)

@@ -1,14 +1,16 @@
 /** RP's `UnitManager`: binds units to pilots through a scheduler, follows and cancels them. */
 
 import { type ComputeUnitDescriptionInput, parseUnitDescriptions } from '../core/descriptions.ts';
-import { BadParameter } from '../core/errors.ts';
-import type { UnitState } from '../core/states.ts';
-import type { UnitRecord } from '../core/wire.ts';
+import { BadParameter, DoesNotExist } from '../core/errors.ts';
+import { UnitState, unitModel } from '../core/states.ts';
+import type { PilotRecord, UnitRecord } from '../core/wire.ts';
+import { METRICS, type Metric, UNIT_STATE, type WAIT_QUEUE_SIZE } from './constants.ts';
 import { newRequestToken } from './http.ts';
 import type { ComputePilot } from './pilot.ts';
+import { PilotManager } from './pilot-manager.ts';
 import type { Session } from './session.ts';
 import { ComputeUnit, UNIT_FINAL } from './unit.ts';
-import { Watcher } from './watcher.ts';
+import { type Entered, Watcher } from './watcher.ts';
 
 /** Scheduler names (RP's SCHED_* constants). */
 export { SCHEDULERS, type SchedulerName } from '../core/schedulers.ts';
@@ -18,6 +20,27 @@ export const SCHED_DIRECT_SUBMISSION = 'direct_submission';
 export const SCHED_ROUND_ROBIN = 'round_robin';
 export const SCHED_BACKFILLING = 'backfilling';
 
+/** What each scheduler does, for `schedulerDetails` (RP: the scheduler's own description). */
+const SCHEDULER_DETAILS: Readonly<Record<SchedulerName, string>> = {
+  direct_submission: "direct_submission: early binding at submit time to the manager's one pilot",
+  round_robin: "round_robin: early binding at submit time, cycling over the manager's live pilots",
+  backfilling: 'backfilling: late binding, units wait UNSCHEDULED until an active pilot has free cores',
+};
+
+/** A unit state callback (RP: `cb(unit, state)`, `[v0.23+]` `cb(unit, state, callbackData)`). */
+export type UnitCallback = (unit: ComputeUnit, state: UnitState, callbackData?: unknown) => void;
+/** A WAIT_QUEUE_SIZE callback: `cb(umgr, size, callbackData)` (RP: `cb(obj, value)`). */
+export type QueueSizeCallback = (umgr: UnitManager, size: number, callbackData?: unknown) => void;
+
+/** Options of every unit wait: RP's `state` and `timeout` (seconds), and Sortie's stricter form. */
+export interface WaitUnitsOptions {
+  state?: UnitState | UnitState[];
+  /** Seconds, as RP; when it is up the states are returned as they are (RP). */
+  timeout?: number;
+  /** Throw Timeout naming the laggards instead of returning the states. */
+  throwOnTimeout?: boolean;
+}
+
 /** Units sent per submit request: keeps each request far below API Gateway's 10 MB body limit. */
 const SUBMIT_CHUNK = 2_000;
 
@@ -25,7 +48,10 @@ const SUBMIT_CHUNK = 2_000;
 export class UnitManager {
   private readonly watcher: Watcher<UnitState, UnitRecord>;
   private readonly handles = new Map<string, ComputeUnit>();
-  private readonly unsubscribe: (() => void)[] = [];
+  /** Units whose last delivered state is UNSCHEDULED: RP's wait queue. */
+  private readonly waitQueue = new Set<string>();
+  private queueSize = 0;
+  private readonly queueCallbacks = new Set<(size: number) => void>();
 
   private constructor(
     readonly session: Session,
@@ -35,7 +61,9 @@ export class UnitManager {
     this.watcher = new Watcher<UnitState, UnitRecord>(
       (since) => session.transport.paginate<UnitRecord>(session.path(`/umgrs/${uid}/units`), { since }),
       UNIT_FINAL,
+      (state) => unitModel.order[state],
     );
+    this.watcher.onEntered((entered) => this.countQueue(entered));
     session.unitManagers.set(uid, this);
   }
 
@@ -80,6 +108,11 @@ export class UnitManager {
     return u;
   }
 
+  /** RP's `scheduler_details`: what this manager's scheduler does. */
+  get schedulerDetails(): string {
+    return SCHEDULER_DETAILS[this.scheduler];
+  }
+
   /** Adds pilots (handles or uids) to this manager's scheduler. */
   async addPilots(pilots: ComputePilot | string | (ComputePilot | string)[]): Promise<void> {
     const list = (Array.isArray(pilots) ? pilots : [pilots]).map((p) => (typeof p === 'string' ? p : p.uid));
@@ -95,6 +128,23 @@ export class UnitManager {
       this.session.path(`/umgrs/${this.uid}`),
     );
     return r.pilots;
+  }
+
+  /** Handles of the pilots added to this manager, from their pilot managers (attached if this process has none). */
+  async getPilots(): Promise<ComputePilot[]> {
+    const out: ComputePilot[] = [];
+    for (const uid of await this.listPilots()) {
+      let pmgr = [...this.session.pilotManagers.values()].find((m) => m.record(uid) !== undefined);
+      if (!pmgr) {
+        const rec = await this.session.transport.request<PilotRecord>(
+          'GET',
+          this.session.path(`/pilots/${encodeURIComponent(uid)}`),
+        );
+        pmgr = this.session.pilotManagers.get(rec.pmgr) ?? PilotManager.attach(this.session, rec.pmgr);
+      }
+      out.push(await pmgr.getPilots(uid));
+    }
+    return out;
   }
 
   /** Submits one unit description or many; returns one unit or many, as given (RP). */
@@ -128,37 +178,54 @@ export class UnitManager {
     return [...this.watcher.records.keys()];
   }
 
-  async getUnits(uids?: string[]): Promise<ComputeUnit[]> {
+  /** Unit handles: all, the given uids, or one handle for one uid (RP: single in, single out). */
+  getUnits(uid: string): Promise<ComputeUnit>;
+  getUnits(uids?: string[]): Promise<ComputeUnit[]>;
+  async getUnits(uids?: string | string[]): Promise<ComputeUnit | ComputeUnit[]> {
     await this.watcher.poll();
-    const all = uids ?? [...this.watcher.records.keys()];
+    const all =
+      uids === undefined ? [...this.watcher.records.keys()] : typeof uids === 'string' ? [uids] : uids;
     for (const u of all)
       if (!this.watcher.records.has(u))
-        throw new BadParameter(`getUnits: unknown unit '${u}' in ${this.uid}`);
-    return all.map((u) => this.handle(u));
+        throw new DoesNotExist(`getUnits: unknown unit ${JSON.stringify(u)} in ${this.uid}`, { obj: u });
+    const units = all.map((u) => this.handle(u));
+    return typeof uids === 'string' ? (units[0] as ComputeUnit) : units;
+  }
+
+  /** @internal Reads the feed now: every handle of this manager is current afterwards. */
+  async refresh(): Promise<void> {
+    await this.watcher.poll();
   }
 
   /**
-   * Waits until the units (all by default) reach one of `state` (default: DONE, FAILED, CANCELED)
-   * or a final state they can never leave (so waiting for ACTIVE returns when a pilot FAILED);
-   * `timeout` in seconds (RP). Returns their states in order. Throws Timeout naming the laggards.
+   * Waits until the units (all by default) reach one of `state` (default: DONE, FAILED, CANCELED), a
+   * later one, or a final state they can never leave. `timeout` in seconds (RP); when it is up the states
+   * are returned as they are, as RP does, unless `throwOnTimeout` (then Timeout names the laggards).
+   * One uid in, one state out; a list or none in, a list out. Unknown uid: DoesNotExist.
    */
+  waitUnits(opts: WaitUnitsOptions & { uids: string }): Promise<UnitState>;
+  waitUnits(opts?: WaitUnitsOptions & { uids?: string[] }): Promise<UnitState[]>;
   async waitUnits(
-    opts: { uids?: string[]; state?: UnitState | UnitState[]; timeout?: number } = {},
-  ): Promise<UnitState[]> {
+    opts: WaitUnitsOptions & { uids?: string | string[] } = {},
+  ): Promise<UnitState | UnitState[]> {
     const states =
       opts.state === undefined ? UNIT_FINAL : Array.isArray(opts.state) ? opts.state : [opts.state];
     const recs = await this.watcher.wait(
-      opts.uids,
+      typeof opts.uids === 'string' ? [opts.uids] : opts.uids,
       states,
-      opts.timeout === undefined ? undefined : opts.timeout * 1000,
+      {
+        timeoutMs: opts.timeout === undefined ? undefined : opts.timeout * 1000,
+        ...(opts.throwOnTimeout ? { throwOnTimeout: true } : {}),
+      },
       `waitUnits(${this.uid})`,
     );
-    return recs.map((r) => r.state);
+    const out = recs.map((r) => r.state);
+    return typeof opts.uids === 'string' ? (out[0] as UnitState) : out;
   }
 
-  /** Cancels units (all of this manager by default). Final units are left alone. */
-  async cancelUnits(uids?: string[]): Promise<void> {
-    const list = uids ?? (await this.listUnits());
+  /** Cancels units: all of this manager by default, one uid or a list. Final units are left alone. */
+  async cancelUnits(uids?: string | string[]): Promise<void> {
+    const list = typeof uids === 'string' ? [uids] : (uids ?? (await this.listUnits()));
     for (let i = 0; i < list.length; i += SUBMIT_CHUNK) {
       await this.session.transport.request('POST', this.session.path('/units/cancel'), {
         umgr: this.uid,
@@ -167,16 +234,73 @@ export class UnitManager {
     }
   }
 
-  /** Calls `cb(unit, state)` once for every state every unit of this manager enters, in order. */
-  registerCallback(cb: (unit: ComputeUnit, state: UnitState) => void): () => void {
-    const off = this.watcher.register((r, s) => cb(this.handle(r.uid), s as UnitState));
-    this.unsubscribe.push(off);
-    return off;
+  /**
+   * RP's `register_callback(cb, metric=UNIT_STATE, callback_data)`. UNIT_STATE: `cb(unit, state, data)`
+   * once for every state every unit of this manager enters, in order. WAIT_QUEUE_SIZE: `cb(umgr, size,
+   * data)` whenever the number of this manager's UNSCHEDULED units changes. Returns what unregisters it.
+   */
+  registerCallback(cb: UnitCallback, metric?: typeof UNIT_STATE, callbackData?: unknown): () => void;
+  registerCallback(cb: QueueSizeCallback, metric: typeof WAIT_QUEUE_SIZE, callbackData?: unknown): () => void;
+  registerCallback(
+    cb: UnitCallback | QueueSizeCallback,
+    metric: Metric = UNIT_STATE,
+    callbackData?: unknown,
+  ): () => void {
+    if (!(METRICS as readonly string[]).includes(metric))
+      throw new BadParameter(
+        `registerCallback.metric: must be one of ${METRICS.join(', ')}, got ${JSON.stringify(metric)}`,
+      );
+    if (metric === UNIT_STATE) {
+      const unitCb = cb as UnitCallback;
+      return this.watcher.register((r, s) => unitCb(this.handle(r.uid), s as UnitState, callbackData));
+    }
+    const queueCb = cb as QueueSizeCallback;
+    const fire = (size: number) => queueCb(this, size, callbackData);
+    this.queueCallbacks.add(fire);
+    // The queue only moves when the feed does: listen to it (a no-op callback keeps the poller going).
+    const off = this.watcher.register(() => {});
+    return () => {
+      this.queueCallbacks.delete(fire);
+      off();
+    };
   }
 
-  /** Stops following the feed (callbacks end). */
-  close(): void {
-    for (const off of this.unsubscribe.splice(0)) off();
+  /**
+   * Follows the wait queue through the states entered, in the order they were entered across units (a
+   * pilot's end moves many units to UNSCHEDULED and on again within one poll), and reports every change.
+   */
+  private countQueue(entered: Entered<UnitRecord>[]): void {
+    const ordered = entered
+      .map((e, i) => ({ e, i, t: Date.parse(e.time) }))
+      .sort((a, b) => a.t - b.t || a.i - b.i);
+    for (const { e } of ordered) {
+      if (e.state === UnitState.UNSCHEDULED) this.waitQueue.add(e.record.uid);
+      else this.waitQueue.delete(e.record.uid);
+      if (this.waitQueue.size === this.queueSize) continue;
+      this.queueSize = this.waitQueue.size;
+      for (const fire of this.queueCallbacks) {
+        try {
+          fire(this.queueSize);
+        } catch (err) {
+          console.error('sortie: WAIT_QUEUE_SIZE callback threw:', err);
+        }
+      }
+    }
+  }
+
+  /** RP's `as_dict()`: what identifies this manager. */
+  asDict(): { uid: string; session: string; scheduler: SchedulerName } {
+    return { uid: this.uid, session: this.session.uid, scheduler: this.scheduler };
+  }
+
+  /**
+   * Closes the manager (RP `close()`): stops following the feed, so no callback fires again and no timer
+   * is left; pending waits fail with IncorrectState. Units keep running (RP: closing a unit manager does
+   * not cancel its units). Safe to call twice.
+   */
+  async close(): Promise<void> {
+    this.watcher.close();
+    this.queueCallbacks.clear();
     this.session.unitManagers.delete(this.uid);
   }
 }

@@ -1,13 +1,18 @@
 /** RP's `ComputeUnit`: a handle on one unit; its state lives in the control plane. */
 import type { ComputeUnitDescription } from '../core/descriptions.ts';
 import { UnitState } from '../core/states.ts';
-import type { StateEntry, UnitRecord } from '../core/wire.ts';
-import type { UnitManager } from './unit-manager.ts';
+import type { UnitRecord } from '../core/wire.ts';
+import { type HistoryEntry, withTimestamps } from './history.ts';
+import type { UnitCallback, UnitManager, WaitUnitsOptions } from './unit-manager.ts';
 
 /** Final unit states: the default of every wait. */
 export const UNIT_FINAL: readonly UnitState[] = [UnitState.DONE, UnitState.FAILED, UnitState.CANCELED];
 
-/** A unit (RP's ComputeUnit). Properties show the last known record. */
+/**
+ * A unit (RP's ComputeUnit). Its properties are current while its manager is open: the manager's feed
+ * updates the record behind every handle it gave out (RP re-read the database on every access), so
+ * `while (unit.state !== DONE)` ends; `refresh()` reads through at once.
+ */
 export class ComputeUnit {
   constructor(
     readonly unitManager: UnitManager,
@@ -26,8 +31,9 @@ export class ComputeUnit {
   get state(): UnitState {
     return this.rec.state;
   }
-  get stateHistory(): StateEntry<UnitState>[] {
-    return this.rec.stateHistory;
+  /** Every state entered, in order, with `time` (ISO 8601) and RP's `timestamp` (a Date). */
+  get stateHistory(): HistoryEntry<UnitState>[] {
+    return withTimestamps(this.rec.stateHistory);
   }
   get description(): ComputeUnitDescription {
     return this.rec.description;
@@ -68,10 +74,18 @@ export class ComputeUnit {
     return this.rec;
   }
 
-  /** Waits for one of `state` (default: final states); `timeout` in seconds. Returns the state. */
-  async wait(opts: { state?: UnitState | UnitState[]; timeout?: number } = {}): Promise<UnitState> {
-    const [s] = await this.unitManager.waitUnits({ uids: [this.uid], ...opts });
-    return s as UnitState;
+  /** Re-reads the record now (the manager's feed does it on its own while the manager is open). */
+  async refresh(): Promise<this> {
+    await this.unitManager.refresh();
+    return this;
+  }
+
+  /**
+   * Waits for one of `state` (default: final states) or a later one; `timeout` in seconds, as RP. Returns
+   * the state, also when the time is up (RP), unless `throwOnTimeout`.
+   */
+  async wait(opts: WaitUnitsOptions = {}): Promise<UnitState> {
+    return this.unitManager.waitUnits({ uids: this.uid, ...opts });
   }
 
   /** Cancels the unit (no-op when final). */
@@ -79,10 +93,10 @@ export class ComputeUnit {
     await this.unitManager.cancelUnits([this.uid]);
   }
 
-  /** Registers `cb(unit, state)` for every state this unit enters. */
-  registerCallback(cb: (unit: ComputeUnit, state: UnitState) => void): void {
-    this.unitManager.registerCallback((u, s) => {
-      if (u.uid === this.uid) cb(u, s);
+  /** Registers `cb(unit, state, callbackData)` for every state this unit enters. Returns what unregisters it. */
+  registerCallback(cb: UnitCallback, callbackData?: unknown): () => void {
+    return this.unitManager.registerCallback((u, s) => {
+      if (u.uid === this.uid) cb(u, s, callbackData);
     });
   }
 

@@ -1,11 +1,13 @@
 /**
  * Follows a manager's change feed (pilots of a pmgr, units of a umgr) and turns it into RP's semantics:
  * every state a record enters is delivered to callbacks exactly once and in order (from its state
- * history, so skipped or coalesced updates are still seen — RP issues #72 and #316), and waits return
- * as soon as their records reach a wanted state, or throw Timeout. One poller per manager serves all
- * waits and callbacks; it runs only while someone listens, so an idle SDK holds no timers.
+ * history, so skipped or coalesced updates are still seen — RP issues #72 and #316), waits return as
+ * soon as their records reach a wanted state, and the records behind every handle stay current (RP's
+ * properties re-read the database). One poller per manager serves all of it. Its timer keeps the process
+ * alive only while a wait or a callback listens; following handles alone never does (an RP script that
+ * forgets `close()` still exits), and `close()` stops it for good.
  */
-import { Timeout } from '../core/errors.ts';
+import { DoesNotExist, IncorrectState, Timeout } from '../core/errors.ts';
 import type { Page, StateEntry } from '../core/wire.ts';
 
 /** What a followed record must have. */
@@ -18,6 +20,21 @@ export interface Followed<S extends string> {
 
 /** A state callback: called once per record and state entered. */
 export type StateCallback<R> = (record: R, state: string) => void;
+
+/** One state entered, as delivered (in the record's history order). */
+export interface Entered<R> {
+  record: R;
+  state: string;
+  time: string;
+}
+
+/** How a wait ends when its time is up: RP returns the states as they are; Sortie can throw instead. */
+export interface WaitOptions {
+  /** Milliseconds (the SDK's waits take RP's seconds and convert); undefined waits as long as it takes. */
+  timeoutMs: number | undefined;
+  /** Throw Timeout naming the laggards instead of returning (Sortie's stricter form). */
+  throwOnTimeout?: boolean;
+}
 
 /** How far back each poll looks behind its cursor: writes stamped just before a read may land after it. */
 const OVERLAP_MS = 2_000;
@@ -44,7 +61,11 @@ export class Watcher<S extends string, R extends Followed<S>> {
   /** Per uid: how many history entries were delivered, and the last one (`state@time`). */
   private readonly delivered = new Map<string, { count: number; last: string }>();
   private readonly callbacks = new Set<StateCallback<R>>();
-  private readonly waiters = new Set<() => void>();
+  private readonly batchListeners = new Set<(entered: Entered<R>[]) => void>();
+  private readonly waiters = new Set<(closed?: boolean) => void>();
+  private closed = false;
+  /** A chain of poll timers is running (see ensureRunning). */
+  private chain = false;
   private cursor: string | undefined;
   private timer: NodeJS.Timeout | undefined;
   private polling: Promise<void> | undefined;
@@ -59,6 +80,8 @@ export class Watcher<S extends string, R extends Followed<S>> {
     private readonly feed: (since: string | undefined) => AsyncIterable<Page<R>>,
     /** Final states: a wait ends when a record reaches one, wanted or not (it will never move again). */
     private readonly finals: readonly S[] = [],
+    /** Rank of a state in its model: a wait for a state is over once a record reached it or went past it. */
+    private readonly rank: (s: S) => number = () => 0,
     private readonly minIntervalMs = 100,
     private readonly maxIntervalMs = 1_000,
   ) {
@@ -72,9 +95,40 @@ export class Watcher<S extends string, R extends Followed<S>> {
     // over from an idle spell.
     if (records.length) this.movedAt = this.seededAt = performance.now();
     this.deliver(records);
+    this.ensureRunning();
+  }
+
+  /** Listens to every batch of states entered (in delivery order), e.g. to count a queue. */
+  onEntered(listener: (entered: Entered<R>[]) => void): () => void {
+    this.batchListeners.add(listener);
+    return () => {
+      this.batchListeners.delete(listener);
+    };
+  }
+
+  /**
+   * Stops for good: no more polls, callbacks or listeners; pending waits fail with IncorrectState (nothing
+   * would ever end them). RP's managers end their polling threads in `close()` the same way.
+   */
+  close(): void {
+    this.closed = true;
+    this.chain = false;
+    clearTimeout(this.timer);
+    this.timer = undefined;
+    this.callbacks.clear();
+    this.batchListeners.clear();
+    for (const w of [...this.waiters]) w(true);
+    this.waiters.clear();
+  }
+
+  /** True while some known record is not final: its handle's properties must keep moving. */
+  private following(): boolean {
+    for (const r of this.records.values()) if (!this.finals.includes(r.state)) return true;
+    return false;
   }
 
   register(cb: StateCallback<R>): () => void {
+    if (this.closed) throw new IncorrectState('registerCallback: the manager is closed');
     this.callbacks.add(cb);
     this.ensureRunning();
     return () => {
@@ -87,6 +141,8 @@ export class Watcher<S extends string, R extends Followed<S>> {
     if (!this.polling) {
       this.polling = this.pollOnce().finally(() => {
         this.polling = undefined;
+        // A manager re-attached by hand learns its records here: follow them from now on.
+        this.ensureRunning();
       });
     }
     return this.polling;
@@ -123,6 +179,7 @@ export class Watcher<S extends string, R extends Followed<S>> {
   }
 
   private deliver(records: R[]): void {
+    const entered: Entered<R>[] = [];
     for (const r of records) {
       const seen = this.delivered.get(r.uid);
       let from = seen?.count ?? 0;
@@ -136,6 +193,7 @@ export class Watcher<S extends string, R extends Followed<S>> {
       if (r.stateHistory.length <= from) continue;
       this.delivered.set(r.uid, { count: r.stateHistory.length, last: key(r.stateHistory.at(-1)) });
       for (const entry of r.stateHistory.slice(from)) {
+        entered.push({ record: r, state: entry.state, time: entry.time });
         for (const cb of this.callbacks) {
           try {
             cb(r, entry.state);
@@ -146,14 +204,46 @@ export class Watcher<S extends string, R extends Followed<S>> {
         }
       }
     }
+    if (entered.length)
+      for (const l of this.batchListeners) {
+        try {
+          l(entered);
+        } catch (err) {
+          console.error('sortie: callback threw:', err);
+        }
+      }
     for (const w of this.waiters) w();
   }
 
+  /** Someone waits or listens: the process must stay up for them. */
+  private listened(): boolean {
+    return this.callbacks.size > 0 || this.waiters.size > 0;
+  }
+
+  /**
+   * Polls while anyone listens or any handle may still move; the timer holds the process only for
+   * listeners. One chain of timers at a time (`chain`), so a poll started by hand never doubles it.
+   */
   private ensureRunning(): void {
-    if (this.timer || (this.callbacks.size === 0 && this.waiters.size === 0)) return;
+    if (this.closed) return;
+    if (this.chain) {
+      // A listener arrived while only handles were followed: from now on the timer must hold the process.
+      if (this.listened()) this.timer?.ref();
+      return;
+    }
+    if (!this.listened() && !this.following()) return;
+    this.chain = true;
+    const idle = () => this.closed || (!this.listened() && !this.following());
+    const schedule = (ms: number) => {
+      this.timer = setTimeout(tick, ms);
+      if (!this.listened()) this.timer.unref();
+    };
     const tick = () => {
       this.timer = undefined;
-      if (this.callbacks.size === 0 && this.waiters.size === 0) return;
+      if (idle()) {
+        this.chain = false;
+        return;
+      }
       this.poll()
         .then(
           () => {
@@ -166,30 +256,46 @@ export class Watcher<S extends string, R extends Followed<S>> {
           },
         )
         .finally(() => {
-          if (!this.timer && (this.callbacks.size || this.waiters.size))
-            this.timer = setTimeout(tick, this.intervalMs);
+          if (idle()) this.chain = false;
+          else schedule(this.intervalMs);
         });
     };
-    this.timer = setTimeout(tick, 0);
+    schedule(0);
   }
 
   /**
-   * Waits until every record selected by `uids` (all known records if undefined) is in one of `states`.
-   * `timeoutMs` undefined waits as long as it takes; otherwise throws Timeout naming the laggards.
+   * Waits until every record selected by `uids` (all known records if undefined) reached one of `states`
+   * or went past it (RP: a wait for EXECUTING is over when the unit is DONE), or is final (it will never
+   * move again). An id this manager does not know raises DoesNotExist (RP), never a wait that cannot end.
+   * When the time is up, returns the records as they are (RP), or throws Timeout with `throwOnTimeout`.
    */
   async wait(
     uids: string[] | undefined,
     states: readonly S[],
-    timeoutMs: number | undefined,
+    opts: WaitOptions,
     what: string,
   ): Promise<R[]> {
+    if (this.closed) throw new IncorrectState(`${what}: the manager is closed`);
     const want = new Set<string>(states);
+    const wanted = states.filter((s) => !this.finals.includes(s));
+    // The least advanced wanted state: a record before it has not got there yet.
+    const reach = wanted.length ? Math.min(...wanted.map((s) => this.rank(s))) : Number.POSITIVE_INFINITY;
     const pick = () => (uids ?? [...this.records.keys()]).map((u) => this.records.get(u));
-    const ready = () =>
-      pick().every((r) => r !== undefined && (want.has(r.state) || this.finals.includes(r.state)));
+    const arrived = (r: R) =>
+      want.has(r.state) || this.finals.includes(r.state) || this.rank(r.state) >= reach;
+    const ready = () => pick().every((r) => r !== undefined && arrived(r));
     await this.poll();
+    const unknown = (uids ?? []).filter((u) => !this.records.has(u));
+    if (unknown.length) {
+      throw new DoesNotExist(
+        `${what}: unknown id${unknown.length > 1 ? 's' : ''} ${unknown.slice(0, 10).join(', ')}`,
+        {
+          obj: unknown[0] as string,
+        },
+      );
+    }
     if (ready()) return pick() as R[];
-    const deadline = timeoutMs === undefined ? Number.POSITIVE_INFINITY : Date.now() + timeoutMs;
+    const timeoutMs = opts.timeoutMs;
     return new Promise<R[]>((resolve, reject) => {
       let timer: NodeJS.Timeout | undefined;
       const done = (err?: unknown) => {
@@ -198,24 +304,26 @@ export class Watcher<S extends string, R extends Followed<S>> {
         if (err) reject(err);
         else resolve(pick() as R[]);
       };
-      const check = () => {
+      const check = (closed?: boolean) => {
+        if (closed) return done(new IncorrectState(`${what}: the manager was closed while waiting`));
         if (ready()) return done();
         if (this.lastError && (this.lastError as { httpStatus?: number }).httpStatus !== undefined) {
           const status = (this.lastError as { httpStatus: number }).httpStatus;
           if (status >= 400 && status < 500) return done(this.lastError);
         }
       };
-      if (Number.isFinite(deadline)) {
+      if (timeoutMs !== undefined) {
         timer = setTimeout(() => {
+          if (!opts.throwOnTimeout) return done();
           const late = pick()
-            .map((r, i) => (r ? `${r.uid}=${r.state}` : `${uids?.[i]}=unknown`))
-            .filter((s) => !want.has(s.split('=')[1] as S));
+            .filter((r): r is R => r !== undefined && !arrived(r))
+            .map((r) => `${r.uid}=${r.state}`);
           done(
             new Timeout(
-              `${what}: not in [${states.join(', ')}] after ${timeoutMs} ms: ${late.slice(0, 10).join(', ')}${late.length > 10 ? ` and ${late.length - 10} more` : ''}`,
+              `${what}: not in [${states.join(', ')}] after ${timeoutMs / 1000} s: ${late.slice(0, 10).join(', ')}${late.length > 10 ? ` and ${late.length - 10} more` : ''}`,
             ),
           );
-        }, deadline - Date.now());
+        }, timeoutMs);
       }
       this.waiters.add(check);
       this.ensureRunning();

@@ -57,7 +57,15 @@ export const computeUnitDescriptionSchema = z.strictObject(
   {
     executable: nonEmpty,
     arguments: strings.optional(),
-    environment: z.record(str, str, { error: 'must be an object of string values' }).optional(),
+    /**
+     * RP writes each value into the unit's launch script, so a number stands for its string (`OMP_NUM_THREADS:
+     * 4`); `null` means no environment, as RP's `None` (dropped before parsing, see parseUnit).
+     */
+    environment: z
+      .record(str, z.union([str, z.number().transform(String)], { error: 'must be a string or a number' }), {
+        error: 'must be an object of string (or number) values',
+      })
+      .optional(),
     cores: positiveInt.default(1),
     mpi: bool.optional(),
     preExec: strings.optional(),
@@ -85,8 +93,12 @@ export type ComputeUnitDescription = z.output<typeof computeUnitDescriptionSchem
 /** A unit description as a caller writes it (staging may use the string shorthand). */
 export type ComputeUnitDescriptionInput = Omit<
   z.input<typeof computeUnitDescriptionSchema>,
-  'inputStaging' | 'outputStaging'
-> & { inputStaging?: StagingDirectiveInput[]; outputStaging?: StagingDirectiveInput[] };
+  'inputStaging' | 'outputStaging' | 'environment'
+> & {
+  inputStaging?: StagingDirectiveInput[];
+  outputStaging?: StagingDirectiveInput[];
+  environment?: Record<string, string | number> | null;
+};
 
 /**
  * Largest unit description (as JSON): a unit travels whole in one SQS message (≤ 256 KiB) and lives in
@@ -149,6 +161,8 @@ export function parseUnitDescriptions(xs: unknown): ComputeUnitDescription[] {
 function parseUnit(x: unknown, base: Path): ComputeUnitDescription {
   const renamed = renameAliases(x, UNIT_ALIASES, base, 'unit description');
   if (isPlainObject(renamed)) {
+    // RP's attribute default is None: a description built field by field may carry `environment: null`.
+    if (renamed.environment === null) delete renamed.environment;
     for (const key of ['inputStaging', 'outputStaging']) {
       if (key in renamed) renamed[key] = expandStaging(renamed[key], [...base, key]);
     }

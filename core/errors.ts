@@ -9,13 +9,16 @@
 export type ErrorCode =
   | 'PilotException'
   | 'DatabaseError'
+  | 'IncorrectURL'
   | 'BadParameter'
   | 'DoesNotExist'
   | 'IncorrectState'
   | 'Timeout'
   | 'PermissionDenied'
+  | 'AuthorizationFailed'
   | 'AuthenticationFailed'
-  | 'NoSuccess';
+  | 'NoSuccess'
+  | 'NotImplemented';
 
 /** Options every Sortie error takes: the chained cause and, like RP's `get_object()`, the uid concerned. */
 export interface PilotExceptionOptions extends ErrorOptions {
@@ -39,11 +42,25 @@ export class PilotException extends Error {
   get httpStatus(): number {
     return STATUS[this.code];
   }
+
+  /** RP's `get_object()`: the uid of the object the error is about, if any. */
+  getObject(): string | undefined {
+    return this.obj;
+  }
+
+  /** RP's `get_message()`: the message alone, without the class name. */
+  getMessage(): string {
+    return this.message;
+  }
 }
 
 /** The database could not be reached or refused the request (throttled, unavailable); a retry may help. */
 export class DatabaseError extends PilotException {
   override readonly code = 'DatabaseError';
+}
+/** A URL (an endpoint, a resource's job manager or file system address) is malformed or of an unknown scheme. */
+export class IncorrectURL extends PilotException {
+  override readonly code = 'IncorrectURL';
 }
 /** A parameter or description is invalid. */
 export class BadParameter extends PilotException {
@@ -74,6 +91,10 @@ export class Timeout extends PilotException {
 export class PermissionDenied extends PilotException {
   override readonly code = 'PermissionDenied';
 }
+/** The credentials were accepted but do not authorize this operation (RP keeps it beside PermissionDenied). */
+export class AuthorizationFailed extends PilotException {
+  override readonly code = 'AuthorizationFailed';
+}
 /** The caller's credentials (session token, pilot secret) are missing or wrong. */
 export class AuthenticationFailed extends PilotException {
   override readonly code = 'AuthenticationFailed';
@@ -82,10 +103,18 @@ export class AuthenticationFailed extends PilotException {
 export class NoSuccess extends PilotException {
   override readonly code = 'NoSuccess';
 }
+/** The operation exists in RP's API but not in this release (e.g. `pilot.unitManagers`, as in RP 0.22). */
+export class NotImplemented extends PilotException {
+  override readonly code = 'NotImplemented';
+}
 
 /**
  * The one mapping from error code to HTTP status.
  * - DatabaseError 503: the store is unavailable or throttled; the request itself was fine and may be retried.
+ * - IncorrectURL 400: a malformed URL is bad input like any other.
+ * - AuthorizationFailed 403, beside PermissionDenied (a 403 without a Sortie body reads back as PermissionDenied).
+ * - NotImplemented 501: what RP names but Sortie has not built; only the SDK raises it (the API refuses unbuilt
+ *   options with BadParameter, a 4xx).
  * - Timeout 504, not 408: 408 says the *client* was too slow sending its request (and proxies may drop the
  *   connection or replay it); here the server gave up waiting on something upstream (DynamoDB, a batch
  *   system, an agent), which is what 504 means.
@@ -94,12 +123,15 @@ const STATUS: Readonly<Record<ErrorCode, number>> = {
   PilotException: 500,
   DatabaseError: 503,
   BadParameter: 400,
+  IncorrectURL: 400,
   DoesNotExist: 404,
   IncorrectState: 409,
   Timeout: 504,
   PermissionDenied: 403,
+  AuthorizationFailed: 403,
   AuthenticationFailed: 401,
   NoSuccess: 500,
+  NotImplemented: 501,
 };
 
 const CLASSES: Readonly<
@@ -107,13 +139,16 @@ const CLASSES: Readonly<
 > = {
   PilotException,
   DatabaseError,
+  IncorrectURL,
   BadParameter,
   DoesNotExist,
   IncorrectState,
   Timeout,
   PermissionDenied,
+  AuthorizationFailed,
   AuthenticationFailed,
   NoSuccess,
+  NotImplemented,
 };
 
 /** HTTP status of any thrown value: a Sortie error's own status, 500 for anything else. */

@@ -35,7 +35,7 @@ export async function failingUnits(endpoint: string, opts: ExampleOptions = {}):
       log(`${u.uid} FAILED, exit code ${u.exitCode}: ${u.stderr?.trim()}`);
     return { units, pilots: [pilot] };
   } finally {
-    await session.close({ timeoutMs: 60_000 });
+    await session.close({ timeout: 60 });
   }
 }
 

@@ -32,7 +32,7 @@ export async function gettingStarted(endpoint: string, opts: ExampleOptions = {}
     log(`pilot ${pilot.uid}: ${pilot.state}`);
     return units;
   } finally {
-    await session.close({ timeoutMs: 60_000 });
+    await session.close({ timeout: 60 });
   }
 }
 

@@ -30,7 +30,7 @@ export async function multiplePilots(endpoint: string, opts: ExampleOptions = {}
       log(`${p.uid}: ran ${units.filter((u) => u.stdout?.trim() === p.uid).length} units`);
     return { units, pilots };
   } finally {
-    await session.close({ timeoutMs: 60_000 });
+    await session.close({ timeout: 60 });
   }
 }
 

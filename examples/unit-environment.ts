@@ -29,7 +29,7 @@ export async function unitEnvironment(endpoint: string, opts: ExampleOptions = {
     finish(units);
     return { units, pilots: [pilot] };
   } finally {
-    await session.close({ timeoutMs: 60_000 });
+    await session.close({ timeout: 60 });
   }
 }
 

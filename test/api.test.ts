@@ -128,7 +128,7 @@ beforeAll(async () => {
 });
 
 afterAll(async () => {
-  await Promise.all([a?.close({ timeoutMs: 20_000 }), b?.close({ timeoutMs: 20_000 })]);
+  await Promise.all([a?.close({ timeout: 20 }), b?.close({ timeout: 20 })]);
   await backend?.close();
 });
 
@@ -142,7 +142,7 @@ describe('bad input: 400 naming the field and the value, nothing created', () =>
         { executable: '/bin/true', inputStaging: [{ source: 'a', action: 'Teleport' }] },
         ['action', 'Teleport'],
       ],
-      [{ executable: '/bin/true', environment: { TEST: 7 } }, ['environment.TEST', '7']],
+      [{ executable: '/bin/true', environment: { TEST: true } }, ['environment.TEST', 'true']],
       [{ arguments: ['x'] }, ['executable', 'required']],
     ];
     for (const [d, words] of cases) {
@@ -390,7 +390,7 @@ describe('revocation: tokens die with their objects', () => {
       JSON.parse(readFileSync(path.join(pilot.sandbox ?? '', 'agent.json'), 'utf8')) as { token: string }
     ).token;
     // Act: close (cancels the pilot, which sweeps its unit to CANCELED).
-    await c.close({ timeoutMs: 30_000 });
+    await c.close({ timeout: 30 });
     // Assess: the session's token still reads (all GET routes, reconnect, a repeated close) ...
     const params = { sid: c.uid, pid: pilot.uid, umid: umgr.uid, key: 'local.localhost' };
     for (const key of SESSION_ROUTES) {

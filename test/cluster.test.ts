@@ -112,7 +112,7 @@ describe.skipIf(skip !== undefined)(`multi-node SLURM cluster${skip ? ` (skipped
     }, 60_000);
 
     afterAll(async () => {
-      await session?.close({ timeoutMs: 30_000 }).catch(() => {});
+      await session?.close({ timeout: 30 }).catch(() => {});
       await backend?.close();
       if (apiUrlBefore === undefined) delete process.env[ENV.apiUrl];
       else process.env[ENV.apiUrl] = apiUrlBefore;

@@ -73,6 +73,17 @@ describe('parseUnitDescription', () => {
     expect(d.outputStaging?.[0]?.source).toBe('out.txt');
   });
 
+  it('takes numeric environment values as their string and environment null as none, as RP writes them', () => {
+    const d = parseUnitDescription({
+      executable: 'x',
+      environment: { OMP_NUM_THREADS: 4, RATIO: 0.5, S: 's' },
+    });
+    expect(d.environment).toEqual({ OMP_NUM_THREADS: '4', RATIO: '0.5', S: 's' });
+    const none = parseUnitDescription({ executable: 'x', environment: null });
+    expect(none).toEqual({ executable: 'x', cores: 1 });
+    expect('environment' in none).toBe(false);
+  });
+
   it('accepts every field', () => {
     const full = {
       executable: '/bin/echo',
@@ -161,7 +172,11 @@ describe('parseUnitDescription', () => {
       'unit description arguments: must be a list of strings, got "a b"',
     ],
     [{ executable: 'x', arguments: ['a', 3] }, 'unit description arguments[1]: must be a string, got 3'],
-    [{ executable: 'x', environment: { A: 1 } }, 'unit description environment.A: must be a string, got 1'],
+    [
+      { executable: 'x', environment: { A: true } },
+      'unit description environment.A: must be a string or a number, got true',
+    ],
+    [{ executable: 'x', environment: [] }, 'unit description environment: must be an object of string'],
     [{ executable: 'x', mpi: 'yes' }, 'unit description mpi: must be true or false, got "yes"'],
     ['just a string', 'unit description: '],
   ])('refuses %j', (input, message) => {

@@ -118,7 +118,7 @@ describe('durable embedded backend', () => {
       await pmgr.cancelPilots([pilot.uid]);
       expect(await pilot.wait({ timeout: 60 })).toBe(PilotState.CANCELED);
     } finally {
-      await session.close({ timeoutMs: 30_000 }).catch(() => {});
+      await session.close({ timeout: 30 }).catch(() => {});
       killUnitProcesses(session.uid);
     }
   }, 300_000);

@@ -1,13 +1,16 @@
 import { describe, expect, it } from 'vitest';
 import {
   AuthenticationFailed,
+  AuthorizationFailed,
   BadParameter,
   DatabaseError,
   DoesNotExist,
   fromWire,
   httpStatusOf,
   IncorrectState,
+  IncorrectURL,
   NoSuccess,
+  NotImplemented,
   PermissionDenied,
   PilotException,
   Timeout,
@@ -23,6 +26,9 @@ const table = [
   [PermissionDenied, 'PermissionDenied', 403],
   [AuthenticationFailed, 'AuthenticationFailed', 401],
   [NoSuccess, 'NoSuccess', 500],
+  [IncorrectURL, 'IncorrectURL', 400],
+  [AuthorizationFailed, 'AuthorizationFailed', 403],
+  [NotImplemented, 'NotImplemented', 501],
 ] as const;
 
 describe('errors', () => {
@@ -37,6 +43,8 @@ describe('errors', () => {
     expect(err.httpStatus).toBe(status);
     expect(httpStatusOf(err)).toBe(status);
     expect(err.obj).toBe('unit.000003');
+    expect(err.getObject()).toBe('unit.000003');
+    expect(err.getMessage()).toBe('boom');
     const body = toWire(err);
     expect(body).toEqual({ error: { code, message: 'boom', obj: 'unit.000003' } });
     const back = fromWire(status, JSON.parse(JSON.stringify(body)));

@@ -26,7 +26,7 @@ beforeAll(async () => {
 }, 60_000);
 
 afterAll(async () => {
-  await session?.close({ timeoutMs: 30_000 });
+  await session?.close({ timeout: 30 });
   sqs?.destroy();
   await backend?.close();
 });

@@ -107,7 +107,7 @@ describe('idempotent creation', () => {
       expect(units.map((u) => u.state)).toEqual(units.map(() => UnitState.DONE));
       expect(units.map((u) => u.stdout?.trim())).toEqual(units.map((_, i) => `u${i}`));
     } finally {
-      await session.close({ timeoutMs: 30_000 });
+      await session.close({ timeout: 30 });
       await proxy.close();
     }
   });

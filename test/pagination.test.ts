@@ -79,7 +79,7 @@ beforeAll(async () => {
 });
 
 afterAll(async () => {
-  await session?.close({ timeoutMs: 20_000 });
+  await session?.close({ timeout: 20 });
   await backend?.close();
 });
 

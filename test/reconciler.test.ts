@@ -60,7 +60,7 @@ describe('reconciler (embedded backend)', () => {
   afterAll(async () => {
     injectLambdaFault('finalize');
     for (const s of sessions) {
-      await s.close({ timeoutMs: 20_000 }).catch(() => {});
+      await s.close({ timeout: 20 }).catch(() => {});
       killUnitProcesses(s.uid);
     }
     await backend?.close();

@@ -58,8 +58,8 @@ beforeAll(async () => {
 }, 60_000);
 
 afterAll(async () => {
-  await a?.close({ timeoutMs: 30_000 }).catch(() => {});
-  await b?.close({ timeoutMs: 30_000 }).catch(() => {});
+  await a?.close({ timeout: 30 }).catch(() => {});
+  await b?.close({ timeout: 30 }).catch(() => {});
   await backend?.close();
 });
 

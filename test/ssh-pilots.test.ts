@@ -90,7 +90,7 @@ describe.skipIf(skip !== undefined)(`pilots over SSH${skip ? ` (skipped: ${skip}
   }, 60_000);
 
   afterAll(async () => {
-    await session?.close({ timeoutMs: 30_000 }).catch(() => {});
+    await session?.close({ timeout: 30 }).catch(() => {});
     await backend?.close();
   });
 
@@ -226,11 +226,11 @@ describe.skipIf(skip !== undefined)(`pilots over SSH${skip ? ` (skipped: ${skip}
           later.addContext(new Context('ssh', { userId: 'hpcuser', keyId: forged })),
         ).rejects.toThrow(/invalid key id/);
       } finally {
-        await later.close({ timeoutMs: 30_000 });
+        await later.close({ timeout: 30 });
       }
     } finally {
       writeFileSync(authorized, before);
-      await first.close({ timeoutMs: 30_000 });
+      await first.close({ timeout: 30 });
     }
   }, 120_000);
 
@@ -245,7 +245,7 @@ describe.skipIf(skip !== undefined)(`pilots over SSH${skip ? ` (skipped: ${skip}
       expect(await pilot.wait({ timeout: 60 })).toBe(PilotState.FAILED);
       expect(pilot.log.join('\n')).toMatch(/authenticat/i);
     } finally {
-      await other.close({ timeoutMs: 30_000 });
+      await other.close({ timeout: 30 });
     }
   }, 90_000);
 
@@ -287,7 +287,7 @@ describe.skipIf(skip !== undefined)(`pilots over SSH${skip ? ` (skipped: ${skip}
       expect(await pilot.wait({ timeout: 60 })).toBe(PilotState.FAILED);
       expect(pilot.log.join('\n')).toMatch(/authenticat|credential|key/i);
     } finally {
-      await bare.close({ timeoutMs: 30_000 });
+      await bare.close({ timeout: 30 });
     }
   }, 90_000);
 });

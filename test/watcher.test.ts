@@ -12,6 +12,9 @@ import type { Page } from '../core/wire.ts';
 type S = 'New' | 'Executing' | 'Done' | 'Failed';
 type R = Followed<S>;
 
+/** Rank of a state: a wait for a state is over once a record reached it or went past it. */
+const rank = (s: S): number => ({ New: 0, Executing: 1, Done: 2, Failed: 2 })[s];
+
 const T0 = Date.parse('2026-12-04T10:00:00.000Z');
 const at = (s: number) => new Date(T0 + s * 1000).toISOString();
 
@@ -59,6 +62,7 @@ function follow(f: ReturnType<typeof feed>) {
   const w = new Watcher<S, R>(
     (since) => pages((next) => f.fetchPage(since, next)),
     ['Done', 'Failed'],
+    rank,
     5,
     20,
   );
@@ -164,11 +168,12 @@ describe('Watcher.wait', () => {
     const w = new Watcher<S, R>(
       (since) => pages((next) => f.fetchPage(since, next)),
       ['Done', 'Failed'],
+      rank,
       5,
       20,
     );
     f.push([rec('u1', ['New'], 1)], at(1));
-    const waiting = w.wait(['u1'], ['Executing'], undefined, 'wait u1');
+    const waiting = w.wait(['u1'], ['Executing'], { timeoutMs: undefined }, 'wait u1');
     f.push([rec('u1', ['New', 'Executing'], 2)], at(2));
     const [r] = await waiting;
     expect(r?.state).toBe('Executing');
@@ -179,26 +184,34 @@ describe('Watcher.wait', () => {
     const w = new Watcher<S, R>(
       (since) => pages((next) => f.fetchPage(since, next)),
       ['Done', 'Failed'],
+      rank,
       5,
       20,
     );
     f.push([rec('u1', ['New', 'Failed'], 1)], at(1));
-    const [r] = await w.wait(['u1'], ['Executing'], undefined, 'wait u1');
+    const [r] = await w.wait(['u1'], ['Executing'], { timeoutMs: undefined }, 'wait u1');
     expect(r?.state).toBe('Failed');
   });
 
-  it('times out naming each laggard with its state, and an unknown uid as unknown', async () => {
+  it('times out naming each laggard with its state; an unknown uid is DoesNotExist', async () => {
     const f = feed();
     const w = new Watcher<S, R>(
       (since) => pages((next) => f.fetchPage(since, next)),
       ['Done', 'Failed'],
+      rank,
       5,
       20,
     );
     f.push([rec('u1', ['New', 'Executing'], 1), rec('u2', ['New', 'Done'], 1)], at(1));
-    const err = await w.wait(['u1', 'u2', 'u9'], ['Done'], 50, 'waitUnits').catch((e: unknown) => e);
+    const err = await w
+      .wait(['u1', 'u2'], ['Done'], { timeoutMs: 50, throwOnTimeout: true }, 'waitUnits')
+      .catch((e: unknown) => e);
     expect(err).toBeInstanceOf(Timeout);
-    expect((err as Error).message).toBe('waitUnits: not in [Done] after 50 ms: u1=Executing, u9=unknown');
+    expect((err as Error).message).toBe('waitUnits: not in [Done] after 0.05 s: u1=Executing');
+    const unknown = await w
+      .wait(['u1', 'u9'], ['Done'], { timeoutMs: 50, throwOnTimeout: true }, 'waitUnits')
+      .catch((e: unknown) => e);
+    expect(unknown).toBeInstanceOf(DoesNotExist);
     // The records are where the feed left them: the timeout, not a state change, ended the wait.
     expect(w.records.get('u1')?.state).toBe('Executing');
   });
@@ -208,6 +221,7 @@ describe('Watcher.wait', () => {
     const w = new Watcher<S, R>(
       (since) => pages((next) => f.fetchPage(since, next)),
       ['Done', 'Failed'],
+      rank,
       5,
       20,
     );
@@ -216,7 +230,9 @@ describe('Watcher.wait', () => {
       uids.map((u) => rec(u, ['New'], 1)),
       at(1),
     );
-    const err = await w.wait(uids, ['Done'], 20, 'waitUnits').catch((e: unknown) => e);
+    const err = await w
+      .wait(uids, ['Done'], { timeoutMs: 20, throwOnTimeout: true }, 'waitUnits')
+      .catch((e: unknown) => e);
     expect((err as Error).message).toMatch(/u9=New and 3 more$/);
   });
 
@@ -225,11 +241,12 @@ describe('Watcher.wait', () => {
     const w = new Watcher<S, R>(
       (since) => pages((next) => f.fetchPage(since, next)),
       ['Done', 'Failed'],
+      rank,
       5,
       20,
     );
     f.push([rec('u1', ['New'], 1)], at(1));
-    const waiting = w.wait(['u1'], ['Done'], undefined, 'wait u1').catch((e: unknown) => e);
+    const waiting = w.wait(['u1'], ['Done'], { timeoutMs: undefined }, 'wait u1').catch((e: unknown) => e);
     const gone = new DoesNotExist('session s1 does not exist');
     f.fail(gone);
     expect(await waiting).toBe(gone);
@@ -240,11 +257,12 @@ describe('Watcher.wait', () => {
     const w = new Watcher<S, R>(
       (since) => pages((next) => f.fetchPage(since, next)),
       ['Done', 'Failed'],
+      rank,
       5,
       20,
     );
     f.push([rec('u1', ['New'], 1)], at(1));
-    const waiting = w.wait(['u1'], ['Done'], undefined, 'wait u1');
+    const waiting = w.wait(['u1'], ['Done'], { timeoutMs: undefined }, 'wait u1');
     f.fail(new NoSuccess('throttled'));
     const failedPolls = f.asked.length;
     await vi.waitFor(() => expect(f.asked.length).toBeGreaterThan(failedPolls + 1), { timeout: 10_000 });

@@ -72,6 +72,13 @@ export async function launcherOf(
     const sealed = await store().getContext(pilot.sessionId, pilot.description.resource);
     if (sealed) {
       const c = JSON.parse(unseal(sealed)) as SshCredentials;
+      if (!c.userKey && !c.userPass) {
+        // Sortie cannot read the user's ~/.ssh as RP did: say what would let it in.
+        throw new BadParameter(
+          `no SSH key or password for '${pilot.description.resource}'${c.userId ? ` (the session's context has only userId '${c.userId}')` : ''}: add a key made by session.generateKey('${pilot.description.resource}', { userId }), or a Context('ssh', { userId, userKey }) with your private key`,
+          { obj: pilot.uid },
+        );
+      }
       credentials = {
         ...(c.userId ? { userId: c.userId } : {}),
         ...(c.userKey ? { userKey: c.userKey } : {}),

@@ -16,7 +16,7 @@ import {
 import os from 'node:os';
 import path from 'node:path';
 import { BadParameter } from '../../../core/errors.ts';
-import { isSystemPath } from '../../../core/resources.ts';
+import { isSystemPath, underRoots } from '../../../core/resources.ts';
 import type { JobStatus, Launcher, LaunchRequest, LaunchResult } from './types.ts';
 
 /** Expands `$HOME`/`~` in a sandbox root, the way a login shell would. */
@@ -75,10 +75,30 @@ export function tailFile(file: string, lines: number): string {
 
 /** Forks agents on this host. */
 export class ForkLocalLauncher implements Launcher {
-  constructor(private readonly sandboxRoot = '$HOME/sortie.sandbox') {}
+  constructor(
+    private readonly sandboxRoot = '$HOME/sortie.sandbox',
+    /** Where a pilot's own sandbox may lie (the resource's validRoots; empty: anywhere). */
+    private readonly validRoots: readonly string[] = [],
+  ) {}
 
   async launch(req: LaunchRequest): Promise<LaunchResult> {
-    const root = path.resolve(expandHome(req.description.sandbox ?? this.sandboxRoot));
+    // The same refusals as RP's fork://localhost (and Sortie's SSH launcher): a sandbox outside the valid
+    // roots, and more cores than this host has, fail the pilot with the reason instead of starting an agent.
+    const given = req.description.sandbox;
+    if (
+      given !== undefined &&
+      this.validRoots.length &&
+      !underRoots(expandHome(given), this.validRoots.map(expandHome))
+    )
+      throw new BadParameter(`sandbox '${given}' is not under one of ${this.validRoots.join(', ')}`, {
+        obj: req.pilotId,
+      });
+    const here = os.availableParallelism();
+    if (req.description.cores > here)
+      throw new BadParameter(`pilot asks for ${req.description.cores} cores, this host has ${here}`, {
+        obj: req.pilotId,
+      });
+    const root = path.resolve(expandHome(given ?? this.sandboxRoot));
     // The API refuses these at submit; this guards any other way in (mkdirSync under /proc never returns).
     if (isSystemPath(root))
       throw new BadParameter(`sandbox '${root}' is under a kernel or device file system`, {
