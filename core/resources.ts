@@ -81,6 +81,23 @@ export const resourceConfigSchema = z
     mandatoryArgs: z.array(oneOf(MANDATORY_ARGS), { error: 'must be a list' }).default([]),
     coresPerNode: positiveInt,
     gpusPerNode: countInt.default(0),
+    /**
+     * Variables that list a unit's GPU ids (RP's GPU "isolation"): CUDA_VISIBLE_DEVICES for NVIDIA,
+     * ROCR_VISIBLE_DEVICES (AMD), ZE_AFFINITY_MASK (Intel).
+     */
+    gpuEnv: z
+      .array(
+        oneOf(['CUDA_VISIBLE_DEVICES', 'ROCR_VISIBLE_DEVICES', 'HIP_VISIBLE_DEVICES', 'ZE_AFFINITY_MASK']),
+        {
+          error: 'must be a list',
+        },
+      )
+      .default(['CUDA_VISIBLE_DEVICES']),
+    /**
+     * Test beds only: a pilot may ask for more cores or GPUs than its allocation has, and units may share
+     * GPUs. Otherwise such a pilot ends FAILED with the reason (RP's agent does the same).
+     */
+    oversubscribe: z.boolean({ error: 'must be true or false' }).default(false),
     /** MB. */
     memoryPerNode: positiveInt.optional(),
     /**

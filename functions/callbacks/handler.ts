@@ -6,8 +6,9 @@
 
 import { BadParameter, IncorrectState } from '../../core/errors.ts';
 import { groupBy } from '../../core/group.ts';
+import { clipTail } from '../../core/output.ts';
 import { isFinal, PilotState, pilotModel, UnitState } from '../../core/states.ts';
-import type { UnitReport } from '../../core/wire.ts';
+import type { NodeDetail, UnitReport } from '../../core/wire.ts';
 import type { PilotRecord, UnitPatch, UnitTransition } from '../../store/index.ts';
 import { authAgent } from '../lib/auth.ts';
 import { httpHandler, MAX_ID_BYTES } from '../lib/http.ts';
@@ -72,7 +73,8 @@ function parseReports(v: unknown): Report[] {
 }
 
 function patchOf(r: Report): UnitPatch {
-  const clip = (s: string | undefined) => (s === undefined ? undefined : s.slice(0, 4096));
+  // The agent sends the tails already cut (64 KiB, marked); an oversized report is cut the same way.
+  const clip = (s: string | undefined) => (s === undefined ? undefined : clipTail(s));
   const p: UnitPatch = {};
   if (r.state === UnitState.EXECUTING) {
     if (r.time) p.started = r.time;
@@ -130,6 +132,31 @@ export function planRounds(reports: Report[], pilotId: string): UnitTransition[]
 /** Small units travel ~100–160 to a message (queues.ts packs 24 KiB); a guess is enough to size a receive. */
 const UNITS_PER_MESSAGE_GUESS = 100;
 
+/** The agent's per-node view (name, cores, GPUs), kept only when well-formed and of bounded size. */
+function nodeDetailsOf(v: unknown): { nodeDetails?: NodeDetail[] } {
+  if (!Array.isArray(v) || v.length > 10_000) return {};
+  const ok = v.every(
+    (n) =>
+      typeof n?.name === 'string' &&
+      Buffer.byteLength(n.name) <= MAX_ID_BYTES &&
+      Number.isInteger(n.cores) &&
+      Number.isInteger(n.gpus),
+  );
+  return ok ? { nodeDetails: v.map((n) => ({ name: n.name, cores: n.cores, gpus: n.gpus })) } : {};
+}
+
+/** The launch methods the agent chose (task, MPI), kept when they are short strings. */
+function launchMethodsOf(v: unknown): { launchMethods?: { task: string; mpi?: string } } {
+  const m = v as { task?: unknown; mpi?: unknown } | undefined;
+  if (typeof m?.task !== 'string' || m.task.length > 32) return {};
+  return {
+    launchMethods: {
+      task: m.task,
+      ...(typeof m.mpi === 'string' && m.mpi.length <= 32 ? { mpi: m.mpi } : {}),
+    },
+  };
+}
+
 export const handler = httpHandler({
   'POST /agent/activate': async (req) => {
     const pilot = live(await authAgent(req.headers));
@@ -141,7 +168,10 @@ export const handler = httpHandler({
       nodes,
       coresPerNode: Number(d?.coresPerNode) || 0,
       ...(typeof d?.cores === 'number' ? { cores: d.cores } : {}),
+      ...(typeof d?.gpus === 'number' ? { gpus: d.gpus } : {}),
       ...(typeof d?.lrms === 'string' ? { lrms: d.lrms } : {}),
+      ...nodeDetailsOf(d?.nodeDetails),
+      ...launchMethodsOf(d?.launchMethods),
     };
     const out = await store().transitionPilot(pilot.sessionId, pilot.uid, PilotState.ACTIVE, {
       resourceDetail,
