@@ -196,3 +196,27 @@ function pick(free: boolean[], count: number): number[] {
   }
   return out;
 }
+
+/** A pilot's size as known at submit time: its description and its resource config. */
+export interface PilotSize {
+  cores: number;
+  gpus?: number;
+  /** From the resource config; only batch resources have a node size the agent will respect. */
+  coresPerNode?: number;
+  gpusPerNode?: number;
+}
+
+/**
+ * Why a unit can never run on a pilot, judged at submit from the pilot's description and its resource's
+ * node size (undefined if it may fit). The agent judges again with the real allocation; this only catches
+ * what is certain: more cores or GPUs than the pilot has, or than one node has for a non-MPI unit.
+ */
+export function tooBigForPilot(r: SlotRequest, p: PilotSize): string | undefined {
+  const gpus = p.gpus ?? 0;
+  const nodeCores = Math.min(p.cores, p.coresPerNode ?? p.cores);
+  const nodeGpus = p.gpusPerNode ? Math.min(gpus, p.gpusPerNode) : gpus;
+  const fits = r.mpi ? r.cores <= p.cores && r.gpus <= gpus : r.cores <= nodeCores && r.gpus <= nodeGpus;
+  if (fits) return undefined;
+  const node = p.coresPerNode ? `, ${p.coresPerNode} cores and ${p.gpusPerNode ?? 0} GPUs per node` : '';
+  return `unit needs ${describeRequest(r)}, but the pilot has ${p.cores} cores and ${gpus} GPUs${node}`;
+}
