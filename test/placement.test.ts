@@ -6,6 +6,7 @@
  * expand (RP's simple_bot), and long output is kept as a marked 64 KiB tail with the whole file in the
  * sandbox.
  */
+import { spawnSync } from 'node:child_process';
 import { readFileSync, statSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -23,6 +24,7 @@ import { addResourceConfig } from '../core/resources.ts';
 import { type Backend, startBackend } from '../local/backend.ts';
 
 let backend: Backend;
+const hasMpirun = spawnSync('mpirun', ['--version']).status === 0;
 const sessions: Session[] = [];
 
 const forkConfig = {
@@ -43,6 +45,8 @@ beforeAll(async () => {
       gpusPerNode: 2,
       gpuEnv: ['CUDA_VISIBLE_DEVICES', 'ROCR_VISIBLE_DEVICES'],
     },
+    // MPIRUN as the MPI launch method (OpenMPI on this host), FORK for the rest.
+    'local.mpi-test': { ...forkConfig, launchMethods: { order: ['FORK', 'MPIRUN'] } },
     // Oversubscribed: the submit check cannot judge it, so a too-big unit reaches the agent.
     'local.oversubscribed': { ...forkConfig, oversubscribe: true },
   });
@@ -199,5 +203,29 @@ describe('placement on fork pilots', () => {
       // biome-ignore lint/suspicious/noTemplateCurlyInString: a shell variable, on purpose
       'exec "/bin/echo" "I am unit $CU_NO of ${CU_TOTAL}"',
     );
+  });
+
+  it.skipIf(!hasMpirun)('an MPI unit runs its ranks through MPIRUN (RP helloworld_mpi)', async () => {
+    const { pmgr, umgr } = await open('mpi');
+    const pilot = await pmgr.submitPilots({ resource: 'local.mpi-test', runtime: 10, cores: 2 });
+    await umgr.addPilots(pilot);
+    const [mpi, plain] = await umgr.submitUnits([
+      {
+        executable: '/bin/sh',
+        // `\$` leaves the variables to each rank's shell (arguments are double-quoted in launch.sh).
+        arguments: ['-c', 'echo rank \\$OMPI_COMM_WORLD_RANK of \\$OMPI_COMM_WORLD_SIZE on \\$(hostname)'],
+        cores: 2,
+        mpi: true,
+        // OpenMPI refuses root unless told: CI runs as root.
+        environment: { OMPI_ALLOW_RUN_AS_ROOT: '1', OMPI_ALLOW_RUN_AS_ROOT_CONFIRM: '1' },
+      },
+      { executable: '/bin/echo', arguments: ['$RP_CORES core'] },
+    ]);
+    await umgr.waitUnits({ timeout: 120 });
+    expect(mpi?.state, mpi?.stderr).toBe(UnitState.DONE);
+    const lines = (mpi?.stdout ?? '').trim().split('\n').sort();
+    expect(lines).toEqual([`rank 0 of 2 on ${os.hostname()}`, `rank 1 of 2 on ${os.hostname()}`]);
+    expect(mpi?.executionLocations).toEqual([os.hostname()]);
+    expect(plain?.stdout).toBe('1 core\n');
   });
 });

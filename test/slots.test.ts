@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { type Slot, SlotScheduler } from '../core/slots.ts';
+import { describeNodes, type Slot, SlotScheduler, tooBigForPilot } from '../core/slots.ts';
 
 const nodes = (n: number, cores: number, gpus = 0) =>
   Array.from({ length: n }, (_, i) => ({ name: `n${i + 1}`, cores, gpus }));
@@ -119,5 +119,32 @@ describe('SlotScheduler', () => {
     for (const h of held) s.release(h);
     expect(s.freeCores).toBe(14);
     expect(s.freeGpus).toBe(6);
+  });
+});
+
+describe('tooBigForPilot (the submit check)', () => {
+  it('judges non-MPI units by one node, MPI units by the whole pilot', () => {
+    const p = { cores: 256, gpus: 8, coresPerNode: 64, gpusPerNode: 4 };
+    expect(tooBigForPilot({ cores: 64, gpus: 4, mpi: false }, p)).toBeUndefined();
+    expect(tooBigForPilot({ cores: 256, gpus: 8, mpi: true }, p)).toBeUndefined();
+    expect(tooBigForPilot({ cores: 65, gpus: 0, mpi: false }, p)).toBe(
+      'unit needs 65 cores and 0 GPUs on one node (not MPI), but the pilot has 256 cores and 8 GPUs, 64 cores and 4 GPUs per node',
+    );
+    expect(tooBigForPilot({ cores: 1, gpus: 9, mpi: true }, p)).toMatch(/1 core and 9 GPUs \(MPI/);
+    // Fork resources: the node is the pilot.
+    expect(tooBigForPilot({ cores: 4, gpus: 0, mpi: false }, { cores: 4 })).toBeUndefined();
+    expect(tooBigForPilot({ cores: 1, gpus: 1, mpi: false }, { cores: 4 })).toBe(
+      'unit needs 1 core and 1 GPU on one node (not MPI), but the pilot has 4 cores and 0 GPUs',
+    );
+  });
+
+  it('describes uneven pilots node by node', () => {
+    expect(
+      describeNodes([
+        { name: 'a', cores: 4, gpus: 1 },
+        { name: 'b', cores: 2, gpus: 0 },
+      ]),
+    ).toBe('2 nodes (a: 4 cores, 1 GPU; b: 2 cores, 0 GPUs)');
+    expect(() => new SlotScheduler([])).toThrow(/at least one node/);
   });
 });
