@@ -133,6 +133,23 @@ export const resourceConfigSchema = z
         path: ['defaultSchema'],
         message: `names '${c.defaultSchema}', which is not in schemas`,
       });
+    // The agent reads these options; a wrong one would only show when the pilot starts.
+    for (const m of ['MPIRUN', 'MPIEXEC'] as const) {
+      const flavor = c.launchMethods.options?.[m]?.flavor;
+      if (flavor !== undefined && flavor !== 'openmpi' && flavor !== 'mpich')
+        ctx.addIssue({
+          code: 'custom',
+          path: ['launchMethods', 'options', m, 'flavor'],
+          message: `must be openmpi or mpich, got ${JSON.stringify(flavor)}`,
+        });
+    }
+    const flags = c.launchMethods.options?.SSH?.flags;
+    if (flags !== undefined && !(Array.isArray(flags) && flags.every((f) => typeof f === 'string')))
+      ctx.addIssue({
+        code: 'custom',
+        path: ['launchMethods', 'options', 'SSH', 'flags'],
+        message: 'must be a list of strings',
+      });
     if (c.validRoots.length > 0 && !underRoots(c.defaultSandbox, c.validRoots))
       ctx.addIssue({
         code: 'custom',
