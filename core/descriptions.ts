@@ -57,7 +57,19 @@ export const computeUnitDescriptionSchema = z.strictObject(
   {
     executable: nonEmpty,
     arguments: strings.optional(),
-    environment: z.record(str, str, { error: 'must be an object of string values' }).optional(),
+    environment: z
+      .record(str, str, { error: 'must be an object of string values' })
+      .superRefine((env, ctx) => {
+        // The launch script exports each name (RP does the same): only shell variable names can be.
+        for (const k of Object.keys(env))
+          if (!/^[A-Za-z_][A-Za-z0-9_]*$/.test(k))
+            ctx.addIssue({
+              code: 'custom',
+              path: [k],
+              message: 'is not a shell variable name (letters, digits and _, not starting with a digit)',
+            });
+      })
+      .optional(),
     cores: positiveInt.default(1),
     mpi: bool.optional(),
     preExec: strings.optional(),

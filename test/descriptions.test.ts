@@ -162,6 +162,10 @@ describe('parseUnitDescription', () => {
     ],
     [{ executable: 'x', arguments: ['a', 3] }, 'unit description arguments[1]: must be a string, got 3'],
     [{ executable: 'x', environment: { A: 1 } }, 'unit description environment.A: must be a string, got 1'],
+    [
+      { executable: 'x', environment: { 'MY-VAR': 'v' } },
+      'unit description environment.MY-VAR: is not a shell variable name (letters, digits and _, not starting with a digit), got "v"',
+    ],
     [{ executable: 'x', mpi: 'yes' }, 'unit description mpi: must be true or false, got "yes"'],
     ['just a string', 'unit description: '],
   ])('refuses %j', (input, message) => {
