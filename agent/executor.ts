@@ -4,10 +4,11 @@
  * variables, the GPU lists, the unit's own), runs pre_exec, the command through the unit's launch method
  * (see launch-methods.ts), post_exec, and exits with the command's code. The script stays in the sandbox
  * so that a user can rerun it by hand. Per unit the agent does one mkdir and one write (both async), one
- * spawn, and reads the tails of the output files at exit.
+ * spawn, and reads the tails of the output files at exit. A unit whose script would do nothing but exec
+ * its command is exec'd directly (same effect, no bash per unit; see `direct` below).
  */
 import { spawn } from 'node:child_process';
-import { mkdir, open, writeFile } from 'node:fs/promises';
+import { closeSync, fstatSync, mkdir, openSync, readSync, writeFile } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { cutMark, OUTPUT_TAIL_BYTES, tailBytes } from '../core/output.ts';
@@ -33,30 +34,47 @@ export interface ExecutorContext {
 /** A unit description as pulled, with the fields this executor reads. */
 export type UnitDescription = PulledUnit['description'] & { mpi?: boolean };
 
-/** The last OUTPUT_TAIL_BYTES of a file, marked when shortened ('' if it is missing). */
-export async function readTail(file: string): Promise<string> {
-  let fh: Awaited<ReturnType<typeof open>> | undefined;
+const tailBuf = Buffer.alloc(OUTPUT_TAIL_BYTES);
+
+/**
+ * The last OUTPUT_TAIL_BYTES of a file, marked when shortened ('' if it is missing). Synchronous on
+ * purpose: most outputs are a few bytes, and open/read/close on the loop thread costs far less CPU per
+ * unit than the same through the thread pool.
+ */
+export function readTail(file: string): string {
+  let fd: number | undefined;
   try {
-    fh = await open(file, 'r');
-    const { size } = await fh.stat();
-    const n = Math.min(size, OUTPUT_TAIL_BYTES);
-    const buf = Buffer.alloc(n);
-    const { bytesRead } = await fh.read(buf, 0, n, size - n);
-    if (size <= OUTPUT_TAIL_BYTES) return buf.subarray(0, bytesRead).toString('utf8');
-    const kept = tailBytes(buf.subarray(0, bytesRead), bytesRead);
+    fd = openSync(file, 'r');
+    const n = readSync(fd, tailBuf, 0, OUTPUT_TAIL_BYTES, 0);
+    if (n < OUTPUT_TAIL_BYTES) return tailBuf.toString('utf8', 0, n);
+    const size = fstatSync(fd).size;
+    if (size === n) return tailBuf.toString('utf8', 0, n);
+    const got = readSync(fd, tailBuf, 0, OUTPUT_TAIL_BYTES, size - OUTPUT_TAIL_BYTES);
+    const kept = tailBytes(tailBuf.subarray(0, got), got);
     return cutMark(size - kept.length, file) + kept.toString('utf8');
   } catch {
     return '';
   } finally {
-    await fh?.close();
+    if (fd !== undefined) closeSync(fd);
   }
 }
+
+/** The callback forms cost less per call than fs/promises (no FileHandle); one mkdir and one write per unit. */
+const mkdirAsync = (dir: string) =>
+  new Promise<void>((resolve, reject) =>
+    mkdir(dir, (err) => (err && err.code !== 'EEXIST' ? reject(err) : resolve())),
+  );
+const writeAsync = (file: string, text: string) =>
+  new Promise<void>((resolve, reject) =>
+    writeFile(file, text, { mode: 0o700 }, (err) => (err ? reject(err) : resolve())),
+  );
+
+/** Characters that bash acts on inside double quotes. */
+const EXPANDS = /[$`\\]/;
 
 /** Spawns units and reports their states; cancel kills the unit's process group. */
 export class Executor {
   private readonly running = new Map<string, { pid: number; cancelled: boolean }>();
-  /** Final reports still reading their output tails. */
-  private readonly reporting = new Set<Promise<void>>();
 
   constructor(
     private readonly ctx: ExecutorContext,
@@ -121,29 +139,52 @@ export class Executor {
       flavor: this.ctx.methods.mpiFlavor,
       nodeOffsets: this.ctx.nodeOffsets,
     });
-    await mkdir(dir, { recursive: true });
-    await writeFile(path.join(dir, 'launch.sh'), script, { mode: 0o700 });
+    await mkdirAsync(dir);
+    await writeAsync(path.join(dir, 'launch.sh'), script);
     if (entry.cancelled) {
       this.finish(unit, slots, 'Canceled', undefined, 'cancelled');
       return;
     }
-    const cmd = spawnCommand(method, slots, dir, this.ctx.methods.sshFlags);
-    // The script sends the unit's output to its files; only ssh's own complaints come back through a pipe.
-    const child = spawn(cmd.file, cmd.args, {
-      cwd: dir,
-      stdio: ['ignore', 'ignore', method === 'SSH' ? 'pipe' : 'ignore'],
-      detached: true,
-      // The script exports these too; giving them to the shell as well marks its process as the unit's
-      // from the start (tools find a session's processes by RP_SESSION_ID/RP_UNIT_ID).
-      ...(method === 'SSH' ? {} : { env: { ...process.env, ...rpEnv } }),
-    });
+    // When the script would only export and exec the command with nothing for bash to expand (FORK, no
+    // pre/post_exec, no `$`, backtick or backslash in any word or value), the agent execs the command
+    // itself with the same environment, directory and output files: the same effect without a bash per
+    // unit, which is most of a null unit's cost. launch.sh is written all the same, to rerun by hand.
+    const words = [d.executable, ...(d.arguments ?? []), ...Object.values(d.environment ?? {})];
+    const direct =
+      method === 'FORK' && !d.preExec?.length && !d.postExec?.length && !words.some((w) => EXPANDS.test(w));
+    const cmd = direct
+      ? { file: d.executable, args: d.arguments ?? [] }
+      : spawnCommand(method, slots, dir, this.ctx.methods.sshFlags);
+    let outFd: number | undefined;
+    let errFd: number | undefined;
+    let child: ReturnType<typeof spawn>;
+    try {
+      if (direct) {
+        outFd = openSync(path.resolve(dir, d.stdout ?? 'STDOUT'), 'w');
+        errFd = openSync(path.resolve(dir, d.stderr ?? 'STDERR'), 'w');
+      }
+      // The script sends the unit's output to its files; only ssh's own complaints come back through a pipe.
+      child = spawn(cmd.file, cmd.args, {
+        cwd: dir,
+        stdio: direct ? ['ignore', outFd, errFd] : ['ignore', 'ignore', method === 'SSH' ? 'pipe' : 'ignore'],
+        detached: true,
+        // The script exports these too; giving them to the shell as well marks its process as the unit's
+        // from the start (tools find a session's processes by RP_SESSION_ID/RP_UNIT_ID).
+        ...(method === 'SSH' ? {} : { env: { ...process.env, ...rpEnv, ...(direct ? d.environment : {}) } }),
+      });
+    } finally {
+      if (outFd !== undefined) closeSync(outFd);
+      if (errFd !== undefined) closeSync(errFd);
+    }
     entry.pid = child.pid ?? -1;
     let sshErr = '';
     child.stderr?.on('data', (b: Buffer) => {
       if (sshErr.length < 4096) sshErr += b.toString('utf8');
     });
     child.once('error', (err: NodeJS.ErrnoException) => {
-      this.finish(unit, slots, 'Failed', 126, `cannot run ${cmd.file}: ${err.code ?? err.message}`);
+      // The shell's codes (127 not found, 126 not executable), so users see what a terminal would show.
+      const code = err.code === 'ENOENT' ? 127 : 126;
+      this.finish(unit, slots, 'Failed', code, `cannot execute ${cmd.file}: ${err.code ?? err.message}`);
     });
     child.once('spawn', () => {
       this.report({
@@ -183,29 +224,17 @@ export class Executor {
     const d = unit.description;
     const dir = path.join(this.ctx.sandbox, unit.uid);
     const time = new Date().toISOString();
-    // Slots go back at once (the process is gone); the report waits for the tails.
+    // Slots go back before the report: the next unit can start while this one's report is batched.
     this.onExit(unit.uid, slots);
-    const done: Promise<void> = Promise.all([
-      readTail(path.resolve(dir, d.stdout ?? 'STDOUT')),
-      readTail(path.resolve(dir, d.stderr ?? 'STDERR')),
-    ]).then(([stdout, stderr]) => {
-      this.reporting.delete(done);
-      this.report({
-        uid: unit.uid,
-        state,
-        time,
-        ...(exitCode !== undefined ? { exitCode } : {}),
-        stdout,
-        stderr: stderr || (reason ?? ''),
-        ...(reason ? { reason } : {}),
-      });
+    this.report({
+      uid: unit.uid,
+      state,
+      time,
+      ...(exitCode !== undefined ? { exitCode } : {}),
+      stdout: readTail(path.resolve(dir, d.stdout ?? 'STDOUT')),
+      stderr: readTail(path.resolve(dir, d.stderr ?? 'STDERR')) || (reason ?? ''),
+      ...(reason ? { reason } : {}),
     });
-    this.reporting.add(done);
-  }
-
-  /** Resolves when every ended unit has been reported. */
-  async settled(): Promise<void> {
-    while (this.reporting.size) await Promise.all([...this.reporting]);
   }
 
   /** Kills a running unit's process group; its report says CANCELED. Unknown uids are ignored. */

@@ -227,7 +227,6 @@ async function main(configFile: string): Promise<number> {
   executor.cancelAll();
   const deadline = Date.now() + 5_000;
   while (executor.active && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
-  await executor.settled();
   await reporter.close();
   const final = stopping ?? { state: 'Failed' as const, reason: 'agent loop ended without a reason' };
   await api.done(final.state, final.reason).catch((err) => log(`done callback failed: ${String(err)}`));
