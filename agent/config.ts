@@ -3,6 +3,7 @@
  * It holds the pilot secret: the agent's only credential, good for its own pilot's routes and nothing else.
  */
 import { readFileSync } from 'node:fs';
+import type { LaunchConfig } from './launch-methods.ts';
 
 /** What the launcher writes into `agent.json`. */
 export interface AgentConfig {
@@ -22,6 +23,14 @@ export interface AgentConfig {
   shutdownMarginSeconds?: number;
   /** Resource key, exported to units as RP_RESOURCE. */
   resource?: string;
+  /** The resource config's launch methods (`launchMethods`); without it every unit is forked (FORK). */
+  launchMethods?: LaunchConfig;
+  /** GPUs per node from the resource config (batch systems other than SLURM do not say). */
+  gpusPerNode?: number;
+  /** Variables listing a unit's GPU ids; default CUDA_VISIBLE_DEVICES. */
+  gpuEnv?: string[];
+  /** The resource allows pilots bigger than their allocation, and GPUs shared by units (test beds). */
+  oversubscribe?: boolean;
 }
 
 /** Reads and checks `agent.json`; a broken file ends the agent with a message naming the field. */
@@ -35,5 +44,10 @@ export function readConfig(file: string): AgentConfig {
     if (typeof raw[k] !== 'number' || !(Number(raw[k]) > 0))
       throw new Error(`${file}: '${k}' must be a positive number`);
   }
+  if (raw.gpus !== undefined && !(Number.isInteger(raw.gpus) && Number(raw.gpus) >= 0))
+    throw new Error(`${file}: 'gpus' must be a non-negative integer`);
+  const lm = raw.launchMethods as { order?: unknown } | undefined;
+  if (lm !== undefined && !(Array.isArray(lm?.order) && lm.order.every((m) => typeof m === 'string')))
+    throw new Error(`${file}: 'launchMethods.order' must be a list of method names`);
   return raw as unknown as AgentConfig;
 }

@@ -1,16 +1,20 @@
 /**
- * Runs units as local processes (RP's FORK launch method) on the agent's cores.
- *
- * A unit gets its own sandbox `<pilot sandbox>/<uid>`, stdout/stderr files there, the RP_* variables
- * and its own environment. Without pre/post_exec the executable is spawned directly (no shell: the
- * cheapest spawn); with them, a small `unit.sh` runs pre_exec, the command, then post_exec and exits
- * with the command's code, as RP's launch script does.
+ * Runs units on the slots the scheduler gave them, each from a bash launch script in its own sandbox
+ * `<pilot sandbox>/<uid>` (RP's agent launch script): the script exports the environment (the RP_*
+ * variables, the GPU lists, the unit's own), runs pre_exec, the command through the unit's launch method
+ * (see launch-methods.ts), post_exec, and exits with the command's code. The script stays in the sandbox
+ * so that a user can rerun it by hand. Per unit the agent does one mkdir and one write (both async), one
+ * spawn, and reads the tails of the output files at exit. A unit whose script would do nothing but exec
+ * its command is exec'd directly (same effect, no bash per unit; see `direct` below).
  */
 import { spawn } from 'node:child_process';
-import { closeSync, mkdirSync, openSync, readSync, writeFileSync } from 'node:fs';
+import { closeSync, fstatSync, mkdir, openSync, readSync, writeFile } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
+import { cutMark, OUTPUT_TAIL_BYTES, tailBytes } from '../core/output.ts';
+import type { Slot } from '../core/slots.ts';
 import type { PulledUnit, UnitReport } from './api.ts';
+import { launchScript, type Method, type Methods, spawnCommand } from './launch-methods.ts';
 
 /** What the executor needs from the pilot. */
 export interface ExecutorContext {
@@ -18,18 +22,36 @@ export interface ExecutorContext {
   pilotId: string;
   sandbox: string;
   resource?: string;
+  methods: Methods;
+  /** Variables that list a unit's GPU ids (CUDA_VISIBLE_DEVICES, ROCR_VISIBLE_DEVICES, ZE_AFFINITY_MASK). */
+  gpuEnv: readonly string[];
+  /** Whether the pilot has GPUs: then a unit without GPUs gets the lists empty, so it sees none. */
+  hasGpus: boolean;
+  /** Cores on the nodes before node i (IBRUN's task offset). */
+  nodeOffsets: readonly number[];
 }
 
-const TAIL_BYTES = 4096;
+/** A unit description as pulled, with the fields this executor reads. */
+export type UnitDescription = PulledUnit['description'] & { mpi?: boolean };
 
-/** Reads the head of a file, up to TAIL_BYTES (RP keeps stdout/stderr in the unit record). */
-function head(file: string): string {
+const tailBuf = Buffer.alloc(OUTPUT_TAIL_BYTES);
+
+/**
+ * The last OUTPUT_TAIL_BYTES of a file, marked when shortened ('' if it is missing). Synchronous on
+ * purpose: most outputs are a few bytes, and open/read/close on the loop thread costs far less CPU per
+ * unit than the same through the thread pool.
+ */
+export function readTail(file: string): string {
   let fd: number | undefined;
   try {
     fd = openSync(file, 'r');
-    const buf = Buffer.alloc(TAIL_BYTES);
-    const n = readSync(fd, buf, 0, TAIL_BYTES, 0);
-    return buf.subarray(0, n).toString('utf8');
+    const n = readSync(fd, tailBuf, 0, OUTPUT_TAIL_BYTES, 0);
+    if (n < OUTPUT_TAIL_BYTES) return tailBuf.toString('utf8', 0, n);
+    const size = fstatSync(fd).size;
+    if (size === n) return tailBuf.toString('utf8', 0, n);
+    const got = readSync(fd, tailBuf, 0, OUTPUT_TAIL_BYTES, size - OUTPUT_TAIL_BYTES);
+    const kept = tailBytes(tailBuf.subarray(0, got), got);
+    return cutMark(size - kept.length, file) + kept.toString('utf8');
   } catch {
     return '';
   } finally {
@@ -37,123 +59,190 @@ function head(file: string): string {
   }
 }
 
-/** Quotes one word for /bin/sh. */
-export function shellQuote(s: string): string {
-  return /^[\w@%+=:,./-]+$/.test(s) ? s : `'${s.replace(/'/g, `'\\''`)}'`;
-}
+/** The callback forms cost less per call than fs/promises (no FileHandle); one mkdir and one write per unit. */
+const mkdirAsync = (dir: string) =>
+  new Promise<void>((resolve, reject) =>
+    mkdir(dir, (err) => (err && err.code !== 'EEXIST' ? reject(err) : resolve())),
+  );
+const writeAsync = (file: string, text: string) =>
+  new Promise<void>((resolve, reject) =>
+    writeFile(file, text, { mode: 0o700 }, (err) => (err ? reject(err) : resolve())),
+  );
+
+/** Characters that bash acts on inside double quotes. */
+const EXPANDS = /[$`\\]/;
 
 /** Spawns units and reports their states; cancel kills the unit's process group. */
 export class Executor {
   private readonly running = new Map<string, { pid: number; cancelled: boolean }>();
-  private readonly host = os.hostname();
 
   constructor(
     private readonly ctx: ExecutorContext,
     private readonly report: (r: UnitReport) => void,
-    private readonly onExit: (uid: string, cores: number) => void,
+    private readonly onExit: (uid: string, slots: readonly Slot[]) => void,
   ) {}
 
   get active(): number {
     return this.running.size;
   }
 
-  /** Starts one unit; its EXECUTING report goes out at spawn, its final one at exit. */
-  start(unit: PulledUnit): void {
-    const d = unit.description;
-    const cores = d.cores ?? 1;
+  /** Starts one unit on its slots with `method`; EXECUTING is reported at spawn, the end at exit. */
+  start(unit: PulledUnit, slots: readonly Slot[], method: Method): void {
+    // Held from here, so that a cancel or the pilot's end sees the unit while its sandbox is being made.
+    const entry = { pid: -1, cancelled: false };
+    this.running.set(unit.uid, entry);
+    this.launch(unit, slots, method, entry).catch((err: Error) => {
+      this.finish(unit, slots, 'Failed', undefined, `cannot start unit: ${err.message}`);
+    });
+  }
+
+  private async launch(
+    unit: PulledUnit,
+    slots: readonly Slot[],
+    method: Method,
+    entry: { pid: number; cancelled: boolean },
+  ): Promise<void> {
+    const d = unit.description as UnitDescription;
     const dir = path.join(this.ctx.sandbox, unit.uid);
-    const now = () => new Date().toISOString();
+    const cores = slots.reduce((n, s) => n + s.cores.length, 0);
+    const gpus = slots[0]?.gpus ?? [];
+    const rpEnv: Record<string, string> = {
+      RP_SESSION_ID: this.ctx.sessionId,
+      RP_PILOT_ID: this.ctx.pilotId,
+      RP_UNIT_ID: unit.uid,
+      RP_TASK_ID: unit.uid,
+      RP_UNIT_NAME: unit.name ?? '',
+      RP_UNIT_SANDBOX: dir,
+      RP_PILOT_SANDBOX: this.ctx.sandbox,
+      RP_RESOURCE: this.ctx.resource ?? '',
+      RP_CORES: String(cores),
+      RP_GPUS: String(slots.reduce((n, s) => n + s.gpus.length, 0)),
+    };
+    if (this.ctx.hasGpus) for (const v of this.ctx.gpuEnv) rpEnv[v] = gpus.join(',');
+    for (const k of Object.keys(d.environment ?? {}))
+      if (!/^[A-Za-z_][A-Za-z0-9_]*$/.test(k))
+        throw new Error(`environment: '${k}' is not a shell variable name, so it cannot be exported`);
+    const script = launchScript({
+      uid: unit.uid,
+      sandbox: dir,
+      stdout: d.stdout ?? 'STDOUT',
+      stderr: d.stderr ?? 'STDERR',
+      rpEnv,
+      env: d.environment ?? {},
+      preExec: d.preExec ?? [],
+      executable: d.executable,
+      arguments: d.arguments ?? [],
+      postExec: d.postExec ?? [],
+      method,
+      mpi: d.mpi === true,
+      slots,
+      flavor: this.ctx.methods.mpiFlavor,
+      nodeOffsets: this.ctx.nodeOffsets,
+    });
+    await mkdirAsync(dir);
+    await writeAsync(path.join(dir, 'launch.sh'), script);
+    if (entry.cancelled) {
+      this.finish(unit, slots, 'Canceled', undefined, 'cancelled');
+      return;
+    }
+    // When the script would only export and exec the command with nothing for bash to expand (FORK, no
+    // pre/post_exec, no `$`, backtick or backslash in any word or value), the agent execs the command
+    // itself with the same environment, directory and output files: the same effect without a bash per
+    // unit, which is most of a null unit's cost. launch.sh is written all the same, to rerun by hand.
+    const words = [d.executable, ...(d.arguments ?? []), ...Object.values(d.environment ?? {})];
+    const direct =
+      method === 'FORK' && !d.preExec?.length && !d.postExec?.length && !words.some((w) => EXPANDS.test(w));
+    const cmd = direct
+      ? { file: d.executable, args: d.arguments ?? [] }
+      : spawnCommand(method, slots, dir, this.ctx.methods.sshFlags);
     let outFd: number | undefined;
     let errFd: number | undefined;
-    const outFile = path.join(dir, d.stdout ?? 'STDOUT');
-    const errFile = path.join(dir, d.stderr ?? 'STDERR');
-    const finish = (state: UnitReport['state'], exitCode: number | undefined, reason?: string) => {
-      this.running.delete(unit.uid);
-      this.report({
-        uid: unit.uid,
-        state,
-        time: now(),
-        ...(exitCode !== undefined ? { exitCode } : {}),
-        stdout: head(outFile),
-        stderr: head(errFile) || (reason ?? ''),
-        ...(reason ? { reason } : {}),
-      });
-      this.onExit(unit.uid, cores);
-    };
+    let child: ReturnType<typeof spawn>;
     try {
-      mkdirSync(dir, { recursive: true });
-      outFd = openSync(outFile, 'w');
-      errFd = openSync(errFile, 'w');
-      const env = {
-        ...process.env,
-        RP_SESSION_ID: this.ctx.sessionId,
-        RP_PILOT_ID: this.ctx.pilotId,
-        RP_UNIT_ID: unit.uid,
-        RP_TASK_ID: unit.uid,
-        RP_UNIT_NAME: unit.name ?? '',
-        RP_UNIT_SANDBOX: dir,
-        RP_PILOT_SANDBOX: this.ctx.sandbox,
-        RP_RESOURCE: this.ctx.resource ?? '',
-        RP_CORES: String(cores),
-        ...(d.environment ?? {}),
-      };
-      let file = d.executable;
-      let args = d.arguments ?? [];
-      if (d.preExec?.length || d.postExec?.length) {
-        const script = [
-          '#!/bin/sh',
-          ...(d.preExec ?? []),
-          [d.executable, ...(d.arguments ?? [])].map(shellQuote).join(' '),
-          'RP_RETVAL=$?',
-          ...(d.postExec ?? []),
-          'exit $RP_RETVAL',
-          '',
-        ].join('\n');
-        writeFileSync(path.join(dir, 'unit.sh'), script, { mode: 0o700 });
-        file = '/bin/sh';
-        args = [path.join(dir, 'unit.sh')];
+      if (direct) {
+        outFd = openSync(path.resolve(dir, d.stdout ?? 'STDOUT'), 'w');
+        errFd = openSync(path.resolve(dir, d.stderr ?? 'STDERR'), 'w');
       }
-      const child = spawn(file, args, { cwd: dir, env, stdio: ['ignore', outFd, errFd], detached: true });
-      const entry = { pid: child.pid ?? -1, cancelled: false };
-      this.running.set(unit.uid, entry);
-      child.once('error', (err: NodeJS.ErrnoException) => {
-        // ENOENT/EACCES: the shell's codes, so users see what they would see in a terminal.
-        const code = err.code === 'ENOENT' ? 127 : 126;
-        finish('Failed', code, `cannot execute ${d.executable}: ${err.code ?? err.message}`);
+      // The script sends the unit's output to its files; only ssh's own complaints come back through a pipe.
+      child = spawn(cmd.file, cmd.args, {
+        cwd: dir,
+        stdio: direct ? ['ignore', outFd, errFd] : ['ignore', 'ignore', method === 'SSH' ? 'pipe' : 'ignore'],
+        detached: true,
+        // The script exports these too; giving them to the shell as well marks its process as the unit's
+        // from the start (tools find a session's processes by RP_SESSION_ID/RP_UNIT_ID).
+        ...(method === 'SSH' ? {} : { env: { ...process.env, ...rpEnv, ...(direct ? d.environment : {}) } }),
       });
-      child.once('spawn', () => {
-        this.report({
-          uid: unit.uid,
-          state: 'Executing',
-          time: now(),
-          sandbox: dir,
-          execLocations: [this.host],
-        });
-      });
-      child.once('exit', (code, signal) => {
-        if (!this.running.has(unit.uid)) return; // already finished through 'error'
-        if (entry.cancelled) finish('Canceled', code ?? undefined, 'cancelled');
-        else if (code === 0) finish('Done', 0);
-        else
-          finish(
-            'Failed',
-            code ?? 128 + (signal ? os.constants.signals[signal] : 0),
-            signal ? `killed by ${signal}` : undefined,
-          );
-      });
-    } catch (err) {
-      finish('Failed', undefined, `cannot start unit: ${(err as Error).message}`);
     } finally {
       if (outFd !== undefined) closeSync(outFd);
       if (errFd !== undefined) closeSync(errFd);
     }
+    entry.pid = child.pid ?? -1;
+    let sshErr = '';
+    child.stderr?.on('data', (b: Buffer) => {
+      if (sshErr.length < 4096) sshErr += b.toString('utf8');
+    });
+    child.once('error', (err: NodeJS.ErrnoException) => {
+      // The shell's codes (127 not found, 126 not executable), so users see what a terminal would show.
+      const code = err.code === 'ENOENT' ? 127 : 126;
+      this.finish(unit, slots, 'Failed', code, `cannot execute ${cmd.file}: ${err.code ?? err.message}`);
+    });
+    child.once('spawn', () => {
+      this.report({
+        uid: unit.uid,
+        state: 'Executing',
+        time: new Date().toISOString(),
+        sandbox: dir,
+        execLocations: [...new Set(slots.map((s) => s.name))],
+      });
+    });
+    child.once('close', (code, signal) => {
+      if (!this.running.has(unit.uid)) return; // already finished through 'error'
+      const reason =
+        method === 'SSH' && code === 255 ? `ssh to ${slots[0]?.name} failed: ${sshErr.trim()}` : undefined;
+      if (entry.cancelled) this.finish(unit, slots, 'Canceled', code ?? undefined, 'cancelled');
+      else if (code === 0) this.finish(unit, slots, 'Done', 0);
+      else
+        this.finish(
+          unit,
+          slots,
+          'Failed',
+          code ?? 128 + (signal ? os.constants.signals[signal] : 0),
+          signal ? `killed by ${signal}` : reason,
+        );
+    });
+  }
+
+  /** Reports the unit's end with the tails of its output, then gives its slots back. */
+  private finish(
+    unit: PulledUnit,
+    slots: readonly Slot[],
+    state: UnitReport['state'],
+    exitCode: number | undefined,
+    reason?: string,
+  ): void {
+    if (!this.running.delete(unit.uid)) return;
+    const d = unit.description;
+    const dir = path.join(this.ctx.sandbox, unit.uid);
+    const time = new Date().toISOString();
+    // Slots go back before the report: the next unit can start while this one's report is batched.
+    this.onExit(unit.uid, slots);
+    this.report({
+      uid: unit.uid,
+      state,
+      time,
+      ...(exitCode !== undefined ? { exitCode } : {}),
+      stdout: readTail(path.resolve(dir, d.stdout ?? 'STDOUT')),
+      stderr: readTail(path.resolve(dir, d.stderr ?? 'STDERR')) || (reason ?? ''),
+      ...(reason ? { reason } : {}),
+    });
   }
 
   /** Kills a running unit's process group; its report says CANCELED. Unknown uids are ignored. */
   cancel(uid: string): boolean {
     const entry = this.running.get(uid);
-    if (!entry || entry.pid < 0) return false;
+    if (!entry) return false;
     entry.cancelled = true;
+    if (entry.pid < 0) return true; // not spawned yet: launch() sees the flag
     try {
       process.kill(-entry.pid, 'SIGKILL');
     } catch {

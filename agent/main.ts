@@ -7,11 +7,14 @@
  * and kills its units on the way out. It keeps no state worth losing: the control plane has it all.
  */
 import { writeFileSync } from 'node:fs';
+import os from 'node:os';
 import path from 'node:path';
-import { discoverAllocation } from './allocation.ts';
+import { type SlotNode, SlotScheduler } from '../core/slots.ts';
+import { type Allocation, discoverAllocation, fitPilot } from './allocation.ts';
 import { AgentApi, PermanentApiError, type PulledUnit } from './api.ts';
 import { readConfig } from './config.ts';
-import { Executor } from './executor.ts';
+import { Executor, type UnitDescription } from './executor.ts';
+import { chooseMethods, type Methods, methodFor } from './launch-methods.ts';
 import { Reporter } from './reporter.ts';
 
 /** Claimed units the agent keeps ready beyond its cores (small pulls, overlapped with execution). */
@@ -19,20 +22,70 @@ const PREFETCH_UNITS = 256;
 
 const log = (msg: string) => process.stdout.write(`${new Date().toISOString()} ${msg}\n`);
 
+const short = (h: string) => h.split('.')[0] ?? h;
+
+/**
+ * The nodes units may use and which of them is the agent's own. Without a launch method for other nodes
+ * (SSH or SRUN) only the agent's node is used: forking there is all the agent can do.
+ */
+function usableNodes(
+  alloc: Allocation,
+  nodes: SlotNode[],
+  methods: Methods,
+): { nodes: SlotNode[]; local: number; note?: string } {
+  const me = short(os.hostname());
+  let local = nodes.findIndex((n) => short(n.name) === me);
+  // The batch script runs on the first node (SLURM, PBS, SGE); LSF starts it on a launch node of its own.
+  if (local < 0 && alloc.lrms !== 'LSF') local = 0;
+  if (methods.task || nodes.length === 1) return { nodes, local };
+  const only = nodes[Math.max(0, local)] as SlotNode;
+  return {
+    nodes: [only],
+    local: 0,
+    note: `only ${only.name} is used: the resource has no launch method for other nodes (launchMethods.order: ${methods.order.join(', ')})`,
+  };
+}
+
 async function main(configFile: string): Promise<number> {
   const cfg = readConfig(configFile);
   const api = new AgentApi(cfg.apiUrl, cfg.token);
-  const alloc = discoverAllocation(process.env, cfg.cores);
-  const totalCores = Math.max(1, Math.min(cfg.cores, alloc.coresPerNode * alloc.nodes.length));
+  const methods = chooseMethods(cfg.launchMethods);
+  const alloc = discoverAllocation(
+    process.env,
+    { name: os.hostname(), cores: os.availableParallelism() },
+    cfg.gpusPerNode ?? 0,
+  );
   writeFileSync(path.join(cfg.sandbox, 'agent.pid'), String(process.pid));
-  log(`agent ${cfg.pilotId}: ${alloc.lrms} ${alloc.nodes.join(',')} cores=${totalCores}`);
-
-  const { heartbeatIntervalSeconds } = await api.activate({
+  const fit = fitPilot(
+    alloc,
+    { cores: cfg.cores, gpus: cfg.gpus ?? 0 },
+    cfg.oversubscribe === true,
+    cfg.resource,
+  );
+  const usable = 'error' in fit ? undefined : usableNodes(alloc, fit.nodes, methods);
+  const nodes = usable?.nodes ?? alloc.nodes;
+  const detail = {
     lrms: alloc.lrms,
-    nodes: alloc.nodes,
-    coresPerNode: alloc.coresPerNode,
-    cores: totalCores,
-  });
+    nodes: nodes.map((n) => n.name),
+    coresPerNode: Math.max(...nodes.map((n) => n.cores)),
+    cores: nodes.reduce((c, n) => c + n.cores, 0),
+    gpus: nodes.reduce((c, n) => c + n.gpus, 0),
+    nodeDetails: nodes,
+    launchMethods: { task: methods.task ?? 'FORK', ...(methods.mpi ? { mpi: methods.mpi } : {}) },
+  };
+  log(`agent ${cfg.pilotId}: ${JSON.stringify(detail)}`);
+  const { heartbeatIntervalSeconds } = await api.activate(detail);
+  if ('error' in fit) {
+    // RP's agent fails the pilot when the allocation cannot hold it (error_handling.py).
+    log(`pilot does not fit: ${fit.error}`);
+    await api.done('Failed', fit.error);
+    return 1;
+  }
+  const local = usable?.local ?? 0;
+  if (usable?.note) log(usable.note);
+  const scheduler = new SlotScheduler(nodes, cfg.oversubscribe === true);
+  const totalCores = scheduler.cores;
+  const nodeOffsets = nodes.map((_, i) => nodes.slice(0, i).reduce((c, n) => c + n.cores, 0));
   log(`active; heartbeat every ${heartbeatIntervalSeconds}s`);
 
   let stopping: { state: 'Done' | 'Failed'; reason: string } | undefined;
@@ -51,7 +104,6 @@ async function main(configFile: string): Promise<number> {
     onStop();
   };
 
-  let freeCores = totalCores;
   const queue: PulledUnit[] = [];
   const reporter = new Reporter(
     api,
@@ -67,25 +119,45 @@ async function main(configFile: string): Promise<number> {
       pilotId: cfg.pilotId,
       sandbox: cfg.sandbox,
       ...(cfg.resource ? { resource: cfg.resource } : {}),
+      methods,
+      gpuEnv: cfg.gpuEnv ?? ['CUDA_VISIBLE_DEVICES'],
+      hasGpus: detail.gpus > 0,
+      nodeOffsets,
     },
     (r) => reporter.report(r),
-    (_uid, cores) => {
-      freeCores += cores;
+    (_uid, slots) => {
+      scheduler.release(slots);
       schedule();
       wake?.();
     },
   );
   let executed = 0;
-  // Continuous scheduler: start queued units in order while their cores fit (RP's CONTINUOUS).
+  // A unit that can never run here ends FAILED at once, with the reason; the units after it go on.
+  const fail = (u: PulledUnit, reason: string) =>
+    reporter.report({ uid: u.uid, state: 'Failed', time: new Date().toISOString(), stderr: reason, reason });
+  // Continuous scheduler: start queued units in order while their slots are free (RP's CONTINUOUS).
   const schedule = () => {
     while (!stopping && queue.length) {
       const next = queue[0] as PulledUnit;
-      const need = Math.min(next.description.cores ?? 1, totalCores);
-      if (need > freeCores) break;
+      const d = next.description as UnitDescription;
+      const req = { cores: d.cores ?? 1, gpus: d.gpus ?? 0, mpi: d.mpi === true };
+      const never = scheduler.neverFits(req);
+      if (never) {
+        queue.shift();
+        fail(next, never);
+        continue;
+      }
+      const slots = scheduler.allocate(req);
+      if (!slots) break;
       queue.shift();
-      freeCores -= need;
+      const m = methodFor(req.mpi, slots, local, methods);
+      if ('error' in m) {
+        scheduler.release(slots);
+        fail(next, m.error);
+        continue;
+      }
       executed++;
-      executor.start(next);
+      executor.start(next, slots, m.method);
     }
   };
 
@@ -129,7 +201,7 @@ async function main(configFile: string): Promise<number> {
   // (Units are bound to this pilot at submit: claiming ahead takes nothing from other pilots.)
   const buffer = Math.max(2 * totalCores, PREFETCH_UNITS);
   while (!stopping) {
-    const want = Math.max(freeCores + totalCores, buffer) - queue.length;
+    const want = Math.max(scheduler.freeCores + totalCores, buffer) - queue.length;
     if (want <= 0) {
       await new Promise<void>((r) => {
         wake = r;

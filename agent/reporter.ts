@@ -13,8 +13,18 @@ import type { AgentApi, UnitReport } from './api.ts';
 
 const FINAL: ReadonlySet<string> = new Set(['Done', 'Failed', 'Canceled']);
 
+/**
+ * Largest batch body (about): output tails make reports up to ~130 KiB each, and a Lambda behind API
+ * Gateway takes at most 6 MB per request, so a batch is also cut by size.
+ */
+export const MAX_BATCH_BYTES = 4 * 1024 * 1024;
+
+/** Rough JSON size of a report: its output dominates (characters ≈ bytes for the guess). */
+const sizeOf = (r: UnitReport) => 200 + (r.stdout?.length ?? 0) + (r.stderr?.length ?? 0);
+
 export class Reporter {
   private pending: UnitReport[] = [];
+  private pendingBytes = 0;
   private inflight: Promise<void> | undefined;
   private timer: NodeJS.Timeout | undefined;
   private lastSend = Number.NEGATIVE_INFINITY;
@@ -34,8 +44,10 @@ export class Reporter {
 
   report(r: UnitReport): void {
     this.pending.push(r);
+    this.pendingBytes += sizeOf(r);
     const idle = !this.inflight && (this.quiet() || this.clock() - this.lastSend >= this.intervalMs);
-    if (this.pending.length >= this.maxBatch || (idle && FINAL.has(r.state))) {
+    const full = this.pending.length >= this.maxBatch || this.pendingBytes >= MAX_BATCH_BYTES;
+    if (full || (idle && FINAL.has(r.state))) {
       clearTimeout(this.timer);
       this.timer = undefined;
       void this.flush();
@@ -51,7 +63,16 @@ export class Reporter {
   async flush(): Promise<void> {
     while (this.inflight) await this.inflight;
     if (this.pending.length === 0) return;
-    const batch = this.pending.splice(0, this.maxBatch);
+    let n = 0;
+    let bytes = 0;
+    while (n < this.pending.length && n < this.maxBatch) {
+      const b = sizeOf(this.pending[n] as UnitReport);
+      if (n > 0 && bytes + b > MAX_BATCH_BYTES) break;
+      bytes += b;
+      n++;
+    }
+    const batch = this.pending.splice(0, n);
+    this.pendingBytes -= bytes;
     this.lastSend = this.clock();
     this.inflight = this.api
       .states(batch)

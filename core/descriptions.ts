@@ -65,6 +65,16 @@ export const computeUnitDescriptionSchema = z.strictObject(
       .record(str, z.union([str, z.number().transform(String)], { error: 'must be a string or a number' }), {
         error: 'must be an object of string (or number) values',
       })
+      .superRefine((env, ctx) => {
+        // The launch script exports each name (RP does the same): only shell variable names can be.
+        for (const k of Object.keys(env))
+          if (!/^[A-Za-z_][A-Za-z0-9_]*$/.test(k))
+            ctx.addIssue({
+              code: 'custom',
+              path: [k],
+              message: 'is not a shell variable name (letters, digits and _, not starting with a digit)',
+            });
+      })
       .optional(),
     cores: positiveInt.default(1),
     mpi: bool.optional(),

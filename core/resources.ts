@@ -75,6 +75,23 @@ export const resourceConfigSchema = z
     mandatoryArgs: z.array(oneOf(MANDATORY_ARGS), { error: 'must be a list' }).default([]),
     coresPerNode: positiveInt,
     gpusPerNode: countInt.default(0),
+    /**
+     * Variables that list a unit's GPU ids (RP's GPU "isolation"): CUDA_VISIBLE_DEVICES for NVIDIA,
+     * ROCR_VISIBLE_DEVICES (AMD), ZE_AFFINITY_MASK (Intel).
+     */
+    gpuEnv: z
+      .array(
+        oneOf(['CUDA_VISIBLE_DEVICES', 'ROCR_VISIBLE_DEVICES', 'HIP_VISIBLE_DEVICES', 'ZE_AFFINITY_MASK']),
+        {
+          error: 'must be a list',
+        },
+      )
+      .default(['CUDA_VISIBLE_DEVICES']),
+    /**
+     * Test beds only: a pilot may ask for more cores or GPUs than its allocation has, and units may share
+     * GPUs. Otherwise such a pilot ends FAILED with the reason (RP's agent does the same).
+     */
+    oversubscribe: z.boolean({ error: 'must be true or false' }).default(false),
     /** MB. */
     memoryPerNode: positiveInt.optional(),
     /**
@@ -109,6 +126,23 @@ export const resourceConfigSchema = z
         code: 'custom',
         path: ['defaultSchema'],
         message: `names '${c.defaultSchema}', which is not in schemas`,
+      });
+    // The agent reads these options; a wrong one would only show when the pilot starts.
+    for (const m of ['MPIRUN', 'MPIEXEC'] as const) {
+      const flavor = c.launchMethods.options?.[m]?.flavor;
+      if (flavor !== undefined && flavor !== 'openmpi' && flavor !== 'mpich')
+        ctx.addIssue({
+          code: 'custom',
+          path: ['launchMethods', 'options', m, 'flavor'],
+          message: `must be openmpi or mpich, got ${JSON.stringify(flavor)}`,
+        });
+    }
+    const flags = c.launchMethods.options?.SSH?.flags;
+    if (flags !== undefined && !(Array.isArray(flags) && flags.every((f) => typeof f === 'string')))
+      ctx.addIssue({
+        code: 'custom',
+        path: ['launchMethods', 'options', 'SSH', 'flags'],
+        message: 'must be a list of strings',
       });
     if (c.validRoots.length > 0 && !underRoots(c.defaultSandbox, c.validRoots))
       ctx.addIssue({

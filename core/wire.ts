@@ -14,9 +14,24 @@ export interface StateEntry<S extends string = string> {
 /** Where a pilot runs, as its agent reports it (RP's `resource_detail`). */
 export interface ResourceDetail {
   nodes: string[];
+  /** The largest number of cores the pilot uses on one node. */
   coresPerNode: number;
+  /** Cores the pilot uses in all. */
   cores?: number;
+  /** GPUs the pilot uses in all. */
+  gpus?: number;
   lrms?: string;
+  /** Per node: the cores and GPUs the pilot uses there (node 0 is the agent's). */
+  nodeDetails?: NodeDetail[];
+  /** The launch methods chosen from the resource config: `task` for other nodes (FORK if none), `mpi`. */
+  launchMethods?: { task: string; mpi?: string };
+}
+
+/** One node of a pilot. */
+export interface NodeDetail {
+  name: string;
+  cores: number;
+  gpus: number;
 }
 
 /** A pilot as the API returns it (RP's pilot doc). */

@@ -177,6 +177,10 @@ describe('parseUnitDescription', () => {
       'unit description environment.A: must be a string or a number, got true',
     ],
     [{ executable: 'x', environment: [] }, 'unit description environment: must be an object of string'],
+    [
+      { executable: 'x', environment: { 'MY-VAR': 'v' } },
+      'unit description environment.MY-VAR: is not a shell variable name (letters, digits and _, not starting with a digit), got "v"',
+    ],
     [{ executable: 'x', mpi: 'yes' }, 'unit description mpi: must be true or false, got "yes"'],
     ['just a string', 'unit description: '],
   ])('refuses %j', (input, message) => {

@@ -5,7 +5,7 @@
  */
 import { afterEach, describe, expect, it, vi } from 'vitest';
 import type { AgentApi, UnitReport } from '../agent/api.ts';
-import { Reporter } from '../agent/reporter.ts';
+import { MAX_BATCH_BYTES, Reporter } from '../agent/reporter.ts';
 
 const report = (uid: string, state: UnitReport['state']): UnitReport => ({
   uid,
@@ -100,5 +100,20 @@ describe('Reporter', () => {
     await vi.advanceTimersByTimeAsync(50);
     await closed;
     expect(r.sent).toBe(4);
+  });
+
+  it('cuts batches by size as well as by count: output tails must not exceed a request', async () => {
+    vi.useFakeTimers();
+    const { api, calls } = recorder();
+    const r = new Reporter(api, 100, 500, undefined, () => Date.now());
+    const tail = 'x'.repeat(64 * 1024);
+    // 100 reports with two 64 KiB tails each: ~12.8 MB, over any API request limit in one batch.
+    for (let i = 0; i < 100; i++) r.report({ ...report(`unit.${i}`, 'Done'), stdout: tail, stderr: tail });
+    const closed = r.close();
+    await vi.runAllTimersAsync();
+    await closed;
+    expect(calls.flat()).toHaveLength(100);
+    expect(calls.length).toBeGreaterThanOrEqual(Math.ceil((100 * 2 * 64 * 1024) / MAX_BATCH_BYTES));
+    for (const c of calls) expect(c.length * 2 * 64 * 1024).toBeLessThanOrEqual(MAX_BATCH_BYTES);
   });
 });

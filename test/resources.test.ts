@@ -65,6 +65,8 @@ describe('shipped resource configs', () => {
       defaultSandbox: '$HOME/sortie.sandbox',
       queueAs: 'partition',
       launchMethods: { order: ['FORK'] },
+      gpuEnv: ['CUDA_VISIBLE_DEVICES'],
+      oversubscribe: false,
     });
   });
 });
@@ -83,6 +85,21 @@ describe('bad configs are rejected naming the field', () => {
     ],
     ['bad mandatory arg', { ...minimal, mandatoryArgs: ['colour'] }, /mandatoryArgs\.0: must be one of/],
     ['bad launch method', { ...minimal, launchMethods: { order: ['QSUB'] } }, /launchMethods\.order\.0/],
+    [
+      'bad MPI flavor',
+      { ...minimal, launchMethods: { order: ['MPIRUN'], options: { MPIRUN: { flavor: 'lam' } } } },
+      /launchMethods\.options\.MPIRUN\.flavor: must be openmpi or mpich, got "lam"/,
+    ],
+    [
+      'bad SSH flags',
+      { ...minimal, launchMethods: { order: ['SSH'], options: { SSH: { flags: '-p 22' } } } },
+      /launchMethods\.options\.SSH\.flags: must be a list of strings/,
+    ],
+    [
+      'bad GPU variable',
+      { ...minimal, gpuEnv: ['GPU_IDS'] },
+      /gpuEnv\.0: must be one of CUDA_VISIBLE_DEVICES/,
+    ],
   ];
   it.each(cases)('%s', (_name, raw, message) => {
     expect(() => parseResourceConfig('x.y', raw)).toThrow(BadParameter);

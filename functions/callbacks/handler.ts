@@ -6,8 +6,9 @@
 
 import { IncorrectState } from '../../core/errors.ts';
 import { isFinal, PilotState, pilotModel, UnitState } from '../../core/states.ts';
+import type { NodeDetail } from '../../core/wire.ts';
 import { authAgent } from '../lib/auth.ts';
-import { httpHandler } from '../lib/http.ts';
+import { httpHandler, MAX_ID_BYTES } from '../lib/http.ts';
 import { heartbeatSeconds, heartbeatToken, succeedToken } from '../lib/pilots.ts';
 import { deleteReceived, receiveUnits } from '../lib/queues.ts';
 import { store } from '../lib/store.ts';
@@ -15,6 +16,31 @@ import { parseReports, planRounds } from './reports.ts';
 
 /** Small units travel ~100–160 to a message (queues.ts packs 24 KiB); a guess is enough to size a receive. */
 const UNITS_PER_MESSAGE_GUESS = 100;
+
+/** The agent's per-node view (name, cores, GPUs), kept only when well-formed and of bounded size. */
+function nodeDetailsOf(v: unknown): { nodeDetails?: NodeDetail[] } {
+  if (!Array.isArray(v) || v.length > 10_000) return {};
+  const ok = v.every(
+    (n) =>
+      typeof n?.name === 'string' &&
+      Buffer.byteLength(n.name) <= MAX_ID_BYTES &&
+      Number.isInteger(n.cores) &&
+      Number.isInteger(n.gpus),
+  );
+  return ok ? { nodeDetails: v.map((n) => ({ name: n.name, cores: n.cores, gpus: n.gpus })) } : {};
+}
+
+/** The launch methods the agent chose (task, MPI), kept when they are short strings. */
+function launchMethodsOf(v: unknown): { launchMethods?: { task: string; mpi?: string } } {
+  const m = v as { task?: unknown; mpi?: unknown } | undefined;
+  if (typeof m?.task !== 'string' || m.task.length > 32) return {};
+  return {
+    launchMethods: {
+      task: m.task,
+      ...(typeof m.mpi === 'string' && m.mpi.length <= 32 ? { mpi: m.mpi } : {}),
+    },
+  };
+}
 
 export const handler = httpHandler({
   'POST /agent/activate': async (req) => {
@@ -27,7 +53,10 @@ export const handler = httpHandler({
       nodes,
       coresPerNode: Number(d?.coresPerNode) || 0,
       ...(typeof d?.cores === 'number' ? { cores: d.cores } : {}),
+      ...(typeof d?.gpus === 'number' ? { gpus: d.gpus } : {}),
       ...(typeof d?.lrms === 'string' ? { lrms: d.lrms } : {}),
+      ...nodeDetailsOf(d?.nodeDetails),
+      ...launchMethodsOf(d?.launchMethods),
     };
     const out = await store().transitionPilot(pilot.sessionId, pilot.uid, PilotState.ACTIVE, {
       resourceDetail,

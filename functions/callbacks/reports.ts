@@ -5,6 +5,7 @@
 
 import { BadParameter } from '../../core/errors.ts';
 import { groupBy } from '../../core/group.ts';
+import { clipTail } from '../../core/output.ts';
 import { UnitState } from '../../core/states.ts';
 import type { UnitReport } from '../../core/wire.ts';
 import type { UnitPatch, UnitTransition } from '../../store/index.ts';
@@ -62,7 +63,8 @@ export function parseReports(v: unknown): Report[] {
 }
 
 function patchOf(r: Report): UnitPatch {
-  const clip = (s: string | undefined) => (s === undefined ? undefined : s.slice(0, 4096));
+  // The agent sends the tails already cut (64 KiB, marked); an oversized report is cut the same way.
+  const clip = (s: string | undefined) => (s === undefined ? undefined : clipTail(s));
   const p: UnitPatch = {};
   if (r.state === UnitState.EXECUTING) {
     if (r.time) p.started = r.time;

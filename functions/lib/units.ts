@@ -5,11 +5,34 @@
 import { parseUnitDescriptions } from '../../core/descriptions.ts';
 import { BadParameter, IncorrectState } from '../../core/errors.ts';
 import { groupBy } from '../../core/group.ts';
+import type { ResourceRegistry } from '../../core/resource-registry.ts';
 import { bindUnits, type SchedulerName } from '../../core/schedulers.ts';
+import { type PilotSize, tooBigForPilot } from '../../core/slots.ts';
 import { isFinal, pilotModel, UnitState } from '../../core/states.ts';
 import type { UnitRecord } from '../../store/index.ts';
 import { sendUnits } from './queues.ts';
+import { sessionResources } from './resources.ts';
 import { store } from './store.ts';
+
+/** A pilot's size for the submit check: node sizes only count on batch resources without oversubscription. */
+function pilotSize(
+  registry: ResourceRegistry,
+  d: { resource: string; cores: number; gpus?: number | undefined },
+): PilotSize | undefined {
+  let rc: ReturnType<ResourceRegistry['get']>;
+  try {
+    rc = registry.get(d.resource);
+  } catch {
+    return undefined; // a config this function cannot see: the agent judges
+  }
+  if (rc.oversubscribe) return undefined;
+  const batch = rc.jobManager !== 'fork';
+  return {
+    cores: d.cores,
+    ...(d.gpus !== undefined ? { gpus: d.gpus } : {}),
+    ...(batch ? { coresPerNode: rc.coresPerNode, gpusPerNode: rc.gpusPerNode } : {}),
+  };
+}
 
 /** Units accepted per request: clients chunk (the SDK sends 2,000 at a time). */
 export const MAX_UNITS_PER_REQUEST = 5_000;
@@ -30,17 +53,25 @@ export async function submitUnits(sessionId: string, umid: string, raw: unknown)
   if (session.state !== 'open')
     throw new IncorrectState(`session ${sessionId} is closed`, { obj: sessionId });
   const umgr = await store().getUnitManager(sessionId, umid);
-  const live = umgr.pilots.length
-    ? (await store().getPilots(sessionId, umgr.pilots))
-        .filter((p) => !isFinal(pilotModel, p.state))
-        .map((p) => p.uid)
+  const livePilots = umgr.pilots.length
+    ? (await store().getPilots(sessionId, umgr.pilots)).filter((p) => !isFinal(pilotModel, p.state))
     : [];
+  const live = livePilots.map((p) => p.uid);
   // Round robin continues where the manager's previous submission stopped (RP keeps its index).
   const start =
     umgr.scheduler === 'round_robin' && live.length > 1
       ? await store().advanceRoundRobin(sessionId, umid, descriptions.length)
       : 0;
   const binding = bindUnits(umgr.scheduler as SchedulerName, live, descriptions.length, start);
+  // A unit bound to a pilot that can never hold it is refused now, not accepted to fail later.
+  const registry = await sessionResources(sessionId);
+  const sizes = new Map(livePilots.map((p) => [p.uid, pilotSize(registry, p.description)]));
+  descriptions.forEach((d, i) => {
+    const pid = binding.pilots[i] as string;
+    const size = sizes.get(pid);
+    const why = size && tooBigForPilot({ cores: d.cores, gpus: d.gpus ?? 0, mpi: d.mpi === true }, size);
+    if (why) throw new BadParameter(`submitUnits.descriptions[${i}]: bound to ${pid}: ${why}`);
+  });
   const units = await store().createUnits(
     sessionId,
     umid,

@@ -10,7 +10,7 @@ import { env } from '../lib/aws.ts';
 import { CANCELED_ERROR, cancelRequested } from '../lib/pilots.ts';
 import { hashSecret, newSecret } from '../lib/secrets.ts';
 import { store } from '../lib/store.ts';
-import { launcherOf } from './request.ts';
+import { launcherOf, resourceOf } from './request.ts';
 
 /** An error whose name the state machine's Retry/Catch matches. */
 export function named(name: string, message: string, cause?: unknown): Error {
@@ -47,6 +47,7 @@ export async function handler(event: {
   }
   let job: { jobId: string; sandbox: string };
   try {
+    const rc = await resourceOf(pilot);
     const { launcher, req } = await launcherOf(pilot, {
       apiUrl: env(ENV.apiUrl),
       sessionId: event.sid,
@@ -56,6 +57,11 @@ export async function handler(event: {
       ...(pilot.description.gpus !== undefined ? { gpus: pilot.description.gpus } : {}),
       runtimeSeconds: pilot.description.runtime * 60,
       resource: pilot.description.resource,
+      // The agent cannot see user-added resource configs: it gets what it needs to place and launch units.
+      launchMethods: rc.launchMethods,
+      gpusPerNode: rc.gpusPerNode,
+      gpuEnv: rc.gpuEnv,
+      oversubscribe: rc.oversubscribe,
     });
     job = await launcher.launch(req);
   } catch (err) {
