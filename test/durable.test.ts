@@ -89,7 +89,7 @@ describe('durable embedded backend', () => {
     const session = await Session.create({ endpoint: first.url, name: 'durable', retryBudgetMs: 120_000 });
     try {
       const pmgr = await PilotManager.create(session);
-      const pilot = await pmgr.submitPilots({ resource: 'local.localhost', runtime: 10, cores: 8 });
+      const pilot = await pmgr.submitPilots({ resource: 'local.localhost', runtime: 10, cores: 2 });
       const umgr = await UnitManager.create(session, 'direct_submission');
       await umgr.addPilots(pilot);
       const units = await umgr.submitUnits(
@@ -99,7 +99,7 @@ describe('durable embedded backend', () => {
         })),
       );
       const finished = umgr.waitUnits({ timeout: 240 });
-      await units[0]?.wait({ state: UnitState.EXECUTING, timeout: 60 });
+      expect(await units[0]?.wait({ state: UnitState.EXECUTING, timeout: 60 })).toBe(UnitState.EXECUTING);
 
       await kill(first.child, 'SIGKILL');
       const second = await up(port);

@@ -229,10 +229,12 @@ describe('test_pilot.py', () => {
   it('test__pilot_errors', async () => {
     const session = await newSession();
     const pm = await PilotManager.create(session);
-    let pilot = await pm.submitPilots(cpd(1, { sandbox: '/non-/existing/directory...' }));
-    await pilot.wait({ timeout: FIVE_MIN });
-    expect(pilot.state).toBe(FAILED);
-    pilot = await pm.submitPilots(cpd(1, { cores: 100000000000 })); // "This should fail - at least in 2014"
+    // RP launches this pilot and it FAILS; Sortie refuses a sandbox outside the resource's valid roots
+    // already at submit (400 naming the field), so that no launcher ever tries to create it.
+    await expect(pm.submitPilots(cpd(1, { sandbox: '/non-/existing/directory...' }))).rejects.toThrow(
+      /sandbox: '\/non-\/existing\/directory\.\.\.' is not under one of the resource's valid roots/,
+    );
+    const pilot = await pm.submitPilots(cpd(1, { cores: 100000000000 })); // "This should fail - at least in 2014"
     await pilot.wait({ timeout: FIVE_MIN });
     expect(pilot.state).toBe(FAILED);
   });

@@ -79,13 +79,12 @@ export class ForkLocalLauncher implements Launcher {
     private readonly sandboxRoot = '$HOME/sortie.sandbox',
     /** Where a pilot's own sandbox may lie (the resource's validRoots; empty: anywhere). */
     private readonly validRoots: readonly string[] = [],
-    /** The resource lets pilots ask for more cores than the host has (test beds). */
-    private readonly oversubscribe = false,
   ) {}
 
   async launch(req: LaunchRequest): Promise<LaunchResult> {
-    // The same refusals as RP's fork://localhost (and Sortie's SSH launcher): a sandbox outside the valid
-    // roots, and more cores than this host has, fail the pilot with the reason instead of starting an agent.
+    // The same refusal as RP's fork://localhost (and Sortie's SSH launcher): a sandbox outside the valid
+    // roots fails the pilot with the reason instead of starting an agent. (A pilot bigger than this host
+    // is the agent's to refuse, from the allocation it finds, as on every resource.)
     const given = req.description.sandbox;
     if (
       given !== undefined &&
@@ -93,11 +92,6 @@ export class ForkLocalLauncher implements Launcher {
       !underRoots(expandHome(given), this.validRoots.map(expandHome))
     )
       throw new BadParameter(`sandbox '${given}' is not under one of ${this.validRoots.join(', ')}`, {
-        obj: req.pilotId,
-      });
-    const here = os.availableParallelism();
-    if (req.description.cores > here && !this.oversubscribe)
-      throw new BadParameter(`pilot asks for ${req.description.cores} cores, this host has ${here}`, {
         obj: req.pilotId,
       });
     const root = path.resolve(expandHome(given ?? this.sandboxRoot));

@@ -29,7 +29,7 @@ export function launcherFor(
       if (!config.schemas.local) throw new BadParameter(`resource has no 'local' access schema`);
       // fork-local.ts: the agent as a detached child of this process (local.localhost).
       if (config.jobManager === 'fork')
-        return new ForkLocalLauncher(config.defaultSandbox, config.validRoots, config.oversubscribe ?? false);
+        return new ForkLocalLauncher(config.defaultSandbox, config.validRoots);
       throw new BadParameter(
         `local access to a ${config.jobManager} resource is not supported: the launcher runs in the cloud; use 'ssh'`,
       );
