@@ -6,7 +6,7 @@
  */
 
 import { httpAttempt, isHttpAnswer, RETRY_POLICIES, type RetryPolicy, withRetry } from '../core/retry.ts';
-import type { UnitReport } from '../core/wire.ts';
+import type { StartReport, UnitReport } from '../core/wire.ts';
 
 /** A unit as the agent receives it from `POST /agent/pull`. */
 export interface PulledUnit {
@@ -22,10 +22,12 @@ export interface PulledUnit {
     postExec?: string[];
     stdout?: string;
     stderr?: string;
+    /** RP's rule: a restartable unit may run again elsewhere, so its start needs no write-ahead. */
+    restartable?: boolean;
   };
 }
 
-export type { UnitReport } from '../core/wire.ts';
+export type { StartReport, UnitReport } from '../core/wire.ts';
 
 /** Commands the control plane hands back on a heartbeat. */
 export interface Commands {
@@ -63,7 +65,8 @@ export class AgentApi {
       async () => {
         this.requests[route] = (this.requests[route] ?? 0) + 1;
         // Every agent route is safe to repeat (activate and done are idempotent, states are guarded
-        // transitions, a pull's claims stay bound to this pilot), so every transient failure is retried.
+        // transitions, a repeated start answers the units it already moved, a pull's claims stay bound
+        // to this pilot), so every transient failure is retried.
         const answer = await httpAttempt(
           () =>
             fetch(`${this.apiUrl}${route}`, {
@@ -101,6 +104,14 @@ export class AgentApi {
 
   states(updates: UnitReport[]): Promise<{ applied: number; refused: number }> {
     return this.call('/agent/states', { updates });
+  }
+
+  /**
+   * Write-ahead of unit starts: the control plane moves each unit SCHEDULING → EXECUTING (only if still
+   * bound to this pilot) and answers the uids it moved; only those may be spawned.
+   */
+  started(starts: StartReport[]): Promise<{ started: string[] }> {
+    return this.call('/agent/started', { starts });
   }
 
   heartbeat(stats: unknown): Promise<Commands> {

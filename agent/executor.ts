@@ -13,7 +13,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { cutMark, OUTPUT_TAIL_BYTES, tailBytes } from '../core/output.ts';
 import type { Slot } from '../core/slots.ts';
-import type { PulledUnit, UnitReport } from './api.ts';
+import type { PulledUnit, StartReport, UnitReport } from './api.ts';
 import { launchScript, type Method, type Methods, spawnCommand } from './launch-methods.ts';
 
 /** What the executor needs from the pilot. */
@@ -80,13 +80,24 @@ export class Executor {
     private readonly ctx: ExecutorContext,
     private readonly report: (r: UnitReport) => void,
     private readonly onExit: (uid: string, slots: readonly Slot[]) => void,
+    /**
+     * Write-ahead of a start (see write-ahead.ts): undefined when the unit needs none (then EXECUTING is
+     * reported at spawn), else resolves whether the control plane recorded it; a refused unit is not spawned.
+     */
+    private readonly writeAhead: (
+      unit: PulledUnit,
+      start: StartReport,
+    ) => Promise<boolean> | undefined = () => undefined,
   ) {}
 
   get active(): number {
     return this.running.size;
   }
 
-  /** Starts one unit on its slots with `method`; EXECUTING is reported at spawn, the end at exit. */
+  /**
+   * Starts one unit on its slots with `method`; EXECUTING is recorded before the spawn (write-ahead) or
+   * reported at spawn, the end at exit.
+   */
   start(unit: PulledUnit, slots: readonly Slot[], method: Method): void {
     // Held from here, so that a cancel or the pilot's end sees the unit while its sandbox is being made.
     const entry = { pid: -1, cancelled: false };
@@ -141,6 +152,19 @@ export class Executor {
     });
     await mkdirAsync(dir);
     await writeAsync(path.join(dir, 'launch.sh'), script);
+    const execLocations = [...new Set(slots.map((s) => s.name))];
+    const announced = this.writeAhead(unit, {
+      uid: unit.uid,
+      time: new Date().toISOString(),
+      sandbox: dir,
+      execLocations,
+    });
+    if (announced && !(await announced)) {
+      // Cancelled or rescheduled meanwhile: the control plane has its state; give the slots back unrun.
+      this.running.delete(unit.uid);
+      this.onExit(unit.uid, slots);
+      return;
+    }
     if (entry.cancelled) {
       this.finish(unit, slots, 'Canceled', undefined, 'cancelled');
       return;
@@ -187,12 +211,13 @@ export class Executor {
       this.finish(unit, slots, 'Failed', code, `cannot execute ${cmd.file}: ${err.code ?? err.message}`);
     });
     child.once('spawn', () => {
+      if (announced) return; // recorded before the spawn: the end is the next write
       this.report({
         uid: unit.uid,
         state: 'Executing',
         time: new Date().toISOString(),
         sandbox: dir,
-        execLocations: [...new Set(slots.map((s) => s.name))],
+        execLocations,
       });
     });
     child.once('close', (code, signal) => {

@@ -16,6 +16,7 @@ import { readConfig } from './config.ts';
 import { Executor, type UnitDescription } from './executor.ts';
 import { chooseMethods, type Methods, methodFor } from './launch-methods.ts';
 import { Reporter } from './reporter.ts';
+import { WriteAhead } from './write-ahead.ts';
 
 /** Claimed units the agent keeps ready beyond its cores (small pulls, overlapped with execution). */
 const PREFETCH_UNITS = 256;
@@ -113,6 +114,7 @@ async function main(configFile: string): Promise<number> {
     undefined,
     () => executor.active === 0 && queue.length === 0,
   );
+  const writeAhead = new WriteAhead(api);
   const executor = new Executor(
     {
       sessionId: cfg.sessionId,
@@ -130,6 +132,15 @@ async function main(configFile: string): Promise<number> {
       schedule();
       wake?.();
     },
+    // Exactly-once start: a non-restartable unit is recorded EXECUTING before it is spawned, so a sweep
+    // after this agent's death fails it rather than running it twice; a restartable one may rerun (RP).
+    (u, start) =>
+      u.description.restartable
+        ? undefined
+        : writeAhead.start(start).catch((err: unknown) => {
+            stop('Failed', `cannot record unit starts: ${String(err)}`);
+            throw err;
+          }),
   );
   let executed = 0;
   // A unit that can never run here ends FAILED at once, with the reason; the units after it go on.
@@ -230,7 +241,9 @@ async function main(configFile: string): Promise<number> {
   await reporter.close();
   const final = stopping ?? { state: 'Failed' as const, reason: 'agent loop ended without a reason' };
   await api.done(final.state, final.reason).catch((err) => log(`done callback failed: ${String(err)}`));
-  log(`agent ends: ${final.state} (${final.reason}); ${executed} units started`);
+  log(
+    `agent ends: ${final.state} (${final.reason}); ${executed} units started, ${writeAhead.refused} refused at start`,
+  );
   return final.state === 'Done' ? 0 : 1;
 }
 

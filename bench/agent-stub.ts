@@ -24,6 +24,8 @@ export interface AgentAloneResult {
   agentHwmKb: number;
   pulls: number;
   stateCalls: number;
+  /** Write-ahead requests (`/agent/started`), one per scheduling pass that started non-restartable units. */
+  startCalls: number;
   /** Units handed out per pull (ten packed SQS messages). */
   perPull: number;
   /** CPU ms per unit of the agent itself and of its unit processes. */
@@ -77,6 +79,7 @@ export async function runAgentAlone(opts: {
   let handed = 0;
   let pulls = 0;
   let stateCalls = 0;
+  let startCalls = 0;
   let firstExec = Number.POSITIVE_INFINITY;
   let lastFinal = 0;
   let finals = 0;
@@ -119,6 +122,13 @@ export async function runAgentAlone(opts: {
           }
           if (finals >= opts.n) allDone();
           return reply({ applied: (body.updates as unknown[])?.length ?? 0, refused: 0 });
+        }
+        case '/agent/started': {
+          // The write-ahead of starts: every unit is accepted; its time is the first moment it counts as running.
+          startCalls++;
+          const starts = (body.starts as { uid: string; time: string }[]) ?? [];
+          for (const s of starts) firstExec = Math.min(firstExec, Date.parse(s.time));
+          return reply({ started: starts.map((s) => s.uid) });
         }
         case '/agent/heartbeat':
           return reply({ cancelUnits: [], cancelPilot: false });
@@ -179,6 +189,7 @@ export async function runAgentAlone(opts: {
     agentHwmKb: hwm,
     pulls,
     stateCalls,
+    startCalls,
     perPull,
     agentCpuMsPerUnit: cpu.self / opts.n,
     unitCpuMsPerUnit: cpu.children / opts.n,

@@ -95,6 +95,17 @@ export interface UnitReport {
   reason?: string;
 }
 
+/**
+ * One unit the agent is about to spawn (`POST /agent/started`, the write-ahead): recorded as EXECUTING
+ * before its process exists, so that a sweep after the agent's death never reruns a unit that may have run.
+ */
+export interface StartReport {
+  uid: string;
+  time: string;
+  sandbox?: string;
+  execLocations?: string[];
+}
+
 /** A response body as JSON, or as the text itself when it is not JSON (a gateway's plain-text error). */
 export function parseBody(text: string): unknown {
   try {

@@ -116,6 +116,7 @@ export const ROUTES: Record<string, FunctionName> = {
   'POST /agent/heartbeat': 'agentApi',
   'POST /agent/pull': 'agentApi',
   'POST /agent/states': 'agentApi',
+  'POST /agent/started': 'agentApi',
   'POST /agent/done': 'agentApi',
 };
 

@@ -12,7 +12,7 @@ import { httpHandler, MAX_ID_BYTES } from '../lib/http.ts';
 import { heartbeatSeconds, heartbeatToken, succeedToken } from '../lib/pilots.ts';
 import { deleteReceived, receiveUnits } from '../lib/queues.ts';
 import { store } from '../lib/store.ts';
-import { parseReports, planRounds } from './reports.ts';
+import { parseReports, parseStarts, planRounds, planStarts } from './reports.ts';
 
 /** Small units travel ~100–160 to a message (queues.ts packs 24 KiB); a guess is enough to size a receive. */
 const UNITS_PER_MESSAGE_GUESS = 100;
@@ -106,6 +106,22 @@ export const handler = httpHandler({
       for (const o of outs) o.ok ? applied++ : refused++;
     }
     return { applied, refused };
+  },
+
+  'POST /agent/started': async (req) => {
+    const pilot = await authAgent(req.headers);
+    const starts = parseStarts(req.body.starts);
+    const outs = await store().transitionUnits(pilot.sessionId, planStarts(starts, pilot.uid));
+    // A unit already EXECUTING on this pilot was moved by this same request sent before (a retry whose
+    // answer was lost): it counts as started. Anything else refused (cancelled, rescheduled to another
+    // pilot, final) must not be spawned.
+    const started = outs.flatMap((o, i) => {
+      const uid = starts[i]?.uid ?? '';
+      if (o.ok) return [uid];
+      const c = o.current;
+      return c?.state === UnitState.EXECUTING && c.pilot === pilot.uid ? [uid] : [];
+    });
+    return { started };
   },
 
   'POST /agent/heartbeat': async (req) => {

@@ -7,7 +7,7 @@ import { BadParameter } from '../../core/errors.ts';
 import { groupBy } from '../../core/group.ts';
 import { clipTail } from '../../core/output.ts';
 import { UnitState } from '../../core/states.ts';
-import type { UnitReport } from '../../core/wire.ts';
+import type { StartReport, UnitReport } from '../../core/wire.ts';
 import type { UnitPatch, UnitTransition } from '../../store/index.ts';
 import { MAX_ID_BYTES } from '../lib/http.ts';
 
@@ -60,6 +60,39 @@ export function parseReports(v: unknown): Report[] {
     }
     return o as unknown as Report;
   });
+}
+
+/**
+ * The write-ahead of starts (`POST /agent/started`): uids with the start's time, sandbox and nodes.
+ * Same limits and field checks as state reports.
+ */
+export function parseStarts(v: unknown): StartReport[] {
+  if (!Array.isArray(v)) throw new BadParameter('started.starts: must be a list');
+  if (v.length > MAX_REPORTS)
+    throw new BadParameter(`started.starts: at most ${MAX_REPORTS} per request, got ${v.length}`);
+  return v.map((r, i) => {
+    const o = r as Record<string, unknown>;
+    if (typeof o?.uid !== 'string' || Buffer.byteLength(o.uid) > MAX_ID_BYTES)
+      throw new BadParameter(`started.starts[${i}]: needs a uid, got ${JSON.stringify(r)?.slice(0, 120)}`);
+    for (const field of ['time', 'sandbox', 'execLocations']) {
+      const ok = FIELD_TYPES[field] as (x: unknown) => boolean;
+      if (o[field] !== undefined && !ok(o[field]))
+        throw new BadParameter(
+          `started.starts[${i}].${field}: wrong type, got ${JSON.stringify(o[field])?.slice(0, 80)}`,
+        );
+    }
+    return o as unknown as StartReport;
+  });
+}
+
+/** The write-ahead as guarded writes: one SCHEDULING → EXECUTING per unit, only on the agent's own pilot. */
+export function planStarts(starts: StartReport[], pilotId: string): UnitTransition[] {
+  return starts.map((s) => ({
+    uid: s.uid,
+    target: UnitState.EXECUTING,
+    patch: patchOf({ ...s, state: UnitState.EXECUTING }),
+    expect: { pilot: pilotId },
+  }));
 }
 
 function patchOf(r: Report): UnitPatch {

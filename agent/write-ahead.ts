@@ -1,0 +1,68 @@
+/**
+ * Write-ahead of unit starts (exactly-once start of non-restartable units): before a unit's process is
+ * spawned, the control plane records it EXECUTING, so that if the agent dies right after the spawn the
+ * sweep fails the unit (its work may have begun) instead of rescheduling it to run a second time.
+ *
+ * Starts asked for in the same turn of the event loop (one scheduling pass of the agent) go out in one
+ * `POST /agent/started`, so a pass that starts 100 units costs one request, not 100. One request is in
+ * flight at a time: starts asked for meanwhile (units whose slots freed one by one) wait for it and go
+ * together in the next, so a busy agent batches by itself while an idle one waits no longer than one pass.
+ * Each unit's promise then says whether the control plane moved it (true: spawn it) or refused it (false:
+ * it was cancelled or rescheduled meanwhile; do not spawn it).
+ */
+import type { AgentApi, StartReport } from './api.ts';
+
+/** Starts per request: well under the route's limit and the 6 MB body of a Lambda behind API Gateway. */
+export const MAX_STARTS = 500;
+
+interface Waiting {
+  start: StartReport;
+  resolve: (started: boolean) => void;
+  reject: (err: unknown) => void;
+}
+
+export class WriteAhead {
+  private pending: Waiting[] = [];
+  private scheduled = false;
+  private inflight = false;
+  /** Requests sent and units refused, for the agent's log and the tests. */
+  requests = 0;
+  refused = 0;
+
+  constructor(private readonly api: Pick<AgentApi, 'started'>) {}
+
+  /** Resolves true when the control plane recorded the start; rejects when it could not be asked. */
+  start(start: StartReport): Promise<boolean> {
+    return new Promise<boolean>((resolve, reject) => {
+      this.pending.push({ start, resolve, reject });
+      if (this.scheduled || this.inflight) return;
+      this.scheduled = true;
+      // setImmediate, not a timer: the batch is what one scheduling pass asked for, and it waits no longer.
+      setImmediate(() => {
+        this.scheduled = false;
+        void this.send();
+      });
+    });
+  }
+
+  private async send(): Promise<void> {
+    if (this.inflight || this.pending.length === 0) return;
+    const batch = this.pending.splice(0, MAX_STARTS);
+    this.inflight = true;
+    this.requests++;
+    try {
+      const { started } = await this.api.started(batch.map((w) => w.start));
+      const ok = new Set(started);
+      for (const w of batch) {
+        const yes = ok.has(w.start.uid);
+        if (!yes) this.refused++;
+        w.resolve(yes);
+      }
+    } catch (err) {
+      for (const w of batch) w.reject(err);
+    } finally {
+      this.inflight = false;
+      void this.send();
+    }
+  }
+}
