@@ -12,7 +12,7 @@ import { httpHandler, MAX_ID_BYTES } from '../lib/http.ts';
 import { heartbeatSeconds, heartbeatToken, succeedToken } from '../lib/pilots.ts';
 import { deleteReceived, receiveUnits } from '../lib/queues.ts';
 import { store } from '../lib/store.ts';
-import { parseReports, parseStarts, planRounds, planStarts } from './reports.ts';
+import { parseReports, parseStarts, planRounds, planStarts, startedOf } from './reports.ts';
 
 /** Small units travel ~100–160 to a message (queues.ts packs 24 KiB); a guess is enough to size a receive. */
 const UNITS_PER_MESSAGE_GUESS = 100;
@@ -111,17 +111,9 @@ export const handler = httpHandler({
   'POST /agent/started': async (req) => {
     const pilot = await authAgent(req.headers);
     const starts = parseStarts(req.body.starts);
+    // One guarded write per unit, all in one request; the agent spawns only the uids answered.
     const outs = await store().transitionUnits(pilot.sessionId, planStarts(starts, pilot.uid));
-    // A unit already EXECUTING on this pilot was moved by this same request sent before (a retry whose
-    // answer was lost): it counts as started. Anything else refused (cancelled, rescheduled to another
-    // pilot, final) must not be spawned.
-    const started = outs.flatMap((o, i) => {
-      const uid = starts[i]?.uid ?? '';
-      if (o.ok) return [uid];
-      const c = o.current;
-      return c?.state === UnitState.EXECUTING && c.pilot === pilot.uid ? [uid] : [];
-    });
-    return { started };
+    return { started: startedOf(starts, outs, pilot.uid) };
   },
 
   'POST /agent/heartbeat': async (req) => {

@@ -8,7 +8,7 @@ import { groupBy } from '../../core/group.ts';
 import { clipTail } from '../../core/output.ts';
 import { UnitState } from '../../core/states.ts';
 import type { StartReport, UnitReport } from '../../core/wire.ts';
-import type { UnitPatch, UnitTransition } from '../../store/index.ts';
+import type { TransitionOutcome, UnitPatch, UnitRecord, UnitTransition } from '../../store/index.ts';
 import { MAX_ID_BYTES } from '../lib/http.ts';
 
 const REPORTABLE = new Set<string>([
@@ -93,6 +93,25 @@ export function planStarts(starts: StartReport[], pilotId: string): UnitTransiti
     patch: patchOf({ ...s, state: UnitState.EXECUTING }),
     expect: { pilot: pilotId },
   }));
+}
+
+/**
+ * The uids the agent may spawn, from the outcomes of {@link planStarts} (same order). A unit already
+ * EXECUTING on this pilot was moved by this same request sent before (a retry whose answer was lost):
+ * it counts as started. Anything else refused (cancelled, rescheduled to another pilot, final) must not
+ * be spawned.
+ */
+export function startedOf(
+  starts: readonly StartReport[],
+  outs: readonly TransitionOutcome<UnitRecord, UnitState>[],
+  pilotId: string,
+): string[] {
+  return outs.flatMap((o, i) => {
+    const uid = starts[i]?.uid ?? '';
+    if (o.ok) return [uid];
+    const c = o.current;
+    return c?.state === UnitState.EXECUTING && c.pilot === pilotId ? [uid] : [];
+  });
 }
 
 function patchOf(r: Report): UnitPatch {

@@ -1,0 +1,146 @@
+/**
+ * The write-ahead of unit starts, piece by piece: the agent's batching (agent/write-ahead.ts) and what
+ * `POST /agent/started` does to the store (functions/callbacks/reports.ts planStarts/startedOf, on
+ * dynalite through the same guarded writes the route makes). The end-to-end proof that no unit runs
+ * twice is test/exactly-once.test.ts.
+ */
+import { randomUUID } from 'node:crypto';
+import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { WriteAhead } from '../agent/write-ahead.ts';
+import type { ComputeUnitDescription } from '../core/descriptions.ts';
+import { sweepTarget, UnitState } from '../core/states.ts';
+import type { StartReport } from '../core/wire.ts';
+import { parseStarts, planRounds, planStarts, startedOf } from '../functions/callbacks/reports.ts';
+import { type LocalDynamoDb, localClientConfig, startDynalite } from '../local/dynamodb.ts';
+import { createTable, Store } from '../store/index.ts';
+
+const start = (uid: string): StartReport => ({
+  uid,
+  time: '2030-01-01T00:00:00.000Z',
+  sandbox: `/sb/${uid}`,
+});
+
+describe('WriteAhead (agent)', () => {
+  /** An agent API that answers what `accept` says and records every request; `gate` holds answers back. */
+  function api(accept: (uid: string) => boolean) {
+    const calls: string[][] = [];
+    let release: () => void = () => {};
+    let gate: Promise<void> | undefined;
+    return {
+      calls,
+      hold: () => {
+        gate = new Promise((r) => {
+          release = r;
+        });
+      },
+      release: () => release(),
+      started: async (starts: StartReport[]) => {
+        calls.push(starts.map((s) => s.uid));
+        await gate;
+        return { started: starts.map((s) => s.uid).filter(accept) };
+      },
+    };
+  }
+
+  it('sends the starts of one scheduling pass in one request and answers each unit', async () => {
+    const a = api((uid) => uid !== 'u2');
+    const wa = new WriteAhead(a);
+    const answers = await Promise.all(['u0', 'u1', 'u2', 'u3'].map((u) => wa.start(start(u))));
+    expect(a.calls).toEqual([['u0', 'u1', 'u2', 'u3']]);
+    expect(answers).toEqual([true, true, false, true]);
+    expect(wa.refused).toBe(1);
+  });
+
+  it('starts asked for while a request is in flight go together in the next one', async () => {
+    const a = api(() => true);
+    const wa = new WriteAhead(a);
+    a.hold();
+    const first = wa.start(start('u0'));
+    await new Promise((r) => setImmediate(r));
+    expect(a.calls).toEqual([['u0']]);
+    const later = [wa.start(start('u1')), wa.start(start('u2'))];
+    await new Promise((r) => setImmediate(r));
+    expect(a.calls).toHaveLength(1); // still waiting for the first answer
+    a.release();
+    expect(await Promise.all([first, ...later])).toEqual([true, true, true]);
+    expect(a.calls).toEqual([['u0'], ['u1', 'u2']]);
+    expect(wa.requests).toBe(2);
+  });
+
+  it('a request that fails rejects every start in it (none is spawned)', async () => {
+    const wa = new WriteAhead({ started: () => Promise.reject(new Error('control plane gone')) });
+    const outs = await Promise.allSettled([wa.start(start('u0')), wa.start(start('u1'))]);
+    expect(outs.map((o) => o.status)).toEqual(['rejected', 'rejected']);
+  });
+});
+
+describe('parseStarts', () => {
+  it('names the field and the value it refuses', () => {
+    expect(() => parseStarts('x')).toThrow(/started\.starts: must be a list/);
+    expect(() => parseStarts([{ time: 'x' }])).toThrow(
+      /started\.starts\[0\]: needs a uid, got \{"time":"x"\}/,
+    );
+    expect(() => parseStarts([{ uid: 'u', time: 'soon' }])).toThrow(
+      /started\.starts\[0\]\.time: wrong type, got "soon"/,
+    );
+    expect(parseStarts([start('u')])).toEqual([start('u')]);
+  });
+});
+
+describe('POST /agent/started on the store (dynalite)', () => {
+  let engine: LocalDynamoDb;
+  let client: DynamoDBClient;
+  const tableName = `sortie-test-${randomUUID()}`;
+  const UD: ComputeUnitDescription = { executable: '/bin/true', cores: 1 };
+  const P = 'pilot.0000';
+
+  beforeAll(async () => {
+    engine = await startDynalite();
+    client = new DynamoDBClient(localClientConfig(engine.endpoint));
+    await createTable(client, tableName);
+  });
+  afterAll(async () => {
+    client?.destroy();
+    await engine?.close();
+  });
+
+  it('moves only its own SCHEDULING units to EXECUTING, answers a retry the same, refuses the rest', async () => {
+    // Prepare: two claimed units of this pilot, one cancelled meanwhile, one rescheduled to another pilot.
+    const store = new Store({ tableName, client });
+    const { sessionId: sid } = await store.createSession({ tokenHash: 'h' });
+    const umgr = (await store.createUnitManager(sid, 'round_robin')).uid;
+    const units = await store.createUnits(sid, umgr, [
+      { description: UD, state: 'Scheduling', pilot: P },
+      { description: UD, state: 'Scheduling', pilot: P },
+      { description: UD, state: 'Canceled', pilot: P },
+      { description: UD, state: 'Scheduling', pilot: 'pilot.0001' },
+    ]);
+    const starts = units.map((u) => start(u.uid));
+    const [u0, u1, u2, u3] = units.map((u) => u.uid) as [string, string, string, string];
+    const apply = async () => startedOf(starts, await store.transitionUnits(sid, planStarts(starts, P)), P);
+    // Act
+    const before = store.requests.UpdateItem ?? 0;
+    const started = await apply();
+    const writes = (store.requests.UpdateItem ?? 0) - before;
+    const retried = await apply();
+    // Assess: one write per unit, the record says EXECUTING with the start's facts before any spawn.
+    expect(started).toEqual([u0, u1]);
+    expect(retried).toEqual([u0, u1]);
+    // Two moved, two refused by their guard: at most one write attempt per unit.
+    expect(writes).toBeLessThanOrEqual(starts.length);
+    const after = await store.getUnits(sid, [u0, u2, u3]);
+    expect(after.map((u) => u.state)).toEqual(['Executing', 'Canceled', 'Scheduling']);
+    expect(after[0]).toMatchObject({ started: starts[0]?.time, sandbox: `/sb/${u0}` });
+    // A sweep now fails it (its work may have begun) instead of running it again elsewhere.
+    expect(sweepTarget(UnitState.EXECUTING, false)).toBe(UnitState.FAILED);
+    // The end is the one next write: a lone DONE report, applied in a single round.
+    const rounds = planRounds([{ uid: u0, state: 'Done', time: '2030-01-01T00:00:01.000Z', exitCode: 0 }], P);
+    expect(rounds).toHaveLength(1);
+    const [out] = await store.transitionUnits(sid, rounds[0] ?? []);
+    expect(out?.ok).toBe(true);
+    const [done] = await store.getUnits(sid, [u0]);
+    expect(done?.stateHistory.map((h) => h.state).filter((s) => s === 'Executing')).toHaveLength(1);
+    expect(done?.state).toBe('Done');
+  });
+});
