@@ -195,7 +195,7 @@ async function main(): Promise<void> {
       unit: 'units/s',
       baseline: rawSpawn,
       baselineName: `raw Node spawn of /bin/true, window ${cores}`,
-      note: `${alone.pulls} pulls of ≤${alone.perPull}, ${alone.stateCalls} state calls, agent VmHWM ${Math.round(alone.agentHwmKb / 1024)} MB`,
+      note: `${alone.pulls} pulls of ≤${alone.perPull}, ${alone.stateCalls} state calls, ${alone.startCalls} start (write-ahead) calls, agent VmHWM ${Math.round(alone.agentHwmKb / 1024)} MB`,
     });
 
     // ---- 5a. Process start floors ------------------------------------------------------------------------
