@@ -138,6 +138,7 @@ export class Executor {
       slots,
       flavor: this.ctx.methods.mpiFlavor,
       nodeOffsets: this.ctx.nodeOffsets,
+      ...(this.ctx.methods.srunMpi ? { srunMpi: this.ctx.methods.srunMpi } : {}),
     });
     await mkdirAsync(dir);
     await writeAsync(path.join(dir, 'launch.sh'), script);

@@ -29,6 +29,11 @@ const twoNodes: Slot[] = [
   { node: 0, name: 'nid0001', cores: [2, 3], gpus: [] },
   { node: 1, name: 'nid0002', cores: [0, 1], gpus: [] },
 ];
+/** Three ranks on the first node, one on the second: srun needs every rank's node spelled out. */
+const unevenNodes: Slot[] = [
+  { node: 0, name: 'nid0001', cores: [1, 2, 3], gpus: [] },
+  { node: 1, name: 'nid0002', cores: [0], gpus: [] },
+];
 
 const base: ScriptInput = {
   uid: 'unit.000042',
@@ -54,6 +59,7 @@ const goldens: Array<[string, Partial<ScriptInput>]> = [
   ['ssh', {}],
   ['srun', { method: 'SRUN' }],
   ['srun-mpi', { method: 'SRUN', mpi: true, slots: twoNodes }],
+  ['srun-mpi-uneven', { method: 'SRUN', mpi: true, slots: unevenNodes, srunMpi: 'pmix' }],
   ['mpirun-openmpi', { method: 'MPIRUN', mpi: true, slots: twoNodes }],
   ['mpiexec-mpich', { method: 'MPIEXEC', mpi: true, slots: twoNodes, flavor: 'mpich' }],
   ['ibrun', { method: 'IBRUN', mpi: true, slots: twoNodes }],
@@ -113,6 +119,10 @@ describe('choosing launch methods (RP task and MPI launch methods)', () => {
     expect(() => chooseMethods({ order: ['MPIRUN'], options: { MPIRUN: { flavor: 'lam' } } })).toThrow(
       /launchMethods.options.MPIRUN.flavor: must be openmpi or mpich, got "lam"/,
     );
+    expect(chooseMethods({ order: ['SRUN'], options: { SRUN: { mpi: 'pmix' } } }).srunMpi).toBe('pmix');
+    expect(() => chooseMethods({ order: ['SRUN'], options: { SRUN: { mpi: 'pmix; rm' } } })).toThrow(
+      /launchMethods.options.SRUN.mpi: must be an srun --mpi plugin name such as pmix, got "pmix; rm"/,
+    );
   });
 
   it('FORK on the agent node, the task method elsewhere, MPI only with an MPI method', () => {
@@ -168,6 +178,33 @@ describe('the launch script, run for real', () => {
     expect(r.code).toBe(3);
     expect(r.out).toBe('sourced\n');
     expect(r.read('post.txt')).toBe('post 3\n');
+  });
+
+  it("SRUN hands an MPI unit with unequal shares per node its ranks' nodes in SLURM_HOSTFILE", () => {
+    // A stand-in srun (the real one needs a job): prints its arguments and the hostfile it was given.
+    const bin = mkdtempSync(path.join(scratch, 'bin-'));
+    writeFileSync(path.join(bin, 'srun'), '#!/bin/sh\necho "$@"\ncat "$SLURM_HOSTFILE"\n', { mode: 0o755 });
+    const over = {
+      method: 'SRUN' as const,
+      mpi: true,
+      slots: unevenNodes,
+      srunMpi: 'pmix',
+      executable: 'a.out',
+    };
+    const dir = mkdtempSync(path.join(scratch, 'u-'));
+    writeFileSync(
+      path.join(dir, 'launch.sh'),
+      launchScript({ ...base, ...over, sandbox: dir, preExec: [], env: {}, arguments: [] }),
+    );
+    const r = spawnSync('/bin/bash', ['launch.sh'], {
+      cwd: dir,
+      env: { PATH: `${bin}:${process.env.PATH}` },
+    });
+    expect(r.status).toBe(0);
+    expect(readFileSync(path.join(dir, 'STDOUT'), 'utf8')).toBe(
+      '--exclusive --cpu-bind=none --nodes=2 --ntasks=4 --cpus-per-task=1 --mpi=pmix --distribution=arbitrary a.out\n' +
+        'nid0001\nnid0001\nnid0001\nnid0002\n',
+    );
   });
 
   it('a missing executable exits 127 with the shell saying so on stderr', () => {
