@@ -150,60 +150,74 @@ describe.skipIf(skip !== undefined)(`multi-node SLURM cluster${skip ? ` (skipped
       expect(await pilot.wait({ timeout: 60 })).toBe(PilotState.CANCELED);
     }, 180_000);
 
-    it('runs many units of 1-4 cores on all 3 nodes of a 12-core pilot, never more cores on a node than it has', async () => {
-      const pmgr = await PilotManager.create(session);
-      const pilot = await pmgr.submitPilots({ resource: 'local.slurm-cluster', runtime: 10, cores: 12 });
-      onTestFinished(() => pilot.cancel().catch(() => {}));
-      await pilot.wait({ state: [PilotState.ACTIVE, PilotState.FAILED], timeout: 90 });
-      expect(pilot.state, pilot.log.join('\n')).toBe(PilotState.ACTIVE);
-      expect([...(pilot.resourceDetail?.nodes ?? [])].sort()).toEqual([...nodes].sort());
-      const umgr = await UnitManager.create(session, 'direct_submission');
-      await umgr.addPilots(pilot);
-      // Null units and short sleeps, 1 to 4 cores each: a 4-core unit fills a node, so the scheduler must
-      // pack the others around it. Each unit prints where it ran, which must be where the agent says.
-      const descriptions = Array.from({ length: UNITS }, (_, i) => ({
-        executable: '/bin/sh',
-        arguments: ['-c', i % 3 === 0 ? 'hostname' : `hostname; sleep 0.${(i % 4) + 1}`],
-        cores: (i % 4) + 1,
-      }));
-      const units = await umgr.submitUnits(descriptions);
-      await umgr.waitUnits({ timeout: 300 });
-      type Edge = { t: number; node: string; delta: number };
-      const edges: Edge[] = [];
-      const seen = new Set<string>();
-      for (const u of units) {
-        expect(u.state, `${u.uid}: ${u.stderr}`).toBe(UnitState.DONE);
-        const [loc] = u.executionLocations;
-        expect(u.executionLocations).toHaveLength(1);
-        expect((u.stdout ?? '').split('\n')[0]).toBe(loc);
-        seen.add(loc ?? '');
-        const cores = u.description.cores ?? 1;
-        const start = u.startTime?.getTime();
-        const stop = u.stopTime?.getTime();
-        expect(start, u.uid).toBeDefined();
-        expect(stop, u.uid).toBeDefined();
-        edges.push(
-          { t: start ?? 0, node: loc ?? '', delta: cores },
-          { t: stop ?? 0, node: loc ?? '', delta: -cores },
-        );
-      }
-      expect([...seen].sort()).toEqual([...nodes].sort());
-      // Sweep the start/stop times (one clock, the agent's); at equal times a stop frees its cores first,
-      // as the agent gives slots back before it starts the next unit.
-      edges.sort((a, b) => a.t - b.t || a.delta - b.delta);
-      const busy = new Map<string, number>();
-      const peak = new Map<string, number>();
-      for (const e of edges) {
-        const now = (busy.get(e.node) ?? 0) + e.delta;
-        busy.set(e.node, now);
-        peak.set(e.node, Math.max(peak.get(e.node) ?? 0, now));
-      }
-      for (const n of nodes) expect(peak.get(n), n).toBeLessThanOrEqual(4);
-      // And the nodes were used together, not one after the other.
-      expect(Math.max(...peak.values())).toBeGreaterThan(1);
-      await pilot.cancel();
-      expect(await pilot.wait({ timeout: 60 })).toBe(PilotState.CANCELED);
-    }, 400_000);
+    // The task method starts a unit on a node other than the agent's: SRUN (a job step) as configured, and
+    // SSH (hpcuser's cluster key, found by its ssh config in the shared home) on a session copy of the config.
+    for (const [task, count] of [
+      ['SRUN', UNITS],
+      ['SSH', 60],
+    ] as const)
+      it(`runs ${count} units of 1-4 cores on all 3 nodes of a 12-core pilot (${task} to other nodes), never more cores on a node than it has`, async () => {
+        let resource = 'local.slurm-cluster';
+        if (task === 'SSH') {
+          resource = 'local.slurm-cluster-ssh';
+          const base = await session.getResourceConfig('local.slurm-cluster');
+          await session.addResourceConfig({
+            [resource]: { ...base, launchMethods: { ...base.launchMethods, order: ['SSH', 'FORK'] } },
+          });
+        }
+        const pmgr = await PilotManager.create(session);
+        const pilot = await pmgr.submitPilots({ resource, runtime: 10, cores: 12 });
+        onTestFinished(() => pilot.cancel().catch(() => {}));
+        await pilot.wait({ state: [PilotState.ACTIVE, PilotState.FAILED], timeout: 90 });
+        expect(pilot.state, pilot.log.join('\n')).toBe(PilotState.ACTIVE);
+        expect([...(pilot.resourceDetail?.nodes ?? [])].sort()).toEqual([...nodes].sort());
+        const umgr = await UnitManager.create(session, 'direct_submission');
+        await umgr.addPilots(pilot);
+        // Null units and short sleeps, 1 to 4 cores each: a 4-core unit fills a node, so the scheduler must
+        // pack the others around it. Each unit prints where it ran, which must be where the agent says.
+        const descriptions = Array.from({ length: count }, (_, i) => ({
+          executable: '/bin/sh',
+          arguments: ['-c', i % 3 === 0 ? 'hostname' : `hostname; sleep 0.${(i % 4) + 1}`],
+          cores: (i % 4) + 1,
+        }));
+        const units = await umgr.submitUnits(descriptions);
+        await umgr.waitUnits({ timeout: 300 });
+        type Edge = { t: number; node: string; delta: number };
+        const edges: Edge[] = [];
+        const seen = new Set<string>();
+        for (const u of units) {
+          expect(u.state, `${u.uid}: ${u.stderr}`).toBe(UnitState.DONE);
+          const [loc] = u.executionLocations;
+          expect(u.executionLocations).toHaveLength(1);
+          expect((u.stdout ?? '').split('\n')[0]).toBe(loc);
+          seen.add(loc ?? '');
+          const cores = u.description.cores ?? 1;
+          const start = u.startTime?.getTime();
+          const stop = u.stopTime?.getTime();
+          expect(start, u.uid).toBeDefined();
+          expect(stop, u.uid).toBeDefined();
+          edges.push(
+            { t: start ?? 0, node: loc ?? '', delta: cores },
+            { t: stop ?? 0, node: loc ?? '', delta: -cores },
+          );
+        }
+        expect([...seen].sort()).toEqual([...nodes].sort());
+        // Sweep the start/stop times (one clock, the agent's); at equal times a stop frees its cores first,
+        // as the agent gives slots back before it starts the next unit.
+        edges.sort((a, b) => a.t - b.t || a.delta - b.delta);
+        const busy = new Map<string, number>();
+        const peak = new Map<string, number>();
+        for (const e of edges) {
+          const now = (busy.get(e.node) ?? 0) + e.delta;
+          busy.set(e.node, now);
+          peak.set(e.node, Math.max(peak.get(e.node) ?? 0, now));
+        }
+        for (const n of nodes) expect(peak.get(n), n).toBeLessThanOrEqual(4);
+        // And the nodes were used together, not one after the other.
+        expect(Math.max(...peak.values())).toBeGreaterThan(1);
+        await pilot.cancel();
+        expect(await pilot.wait({ timeout: 60 })).toBe(PilotState.CANCELED);
+      }, 400_000);
 
     // A 4-rank MPI unit over two nodes, under each MPI launch method the cluster offers. The pilot holds two
     // nodes (8 cores); a 2-core unit that sleeps holds half of the first, so the scheduler (which fills nodes
@@ -216,10 +230,10 @@ describe.skipIf(skip !== undefined)(`multi-node SLURM cluster${skip ? ` (skipped
           [resource]: {
             ...base,
             launchMethods: {
-              // SRUN first makes it both the task and the MPI method; MPIRUN after SRUN leaves SRUN the task
-              // method and makes MPIRUN the MPI one. SLURM here defaults to no MPI plugin: ask for PMIx.
+              ...base.launchMethods,
+              // SRUN first makes it both the task and the MPI method; MPIRUN first makes MPIRUN the MPI
+              // method and leaves SRUN the task one. (The config's SRUN option asks for --mpi=pmix.)
               order: method === 'SRUN' ? ['SRUN', 'FORK'] : ['MPIRUN', 'SRUN', 'FORK'],
-              options: { SRUN: { mpi: 'pmix' } },
             },
           },
         });
