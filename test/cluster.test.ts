@@ -222,8 +222,14 @@ describe.skipIf(skip !== undefined)(`multi-node SLURM cluster${skip ? ` (skipped
     // A 4-rank MPI unit over two nodes, under each MPI launch method the cluster offers. The pilot holds two
     // nodes (8 cores); a 2-core unit that sleeps holds half of the first, so the scheduler (which fills nodes
     // in order) must give the MPI unit 2 cores there and 2 on the second node.
-    for (const method of ['MPIRUN', 'SRUN'] as const) {
-      it(`runs a 4-rank MPI unit over 2 nodes with ${method}, the ranks talking to each other`, async () => {
+    // With 5 ranks the shares are unequal (2 and 3): srun then needs every rank's node in a hostfile.
+    for (const [method, ranks] of [
+      ['MPIRUN', 4],
+      ['SRUN', 4],
+      ['MPIRUN', 5],
+      ['SRUN', 5],
+    ] as const) {
+      it(`runs a ${ranks}-rank MPI unit over 2 nodes with ${method}, the ranks talking to each other`, async () => {
         const resource = `local.slurm-cluster-${method.toLowerCase()}`;
         const base = await session.getResourceConfig('local.slurm-cluster');
         await session.addResourceConfig({
@@ -253,18 +259,15 @@ describe.skipIf(skip !== undefined)(`multi-node SLURM cluster${skip ? ` (skipped
         expect(blocker?.state).toBe(UnitState.EXECUTING);
         expect(blocker?.executionLocations).toEqual([first]);
         const [mpi] = await umgr.submitUnits([
-          { executable: '/usr/bin/python3', arguments: ['-c', program], cores: 4, mpi: true },
+          { executable: '/usr/bin/python3', arguments: ['-c', program], cores: ranks, mpi: true },
         ]);
         await mpi?.wait({ timeout: 90 });
         expect(mpi?.state, `${mpi?.stderr}`).toBe(UnitState.DONE);
         expect(mpi?.executionLocations).toEqual([first, second]);
-        // Four ranks, two on each node, each knowing the sum of all ranks (0+1+2+3).
-        expect(lines(mpi?.stdout ?? '').sort()).toEqual([
-          `${first} 6`,
-          `${first} 6`,
-          `${second} 6`,
-          `${second} 6`,
-        ]);
+        // Two ranks on the first node, the rest on the second, each knowing the sum of all ranks (0+1+...).
+        const sum = (ranks * (ranks - 1)) / 2;
+        const expected = [first, first, ...Array.from({ length: ranks - 2 }, () => second)];
+        expect(lines(mpi?.stdout ?? '').sort()).toEqual(expected.map((h) => `${h} ${sum}`).sort());
         await pilot.cancel();
         expect(await pilot.wait({ timeout: 60 })).toBe(PilotState.CANCELED);
       }, 240_000);
