@@ -240,7 +240,10 @@ export function launchScript(u: ScriptInput): string {
 
 /**
  * How the agent starts a unit's script: on its own node (FORK, and every launcher that reaches other nodes
- * itself) with bash; on another node over SSH (`ssh -o BatchMode=yes node 'cd sandbox && bash launch.sh'`).
+ * itself) with bash; on another node over SSH (`ssh -o BatchMode=yes node 'echo $$ && cd sandbox && exec
+ * bash launch.sh'`). The remote shell prints its pid first: sshd starts it as a session leader, so that pid
+ * names the unit's whole session there, which {@link remoteKillCommand} kills on cancel (killing the local
+ * ssh alone leaves the remote process running, outside the batch system's tracking).
  */
 export function spawnCommand(
   method: Method,
@@ -252,8 +255,23 @@ export function spawnCommand(
     const node = slots[0]?.name ?? '';
     return {
       file: 'ssh',
-      args: ['-o', 'BatchMode=yes', ...sshFlags, node, `cd ${shellQuote(sandbox)} && exec bash launch.sh`],
+      args: [
+        '-o',
+        'BatchMode=yes',
+        ...sshFlags,
+        node,
+        `echo $$ && cd ${shellQuote(sandbox)} && exec bash launch.sh`,
+      ],
     };
   }
   return { file: '/bin/bash', args: ['launch.sh'] };
+}
+
+/** Kills the session `sid` (a unit started over SSH, see {@link spawnCommand}) on `node`. */
+export function remoteKillCommand(
+  node: string,
+  sid: number,
+  sshFlags: readonly string[] = [],
+): { file: string; args: string[] } {
+  return { file: 'ssh', args: ['-o', 'BatchMode=yes', ...sshFlags, node, `pkill -KILL -s ${sid}; true`] };
 }

@@ -219,6 +219,43 @@ describe.skipIf(skip !== undefined)(`multi-node SLURM cluster${skip ? ` (skipped
         expect(await pilot.wait({ timeout: 60 })).toBe(PilotState.CANCELED);
       }, 400_000);
 
+    it('cancelling a unit started over SSH on another node kills its process there, not only the local ssh', async () => {
+      const resource = 'local.slurm-cluster-ssh';
+      const base = await session.getResourceConfig('local.slurm-cluster');
+      await session.addResourceConfig({
+        [resource]: { ...base, launchMethods: { ...base.launchMethods, order: ['SSH', 'FORK'] } },
+      });
+      const pmgr = await PilotManager.create(session);
+      const pilot = await pmgr.submitPilots({ resource, runtime: 10, cores: 8 });
+      onTestFinished(() => pilot.cancel().catch(() => {}));
+      await pilot.wait({ state: [PilotState.ACTIVE, PilotState.FAILED], timeout: 90 });
+      expect(pilot.state, pilot.log.join('\n')).toBe(PilotState.ACTIVE);
+      const [first, second] = pilot.resourceDetail?.nodes ?? [];
+      const umgr = await UnitManager.create(session, 'direct_submission');
+      await umgr.addPilots(pilot);
+      // Two whole-node units: one forked on the agent's node, the other over SSH on the second node. Their
+      // arguments differ: the nodes share one process table (namespaces, not machines), so the probe below
+      // finds a unit by its command line.
+      const arg0 = 3000 + 2 * (process.pid % 1000);
+      const units = await umgr.submitUnits(
+        [0, 1].map((i) => ({ executable: '/bin/sleep', arguments: [String(arg0 + i)], cores: 4 })),
+      );
+      await umgr.waitUnits({ state: [UnitState.EXECUTING, UnitState.FAILED], timeout: 60 });
+      const remote = units.find((u) => u.executionLocations[0] === second);
+      expect(remote?.state).toBe(UnitState.EXECUTING);
+      expect(units.map((u) => u.executionLocations[0]).sort()).toEqual([first, second].sort());
+      const arg = remote?.description.arguments?.[0];
+      // The probe sees the unit's process on the second node before the cancel (so it can see it after).
+      const probe = () => onLogin(env, `ssh ${second} "pgrep -u hpcuser -f '^/bin/sleep ${arg}$' || true"`);
+      await expect.poll(probe, { timeout: 30_000 }).not.toBe('');
+      await umgr.cancelUnits(remote?.uid ?? '');
+      await remote?.wait({ timeout: 60 });
+      expect(remote?.state).toBe(UnitState.CANCELED);
+      await expect.poll(probe, { timeout: 30_000 }).toBe('');
+      await pilot.cancel();
+      expect(await pilot.wait({ timeout: 60 })).toBe(PilotState.CANCELED);
+    }, 240_000);
+
     // A 4-rank MPI unit over two nodes, under each MPI launch method the cluster offers. The pilot holds two
     // nodes (8 cores); a 2-core unit that sleeps holds half of the first, so the scheduler (which fills nodes
     // in order) must give the MPI unit 2 cores there and 2 on the second node.

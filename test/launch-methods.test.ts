@@ -13,6 +13,7 @@ import {
   launchScript,
   type Method,
   methodFor,
+  remoteKillCommand,
   rpQuote,
   type ScriptInput,
   spawnCommand,
@@ -98,8 +99,13 @@ describe('launch scripts match the golden files', () => {
         '-p',
         '2222',
         'nid0002',
-        'cd /scratch/u/sortie.sandbox/session.0000/pilot.0000/unit.000042 && exec bash launch.sh',
+        'echo $$ && cd /scratch/u/sortie.sandbox/session.0000/pilot.0000/unit.000042 && exec bash launch.sh',
       ],
+    });
+    // Cancel kills the unit's remote session, whose id the remote shell printed first.
+    expect(remoteKillCommand('nid0002', 4242, ['-p', '2222'])).toEqual({
+      file: 'ssh',
+      args: ['-o', 'BatchMode=yes', '-p', '2222', 'nid0002', 'pkill -KILL -s 4242; true'],
     });
     for (const m of ['FORK', 'SRUN', 'MPIRUN'] as Method[])
       expect(spawnCommand(m, oneNode, base.sandbox)).toEqual({ file: '/bin/bash', args: ['launch.sh'] });
