@@ -14,7 +14,13 @@ import path from 'node:path';
 import { cutMark, OUTPUT_TAIL_BYTES, tailBytes } from '../core/output.ts';
 import type { Slot } from '../core/slots.ts';
 import type { PulledUnit, StartReport, UnitReport } from './api.ts';
-import { launchScript, type Method, type Methods, spawnCommand } from './launch-methods.ts';
+import {
+  launchScript,
+  type Method,
+  type Methods,
+  remoteKillCommand,
+  spawnCommand,
+} from './launch-methods.ts';
 
 /** What the executor needs from the pilot. */
 export interface ExecutorContext {
@@ -72,9 +78,16 @@ const writeAsync = (file: string, text: string) =>
 /** Characters that bash acts on inside double quotes. */
 const EXPANDS = /[$`\\]/;
 
-/** Spawns units and reports their states; cancel kills the unit's process group. */
+/** A unit between start and its report: its local process and, over SSH, its session on the remote node. */
+interface Running {
+  pid: number;
+  cancelled: boolean;
+  remote?: { node: string; sid: number };
+}
+
+/** Spawns units and reports their states; cancel kills the unit's process group (and its remote session). */
 export class Executor {
-  private readonly running = new Map<string, { pid: number; cancelled: boolean }>();
+  private readonly running = new Map<string, Running>();
 
   constructor(
     private readonly ctx: ExecutorContext,
@@ -100,7 +113,7 @@ export class Executor {
    */
   start(unit: PulledUnit, slots: readonly Slot[], method: Method): void {
     // Held from here, so that a cancel or the pilot's end sees the unit while its sandbox is being made.
-    const entry = { pid: -1, cancelled: false };
+    const entry: Running = { pid: -1, cancelled: false };
     this.running.set(unit.uid, entry);
     this.launch(unit, slots, method, entry).catch((err: Error) => {
       this.finish(unit, slots, 'Failed', undefined, `cannot start unit: ${err.message}`);
@@ -111,7 +124,7 @@ export class Executor {
     unit: PulledUnit,
     slots: readonly Slot[],
     method: Method,
-    entry: { pid: number; cancelled: boolean },
+    entry: Running,
   ): Promise<void> {
     const d = unit.description as UnitDescription;
     const dir = path.join(this.ctx.sandbox, unit.uid);
@@ -149,6 +162,7 @@ export class Executor {
       slots,
       flavor: this.ctx.methods.mpiFlavor,
       nodeOffsets: this.ctx.nodeOffsets,
+      ...(this.ctx.methods.srunMpi ? { srunMpi: this.ctx.methods.srunMpi } : {}),
     });
     await mkdirAsync(dir);
     await writeAsync(path.join(dir, 'launch.sh'), script);
@@ -190,7 +204,10 @@ export class Executor {
       // The script sends the unit's output to its files; only ssh's own complaints come back through a pipe.
       child = spawn(cmd.file, cmd.args, {
         cwd: dir,
-        stdio: direct ? ['ignore', outFd, errFd] : ['ignore', 'ignore', method === 'SSH' ? 'pipe' : 'ignore'],
+        // Over SSH, stdout brings the remote session id (the script then writes to the unit's files).
+        stdio: direct
+          ? ['ignore', outFd, errFd]
+          : ['ignore', method === 'SSH' ? 'pipe' : 'ignore', method === 'SSH' ? 'pipe' : 'ignore'],
         detached: true,
         // The script exports these too; giving them to the shell as well marks its process as the unit's
         // from the start (tools find a session's processes by RP_SESSION_ID/RP_UNIT_ID).
@@ -201,6 +218,16 @@ export class Executor {
       if (errFd !== undefined) closeSync(errFd);
     }
     entry.pid = child.pid ?? -1;
+    let sshOut = '';
+    child.stdout?.on('data', (b: Buffer) => {
+      if (entry.remote || sshOut.length > 64) return;
+      sshOut += b.toString('utf8');
+      const m = /^(\d+)\n/.exec(sshOut);
+      if (!m) return;
+      entry.remote = { node: slots[0]?.name ?? '', sid: Number(m[1]) };
+      // Cancelled while ssh was connecting: the session is known only now.
+      if (entry.cancelled) this.killRemote(entry);
+    });
     let sshErr = '';
     child.stderr?.on('data', (b: Buffer) => {
       if (sshErr.length < 4096) sshErr += b.toString('utf8');
@@ -268,16 +295,33 @@ export class Executor {
     if (!entry) return false;
     entry.cancelled = true;
     if (entry.pid < 0) return true; // not spawned yet: launch() sees the flag
-    try {
-      process.kill(-entry.pid, 'SIGKILL');
-    } catch {
-      // already gone: its exit event reports it
-    }
+    // Over SSH the local ssh lives until the remote session ends: kill that first, the local ssh after.
+    if (entry.remote) this.killRemote(entry);
+    else killGroup(entry.pid);
     return true;
   }
 
-  /** Kills every running unit (pilot end). */
+  /** Kills a unit's session on its remote node over SSH, then its local ssh. */
+  private killRemote(entry: Running): void {
+    if (!entry.remote) return;
+    const { file, args } = remoteKillCommand(entry.remote.node, entry.remote.sid, this.ctx.methods.sshFlags);
+    const killer = spawn(file, args, { stdio: 'ignore' });
+    const done = () => killGroup(entry.pid);
+    killer.once('close', done);
+    killer.once('error', done);
+  }
+
+  /** Kills every running unit (pilot end; the agent waits a few seconds for their reports). */
   cancelAll(): void {
     for (const uid of [...this.running.keys()]) this.cancel(uid);
+  }
+}
+
+/** SIGKILL to a process group; one already gone reports through its exit event. */
+function killGroup(pid: number): void {
+  try {
+    process.kill(-pid, 'SIGKILL');
+  } catch {
+    // already gone
   }
 }

@@ -25,7 +25,10 @@ export type MpiFlavor = 'openmpi' | 'mpich';
 /** The launch part of a resource config, as the launcher hands it to the agent. */
 export interface LaunchConfig {
   order: readonly string[];
-  /** Per method: MPIRUN/MPIEXEC `{ flavor: 'openmpi' | 'mpich' }`, SSH `{ flags: string[] }`. */
+  /**
+   * Per method: MPIRUN/MPIEXEC `{ flavor: 'openmpi' | 'mpich' }`, SSH `{ flags: string[] }`, SRUN
+   * `{ mpi: 'pmix' }` (srun's `--mpi` plugin for MPI units, where the site's MpiDefault is not the one).
+   */
   options?: Readonly<Record<string, Readonly<Record<string, unknown>> | undefined>>;
 }
 
@@ -35,6 +38,8 @@ export interface Methods {
   mpi?: MpiMethod;
   mpiFlavor: MpiFlavor;
   sshFlags: string[];
+  /** srun's `--mpi` plugin for MPI units (SRUN's `mpi` option); unset: the site's MpiDefault. */
+  srunMpi?: string;
   /** The config's order, for reasons. */
   order: readonly string[];
 }
@@ -56,11 +61,17 @@ export function chooseMethods(cfg: LaunchConfig = { order: ['FORK'] }): Methods 
     throw new Error(
       `launchMethods.options.SSH.flags: must be a list of strings, got ${JSON.stringify(flags)}`,
     );
+  const srunMpi = cfg.options?.SRUN?.mpi;
+  if (srunMpi !== undefined && (typeof srunMpi !== 'string' || !/^[\w.-]+$/.test(srunMpi)))
+    throw new Error(
+      `launchMethods.options.SRUN.mpi: must be an srun --mpi plugin name such as pmix, got ${JSON.stringify(srunMpi)}`,
+    );
   return {
     ...(task ? { task } : {}),
     ...(mpi ? { mpi } : {}),
     mpiFlavor: flavor,
     sshFlags: flags as string[],
+    ...(srunMpi ? { srunMpi } : {}),
     order: cfg.order,
   };
 }
@@ -112,7 +123,13 @@ export function commandLine(
   method: Method,
   slots: readonly Slot[],
   cmd: string,
-  opts: { mpi: boolean; flavor: MpiFlavor; exported: readonly string[]; nodeOffsets?: readonly number[] },
+  opts: {
+    mpi: boolean;
+    flavor: MpiFlavor;
+    exported: readonly string[];
+    nodeOffsets?: readonly number[];
+    srunMpi?: string;
+  },
 ): string {
   const ranks = sumCores(slots);
   const hosts = slots.map((s) => `${s.name}:${s.cores.length}`).join(',');
@@ -121,11 +138,22 @@ export function commandLine(
     case 'FORK':
     case 'SSH':
       return cmd;
-    case 'SRUN':
-      // A non-MPI unit is one task holding all its cores; an MPI unit one task (rank) per core.
-      return opts.mpi
-        ? `srun --exclusive --cpu-bind=none --nodes=${slots.length} --ntasks=${ranks} --cpus-per-task=1 --nodelist=${names} ${cmd}`
-        : `srun --exclusive --cpu-bind=none --nodes=1 --ntasks=1 --cpus-per-task=${ranks} --nodelist=${names} ${cmd}`;
+    case 'SRUN': {
+      // A non-MPI unit is one task holding all its cores.
+      if (!opts.mpi)
+        return `srun --exclusive --cpu-bind=none --nodes=1 --ntasks=1 --cpus-per-task=${ranks} --nodelist=${names} ${cmd}`;
+      // An MPI unit is one task (rank) per core, as many on each node as it has cores there: srun alone
+      // would spread the ranks its own way (and the agent's node, where forked units run unseen by SLURM,
+      // would get more than its share). Equal shares say so per node; unequal ones list every rank's node
+      // in a hostfile (arbitrary distribution), handed over without a file in the sandbox.
+      const mpi = opts.srunMpi ? ` --mpi=${opts.srunMpi}` : '';
+      const counts = new Set(slots.map((s) => s.cores.length));
+      const common = `--exclusive --cpu-bind=none --nodes=${slots.length} --ntasks=${ranks} --cpus-per-task=1${mpi}`;
+      if (counts.size === 1)
+        return `srun ${common} --ntasks-per-node=${slots[0]?.cores.length} --nodelist=${names} ${cmd}`;
+      const each = slots.flatMap((s) => s.cores.map(() => shellQuote(s.name))).join(' ');
+      return `env SLURM_HOSTFILE=<(printf '%s\\n' ${each}) srun ${common} --distribution=arbitrary ${cmd}`;
+    }
     case 'MPIRUN':
     case 'MPIEXEC': {
       const bin = method === 'MPIRUN' ? 'mpirun' : 'mpiexec';
@@ -173,6 +201,8 @@ export interface ScriptInput {
   slots: readonly Slot[];
   flavor: MpiFlavor;
   nodeOffsets?: readonly number[];
+  /** srun's `--mpi` plugin for MPI units under SRUN. */
+  srunMpi?: string;
 }
 
 /**
@@ -189,6 +219,7 @@ export function launchScript(u: ScriptInput): string {
     flavor: u.flavor,
     exported,
     ...(u.nodeOffsets ? { nodeOffsets: u.nodeOffsets } : {}),
+    ...(u.srunMpi ? { srunMpi: u.srunMpi } : {}),
   });
   const lines = [
     '#!/bin/bash',
@@ -209,7 +240,10 @@ export function launchScript(u: ScriptInput): string {
 
 /**
  * How the agent starts a unit's script: on its own node (FORK, and every launcher that reaches other nodes
- * itself) with bash; on another node over SSH (`ssh -o BatchMode=yes node 'cd sandbox && bash launch.sh'`).
+ * itself) with bash; on another node over SSH (`ssh -o BatchMode=yes node 'echo $$ && cd sandbox && exec
+ * bash launch.sh'`). The remote shell prints its pid first: sshd starts it as a session leader, so that pid
+ * names the unit's whole session there, which {@link remoteKillCommand} kills on cancel (killing the local
+ * ssh alone leaves the remote process running, outside the batch system's tracking).
  */
 export function spawnCommand(
   method: Method,
@@ -221,8 +255,23 @@ export function spawnCommand(
     const node = slots[0]?.name ?? '';
     return {
       file: 'ssh',
-      args: ['-o', 'BatchMode=yes', ...sshFlags, node, `cd ${shellQuote(sandbox)} && exec bash launch.sh`],
+      args: [
+        '-o',
+        'BatchMode=yes',
+        ...sshFlags,
+        node,
+        `echo $$ && cd ${shellQuote(sandbox)} && exec bash launch.sh`,
+      ],
     };
   }
   return { file: '/bin/bash', args: ['launch.sh'] };
+}
+
+/** Kills the session `sid` (a unit started over SSH, see {@link spawnCommand}) on `node`. */
+export function remoteKillCommand(
+  node: string,
+  sid: number,
+  sshFlags: readonly string[] = [],
+): { file: string; args: string[] } {
+  return { file: 'ssh', args: ['-o', 'BatchMode=yes', ...sshFlags, node, `pkill -KILL -s ${sid}; true`] };
 }

@@ -144,6 +144,14 @@ export const resourceConfigSchema = z
         path: ['launchMethods', 'options', 'SSH', 'flags'],
         message: 'must be a list of strings',
       });
+    // Written into every MPI unit's srun line: a plugin name, nothing the shell would act on.
+    const srunMpi = c.launchMethods.options?.SRUN?.mpi;
+    if (srunMpi !== undefined && !(typeof srunMpi === 'string' && /^[\w.-]+$/.test(srunMpi)))
+      ctx.addIssue({
+        code: 'custom',
+        path: ['launchMethods', 'options', 'SRUN', 'mpi'],
+        message: `must be an srun --mpi plugin name such as pmix, got ${JSON.stringify(srunMpi)}`,
+      });
     if (c.validRoots.length > 0 && !underRoots(c.defaultSandbox, c.validRoots))
       ctx.addIssue({
         code: 'custom',

@@ -13,6 +13,7 @@ import {
   launchScript,
   type Method,
   methodFor,
+  remoteKillCommand,
   rpQuote,
   type ScriptInput,
   spawnCommand,
@@ -28,6 +29,11 @@ const oneNode: Slot[] = [{ node: 1, name: 'nid0002', cores: [4, 5, 6, 7], gpus: 
 const twoNodes: Slot[] = [
   { node: 0, name: 'nid0001', cores: [2, 3], gpus: [] },
   { node: 1, name: 'nid0002', cores: [0, 1], gpus: [] },
+];
+/** Three ranks on the first node, one on the second: srun needs every rank's node spelled out. */
+const unevenNodes: Slot[] = [
+  { node: 0, name: 'nid0001', cores: [1, 2, 3], gpus: [] },
+  { node: 1, name: 'nid0002', cores: [0], gpus: [] },
 ];
 
 const base: ScriptInput = {
@@ -54,6 +60,7 @@ const goldens: Array<[string, Partial<ScriptInput>]> = [
   ['ssh', {}],
   ['srun', { method: 'SRUN' }],
   ['srun-mpi', { method: 'SRUN', mpi: true, slots: twoNodes }],
+  ['srun-mpi-uneven', { method: 'SRUN', mpi: true, slots: unevenNodes, srunMpi: 'pmix' }],
   ['mpirun-openmpi', { method: 'MPIRUN', mpi: true, slots: twoNodes }],
   ['mpiexec-mpich', { method: 'MPIEXEC', mpi: true, slots: twoNodes, flavor: 'mpich' }],
   ['ibrun', { method: 'IBRUN', mpi: true, slots: twoNodes }],
@@ -92,8 +99,13 @@ describe('launch scripts match the golden files', () => {
         '-p',
         '2222',
         'nid0002',
-        'cd /scratch/u/sortie.sandbox/session.0000/pilot.0000/unit.000042 && exec bash launch.sh',
+        'echo $$ && cd /scratch/u/sortie.sandbox/session.0000/pilot.0000/unit.000042 && exec bash launch.sh',
       ],
+    });
+    // Cancel kills the unit's remote session, whose id the remote shell printed first.
+    expect(remoteKillCommand('nid0002', 4242, ['-p', '2222'])).toEqual({
+      file: 'ssh',
+      args: ['-o', 'BatchMode=yes', '-p', '2222', 'nid0002', 'pkill -KILL -s 4242; true'],
     });
     for (const m of ['FORK', 'SRUN', 'MPIRUN'] as Method[])
       expect(spawnCommand(m, oneNode, base.sandbox)).toEqual({ file: '/bin/bash', args: ['launch.sh'] });
@@ -112,6 +124,10 @@ describe('choosing launch methods (RP task and MPI launch methods)', () => {
     expect(fork.mpi).toBeUndefined();
     expect(() => chooseMethods({ order: ['MPIRUN'], options: { MPIRUN: { flavor: 'lam' } } })).toThrow(
       /launchMethods.options.MPIRUN.flavor: must be openmpi or mpich, got "lam"/,
+    );
+    expect(chooseMethods({ order: ['SRUN'], options: { SRUN: { mpi: 'pmix' } } }).srunMpi).toBe('pmix');
+    expect(() => chooseMethods({ order: ['SRUN'], options: { SRUN: { mpi: 'pmix; rm' } } })).toThrow(
+      /launchMethods.options.SRUN.mpi: must be an srun --mpi plugin name such as pmix, got "pmix; rm"/,
     );
   });
 
@@ -168,6 +184,33 @@ describe('the launch script, run for real', () => {
     expect(r.code).toBe(3);
     expect(r.out).toBe('sourced\n');
     expect(r.read('post.txt')).toBe('post 3\n');
+  });
+
+  it("SRUN hands an MPI unit with unequal shares per node its ranks' nodes in SLURM_HOSTFILE", () => {
+    // A stand-in srun (the real one needs a job): prints its arguments and the hostfile it was given.
+    const bin = mkdtempSync(path.join(scratch, 'bin-'));
+    writeFileSync(path.join(bin, 'srun'), '#!/bin/sh\necho "$@"\ncat "$SLURM_HOSTFILE"\n', { mode: 0o755 });
+    const over = {
+      method: 'SRUN' as const,
+      mpi: true,
+      slots: unevenNodes,
+      srunMpi: 'pmix',
+      executable: 'a.out',
+    };
+    const dir = mkdtempSync(path.join(scratch, 'u-'));
+    writeFileSync(
+      path.join(dir, 'launch.sh'),
+      launchScript({ ...base, ...over, sandbox: dir, preExec: [], env: {}, arguments: [] }),
+    );
+    const r = spawnSync('/bin/bash', ['launch.sh'], {
+      cwd: dir,
+      env: { PATH: `${bin}:${process.env.PATH}` },
+    });
+    expect(r.status).toBe(0);
+    expect(readFileSync(path.join(dir, 'STDOUT'), 'utf8')).toBe(
+      '--exclusive --cpu-bind=none --nodes=2 --ntasks=4 --cpus-per-task=1 --mpi=pmix --distribution=arbitrary a.out\n' +
+        'nid0001\nnid0001\nnid0001\nnid0002\n',
+    );
   });
 
   it('a missing executable exits 127 with the shell saying so on stderr', () => {

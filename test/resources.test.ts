@@ -96,6 +96,11 @@ describe('bad configs are rejected naming the field', () => {
       /launchMethods\.options\.SSH\.flags: must be a list of strings/,
     ],
     [
+      'bad srun MPI plugin',
+      { ...minimal, launchMethods: { order: ['SRUN'], options: { SRUN: { mpi: 'pmix; rm -rf ~' } } } },
+      /launchMethods\.options\.SRUN\.mpi: must be an srun --mpi plugin name such as pmix, got "pmix; rm -rf ~"/,
+    ],
+    [
       'bad GPU variable',
       { ...minimal, gpuEnv: ['GPU_IDS'] },
       /gpuEnv\.0: must be one of CUDA_VISIBLE_DEVICES/,

@@ -14,4 +14,4 @@ export INPUT="$HOME/in.dat"
 module load gromacs
 
 # the command
-exec srun --exclusive --cpu-bind=none --nodes=2 --ntasks=4 --cpus-per-task=1 --nodelist=nid0001,nid0002 "gmx_mpi" "mdrun" "-s" "${INPUT}" "-deffnm" "run $RP_UNIT_ID"
+exec srun --exclusive --cpu-bind=none --nodes=2 --ntasks=4 --cpus-per-task=1 --ntasks-per-node=2 --nodelist=nid0001,nid0002 "gmx_mpi" "mdrun" "-s" "${INPUT}" "-deffnm" "run $RP_UNIT_ID"
