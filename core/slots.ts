@@ -51,7 +51,20 @@ export function describeNodes(nodes: readonly SlotNode[]): string {
 /** Describes a request for a reason: `3 cores and 1 GPU on one node (not MPI)`. */
 export function describeRequest(r: SlotRequest): string {
   const what = `${r.cores} core${r.cores === 1 ? '' : 's'} and ${r.gpus} GPU${r.gpus === 1 ? '' : 's'}`;
-  return r.mpi ? `${what} (MPI, may span nodes)` : `${what} on one node (not MPI)`;
+  if (!r.mpi) return `${what} on one node (not MPI)`;
+  return spansNodes(r) ? `${what} (MPI, may span nodes)` : `${what} on one node (MPI with GPUs)`;
+}
+
+/**
+ * Whether a request may take slots on several nodes: MPI units may (RP's CONTINUOUS), except those that need
+ * GPUs: a unit's GPU ids reach all its processes as one list (CUDA_VISIBLE_DEVICES…), which is right on one
+ * node only, so such a unit waits for one node that has them all.
+ */
+const MPI_GPUS_ONE_NODE =
+  'an MPI unit with GPUs must fit on one node (per-node GPU lists for its ranks are not built yet)';
+
+function spansNodes(r: SlotRequest): boolean {
+  return r.mpi && r.gpus === 0;
 }
 
 /** Hands out and takes back slots on a fixed set of nodes. */
@@ -99,17 +112,18 @@ export class SlotScheduler {
    * The reason names the request and the pilot's size.
    */
   neverFits(r: SlotRequest): string | undefined {
-    const fits = r.mpi
+    const fits = spansNodes(r)
       ? r.cores <= this.totalCores && r.gpus <= this.totalGpus
       : r.cores <= this.maxCores && this.nodes.some((n) => r.cores <= n.spec.cores && r.gpus <= n.spec.gpus);
     if (fits) return undefined;
-    return `unit needs ${describeRequest(r)}, but the pilot has ${describeNodes(this.nodes.map((n) => n.spec))}`;
+    const why = `unit needs ${describeRequest(r)}, but the pilot has ${describeNodes(this.nodes.map((n) => n.spec))}`;
+    return r.mpi && !spansNodes(r) ? `${why}; ${MPI_GPUS_ONE_NODE}` : why;
   }
 
   /** Slots for the request if they are free now, else undefined (nothing is taken then). */
   allocate(r: SlotRequest): Slot[] | undefined {
     if (r.cores > this.freeCoresUpTo(r.cores)) return undefined;
-    if (!r.mpi) {
+    if (!spansNodes(r)) {
       for (let i = 0; i < this.nodes.length; i++) {
         const n = this.nodes[i] as NodeState;
         if (n.coresFree >= r.cores && this.gpusAvailable(n, r.gpus)) return [this.take(i, r.cores, r.gpus)];
@@ -215,8 +229,11 @@ export function tooBigForPilot(r: SlotRequest, p: PilotSize): string | undefined
   const gpus = p.gpus ?? 0;
   const nodeCores = Math.min(p.cores, p.coresPerNode ?? p.cores);
   const nodeGpus = p.gpusPerNode ? Math.min(gpus, p.gpusPerNode) : gpus;
-  const fits = r.mpi ? r.cores <= p.cores && r.gpus <= gpus : r.cores <= nodeCores && r.gpus <= nodeGpus;
+  const fits = spansNodes(r)
+    ? r.cores <= p.cores && r.gpus <= gpus
+    : r.cores <= nodeCores && r.gpus <= nodeGpus;
   if (fits) return undefined;
   const node = p.coresPerNode ? `, ${p.coresPerNode} cores and ${p.gpusPerNode ?? 0} GPUs per node` : '';
-  return `unit needs ${describeRequest(r)}, but the pilot has ${p.cores} cores and ${gpus} GPUs${node}`;
+  const why = `unit needs ${describeRequest(r)}, but the pilot has ${p.cores} cores and ${gpus} GPUs${node}`;
+  return r.mpi && !spansNodes(r) ? `${why}; ${MPI_GPUS_ONE_NODE}` : why;
 }

@@ -67,6 +67,27 @@ describe('SlotScheduler', () => {
     ).toMatch(/pilot has 1 node with 2 cores and 0 GPUs/);
   });
 
+  it('keeps an MPI unit that needs GPUs on one node, and says so when no node can hold it', () => {
+    const s = new SlotScheduler(nodes(2, 4, 2));
+    // 4 ranks and 2 GPUs: one node holds them; the ranks all see that node's GPU ids.
+    const one = s.allocate({ cores: 4, gpus: 2, mpi: true }) as Slot[];
+    expect(one).toHaveLength(1);
+    expect(one[0]?.gpus).toEqual([0, 1]);
+    // The first node is full: a second such unit takes the other one whole rather than spreading.
+    expect(s.allocate({ cores: 4, gpus: 2, mpi: true })?.map((x) => x.name)).toEqual(['n2']);
+    expect(s.neverFits({ cores: 4, gpus: 4, mpi: true })).toMatch(
+      /an MPI unit with GPUs must fit on one node \(per-node GPU lists for its ranks are not built yet\)/,
+    );
+    // Without GPUs an MPI unit still spans nodes.
+    expect(s.neverFits({ cores: 8, gpus: 0, mpi: true })).toBeUndefined();
+    expect(
+      tooBigForPilot(
+        { cores: 4, gpus: 4, mpi: true },
+        { cores: 8, gpus: 4, coresPerNode: 4, gpusPerNode: 2 },
+      ),
+    ).toMatch(/on one node/);
+  });
+
   it('never lets a node run more cores or GPUs than it has over a long random run', () => {
     // Deterministic pseudo-random sequence so that a failure is reproducible.
     let seed = 42;
@@ -126,11 +147,16 @@ describe('tooBigForPilot (the submit check)', () => {
   it('judges non-MPI units by one node, MPI units by the whole pilot', () => {
     const p = { cores: 256, gpus: 8, coresPerNode: 64, gpusPerNode: 4 };
     expect(tooBigForPilot({ cores: 64, gpus: 4, mpi: false }, p)).toBeUndefined();
-    expect(tooBigForPilot({ cores: 256, gpus: 8, mpi: true }, p)).toBeUndefined();
+    expect(tooBigForPilot({ cores: 256, gpus: 0, mpi: true }, p)).toBeUndefined();
+    // With GPUs an MPI unit must fit on one node (its ranks share one GPU list).
+    expect(tooBigForPilot({ cores: 64, gpus: 4, mpi: true }, p)).toBeUndefined();
+    expect(tooBigForPilot({ cores: 256, gpus: 8, mpi: true }, p)).toMatch(/on one node \(MPI with GPUs\)/);
     expect(tooBigForPilot({ cores: 65, gpus: 0, mpi: false }, p)).toBe(
       'unit needs 65 cores and 0 GPUs on one node (not MPI), but the pilot has 256 cores and 8 GPUs, 64 cores and 4 GPUs per node',
     );
-    expect(tooBigForPilot({ cores: 1, gpus: 9, mpi: true }, p)).toMatch(/1 core and 9 GPUs \(MPI/);
+    expect(tooBigForPilot({ cores: 1, gpus: 9, mpi: true }, p)).toMatch(
+      /1 core and 9 GPUs on one node \(MPI with GPUs/,
+    );
     // Fork resources: the node is the pilot.
     expect(tooBigForPilot({ cores: 4, gpus: 0, mpi: false }, { cores: 4 })).toBeUndefined();
     expect(tooBigForPilot({ cores: 1, gpus: 1, mpi: false }, { cores: 4 })).toBe(
