@@ -5,6 +5,7 @@
  * but a dead control plane does.
  */
 
+import { randomUUID } from 'node:crypto';
 import { httpAttempt, isHttpAnswer, RETRY_POLICIES, type RetryPolicy, withRetry } from '../core/retry.ts';
 import type { StartReport, UnitReport } from '../core/wire.ts';
 
@@ -99,7 +100,10 @@ export class AgentApi {
 
   /** Long-polls the pilot's queue (server-side) and returns units already claimed for this pilot. */
   pull(max: number, waitSeconds: number): Promise<{ units: PulledUnit[] }> {
-    return this.call('/agent/pull', { max, waitSeconds }, (waitSeconds + 25) * 1000);
+    // One id per pull, the same on each of its retries: a retry whose first answer was lost gets the
+    // units that answer held (they are claimed for this pilot already and would otherwise sit unstarted).
+    const pullId = randomUUID();
+    return this.call('/agent/pull', { max, waitSeconds, pullId }, (waitSeconds + 25) * 1000);
   }
 
   states(updates: UnitReport[]): Promise<{ applied: number; refused: number }> {

@@ -40,6 +40,8 @@ export interface PilotPatch {
   appendCommands?: readonly PilotCommand[];
   /** Drop the queued commands (the agent took them). */
   clearCommands?: true;
+  /** The agent's pull just answered (see PilotRecord.lastPull). */
+  lastPull?: { id: string; uids: string[] };
   /** The pilot's end is fully processed (final state recorded, units swept): drop it from the live pilots. */
   retire?: true;
 }
@@ -202,7 +204,15 @@ export function patchPilot(
 }
 
 function applyPilotPatch(u: Update, patch: PilotPatch): void {
-  for (const key of ['sandbox', 'jobId', 'resourceDetail', 'started', 'finished', 'secretHash'] as const) {
+  for (const key of [
+    'sandbox',
+    'jobId',
+    'resourceDetail',
+    'started',
+    'finished',
+    'secretHash',
+    'lastPull',
+  ] as const) {
     if (patch[key] !== undefined) u.set(key, patch[key]);
   }
   for (const [name, token] of Object.entries(patch.taskTokens ?? {})) {

@@ -60,6 +60,8 @@ export interface TaskTokens {
 /** A pilot (RP's pilot doc): what the API shows, plus what only the backend may see. */
 export interface PilotRecord extends WirePilotRecord {
   sessionId: string;
+  /** The agent's last answered pull: a retry with the same id gets the same units (its answer was lost). */
+  lastPull?: { id: string; uids: string[] };
   secretHash?: string;
   taskTokens: TaskTokens;
   commands: PilotCommand[];

@@ -4,64 +4,12 @@
  * through to the embedded backend and drops the connection when the response starts, so the SDK sees a
  * network error after the API did the work, and retries.
  */
-import net from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { PilotManager, Session, UnitManager, UnitState } from '../client/index.ts';
 import { type Backend, startBackend } from '../local/backend.ts';
+import { dropProxy } from './support/drop-proxy.ts';
 
 let backend: Backend;
-
-/** A proxy to `target` that drops the response of the first request matching each of `drop`. */
-async function dropProxy(target: URL, drop: RegExp[]) {
-  const pending = new Set(drop);
-  const dropped: string[] = [];
-  const sockets = new Set<net.Socket>();
-  const server = net.createServer((client) => {
-    const upstream = net.connect(Number(target.port), target.hostname);
-    sockets.add(client).add(upstream);
-    let dropThis: string | undefined;
-    client.on('data', (chunk) => {
-      // undici sends one request at a time per connection: a request line starts a chunk.
-      const line = /^(GET|POST) (\S+) HTTP\/1\.1/.exec(chunk.toString('latin1'));
-      if (line) {
-        const request = `${line[1]} ${line[2]}`;
-        const rule = [...pending].find((r) => r.test(request));
-        if (rule) {
-          pending.delete(rule);
-          dropThis = request;
-        }
-      }
-      upstream.write(chunk);
-    });
-    upstream.on('data', (chunk) => {
-      if (dropThis) {
-        // The API has done the work and is answering: the answer is lost on the way back.
-        dropped.push(dropThis);
-        client.destroy();
-        upstream.destroy();
-        return;
-      }
-      client.write(chunk);
-    });
-    const end = () => {
-      client.destroy();
-      upstream.destroy();
-    };
-    client.on('error', end).on('close', end);
-    upstream.on('error', end).on('close', end);
-  });
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  const { port } = server.address() as net.AddressInfo;
-  return {
-    url: `http://127.0.0.1:${port}`,
-    dropped,
-    close: () =>
-      new Promise<void>((resolve) => {
-        for (const s of sockets) s.destroy();
-        server.close(() => resolve());
-      }),
-  };
-}
 
 async function post(path: string, body: unknown, headers: Record<string, string> = {}) {
   const res = await fetch(backend.apiUrl + path, {

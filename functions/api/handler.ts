@@ -26,8 +26,10 @@ import { MAX_UNITS_PER_REQUEST, submitUnits } from '../lib/units.ts';
 import { resourceRoutes } from './resources.ts';
 
 /** The records the SDK sees: the store's minus what only the backend may know. */
-function pilotOut(p: PilotRecord): Omit<PilotRecord, 'secretHash' | 'taskTokens' | 'commands' | 'sessionId'> {
-  const { secretHash: _s, taskTokens: _t, commands: _c, sessionId: _sid, ...rest } = p;
+function pilotOut(
+  p: PilotRecord,
+): Omit<PilotRecord, 'secretHash' | 'taskTokens' | 'commands' | 'sessionId' | 'lastPull'> {
+  const { secretHash: _s, taskTokens: _t, commands: _c, sessionId: _sid, lastPull: _p, ...rest } = p;
   return rest;
 }
 function unitOut(u: UnitRecord): Omit<UnitRecord, 'sessionId'> {

@@ -78,6 +78,18 @@ export const handler = httpHandler({
     // Take about as many messages as the agent asked units for: a claim is one write per unit, and the
     // agent starts nothing until the whole pull returns, so a small ask must not claim ten full messages.
     const max = Math.max(1, Number(req.body.max ?? 0) || UNITS_PER_MESSAGE_GUESS * 10);
+    const pullId =
+      typeof req.body.pullId === 'string' && req.body.pullId.length <= 64 ? req.body.pullId : undefined;
+    if (pullId && pilot.lastPull?.id === pullId) {
+      // The agent retries a pull whose answer it never got: the same units, those still claimed and not
+      // started (a claim is final in DynamoDB and their messages are gone, so nothing else would bring them).
+      const again = await store().getUnits(pilot.sessionId, pilot.lastPull.uids);
+      return {
+        units: again
+          .filter((u) => u.state === UnitState.SCHEDULING && u.pilot === pilot.uid)
+          .map((u) => ({ uid: u.uid, ...(u.name ? { name: u.name } : {}), description: u.description })),
+      };
+    }
     const { units, receipts } = await receiveUnits(
       pilot.sessionId,
       pilot.uid,
@@ -93,6 +105,9 @@ export const handler = httpHandler({
     );
     await deleteReceived(pilot.sessionId, pilot.uid, receipts);
     const claimed = new Set(outs.filter((o) => o.ok).map((o) => (o.ok ? o.record.uid : '')));
+    // Remembered before answering, so that a retry of this very pull finds them (one pilot write per pull).
+    if (pullId && claimed.size)
+      await store().patchPilot(pilot.sessionId, pilot.uid, { lastPull: { id: pullId, uids: [...claimed] } });
     return { units: units.filter((u) => claimed.has(u.uid)) };
   },
 

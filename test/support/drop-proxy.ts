@@ -1,0 +1,81 @@
+/**
+ * A small TCP proxy of the tests' own on 127.0.0.1: it passes requests through to `target` and loses the
+ * answer of the first request matching each rule (it closes both connections when the answer comes back),
+ * so the caller sees a network error after the API did the work. With `when`, a rule fires only on an answer
+ * whose body satisfies it (such answers are held whole until then; others pass unchanged).
+ */
+import net from 'node:net';
+
+/** One request to lose the answer of. */
+export interface DropRule {
+  /** Matched against `METHOD path`. */
+  request: RegExp;
+  /** Only an answer whose body satisfies this is lost (default: the first answer). */
+  when?: (body: string) => boolean;
+}
+
+/** Starts the proxy; `dropped` lists the requests whose answers were lost. */
+export async function dropProxy(target: URL, rules: (RegExp | DropRule)[]) {
+  const pending = new Set(rules.map((r) => (r instanceof RegExp ? { request: r } : r)));
+  const dropped: string[] = [];
+  const sockets = new Set<net.Socket>();
+  const server = net.createServer((client) => {
+    const upstream = net.connect(Number(target.port), target.hostname);
+    sockets.add(client).add(upstream);
+    let armed: { rule: DropRule; request: string } | undefined;
+    let held = Buffer.alloc(0);
+    client.on('data', (chunk) => {
+      // undici sends one request at a time per connection: a request line starts a chunk.
+      const line = /^(GET|POST) (\S+) HTTP\/1\.1/.exec(chunk.toString('latin1'));
+      if (line) {
+        const request = `${line[1]} ${line[2]}`;
+        const rule = [...pending].find((r) => r.request.test(request));
+        armed = rule ? { rule, request } : undefined;
+        held = Buffer.alloc(0);
+      }
+      upstream.write(chunk);
+    });
+    upstream.on('data', (chunk) => {
+      if (!armed) {
+        client.write(chunk);
+        return;
+      }
+      held = Buffer.concat([held, chunk]);
+      const text = held.toString('latin1');
+      const head = text.indexOf('\r\n\r\n');
+      const length = Number(/content-length: *(\d+)/i.exec(text)?.[1] ?? Number.NaN);
+      // Hold until the whole answer is here (the API answers with a content-length).
+      if (head < 0 || (!Number.isNaN(length) && held.length < head + 4 + length)) return;
+      const body = held.subarray(head + 4).toString('utf8');
+      const { rule, request } = armed;
+      armed = undefined;
+      if (!rule.when || rule.when(body)) {
+        // The API has done the work and is answering: the answer is lost on the way back.
+        pending.delete(rule);
+        dropped.push(request);
+        client.destroy();
+        upstream.destroy();
+        return;
+      }
+      client.write(held);
+      held = Buffer.alloc(0);
+    });
+    const end = () => {
+      client.destroy();
+      upstream.destroy();
+    };
+    client.on('error', end).on('close', end);
+    upstream.on('error', end).on('close', end);
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const { port } = server.address() as net.AddressInfo;
+  return {
+    url: `http://127.0.0.1:${port}`,
+    dropped,
+    close: () =>
+      new Promise<void>((resolve) => {
+        for (const s of sockets) s.destroy();
+        server.close(() => resolve());
+      }),
+  };
+}
