@@ -6,7 +6,7 @@
  */
 import { execFileSync } from 'node:child_process';
 import { appendFileSync, readdirSync, readFileSync, readlinkSync, writeFileSync } from 'node:fs';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it, onTestFailed } from 'vitest';
 import {
   type ComputePilot,
   Context,
@@ -139,12 +139,15 @@ describe.skipIf(skip !== undefined)(`pilots over SSH${skip ? ` (skipped: ${skip}
         { executable: '/bin/sleep', arguments: ['300'] },
         { executable: '/bin/sh', arguments: ['-c', 'sleep 300 & sleep 300; wait'] },
       ]);
+      // A failure before the kill must not leave this pilot holding the node's cores for the tests after it.
+      onTestFailed(() => pilot.cancel().catch(() => {}));
       await umgr.waitUnits({ uids: units.map((u) => u.uid), state: UnitState.EXECUTING, timeout: 60 });
       const mine = () =>
         unitProcesses(session.uid).filter((p) =>
           units.some((u) => unitProcesses(session.uid, u.uid).includes(p)),
         );
-      expect(mine().length).toBeGreaterThanOrEqual(2);
+      // EXECUTING is recorded before the spawn (write-ahead): wait for the processes themselves.
+      await until('both units running', () => (mine().length >= 2 ? true : undefined), 30_000);
       const agents = await until(
         'the agent process',
         () => {
