@@ -18,6 +18,7 @@ import { type LocalDynamoDb, startDynalite, startDynamoDbLocal } from './dynamod
 import { type SourceQueue, startEventSources } from './event-sources.ts';
 import { startHttpApi } from './http-api.ts';
 import { invoke } from './lambdas.ts';
+import { type CapturedMetrics, captureMetrics } from './metrics.ts';
 import { type Recovery, recoverPilots } from './recover.ts';
 import { startSchedules } from './schedules.ts';
 import { startLocalStepFunctions } from './stepfunctions/index.ts';
@@ -58,6 +59,8 @@ export interface Backend {
   queueUrls: Record<keyof typeof QUEUES, string>;
   /** What a durable backend picked up again at start (live pilots, units queued again). */
   recovered: Recovery;
+  /** The CloudWatch metrics (EMF) the handlers published, captured in memory. */
+  metrics: CapturedMetrics;
   /** Stops every engine; safe to call twice. */
   close(): Promise<void>;
 }
@@ -128,6 +131,8 @@ export class BackendStartError extends Error {
 /** Starts the embedded backend and points this process's environment at it. */
 export async function startBackend(opts: BackendOptions = {}): Promise<Backend> {
   const closers: (() => Promise<void>)[] = [];
+  const metrics = captureMetrics();
+  closers.push(async () => metrics.close());
   const close = async () => {
     for (const c of closers.splice(0).reverse()) await c().catch(() => {});
   };
@@ -237,7 +242,7 @@ export async function startBackend(opts: BackendOptions = {}): Promise<Backend> 
       keyof typeof QUEUES,
       string
     >;
-    return { apiUrl: api.url, env, queueUrls, recovered, close };
+    return { apiUrl: api.url, env, queueUrls, recovered, metrics, close };
   } catch (err) {
     await close();
     throw err;

@@ -158,3 +158,34 @@ export const ENV = {
   /** Path of the agent bundle the launch function ships (built by esbuild). */
   agentBundle: 'SORTIE_AGENT_BUNDLE',
 } as const;
+
+/**
+ * Custom metrics the Lambdas publish (CloudWatch Embedded Metric Format, through Powertools Metrics):
+ * namespace, the one dimension every metric carries (`service`), and the metric names. stacks/Monitoring.ts
+ * graphs exactly these; functions/lib/metrics.ts emits exactly these.
+ */
+export const METRICS = {
+  namespace: 'Sortie',
+  service: 'sortie',
+  names: {
+    unitsSubmitted: 'UnitsSubmitted',
+    unitsClaimed: 'UnitsClaimed',
+    claimsRefused: 'ClaimsRefused',
+    unitsStarted: 'UnitsStarted',
+    unitsDone: 'UnitsDone',
+    unitsFailed: 'UnitsFailed',
+    unitsCanceled: 'UnitsCanceled',
+    /** Units a pilot's end sent back to be scheduled again (RP's rescheduling of restartable units). */
+    unitsRescheduled: 'UnitsRescheduled',
+    /** Units moved by a pilot's end (Finalize or the reconciler); one datapoint per sweep, so Average = per pilot end. */
+    unitsSwept: 'UnitsSwept',
+    pilotsSubmitted: 'PilotsSubmitted',
+    pilotsActive: 'PilotsActive',
+    pilotsDone: 'PilotsDone',
+    pilotsFailed: 'PilotsFailed',
+    pilotsCanceled: 'PilotsCanceled',
+  },
+} as const;
+
+/** A metric name of {@link METRICS}. */
+export type MetricName = (typeof METRICS.names)[keyof typeof METRICS.names];

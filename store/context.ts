@@ -4,6 +4,7 @@
 import { GetCommand, type GetCommandOutput } from '@aws-sdk/lib-dynamodb';
 import type { Db } from './db.ts';
 import { PK } from './keys.ts';
+import type { StoreObserver } from './observer.ts';
 import type { Item } from './records.ts';
 
 /** Shared by the store's modules. */
@@ -13,6 +14,8 @@ export interface StoreContext {
   now(): string;
   /** Parallel conditional writes in bulk operations. */
   concurrency: number;
+  /** Told of every creation, state change and refusal (metrics); none by default. */
+  observer?: StoreObserver;
 }
 
 /** Strongly consistent read of one item; undefined when absent. */

@@ -20,6 +20,7 @@ import { getItem, type StoreContext } from './context.ts';
 import { ConditionFailed } from './db.ts';
 import { Update } from './expr.ts';
 import { changedKey, PK } from './keys.ts';
+import { notify } from './observer.ts';
 import { HISTORY, historyStep, type Item } from './records.ts';
 
 /** A write that was refused: the typed error, and the record as it was when refused (if it exists). */
@@ -43,6 +44,8 @@ export interface TransitionSpec<S extends string, R> {
   what: 'pilot' | 'unit';
   pk: string;
   uid: string;
+  /** The state asked for, when there is one (for observers: e.g. a refused claim). */
+  target?: S;
   /** The move from the current state, or why not (core/states.ts `progress` or `reschedule`). */
   decide(current: S): Progress<S>;
   expect?: Expect;
@@ -79,7 +82,14 @@ export async function applyTransitionFrom<S extends string, R>(
   current: Item | undefined,
 ): Promise<{ outcome: TransitionOutcome<R, S>; item: Item | undefined }> {
   let item = current;
-  const done = (outcome: TransitionOutcome<R, S>) => ({ outcome, item });
+  const done = (outcome: TransitionOutcome<R, S>) => {
+    const o = ctx.observer;
+    if (o)
+      notify(() =>
+        outcome.ok ? o.transitioned?.(spec.what, outcome.passed) : o.refused?.(spec.what, spec.target),
+      );
+    return { outcome, item };
+  };
   for (let attempt = 0; ; attempt++) {
     if (!item) return done(missing(spec.what, spec.uid));
     const record = spec.toRecord(item);

@@ -11,6 +11,7 @@ import { Db, type Operation } from './db.ts';
 import type { PatchOutcome, TransitionOutcome } from './guarded.ts';
 import type { UidKind } from './keys.ts';
 import * as managers from './managers.ts';
+import type { StoreObserver } from './observer.ts';
 import * as pilots from './pilots.ts';
 import type { Page, PageOptions } from './query.ts';
 import type {
@@ -29,6 +30,7 @@ export type { GeneratedKey } from './credentials.ts';
 export type { Operation } from './db.ts';
 export type { Expect, PatchOutcome, Refusal, TransitionOutcome } from './guarded.ts';
 export type { UidKind } from './keys.ts';
+export type { ObservedKind, StoreObserver } from './observer.ts';
 export type { NewPilot, PilotGuard, PilotPatch } from './pilots.ts';
 export { type Page, type PageOptions, rewindCursor } from './query.ts';
 export type * from './records.ts';
@@ -48,6 +50,8 @@ export interface StoreOptions {
   now?: () => Date;
   /** Parallel guarded writes in bulk transitions (default 32). */
   concurrency?: number;
+  /** Told of every creation, state change and refusal (e.g. to publish metrics). */
+  observer?: StoreObserver;
 }
 
 /** Sessions, managers, pilots and units on one DynamoDB table. Methods throw typed core/errors.ts errors. */
@@ -60,6 +64,7 @@ export class Store {
       db: new Db(options.tableName, options.client),
       now: () => clock().toISOString(),
       concurrency: options.concurrency ?? 32,
+      ...(options.observer ? { observer: options.observer } : {}),
     };
   }
 

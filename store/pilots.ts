@@ -11,6 +11,7 @@ import type { Update } from './expr.ts';
 import { applyPatch, applyTransition, type PatchOutcome, type TransitionOutcome } from './guarded.ts';
 import { changedKey, entityPk, LIVE_PILOTS, PK } from './keys.ts';
 import { getPilotManager } from './managers.ts';
+import { notify } from './observer.ts';
 import { type Page, type PageOptions, queryByParent, queryByPilot } from './query.ts';
 import type { Item, PilotCommand, PilotRecord, ResourceDetail, TaskTokens } from './records.ts';
 import { HISTORY, historyStep, stripKeys } from './records.ts';
@@ -93,6 +94,14 @@ export async function createPilots(
     ctx.db,
     items.map((x) => x.item),
   );
+  const o = ctx.observer;
+  if (o)
+    notify(() =>
+      o.created?.(
+        'pilot',
+        items.map((x) => x.record.state),
+      ),
+    );
   return items.map((x) => x.record);
 }
 
@@ -164,6 +173,7 @@ export async function transitionPilot(
       what: 'pilot',
       pk,
       uid: pilotId,
+      target,
       decide: (s) => (options.retry ? progressOrStay : progress)(pilotModel, s, target),
       patch: (u, entered, now) => {
         applyPilotPatch(u, patch);

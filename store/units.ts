@@ -19,6 +19,7 @@ import {
 } from './guarded.ts';
 import { changedKey, entityPk, PK } from './keys.ts';
 import { getUnitManager } from './managers.ts';
+import { notify } from './observer.ts';
 import { type Page, type PageOptions, queryByParent, queryByPilot } from './query.ts';
 import { decodeHistory, HISTORY, historyStep, type Item, stripKeys, type UnitRecord } from './records.ts';
 import { reserveIds } from './sessions.ts';
@@ -116,6 +117,14 @@ export async function createUnits(
     ctx.db,
     created.map((c) => c.item),
   );
+  const o = ctx.observer;
+  if (o)
+    notify(() =>
+      o.created?.(
+        'unit',
+        created.map((c) => c.record.state),
+      ),
+    );
   return created.map((c) => c.record);
 }
 
@@ -183,6 +192,7 @@ export function transitionUnits(
   updates: readonly UnitTransition[],
 ): Promise<TransitionOutcome<UnitRecord, UnitState>[]> {
   return applyAll(ctx, sessionId, updates, (u) => ({
+    target: u.target,
     decide: (s) => progress(unitModel, s, u.target),
     patch: u.patch ?? {},
     expect: u.expect,
@@ -228,6 +238,7 @@ export function patchUnit(
 }
 
 interface Change {
+  target?: UnitState;
   decide(current: UnitState): Progress<UnitState>;
   patch: UnitPatch;
   expect: UnitExpect | undefined;
@@ -258,6 +269,7 @@ async function applyAll<T extends { uid: string; expect?: UnitExpect }>(
           what: 'unit',
           pk,
           uid: u.uid,
+          ...(c.target ? { target: c.target } : {}),
           decide: c.decide,
           expect: toExpect(c.expect ?? {}),
           patch: (w, entered, now) => {

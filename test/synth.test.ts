@@ -25,6 +25,7 @@ import {
   EVENT_SOURCES,
   FUNCTIONS,
   type FunctionName,
+  METRICS,
   PILOT_QUEUE_PREFIX,
   QUEUES,
   ROUTES,
@@ -489,6 +490,40 @@ describe.skipIf(missing.length > 0)(suiteName, () => {
         Resource: tableArn,
       });
       expectRight(fn, { Action: Match.arrayWith(['sqs:GetQueueUrl']), Resource: pilotQueues });
+    }
+  });
+
+  it("graphs every unit and pilot metric the handlers publish, the DLQs and DynamoDB's throttles", () => {
+    const [dashboard] = Object.values(template('Monitoring').findResources('AWS::CloudWatch::Dashboard'));
+    // The body is a Fn::Join of JSON pieces; its literal parts hold each metric's namespace/name/dimension.
+    const body = JSON.stringify(dashboard?.Properties?.DashboardBody);
+    for (const name of Object.values(METRICS.names)) {
+      expect(body, name).toContain(
+        JSON.stringify(
+          JSON.stringify([METRICS.namespace, name, 'service', METRICS.service]).slice(1, -1),
+        ).slice(1, -1),
+      );
+    }
+    for (const title of [
+      'Units by state',
+      'Pilots by outcome',
+      'Dead letters and DynamoDB throttles',
+      'Errors',
+    ])
+      expect(body).toContain(title);
+    expect(body).toContain('ApproximateNumberOfMessagesVisible');
+    expect(body).toContain('ThrottledRequests');
+  });
+
+  it('alarms on each DLQ holding a message and on API 5xx', () => {
+    const alarms = Object.values(template('Monitoring').findResources('AWS::CloudWatch::Alarm'));
+    expect(alarms.map((a) => a.Properties.MetricName).sort()).toEqual([
+      '5xx',
+      'ApproximateNumberOfMessagesVisible',
+      'ApproximateNumberOfMessagesVisible',
+    ]);
+    for (const a of alarms) {
+      expect(a.Properties).toMatchObject({ Threshold: 0, ComparisonOperator: 'GreaterThanThreshold' });
     }
   });
 

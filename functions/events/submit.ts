@@ -14,6 +14,7 @@ import { BadParameter, PilotException } from '../../core/errors.ts';
 import { ENV } from '../../stacks/manifest.ts';
 import { env, sqsClient } from '../lib/aws.ts';
 import { logger } from '../lib/log.ts';
+import { withMetrics } from '../lib/metrics.ts';
 import { submitUnits } from '../lib/units.ts';
 
 function parse(body: string): { sessionId: string; umgr: string; descriptions: unknown } {
@@ -36,7 +37,7 @@ function permanent(err: unknown): boolean {
   return err instanceof PilotException && err.httpStatus < 500;
 }
 
-export async function handler(event: SQSEvent): Promise<SQSBatchResponse> {
+async function run(event: SQSEvent): Promise<SQSBatchResponse> {
   const batchItemFailures: { itemIdentifier: string }[] = [];
   for (const record of event.Records) {
     try {
@@ -83,3 +84,6 @@ export async function handler(event: SQSEvent): Promise<SQSBatchResponse> {
   }
   return { batchItemFailures };
 }
+
+/** The Lambda entry: {@link run}, with its log context and metrics. */
+export const handler = withMetrics(run);

@@ -6,6 +6,7 @@
 import type { APIGatewayProxyEventV2, APIGatewayProxyStructuredResultV2 } from 'aws-lambda';
 import { BadParameter, httpStatusOf, PilotException, toWire } from '../../core/errors.ts';
 import { logger } from './log.ts';
+import { withMetrics } from './metrics.ts';
 
 /** A parsed request, as route functions see it. */
 export interface Request {
@@ -62,7 +63,7 @@ function checkParams(event: APIGatewayProxyEventV2): void {
 
 /** Builds an API Gateway (payload 2.0) handler from a route table keyed like the manifest's ROUTES. */
 export function httpHandler(routes: Record<string, RouteFn>) {
-  return async (event: APIGatewayProxyEventV2): Promise<APIGatewayProxyStructuredResultV2> => {
+  return withMetrics(async (event: APIGatewayProxyEventV2): Promise<APIGatewayProxyStructuredResultV2> => {
     const fn = routes[event.routeKey];
     if (!fn) return json(404, toWire(new PilotException(`no route ${event.routeKey}`)));
     try {
@@ -86,7 +87,7 @@ export function httpHandler(routes: Record<string, RouteFn>) {
       }
       return json(status, toWire(err));
     }
-  };
+  });
 }
 
 /** Reads a required string field of a body, naming it in the error. */

@@ -2,11 +2,12 @@
 import { ENV } from '../../stacks/manifest.ts';
 import { Store } from '../../store/index.ts';
 import { dynamodb, env } from './aws.ts';
+import { metricsObserver } from './metrics.ts';
 
 let instance: Store | undefined;
 
 /** The store (built on first use, after the environment is set). */
 export function store(): Store {
-  instance ??= new Store({ tableName: env(ENV.table), client: dynamodb() });
+  instance ??= new Store({ tableName: env(ENV.table), client: dynamodb(), observer: metricsObserver });
   return instance;
 }

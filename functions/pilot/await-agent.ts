@@ -6,11 +6,12 @@
  * - either phase: if a cancel is queued, fail the task as cancelled.
  */
 import { PilotState } from '../../core/states.ts';
+import { withMetrics } from '../lib/metrics.ts';
 import { CANCELED_ERROR, cancelRequested, failToken, succeedToken } from '../lib/pilots.ts';
 import { store } from '../lib/store.ts';
 import { named } from './launch.ts';
 
-export async function handler(event: {
+async function run(event: {
   sid: string;
   pid: string;
   phase: 'activate' | 'active';
@@ -29,3 +30,6 @@ export async function handler(event: {
     await succeedToken(event.taskToken, { active: true });
   return { registered: true };
 }
+
+/** The Lambda entry: {@link run}, with its log context and metrics. */
+export const handler = withMetrics(run);

@@ -5,12 +5,13 @@
  * deadline, and the pilot's log then shows the batch system's words and the agent's last output.
  */
 import { PilotState } from '../../core/states.ts';
+import { withMetrics } from '../lib/metrics.ts';
 import { CANCELED_ERROR, cancelRequested } from '../lib/pilots.ts';
 import { store } from '../lib/store.ts';
 import { named } from './launch.ts';
 import { launchedJob, launcherOf } from './request.ts';
 
-export async function handler(event: {
+async function run(event: {
   sid: string;
   pid: string;
   activateTimeoutSeconds: number;
@@ -43,3 +44,6 @@ export async function handler(event: {
   }
   return { state: pilot.state };
 }
+
+/** The Lambda entry: {@link run}, with its log context and metrics. */
+export const handler = withMetrics(run);

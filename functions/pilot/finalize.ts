@@ -20,6 +20,7 @@ import { bindUnits, type SchedulerName } from '../../core/schedulers.ts';
 import { isFinal, PilotState, pilotModel, sweepTarget, UnitState } from '../../core/states.ts';
 import type { PilotRecord, UnitRecord } from '../../store/index.ts';
 import { logger } from '../lib/log.ts';
+import { withMetrics } from '../lib/metrics.ts';
 import { heartbeatSeconds } from '../lib/pilots.ts';
 import { deletePilotQueue, sendUnits } from '../lib/queues.ts';
 import { store } from '../lib/store.ts';
@@ -127,7 +128,7 @@ async function sweep(pilot: PilotRecord, state: PilotState, reason: string): Pro
   return { failed: toFail.length, rebound, ended };
 }
 
-export async function handler(event: FinalizeEvent): Promise<{ state: PilotState }> {
+async function run(event: FinalizeEvent): Promise<{ state: PilotState }> {
   const s = store();
   const pilot = await s.getPilot(event.sid, event.pid);
   // The reconciler finishing a pilot that is final already: keep its state (RP lets a CANCELED pilot
@@ -173,3 +174,6 @@ async function finish(pilot: PilotRecord, final: PilotState, reason: string): Pr
   logger.info('pilot finalized', { sid: event.sid, pid: event.pid, state: final, reason, ...counts });
   return { state: final };
 }
+
+/** The Lambda entry: {@link run}, with its log context and metrics. */
+export const handler = withMetrics(run, { pilotEnd: true });

@@ -7,6 +7,7 @@
 import { PilotState } from '../../core/states.ts';
 import { ENV } from '../../stacks/manifest.ts';
 import { env } from '../lib/aws.ts';
+import { withMetrics } from '../lib/metrics.ts';
 import { CANCELED_ERROR, cancelRequested } from '../lib/pilots.ts';
 import { hashSecret, newSecret } from '../lib/secrets.ts';
 import { store } from '../lib/store.ts';
@@ -22,10 +23,7 @@ export function named(name: string, message: string, cause?: unknown): Error {
 /** Node error codes worth a retry (the network blinked). */
 const TRANSIENT = new Set(['ECONNRESET', 'ETIMEDOUT', 'EPIPE']);
 
-export async function handler(event: {
-  sid: string;
-  pid: string;
-}): Promise<{ jobId: string; sandbox: string }> {
+async function run(event: { sid: string; pid: string }): Promise<{ jobId: string; sandbox: string }> {
   const s = store();
   const pilot = await s.getPilot(event.sid, event.pid);
   if (cancelRequested(pilot)) throw named(CANCELED_ERROR, 'cancelled before launch');
@@ -83,3 +81,6 @@ export async function handler(event: {
   if (cancelRequested(after)) throw named(CANCELED_ERROR, 'cancelled during launch');
   return job;
 }
+
+/** The Lambda entry: {@link run}, with its log context and metrics. */
+export const handler = withMetrics(run);

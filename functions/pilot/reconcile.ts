@@ -16,6 +16,7 @@ import { isFinal, pilotModel } from '../../core/states.ts';
 import type { PilotRecord } from '../../store/index.ts';
 import { sfnClient } from '../lib/aws.ts';
 import { logger } from '../lib/log.ts';
+import { withMetrics } from '../lib/metrics.ts';
 import { executionArn } from '../lib/pilots.ts';
 import { store } from '../lib/store.ts';
 import { handler as finalize } from './finalize.ts';
@@ -43,7 +44,7 @@ async function executionStatus(pilot: PilotRecord): Promise<ExecutionStatus> {
 }
 
 /** One reconciliation pass over every live pilot. */
-export async function handler(): Promise<ReconcileReport> {
+async function run(): Promise<ReconcileReport> {
   const report: ReconcileReport = { checked: 0, finalized: [], failed: [] };
   const now = Date.now();
   let next: string | undefined;
@@ -74,3 +75,6 @@ export async function handler(): Promise<ReconcileReport> {
   if (report.finalized.length || report.failed.length) logger.info('reconciled', { ...report });
   return report;
 }
+
+/** The Lambda entry: {@link run}, with its log context and metrics. */
+export const handler = withMetrics(run, { sweeps: true });
