@@ -78,6 +78,14 @@ export class Session {
   get name(): string | undefined {
     return this.info.name;
   }
+  /**
+   * The web dashboard of this session: the API's `/dashboard` page with the session id and token in the
+   * URL fragment (which browsers never send to a server). Treat it like the token.
+   */
+  get dashboardUrl(): string {
+    const fragment = new URLSearchParams({ session: this.uid, token: this.token });
+    return `${this.transport.endpoint.replace(/\/+$/, '')}/dashboard#${fragment}`;
+  }
   get created(): Date {
     return new Date(this.info.created);
   }

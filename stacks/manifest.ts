@@ -90,6 +90,8 @@ export const SCHEDULES = [{ function: 'reconcile', rateMinutes: 5 }] as const sa
 
 /** HTTP API routes (API Gateway HTTP API, payload format 2.0): `METHOD path` → function. */
 export const ROUTES: Record<string, FunctionName> = {
+  /** The web dashboard's page (no data in it; it reads a session with that session's token). */
+  'GET /dashboard': 'api',
   'POST /sessions': 'api',
   'GET /sessions/{sid}': 'api',
   'POST /sessions/{sid}/reconnect': 'api',

@@ -23,6 +23,7 @@ import { sessionResources } from '../lib/resources.ts';
 import { hashSecret, newSecret, seal, secretMatches, unseal } from '../lib/secrets.ts';
 import { store } from '../lib/store.ts';
 import { MAX_UNITS_PER_REQUEST, submitUnits } from '../lib/units.ts';
+import { dashboardResponse } from './dashboard.ts';
 import { resourceRoutes } from './resources.ts';
 
 /** The records the SDK sees: the store's minus what only the backend may know. */
@@ -125,6 +126,8 @@ async function generateKey(
 }
 
 export const handler = httpHandler({
+  'GET /dashboard': async () => dashboardResponse(),
+
   ...resourceRoutes,
 
   'POST /sessions': async (req) => {

@@ -61,6 +61,11 @@ function checkParams(event: APIGatewayProxyEventV2): void {
     if (v !== undefined) checkIdLength(v, `query parameter ${k}`);
 }
 
+/** A route's answer sent as it is (e.g. a page), not as JSON. */
+export class RawResponse {
+  constructor(readonly result: APIGatewayProxyStructuredResultV2) {}
+}
+
 /** Builds an API Gateway (payload 2.0) handler from a route table keyed like the manifest's ROUTES. */
 export function httpHandler(routes: Record<string, RouteFn>) {
   return withMetrics(async (event: APIGatewayProxyEventV2): Promise<APIGatewayProxyStructuredResultV2> => {
@@ -76,7 +81,7 @@ export function httpHandler(routes: Record<string, RouteFn>) {
         headers: event.headers ?? {},
         body,
       });
-      return json(200, out ?? {});
+      return out instanceof RawResponse ? out.result : json(200, out ?? {});
     } catch (err) {
       const status = err instanceof PilotException ? httpStatusOf(err) : 500;
       if (status >= 500) {
