@@ -48,6 +48,12 @@ describe.skipIf(skip !== undefined)(`pilots on Grid Engine${skip ? ` (skipped: $
         description: 'Grid Engine test bed, jobs held in the queue',
         batchOptions: ['-h'],
       },
+      // An output path Grid Engine cannot open: the job goes to error state (Eqw) and can never start.
+      'sge.badout': {
+        ...local.sge,
+        description: 'Grid Engine test bed, jobs that cannot open their output file',
+        batchOptions: ['-o /nonexistent/dir/agent.out'],
+      },
     });
   }, 60_000);
 
@@ -111,6 +117,16 @@ describe.skipIf(skip !== undefined)(`pilots on Grid Engine${skip ? ` (skipped: $
     expect(sgeJobState(env, pilot.jobId ?? '')).toBe('hqw');
     await pilot.cancel();
     expect(await pilot.wait({ timeout: 60 })).toBe(PilotState.CANCELED);
+    expect(await gone(pilot.jobId ?? '')).toBe(true);
+  }, 150_000);
+
+  it('a job Grid Engine cannot start (Eqw) fails the pilot with its reason, and the job is deleted', async () => {
+    const pilot = await pmgr.submitPilots({ resource: 'sge.badout', runtime: 10, cores: 1 });
+    expect(await pilot.wait({ timeout: 90 })).toBe(PilotState.FAILED);
+    const log = pilot.log.join('\n');
+    expect(log).toMatch(/ended before its agent became active: Eqw/);
+    expect(log).toContain(`can't open output file "/nonexistent/dir/agent.out"`);
+    // The pilot's end ran qdel: a job in error state would otherwise stay in the queue forever.
     expect(await gone(pilot.jobId ?? '')).toBe(true);
   }, 150_000);
 });
