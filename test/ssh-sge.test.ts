@@ -5,11 +5,11 @@
  * the job checks read `qstat` and cancel runs `qdel`.
  * Skipped, saying why, when the bed or Grid Engine is not up (scripts/testbed.sh up; scripts/testbed.sh sge up).
  */
-import { readFileSync } from 'node:fs';
+import { readdirSync, readFileSync, readlinkSync } from 'node:fs';
 import { afterAll, beforeAll, describe, expect, it, onTestFailed } from 'vitest';
 import { Context, PilotManager, PilotState, Session, UnitManager, UnitState } from '../client/index.ts';
 import { type Backend, startBackend } from '../local/backend.ts';
-import { until } from './e2e.ts';
+import { unitProcesses, until } from './e2e.ts';
 import { readSgeTestbed, sgeJobState } from './support/testbed.ts';
 
 const tb = readSgeTestbed();
@@ -24,6 +24,21 @@ function gone(jobId: string): Promise<true> {
     30_000,
     250,
   );
+}
+
+/** PIDs of a pilot's agent on this host (the bed's login and exec host): node running in its sandbox. */
+function agentPids(sessionId: string, pilotId: string): number[] {
+  return readdirSync('/proc').flatMap((name) => {
+    const pid = Number(name);
+    if (!Number.isInteger(pid)) return [];
+    try {
+      const cmd = readFileSync(`/proc/${pid}/cmdline`, 'utf8');
+      const cwd = readlinkSync(`/proc/${pid}/cwd`);
+      return cwd.endsWith(`/${sessionId}/${pilotId}`) && cmd.includes('agent.cjs') ? [pid] : [];
+    } catch {
+      return [];
+    }
+  });
 }
 
 describe.skipIf(skip !== undefined)(`pilots on Grid Engine${skip ? ` (skipped: ${skip})` : ''}`, () => {
@@ -129,4 +144,37 @@ describe.skipIf(skip !== undefined)(`pilots on Grid Engine${skip ? ` (skipped: $
     // The pilot's end ran qdel: a job in error state would otherwise stay in the queue forever.
     expect(await gone(pilot.jobId ?? '')).toBe(true);
   }, 150_000);
+
+  it('an agent killed with SIGKILL: the pilot FAILS, its job ends and no unit process outlives it', async () => {
+    const pilot = await pmgr.submitPilots({ resource: 'local.sge', runtime: 10, cores: 2 });
+    onTestFailed(() => pilot.cancel().catch(() => {}));
+    const umgr = await UnitManager.create(session, 'direct_submission');
+    await umgr.addPilots(pilot);
+    const units = await umgr.submitUnits([
+      { executable: '/bin/sleep', arguments: ['300'] },
+      { executable: '/bin/sh', arguments: ['-c', 'sleep 300 & sleep 300; wait'] },
+    ]);
+    await umgr.waitUnits({ uids: units.map((u) => u.uid), state: UnitState.EXECUTING, timeout: 90 });
+    const mine = () => units.flatMap((u) => unitProcesses(session.uid, u.uid));
+    // EXECUTING is recorded before the spawn (write-ahead): wait for the processes themselves.
+    await until('both units running', () => (mine().length >= 2 ? true : undefined), 30_000);
+    const agents = await until(
+      'the agent process',
+      () => {
+        const found = agentPids(session.uid, pilot.uid);
+        return found.length ? found : undefined;
+      },
+      10_000,
+    );
+    for (const pid of agents) process.kill(pid, 'SIGKILL');
+
+    expect(await pilot.wait({ timeout: 90 })).toBe(PilotState.FAILED);
+    // Units run in their own sessions, out of reach of the job's SIGKILL: the pilot's end swept them.
+    await until('no unit process left', () => (mine().length === 0 ? true : undefined), 30_000);
+    expect(await umgr.waitUnits({ uids: units.map((u) => u.uid), timeout: 30 })).toEqual([
+      UnitState.FAILED,
+      UnitState.FAILED,
+    ]);
+    expect(await gone(pilot.jobId ?? '')).toBe(true);
+  }, 180_000);
 });
