@@ -30,8 +30,12 @@ if [[ "$(id -u)" == 0 ]]; then
     started_testbed=1
     bash scripts/testbed.sh up >/dev/null
   fi
-  # Grid Engine runs beside SLURM on this host and is reached over the same sshd.
-  if ! bash scripts/testbed.sh sge status >/dev/null 2>&1; then
+  # Grid Engine runs beside SLURM on this host and is reached over the same sshd. It needs this host's name to
+  # resolve to a loopback address (traffic stays on 127.0.0.0/8); where it does not (a container whose name is
+  # its bridge address) that is said here and its suite skips; elsewhere a failing `up` fails the run.
+  if [[ "$(getent ahostsv4 "$(hostname)" | awk 'NR == 1 { print $1 }')" != 127.* ]]; then
+    echo "test-all: this host's name does not resolve to a loopback address: the Grid Engine suite skips" >&2
+  elif ! bash scripts/testbed.sh sge status >/dev/null 2>&1; then
     started_sge=1
     bash scripts/testbed.sh sge up >/dev/null
   fi
