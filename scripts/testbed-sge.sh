@@ -101,9 +101,11 @@ fix_host_names() {
   addr="$(getent ahostsv4 "$NODE" | awk 'NR == 1 { print $1 }')"
   [[ "$addr" == 127.* ]] ||
     die "this host's name '$NODE' resolves to '${addr:-nothing}', not a loopback address; add '127.0.1.1 $NODE' to /etc/hosts"
-  names="$(awk -v node="$NODE" '$1 ~ /^127\./ { for (i = 2; i <= NF; i++) if ($i !~ /^#/ && $i != node) print $i }' /etc/hosts |
-    awk '!seen[$0]++' | tr '\n' ' ')"
-  echo "$NODE localhost ${names//localhost /}" | tr -s ' ' | sed 's/ $//' >"$COMMON/host_aliases.tmp"
+  # One line: the unique name first, then its aliases, each name once (Grid Engine rejects a name listed twice).
+  names="$(awk -v node="$NODE" '$1 ~ /^127\./ {
+      for (i = 2; i <= NF && $i !~ /^#/; i++) if ($i != node && $i != "localhost" && !seen[$i]++) printf " %s", $i
+    }' /etc/hosts)"
+  echo "$NODE localhost$names" >"$COMMON/host_aliases.tmp"
   mv "$COMMON/host_aliases.tmp" "$COMMON/host_aliases"
   echo "$NODE" >"$COMMON/act_qmaster"
 }
