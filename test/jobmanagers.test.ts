@@ -230,6 +230,11 @@ describe('SGE states', () => {
       p(res(table('   4711 0.55500 sortie-pil u            s     11/25/2025 14:00:01 all.q@vm 4'))).state,
     ).toBe('running');
   });
+  it('the status command survives a csh login shell: one line, no history character', () => {
+    const cmd = jobManagerFor('sge').statusCommand('4711', '/s');
+    expect(cmd).not.toContain('\n');
+    expect(cmd).not.toContain('!');
+  });
   it('a job missing from qstat is finished', () => {
     expect(p(res(table('')))).toEqual({ state: 'finished', detail: 'job 4711 no longer in qstat' });
   });

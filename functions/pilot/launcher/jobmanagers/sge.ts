@@ -35,16 +35,17 @@ function script(s: BatchJobSpec): string {
 const sh = (body: string) => `/bin/sh -c ${shq(body)}`;
 
 function statusCommand(jobId: string): string {
+  const id = shq(jobId);
+  // One line and no '!': csh, a login shell some sites still give, rejects a quoted string that spans lines
+  // and expands '!' (history) even inside single quotes.
   return sh(
     [
       'out=$(qstat -u "$USER") || exit $?',
       'printf "%s\\n" "$out"',
       // Only for a job in error state: qstat -j is a second call, and its reason is all that is needed.
-      `if printf "%s\\n" "$out" | awk -v id=${shq(jobId)} '$1 == id && $5 ~ /E/ { f = 1 } END { exit !f }'; then`,
-      `  qstat -j ${shq(jobId)} | grep '^error reason'`,
-      'fi',
+      `if printf "%s\\n" "$out" | awk -v id=${id} '$1 == id && $5 ~ /E/ { f = 1 } END { exit (f ? 0 : 1) }'; then qstat -j ${id} | grep '^error reason'; fi`,
       'exit 0',
-    ].join('\n'),
+    ].join('; '),
   );
 }
 
