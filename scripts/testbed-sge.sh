@@ -86,9 +86,19 @@ install_packages() {
   fi
   log "installing ${missing[*]}"
   if ! compgen -G '/var/lib/apt/lists/*_Packages*' >/dev/null; then apt-get update -q >&2; fi
-  # It pulls exim4 (the default mailer); policy-rc.d keeps it from starting, and mail is off below anyway.
+  # The packages' init scripts would start sge_qmaster, sge_execd and exim4 (pulled in as the mailer) on a
+  # machine without a policy-rc.d (images have one); this script starts what it needs itself, and no mailer.
+  local policy=''
+  if [[ ! -e /usr/sbin/policy-rc.d ]]; then
+    policy=/usr/sbin/policy-rc.d
+    printf '#!/bin/sh\n# testbed-sge.sh: no daemon starts while it installs packages\nexit 101\n' >"$policy"
+    chmod 0755 "$policy"
+  fi
+  local rc=0
   DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends \
-    -o DPkg::Lock::Timeout=120 "${missing[@]}" >&2
+    -o DPkg::Lock::Timeout=120 "${missing[@]}" >&2 || rc=$?
+  [[ -z "$policy" ]] || rm -f "$policy"
+  ((rc == 0)) || die "apt-get install ${missing[*]} failed ($rc)"
   [[ -s "$COMMON/bootstrap" ]] || die "the gridengine packages did not create the cell ($COMMON/bootstrap missing)"
 }
 
