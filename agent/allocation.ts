@@ -142,7 +142,8 @@ export interface ThisHost {
 }
 
 /**
- * Reads the allocation from SLURM, PBS, LSF or SGE variables, else this host. `gpusPerNode` comes from the
+ * Reads the allocation from SLURM, PBS, LSF or SGE variables (`PE_HOSTFILE`, or `NSLOTS` on this host for a
+ * job without a parallel environment), else this host. `gpusPerNode` comes from the
  * resource config (batch systems other than SLURM do not say); `read` reads the node files.
  */
 export function discoverAllocation(
@@ -167,6 +168,9 @@ export function discoverAllocation(
     };
   else if (env.PE_HOSTFILE)
     alloc = { lrms: 'SGE', nodes: parseSgeHostfile(read(env.PE_HOSTFILE), gpusPerNode) };
+  else if (env.JOB_ID && env.NSLOTS && (env.SGE_ROOT || env.SGE_JOB_SPOOL_DIR))
+    // A job without a parallel environment (`-pe`, so one slot) gets no PE_HOSTFILE: its slots on this host.
+    alloc = { lrms: 'SGE', nodes: [{ name: host.name, cores: Number(env.NSLOTS), gpus: gpusPerNode }] };
   else return { lrms: 'FORK', nodes: [{ name: host.name, cores: host.cores, gpus: gpusPerNode }] };
   if (alloc.nodes.length === 0) throw new Error(`${alloc.lrms} allocation lists no nodes`);
   return alloc;

@@ -2,7 +2,8 @@
 # Every test, against real engines: typecheck, lint, then the vitest suites with
 #  - dynalite (always) and Amazon's DynamoDB Local (needs Java 17) for the store suite,
 #  - the real sshd + SLURM test bed (scripts/testbed.sh, needs root) for the SSH/batch suites,
-#  - the multi-node SLURM cluster (scripts/testbed.sh cluster, needs root) for test/cluster.test.ts.
+#  - the multi-node SLURM cluster (scripts/testbed.sh cluster, needs root) for test/cluster.test.ts,
+#  - Grid Engine on this host (scripts/testbed.sh sge, needs root) for test/ssh-sge.test.ts.
 # What cannot start here is said once, up front; the suites that need it then say why they skip.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -16,7 +17,9 @@ fi
 # Whatever this run brings up it takes down again, also when a bring-up fails half way.
 started_testbed=0
 started_cluster=0
+started_sge=0
 cleanup() {
+  if [[ $started_sge == 1 ]]; then bash scripts/testbed.sh sge down >/dev/null 2>&1 || true; fi
   if [[ $started_cluster == 1 ]]; then bash scripts/testbed.sh cluster down >/dev/null 2>&1 || true; fi
   if [[ $started_testbed == 1 ]]; then bash scripts/testbed.sh down >/dev/null 2>&1 || true; fi
 }
@@ -27,8 +30,17 @@ if [[ "$(id -u)" == 0 ]]; then
     started_testbed=1
     bash scripts/testbed.sh up >/dev/null
   fi
+  # Grid Engine runs beside SLURM on this host and is reached over the same sshd. It needs this host's name to
+  # resolve to a loopback address (traffic stays on 127.0.0.0/8); where it does not (a container whose name is
+  # its bridge address) that is said here and its suite skips; elsewhere a failing `up` fails the run.
+  if [[ "$(getent ahostsv4 "$(hostname)" | awk 'NR == 1 { print $1 }')" != 127.* ]]; then
+    echo "test-all: this host's name does not resolve to a loopback address: the Grid Engine suite skips" >&2
+  elif ! bash scripts/testbed.sh sge status >/dev/null 2>&1; then
+    started_sge=1
+    bash scripts/testbed.sh sge up >/dev/null
+  fi
 else
-  echo "test-all: not root: the SSH/SLURM suites skip unless the test bed is already up" >&2
+  echo "test-all: not root: the SSH/SLURM/Grid Engine suites skip unless their test beds are already up" >&2
 fi
 # The multi-node cluster needs network, UTS and mount namespaces and a bridge: where they cannot be made (a container
 # without CAP_SYS_ADMIN/CAP_NET_ADMIN) that is said here and its suite skips; elsewhere a failing `up` fails the run.

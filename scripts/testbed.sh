@@ -7,6 +7,7 @@
 #   scripts/testbed.sh status   # rc 0 when every daemon is alive and SSH+SLURM answer
 #   scripts/testbed.sh down     # cancel hpcuser's jobs, stop daemons by pid; bounded, never hangs
 #   scripts/testbed.sh cluster up|down|status   # the multi-node cluster: scripts/testbed-cluster.sh
+#   scripts/testbed.sh sge up|down|status       # Grid Engine on this host: scripts/testbed-sge.sh
 set -euo pipefail
 
 TB="${SORTIE_TESTBED_DIR:-/var/tmp/sortie-testbed}"
@@ -23,6 +24,11 @@ log() { echo "testbed: $*" >&2; }
 if [[ "${1:-}" == cluster ]]; then
   shift
   exec bash "$(dirname "$0")/testbed-cluster.sh" "$@"
+fi
+# Grid Engine on this host, reached over this bed's sshd: its own script, state directory and lock.
+if [[ "${1:-}" == sge ]]; then
+  shift
+  exec bash "$(dirname "$0")/testbed-sge.sh" "$@"
 fi
 # sshd's -f needs an absolute path (relative paths break re-exec'd children silently).
 [[ "$TB" == /* ]] || die "SORTIE_TESTBED_DIR must be absolute, got '$TB'"
@@ -314,5 +320,5 @@ case "${1:-}" in
   up) cmd_up ;;
   down) cmd_down ;;
   status) cmd_status ;;
-  *) die "usage: $0 up|down|status, or $0 cluster up|down|status" ;;
+  *) die "usage: $0 up|down|status, or $0 cluster|sge up|down|status" ;;
 esac

@@ -111,6 +111,16 @@ describe('discoverAllocation on recorded environments', () => {
     });
   });
 
+  it('SGE without a parallel environment (no PE_HOSTFILE): NSLOTS on this host', () => {
+    const env = { JOB_ID: '12', NSLOTS: '1', SGE_ROOT: '/var/lib/gridengine' };
+    expect(discoverAllocation(env, host, 1)).toEqual({
+      lrms: 'SGE',
+      nodes: [{ name: 'laptop', cores: 1, gpus: 1 }],
+    });
+    // JOB_ID and NSLOTS alone are not Grid Engine's.
+    expect(discoverAllocation({ JOB_ID: '12', NSLOTS: '1' }, host).lrms).toBe('FORK');
+  });
+
   it('fork: this host', () => {
     expect(discoverAllocation({ HOME: '/home/me' }, host, 2)).toEqual({
       lrms: 'FORK',

@@ -207,6 +207,34 @@ describe('SGE states', () => {
       'finished',
     );
   });
+  it('a job in error state is finished, with the reason qstat -j gives (recorded on SGE 8.1.9)', () => {
+    const out =
+      table(
+        '   4711 0.50000 sortie-pil u            Eqw   12/04/2026 17:55:00                                    2',
+      ) +
+      'error reason          1:      12/04/2026 17:55:02 [1001:27239]: error: can\'t open output file "/nonexistent/dir/out": No such file or directory\n';
+    expect(p(res(out))).toEqual({
+      state: 'finished',
+      detail:
+        'Eqw (queue -); error: can\'t open output file "/nonexistent/dir/out": No such file or directory',
+    });
+  });
+  it('a restarted job waiting again is queued; suspended jobs still hold their slots', () => {
+    expect(p(res(table('   4711 0.55500 sortie-pil u            Rq    11/25/2025 14:00:01  4'))).state).toBe(
+      'queued',
+    );
+    expect(
+      p(res(table('   4711 0.55500 sortie-pil u            Rr    11/25/2025 14:00:01 all.q@vm 4'))).state,
+    ).toBe('running');
+    expect(
+      p(res(table('   4711 0.55500 sortie-pil u            s     11/25/2025 14:00:01 all.q@vm 4'))).state,
+    ).toBe('running');
+  });
+  it('the status command survives a csh login shell: one line, no history character', () => {
+    const cmd = jobManagerFor('sge').statusCommand('4711', '/s');
+    expect(cmd).not.toContain('\n');
+    expect(cmd).not.toContain('!');
+  });
   it('a job missing from qstat is finished', () => {
     expect(p(res(table('')))).toEqual({ state: 'finished', detail: 'job 4711 no longer in qstat' });
   });
