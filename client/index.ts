@@ -31,6 +31,7 @@ export {
   NotImplemented,
   PermissionDenied,
   PilotException,
+  Throttled,
   Timeout,
 } from '../core/errors.ts';
 export { StagingAction, type StagingDirective, StagingFlag } from '../core/staging.ts';

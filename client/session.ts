@@ -15,6 +15,11 @@ import { UnitManager } from './unit-manager.ts';
 /** Options of Session.create / reconnect. */
 export interface SessionOptions extends TransportOptions {
   name?: string;
+  /**
+   * For a deployment that requires a login to open sessions (a JWT authorizer, see the README): your
+   * OpenID Connect ID or access token; default env SORTIE_ID_TOKEN. Sent only to create the session.
+   */
+  idToken?: string;
 }
 
 interface SessionWire {
@@ -42,7 +47,7 @@ export class Session {
 
   /** Creates a new session; its token (keep it secret) lets you reconnect later. */
   static async create(opts: SessionOptions = {}): Promise<Session> {
-    const transport = new Transport(opts);
+    const transport = new Transport(opts, opts.idToken ?? process.env.SORTIE_ID_TOKEN);
     const info = await transport.request<SessionWire>(
       'POST',
       '/sessions',

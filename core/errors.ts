@@ -18,7 +18,8 @@ export type ErrorCode =
   | 'AuthorizationFailed'
   | 'AuthenticationFailed'
   | 'NoSuccess'
-  | 'NotImplemented';
+  | 'NotImplemented'
+  | 'Throttled';
 
 /** Options every Sortie error takes: the chained cause and, like RP's `get_object()`, the uid concerned. */
 export interface PilotExceptionOptions extends ErrorOptions {
@@ -107,6 +108,10 @@ export class NoSuccess extends PilotException {
 export class NotImplemented extends PilotException {
   override readonly code = 'NotImplemented';
 }
+/** A limit of the deployment was reached (e.g. pilots created per minute); the message names it. Not in RP. */
+export class Throttled extends PilotException {
+  override readonly code = 'Throttled';
+}
 
 /**
  * The one mapping from error code to HTTP status.
@@ -118,6 +123,7 @@ export class NotImplemented extends PilotException {
  * - Timeout 504, not 408: 408 says the *client* was too slow sending its request (and proxies may drop the
  *   connection or replay it); here the server gave up waiting on something upstream (DynamoDB, a batch
  *   system, an agent), which is what 504 means.
+ * - Throttled 429: a per-session limit; the SDK retries 429 within its retry budget, as it does API Gateway's.
  */
 const STATUS: Readonly<Record<ErrorCode, number>> = {
   PilotException: 500,
@@ -132,6 +138,7 @@ const STATUS: Readonly<Record<ErrorCode, number>> = {
   AuthenticationFailed: 401,
   NoSuccess: 500,
   NotImplemented: 501,
+  Throttled: 429,
 };
 
 const CLASSES: Readonly<
@@ -149,6 +156,7 @@ const CLASSES: Readonly<
   AuthenticationFailed,
   NoSuccess,
   NotImplemented,
+  Throttled,
 };
 
 /** HTTP status of any thrown value: a Sortie error's own status, 500 for anything else. */

@@ -13,10 +13,12 @@ import { CreateStateMachineCommand, SFNClient } from '@aws-sdk/client-sfn';
 import { CreateQueueCommand, GetQueueAttributesCommand, SQSClient } from '@aws-sdk/client-sqs';
 import { buildAgentBundle } from '../agent/bundle.ts';
 import { ENV, EVENT_SOURCES, QUEUES, SCHEDULES, STATE_MACHINES, TABLE } from '../stacks/manifest.ts';
+import { SESSION_ROUTE, sessionAuthFrom } from '../stacks/session-auth.ts';
 import { createTable } from '../store/schema.ts';
 import { type LocalDynamoDb, startDynalite, startDynamoDbLocal } from './dynamodb.ts';
 import { type SourceQueue, startEventSources } from './event-sources.ts';
 import { startHttpApi } from './http-api.ts';
+import { type JwtAuthorizerConfig, jwtAuthorizer } from './jwt-authorizer.ts';
 import { invoke } from './lambdas.ts';
 import { type CapturedMetrics, captureMetrics } from './metrics.ts';
 import { type Recovery, recoverPilots } from './recover.ts';
@@ -31,6 +33,13 @@ export interface BackendOptions {
   dynamodb?: 'dynalite' | 'dynamodb-local';
   /** Agent heartbeat budget in seconds (HeartbeatSeconds of the Active state); default 60. */
   heartbeatSeconds?: number;
+  /** Pilots one session may create per minute; default 100. */
+  pilotsPerMinute?: number;
+  /**
+   * A JWT authorizer on `POST /sessions`, as a deployment has it; default: from env SORTIE_JWT_ISSUER and
+   * SORTIE_JWT_AUDIENCE when set (see stacks/session-auth.ts), else none (the API listens on 127.0.0.1 only).
+   */
+  sessionAuth?: JwtAuthorizerConfig;
   /** Seconds an agent has to activate after launch; default 600. */
   activateTimeoutSeconds?: number;
   /** Seconds between batch-job checks while a pilot waits for its agent; default 30. */
@@ -128,6 +137,12 @@ export class BackendStartError extends Error {
   override name = 'BackendStartError';
 }
 
+/** The deployment's JWT settings when the environment names them (an IAM choice has no local equivalent). */
+function jwtFromEnv(): JwtAuthorizerConfig | undefined {
+  const auth = sessionAuthFrom(process.env, true);
+  return auth.type === 'jwt' ? auth : undefined;
+}
+
 /** Starts the embedded backend and points this process's environment at it. */
 export async function startBackend(opts: BackendOptions = {}): Promise<Backend> {
   const closers: (() => Promise<void>)[] = [];
@@ -200,7 +215,11 @@ export async function startBackend(opts: BackendOptions = {}): Promise<Backend> 
 
     let api: Awaited<ReturnType<typeof startHttpApi>>;
     try {
-      api = await startHttpApi(opts.port !== undefined ? { port: opts.port } : {});
+      const auth = opts.sessionAuth ?? jwtFromEnv();
+      api = await startHttpApi({
+        ...(opts.port !== undefined ? { port: opts.port } : {}),
+        ...(auth ? { authorizers: { [SESSION_ROUTE]: jwtAuthorizer(auth) } } : {}),
+      });
     } catch (err) {
       if ((err as NodeJS.ErrnoException).code === 'EADDRINUSE') {
         throw new BackendStartError(
@@ -223,6 +242,7 @@ export async function startBackend(opts: BackendOptions = {}): Promise<Backend> 
       [ENV.heartbeatSeconds]: String(opts.heartbeatSeconds ?? 60),
       [ENV.activateTimeoutSeconds]: String(opts.activateTimeoutSeconds ?? 600),
       [ENV.jobCheckSeconds]: String(opts.jobCheckSeconds ?? 30),
+      [ENV.pilotsPerMinute]: String(opts.pilotsPerMinute ?? 100),
     };
     Object.assign(process.env, own);
     const events = startEventSources(sqs, queues);

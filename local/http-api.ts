@@ -10,7 +10,11 @@ import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import type { APIGatewayProxyEventV2, APIGatewayProxyStructuredResultV2 } from 'aws-lambda';
 import { ROUTES } from '../stacks/manifest.ts';
+import type { Authorize } from './jwt-authorizer.ts';
 import { invoke } from './lambdas.ts';
+
+/** The authorizer refused the request: 401, the function is not invoked. */
+class Unauthorized extends Error {}
 
 interface CompiledRoute {
   routeKey: string;
@@ -150,7 +154,13 @@ export interface LocalHttpApi {
 const MAX_BODY = 10 * 1024 * 1024;
 
 /** Serves the manifest's routes on 127.0.0.1 (port 0 = any free port). */
-export async function startHttpApi(opts: { port?: number } = {}): Promise<LocalHttpApi> {
+export async function startHttpApi(
+  opts: {
+    port?: number;
+    /** Authorizers by route key (API Gateway's JWT authorizer, see local/jwt-authorizer.ts). */
+    authorizers?: Readonly<Record<string, Authorize>>;
+  } = {},
+): Promise<LocalHttpApi> {
   const routes = compileRoutes(ROUTES);
   const server = http.createServer((req, res) => {
     const chunks: Buffer[] = [];
@@ -176,27 +186,43 @@ export async function startHttpApi(opts: { port?: number } = {}): Promise<LocalH
         hit.route.routeKey,
         hit.pathParameters,
       );
-      invoke(hit.route.fn, event).then(
-        (out) => {
-          const r = out as APIGatewayProxyStructuredResultV2 | string | undefined;
-          if (r && typeof r === 'object' && typeof r.statusCode === 'number') {
-            const headers: Record<string, string> = {};
-            for (const [k, v] of Object.entries(r.headers ?? {})) headers[k.toLowerCase()] = String(v);
-            const body = typeof r.body === 'string' ? r.body : '';
-            stats.responseBytes += Buffer.byteLength(body);
-            send(res, r.statusCode, body, headers);
-          } else {
-            const body = JSON.stringify(r ?? null);
-            stats.responseBytes += Buffer.byteLength(body);
-            send(res, 200, body);
-          }
-        },
-        (err: unknown) => {
-          // API Gateway hides a function's crash behind a generic 500; the function's own log keeps the detail.
-          console.error(`[http-api] ${hit.route.routeKey} crashed:`, err);
-          send(res, 500, JSON.stringify({ message: 'Internal Server Error' }));
-        },
-      );
+      const authorize = opts.authorizers?.[hit.route.routeKey];
+      const authorized = authorize
+        ? authorize(event.headers).then((claims) => {
+            if (!claims) return false;
+            // Where API Gateway puts a JWT authorizer's result for the function.
+            (event.requestContext as { authorizer?: unknown }).authorizer = { jwt: { claims, scopes: null } };
+            return true;
+          })
+        : Promise.resolve(true);
+      authorized
+        .then((ok) => {
+          if (!ok) throw new Unauthorized();
+          return invoke(hit.route.fn, event);
+        })
+        .then(
+          (out) => {
+            const r = out as APIGatewayProxyStructuredResultV2 | string | undefined;
+            if (r && typeof r === 'object' && typeof r.statusCode === 'number') {
+              const headers: Record<string, string> = {};
+              for (const [k, v] of Object.entries(r.headers ?? {})) headers[k.toLowerCase()] = String(v);
+              const body = typeof r.body === 'string' ? r.body : '';
+              stats.responseBytes += Buffer.byteLength(body);
+              send(res, r.statusCode, body, headers);
+            } else {
+              const body = JSON.stringify(r ?? null);
+              stats.responseBytes += Buffer.byteLength(body);
+              send(res, 200, body);
+            }
+          },
+          (err: unknown) => {
+            if (err instanceof Unauthorized)
+              return send(res, 401, JSON.stringify({ message: 'Unauthorized' }));
+            // API Gateway hides a function's crash behind a generic 500; the function's own log keeps the detail.
+            console.error(`[http-api] ${hit.route.routeKey} crashed:`, err);
+            send(res, 500, JSON.stringify({ message: 'Internal Server Error' }));
+          },
+        );
     });
   });
   server.keepAliveTimeout = 30_000;

@@ -3,6 +3,7 @@
  */
 import { PolicyStatement } from 'aws-cdk-lib/aws-iam';
 import {
+  type ApiAuthorizer,
   type ApiRouteProps,
   Api as SstApi,
   type Function as SstFunction,
@@ -11,6 +12,7 @@ import {
 } from 'sst/constructs';
 import { Data } from './Data.ts';
 import { type FunctionName, ROUTES } from './manifest.ts';
+import { SESSION_ROUTE, sessionAuthFrom } from './session-auth.ts';
 import {
   functionOf,
   pilotExecutionsArn,
@@ -40,17 +42,28 @@ export function Api({ stack }: StackContext): ApiOutputs {
   const data = use(Data);
   // No routes yet: the functions need the API's URL in their environment, and the routes need the
   // functions. The API resource itself does not depend on its routes, so this is no cycle.
-  const api = new SstApi(stack, 'Api', {
-    // Only the SDK, the CLI and agents call the API; no browser origin needs it.
+  const auth = sessionAuthFrom(process.env);
+  const authorizers: Record<string, ApiAuthorizer> =
+    auth.type === 'jwt'
+      ? { sessions: { type: 'jwt', jwt: { issuer: auth.issuer, audience: auth.audience } } }
+      : {};
+  const api = new SstApi<Record<string, ApiAuthorizer>>(stack, 'Api', {
+    // The SDK, the CLI and agents call the API; the dashboard page is served by it (same origin).
     cors: false,
     defaults: { throttle: THROTTLE, payloadFormatVersion: '2.0' },
+    authorizers,
   });
   const env = sortieEnv(stack, data, api.url);
   const functions = sortieFunctions(stack, ROUTED_FUNCTIONS, env, data);
 
   const routes: Record<string, ApiRouteProps<string>> = {};
   for (const [route, name] of Object.entries(ROUTES)) {
-    routes[route] = { function: functionOf(functions, name), payloadFormatVersion: '2.0' };
+    routes[route] = {
+      function: functionOf(functions, name),
+      payloadFormatVersion: '2.0',
+      // Only session creation sits behind AWS's authorizer; Sortie's own tokens guard every other route.
+      ...(route === SESSION_ROUTE ? { authorizer: auth.type === 'jwt' ? 'sessions' : 'iam' } : {}),
+    };
   }
   api.addRoutes(stack, routes);
 

@@ -157,6 +157,8 @@ export const ENV = {
   activateTimeoutSeconds: 'SORTIE_ACTIVATE_TIMEOUT_SECONDS',
   /** How often a pilot's batch job is checked while its agent has not activated; default 30. */
   jobCheckSeconds: 'SORTIE_JOB_CHECK_SECONDS',
+  /** Pilots one session may create per minute (default 100): a runaway script cannot flood a site's queue. */
+  pilotsPerMinute: 'SORTIE_PILOTS_PER_MINUTE',
   /** Path of the agent bundle the launch function ships (built by esbuild). */
   agentBundle: 'SORTIE_AGENT_BUNDLE',
 } as const;

@@ -14,6 +14,7 @@ import * as managers from './managers.ts';
 import type { StoreObserver } from './observer.ts';
 import * as pilots from './pilots.ts';
 import type { Page, PageOptions } from './query.ts';
+import * as quotas from './quotas.ts';
 import type {
   PilotManagerRecord,
   PilotRecord,
@@ -76,6 +77,11 @@ export class Store {
   /** Zero the request counters. */
   resetRequests(): void {
     this.#ctx.db.resetRequests();
+  }
+
+  /** See {@link quotas.takeQuota}. */
+  takeQuota(sessionId: string, name: string, n: number, limit: number): Promise<void> {
+    return quotas.takeQuota(this.#ctx, sessionId, name, n, limit);
   }
 
   // Credentials ---------------------------------------------------------------------------------------

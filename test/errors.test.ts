@@ -13,6 +13,7 @@ import {
   NotImplemented,
   PermissionDenied,
   PilotException,
+  Throttled,
   Timeout,
   toWire,
 } from '../core/errors.ts';
@@ -29,6 +30,7 @@ const table = [
   [IncorrectURL, 'IncorrectURL', 400],
   [AuthorizationFailed, 'AuthorizationFailed', 403],
   [NotImplemented, 'NotImplemented', 501],
+  [Throttled, 'Throttled', 429],
 ] as const;
 
 describe('errors', () => {

@@ -33,6 +33,7 @@ import {
   STATE_MACHINES,
   TABLE,
 } from '../stacks/manifest.ts';
+import { SESSION_ROUTE } from '../stacks/session-auth.ts';
 
 const ROOT = fileURLToPath(new URL('..', import.meta.url));
 const STAGE = 'test';
@@ -466,6 +467,14 @@ describe.skipIf(missing.length > 0)(suiteName, () => {
         IntegrationUri: { 'Fn::GetAtt': [functionId(ROUTES[String(route.props.RouteKey)] ?? 'api'), 'Arn'] },
       });
     }
+  });
+
+  it("closes session creation behind AWS's authorizer (IAM without a JWT issuer); Sortie's tokens guard the rest", () => {
+    const routes = resourcesOf(templates, 'AWS::ApiGatewayV2::Route');
+    const authOf = (key: string) => routes.find((r) => r.props.RouteKey === key)?.props.AuthorizationType;
+    expect(authOf(SESSION_ROUTE)).toBe('AWS_IAM');
+    for (const key of Object.keys(ROUTES).filter((k) => k !== SESSION_ROUTE))
+      expect([undefined, 'NONE'], key).toContain(authOf(key));
   });
 
   it('grants the API its executions, the agent API the task tokens, and every function the table and queues', () => {

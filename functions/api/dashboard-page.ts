@@ -7,7 +7,7 @@
  */
 
 /** The page's script: plain browser JavaScript, kept in a string so the Lambda bundle carries it. */
-export const DASHBOARD_SCRIPT = String.raw`
+export const DASHBOARD_SCRIPT = `
 'use strict';
 const STATES = ['New', 'Unscheduled', 'PendingExecution', 'Scheduling', 'Executing', 'Done', 'Failed', 'Canceled'];
 const COLORS = { Executing: '#1f77b4', Done: '#2ca02c', Failed: '#d62728', Canceled: '#7f7f7f' };

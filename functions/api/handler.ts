@@ -17,7 +17,7 @@ import type { PageOptions, PilotRecord, SessionRecord, UnitRecord } from '../../
 import { authSession } from '../lib/auth.ts';
 import { httpHandler, type Request, str, strList } from '../lib/http.ts';
 import { asIs, once, type Replay } from '../lib/idempotency.ts';
-import { cancelPilot, startPilotExecution } from '../lib/pilots.ts';
+import { cancelPilot, pilotsPerMinute, startPilotExecution } from '../lib/pilots.ts';
 import { createPilotQueue } from '../lib/queues.ts';
 import { sessionResources } from '../lib/resources.ts';
 import { hashSecret, newSecret, seal, secretMatches, unseal } from '../lib/secrets.ts';
@@ -277,6 +277,8 @@ export const handler = httpHandler({
       }),
     };
     return once(req, s.sessionId, replay, async () => {
+      // Inside `once`: a repeat of an accepted request replays it and takes nothing.
+      await store().takeQuota(s.sessionId, 'pilots', descriptions.length, pilotsPerMinute());
       const pilots = await store().createPilots(
         s.sessionId,
         pmgr,

@@ -21,6 +21,11 @@ export function heartbeatSeconds(): number {
   return Number(process.env[ENV.heartbeatSeconds] ?? 60) || 60;
 }
 
+/** Pilots a session may create per minute; from the deployment's environment. */
+export function pilotsPerMinute(): number {
+  return Number(process.env[ENV.pilotsPerMinute] ?? 100) || 100;
+}
+
 /** Name of a pilot's execution: one per pilot, so a retried start cannot start two. */
 export function executionName(sessionId: string, pilotId: string): string {
   return `${sessionId}-${pilotId}`.replace(/[^A-Za-z0-9_-]/g, '_').slice(-80);
