@@ -155,6 +155,8 @@ export const ENV = {
   activateTimeoutSeconds: 'SORTIE_ACTIVATE_TIMEOUT_SECONDS',
   /** How often a pilot's batch job is checked while its agent has not activated; default 30. */
   jobCheckSeconds: 'SORTIE_JOB_CHECK_SECONDS',
+  /** Seconds a pull's units stay leased to the agent that pulled them unstarted; default 300. */
+  leaseSeconds: 'SORTIE_LEASE_SECONDS',
   /** Path of the agent bundle the launch function ships (built by esbuild). */
   agentBundle: 'SORTIE_AGENT_BUNDLE',
 } as const;

@@ -286,6 +286,17 @@ export class Store {
   ): Promise<TransitionOutcome<UnitRecord, UnitState>[]> {
     return units.rescheduleUnits(this.#ctx, sessionId, input);
   }
+  /** See {@link units.returnLeases}. */
+  returnLeases(
+    sessionId: string,
+    input: readonly units.UnitReschedule[],
+  ): Promise<TransitionOutcome<UnitRecord, UnitState>[]> {
+    return units.returnLeases(this.#ctx, sessionId, input);
+  }
+  /** See {@link units.clearLeaseDeadline}. */
+  clearLeaseDeadline(sessionId: string, uid: string, pilotId: string): Promise<PatchOutcome<UnitRecord>> {
+    return units.clearLeaseDeadline(this.#ctx, sessionId, uid, pilotId);
+  }
   /** See {@link units.patchUnit}. */
   patchUnit(
     sessionId: string,

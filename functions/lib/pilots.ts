@@ -9,6 +9,7 @@ import {
   StartExecutionCommand,
 } from '@aws-sdk/client-sfn';
 import { CANCELED_ERROR } from '../../core/pilot-end.ts';
+import { DEFAULT_LEASE_SECONDS } from '../../core/reconcile.ts';
 import { isFinal, pilotModel } from '../../core/states.ts';
 import { ENV } from '../../stacks/manifest.ts';
 import type { PilotRecord } from '../../store/index.ts';
@@ -19,6 +20,11 @@ import { store } from './store.ts';
 /** Seconds; from the deployment's environment, so every pilot of a deployment shares the budget. */
 export function heartbeatSeconds(): number {
   return Number(process.env[ENV.heartbeatSeconds] ?? 60) || 60;
+}
+
+/** Seconds a pull's units stay leased to the agent that pulled them (see core/reconcile.ts leaseAction). */
+export function leaseSeconds(): number {
+  return Number(process.env[ENV.leaseSeconds] ?? DEFAULT_LEASE_SECONDS) || DEFAULT_LEASE_SECONDS;
 }
 
 /** Name of a pilot's execution: one per pilot, so a retried start cannot start two. */
