@@ -26,6 +26,11 @@ export const TABLE = {
    * whose fixed-width time prefix makes string order time order.
    */
   attributeTypes: { pk: 'S', parent: 'S', changed: 'S', pilotKey: 'S' },
+  /**
+   * TTL attribute (epoch seconds): only request-token claims carry it (store/requests.ts), so nothing else
+   * ever expires. The code treats a claim past it as gone, since DynamoDB deletes late and dynalite never.
+   */
+  timeToLive: 'expires',
 } as const;
 
 /**

@@ -32,7 +32,7 @@ export type { UidKind } from './keys.ts';
 export type { NewPilot, PilotGuard, PilotPatch } from './pilots.ts';
 export { type Page, type PageOptions, rewindCursor } from './query.ts';
 export type * from './records.ts';
-export type { RequestClaim } from './requests.ts';
+export { CLAIM_TTL_SECONDS, canTakeOver, PENDING_TAKEOVER_SECONDS, type RequestClaim } from './requests.ts';
 export type { SessionResourceConfig } from './resources.ts';
 export { createTable } from './schema.ts';
 export type { NewSession } from './sessions.ts';
@@ -76,20 +76,24 @@ export class Store {
   // Credentials ---------------------------------------------------------------------------------------
 
   /** See {@link requests.claimRequest}. */
-  claimRequest(key: string, fingerprint: string) {
-    return requests.claimRequest(this.#ctx, key, fingerprint);
+  claimRequest(key: string, fingerprint: string, options?: { takeoverSeconds?: number }) {
+    return requests.claimRequest(this.#ctx, key, fingerprint, options);
   }
   /** See {@link requests.getRequest}. */
   getRequest(key: string) {
     return requests.getRequest(this.#ctx, key);
   }
   /** See {@link requests.settleRequest}. */
-  settleRequest(key: string, status: 'done' | 'failed', result: unknown): Promise<void> {
-    return requests.settleRequest(this.#ctx, key, status, result);
+  settleRequest(key: string, attempt: string, status: 'done' | 'failed', result: unknown): Promise<boolean> {
+    return requests.settleRequest(this.#ctx, key, attempt, status, result);
   }
   /** See {@link requests.releaseRequest}. */
-  releaseRequest(key: string): Promise<void> {
-    return requests.releaseRequest(this.#ctx, key);
+  releaseRequest(key: string, attempt: string): Promise<void> {
+    return requests.releaseRequest(this.#ctx, key, attempt);
+  }
+  /** The time as the store sees it (its clock; tests may set it). */
+  now(): string {
+    return this.#ctx.now();
   }
   /** See {@link credentials.putContext}. */
   putContext(sessionId: string, resource: string, sealed: string): Promise<void> {
