@@ -33,7 +33,7 @@ export interface ReconcileReport {
   checked: number;
   /** Pilots finalized here, with the reason. */
   finalized: { sid: string; pid: string; reason: string }[];
-  /** Pilots whose finalize failed again (they stay live for the next run). */
+  /** Pilots whose finalize (or lease return) failed again (they stay live for the next run). */
   failed: { sid: string; pid: string; error: string }[];
   /** Units whose expired lease was returned to their pilot's queue (including those sent again). */
   returned: { sid: string; pid: string; uids: string[] }[];
