@@ -13,6 +13,8 @@ import type { StartReport, UnitReport } from '../core/wire.ts';
 export interface PulledUnit {
   uid: string;
   name?: string;
+  /** The lease this pull holds on the unit's claim, sent back with its start (the write-ahead). */
+  lease?: string;
   description: {
     executable: string;
     arguments?: string[];

@@ -169,12 +169,14 @@ export class Executor {
     const execLocations = [...new Set(slots.map((s) => s.name))];
     const announced = this.writeAhead(unit, {
       uid: unit.uid,
+      lease: unit.lease ?? '',
       time: new Date().toISOString(),
       sandbox: dir,
       execLocations,
     });
     if (announced && !(await announced)) {
-      // Cancelled or rescheduled meanwhile: the control plane has its state; give the slots back unrun.
+      // Cancelled, rescheduled or its lease returned meanwhile: the control plane has its state; give the
+      // slots back unrun.
       this.running.delete(unit.uid);
       this.onExit(unit.uid, slots);
       return;

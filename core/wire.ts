@@ -101,6 +101,8 @@ export interface UnitReport {
  */
 export interface StartReport {
   uid: string;
+  /** The lease the unit was pulled under (the pull answer's `lease`): only its holder may start it. */
+  lease: string;
   time: string;
   sandbox?: string;
   execLocations?: string[];

@@ -12,6 +12,7 @@ import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import { CreateStateMachineCommand, SFNClient } from '@aws-sdk/client-sfn';
 import { CreateQueueCommand, GetQueueAttributesCommand, SQSClient } from '@aws-sdk/client-sqs';
 import { buildAgentBundle } from '../agent/bundle.ts';
+import { DEFAULT_LEASE_SECONDS } from '../core/reconcile.ts';
 import { ENV, EVENT_SOURCES, QUEUES, SCHEDULES, STATE_MACHINES, TABLE } from '../stacks/manifest.ts';
 import { SESSION_ROUTE, sessionAuthFrom } from '../stacks/session-auth.ts';
 import { createTable } from '../store/schema.ts';
@@ -44,6 +45,11 @@ export interface BackendOptions {
   activateTimeoutSeconds?: number;
   /** Seconds between batch-job checks while a pilot waits for its agent; default 30. */
   jobCheckSeconds?: number;
+  /**
+   * Seconds a pull's units stay leased to the agent that pulled them; unstarted by then, the reconciler
+   * returns them to the pilot's queue. Default 300 (core/reconcile.ts DEFAULT_LEASE_SECONDS).
+   */
+  leaseSeconds?: number;
   /**
    * Seconds between runs of each scheduled function (the reconciler); default: the manifest's rate, as
    * the EventBridge rule runs it in AWS. 0 runs none (tests that drive the reconciler themselves).
@@ -243,6 +249,7 @@ export async function startBackend(opts: BackendOptions = {}): Promise<Backend> 
       [ENV.activateTimeoutSeconds]: String(opts.activateTimeoutSeconds ?? 600),
       [ENV.jobCheckSeconds]: String(opts.jobCheckSeconds ?? 30),
       [ENV.pilotsPerMinute]: String(opts.pilotsPerMinute ?? 100),
+      [ENV.leaseSeconds]: String(opts.leaseSeconds ?? DEFAULT_LEASE_SECONDS),
     };
     Object.assign(process.env, own);
     const events = startEventSources(sqs, queues);

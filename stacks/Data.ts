@@ -27,6 +27,7 @@ export function Data({ stack, app }: StackContext): SortieData {
   const table = new Table(stack, 'Table', {
     partitionKey: key(TABLE.partitionKey),
     billingMode: BillingMode.PAY_PER_REQUEST,
+    timeToLiveAttribute: TABLE.timeToLive,
     pointInTimeRecoverySpecification: { pointInTimeRecoveryEnabled: true },
     removalPolicy,
   });

@@ -26,6 +26,11 @@ export const TABLE = {
    * whose fixed-width time prefix makes string order time order.
    */
   attributeTypes: { pk: 'S', parent: 'S', changed: 'S', pilotKey: 'S' },
+  /**
+   * TTL attribute (epoch seconds): only request-token claims carry it (store/requests.ts), so nothing else
+   * ever expires. The code treats a claim past it as gone, since DynamoDB deletes late and dynalite never.
+   */
+  timeToLive: 'expires',
 } as const;
 
 /**
@@ -159,6 +164,8 @@ export const ENV = {
   jobCheckSeconds: 'SORTIE_JOB_CHECK_SECONDS',
   /** Pilots one session may create per minute (default 100): a runaway script cannot flood a site's queue. */
   pilotsPerMinute: 'SORTIE_PILOTS_PER_MINUTE',
+  /** Seconds a pull's units stay leased to the agent that pulled them unstarted; default 300. */
+  leaseSeconds: 'SORTIE_LEASE_SECONDS',
   /** Path of the agent bundle the launch function ships (built by esbuild). */
   agentBundle: 'SORTIE_AGENT_BUNDLE',
 } as const;

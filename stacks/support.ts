@@ -81,6 +81,7 @@ export function sortieEnv(stack: Stack, data: SortieData, apiUrl: string): Sorti
     [ENV.activateTimeoutSeconds]: '600',
     [ENV.jobCheckSeconds]: '30',
     [ENV.pilotsPerMinute]: '100',
+    [ENV.leaseSeconds]: '300',
     // Copied next to the launch function's code (see Pilots.ts); `npm run build:agent` makes it.
     [ENV.agentBundle]: '/var/task/agent.cjs',
   };

@@ -35,7 +35,7 @@ export type { ObservedKind, StoreObserver } from './observer.ts';
 export type { NewPilot, PilotGuard, PilotPatch } from './pilots.ts';
 export { type Page, type PageOptions, rewindCursor } from './query.ts';
 export type * from './records.ts';
-export type { RequestClaim } from './requests.ts';
+export { CLAIM_TTL_SECONDS, canTakeOver, PENDING_TAKEOVER_SECONDS, type RequestClaim } from './requests.ts';
 export type { SessionResourceConfig } from './resources.ts';
 export { createTable } from './schema.ts';
 export type { NewSession } from './sessions.ts';
@@ -87,20 +87,24 @@ export class Store {
   // Credentials ---------------------------------------------------------------------------------------
 
   /** See {@link requests.claimRequest}. */
-  claimRequest(key: string, fingerprint: string) {
-    return requests.claimRequest(this.#ctx, key, fingerprint);
+  claimRequest(key: string, fingerprint: string, options?: { takeoverSeconds?: number }) {
+    return requests.claimRequest(this.#ctx, key, fingerprint, options);
   }
   /** See {@link requests.getRequest}. */
   getRequest(key: string) {
     return requests.getRequest(this.#ctx, key);
   }
   /** See {@link requests.settleRequest}. */
-  settleRequest(key: string, status: 'done' | 'failed', result: unknown): Promise<void> {
-    return requests.settleRequest(this.#ctx, key, status, result);
+  settleRequest(key: string, attempt: string, status: 'done' | 'failed', result: unknown): Promise<boolean> {
+    return requests.settleRequest(this.#ctx, key, attempt, status, result);
   }
   /** See {@link requests.releaseRequest}. */
-  releaseRequest(key: string): Promise<void> {
-    return requests.releaseRequest(this.#ctx, key);
+  releaseRequest(key: string, attempt: string): Promise<void> {
+    return requests.releaseRequest(this.#ctx, key, attempt);
+  }
+  /** The time as the store sees it (its clock; tests may set it). */
+  now(): string {
+    return this.#ctx.now();
   }
   /** See {@link credentials.putContext}. */
   putContext(sessionId: string, resource: string, sealed: string): Promise<void> {
@@ -296,6 +300,17 @@ export class Store {
     input: readonly units.UnitReschedule[],
   ): Promise<TransitionOutcome<UnitRecord, UnitState>[]> {
     return units.rescheduleUnits(this.#ctx, sessionId, input);
+  }
+  /** See {@link units.returnLeases}. */
+  returnLeases(
+    sessionId: string,
+    input: readonly units.UnitReschedule[],
+  ): Promise<TransitionOutcome<UnitRecord, UnitState>[]> {
+    return units.returnLeases(this.#ctx, sessionId, input);
+  }
+  /** See {@link units.clearLeaseDeadline}. */
+  clearLeaseDeadline(sessionId: string, uid: string, pilotId: string): Promise<PatchOutcome<UnitRecord>> {
+    return units.clearLeaseDeadline(this.#ctx, sessionId, uid, pilotId);
   }
   /** See {@link units.patchUnit}. */
   patchUnit(

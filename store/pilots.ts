@@ -42,7 +42,7 @@ export interface PilotPatch {
   /** Drop the queued commands (the agent took them). */
   clearCommands?: true;
   /** The agent's pull just answered (see PilotRecord.lastPull). */
-  lastPull?: { id: string; uids: string[] };
+  lastPull?: { id: string; uids: string[]; lease?: string };
   /** The pilot's end is fully processed (final state recorded, units swept): drop it from the live pilots. */
   retire?: true;
 }

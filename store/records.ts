@@ -61,7 +61,7 @@ export interface TaskTokens {
 export interface PilotRecord extends WirePilotRecord {
   sessionId: string;
   /** The agent's last answered pull: a retry with the same id gets the same units (its answer was lost). */
-  lastPull?: { id: string; uids: string[] };
+  lastPull?: { id: string; uids: string[]; lease?: string };
   secretHash?: string;
   taskTokens: TaskTokens;
   commands: PilotCommand[];
@@ -70,6 +70,10 @@ export interface PilotRecord extends WirePilotRecord {
 /** A unit (RP's unit doc): what the API shows, plus its session. */
 export interface UnitRecord extends WireUnitRecord {
   sessionId: string;
+  /** The lease holder of an unstarted claim (the pull's lease id); only its `POST /agent/started` may start it. */
+  lease?: string;
+  /** The lease's deadline (ms since the epoch): unstarted by then, the reconciler returns the unit to its queue. */
+  leaseUntil?: number;
 }
 
 /** Attributes that exist only for keys and indexes. */

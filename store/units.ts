@@ -6,6 +6,7 @@
 import type { ComputeUnitDescription } from '../core/descriptions.ts';
 import { BadParameter, DoesNotExist } from '../core/errors.ts';
 import { groupBy } from '../core/group.ts';
+import { returnLease } from '../core/reconcile.ts';
 import { isFinal, type Progress, progress, reschedule, type UnitState, unitModel } from '../core/states.ts';
 import { batchGet, batchPut, mapLimit } from './batch.ts';
 import type { StoreContext } from './context.ts';
@@ -47,12 +48,18 @@ export interface UnitPatch {
   finished?: string;
   /** Lines appended to the unit's log. */
   appendLog?: readonly string[];
+  /** Lease the claim to this holder (string) or drop the holder (null: the lease was returned). */
+  lease?: string | null;
+  /** The lease's deadline in ms since the epoch (number), or clear it (null). */
+  leaseUntil?: number | null;
 }
 
 /** Guards a unit write may carry besides the state. */
 export interface UnitExpect {
   /** The unit must be bound to this pilot (an agent may only move its own units). */
   pilot?: string;
+  /** The unit's claim must be leased to this holder (a start by the pull that claimed it). */
+  lease?: string;
 }
 
 /** One change of {@link transitionUnits}. */
@@ -213,9 +220,45 @@ export function rescheduleUnits(
 ): Promise<TransitionOutcome<UnitRecord, UnitState>[]> {
   return applyAll(ctx, sessionId, units, (u) => ({
     decide: reschedule,
-    patch: { pilot: null },
+    // A lease belongs to the claim on the ended pilot: the unit is claimed afresh wherever it goes.
+    patch: { pilot: null, lease: null, leaseUntil: null },
     expect: u.expect,
   }));
+}
+
+/**
+ * Expired leases: move unstarted claims SCHEDULING → PENDING_EXECUTION (core/reconcile.ts `returnLease`)
+ * and drop their holder, in one write guarded by that holder (`expect.lease`), so that a start racing
+ * with the return either wins (the unit stays started) or is refused. The deadline stays until the unit
+ * is back in its queue ({@link clearLeaseDeadline}).
+ * @throws DatabaseError only
+ */
+export function returnLeases(
+  ctx: StoreContext,
+  sessionId: string,
+  units: readonly UnitReschedule[],
+): Promise<TransitionOutcome<UnitRecord, UnitState>[]> {
+  return applyAll(ctx, sessionId, units, (u) => ({
+    decide: returnLease,
+    patch: { lease: null },
+    expect: u.expect,
+  }));
+}
+
+/** A returned unit reached its queue: clear its deadline (only while it is still PENDING_EXECUTION, unleased). */
+export function clearLeaseDeadline(
+  ctx: StoreContext,
+  sessionId: string,
+  uid: string,
+  pilotId: string,
+): Promise<PatchOutcome<UnitRecord>> {
+  return patchUnit(
+    ctx,
+    sessionId,
+    uid,
+    { leaseUntil: null },
+    { pilot: pilotId, states: ['PendingExecution'] },
+  );
 }
 
 /** Update a unit's fields without a state change, guarded by its state and pilot binding. */
@@ -307,6 +350,10 @@ function applyUnitPatch(u: Update, sessionId: string, patch: UnitPatch): void {
     if (patch[key] !== undefined) u.set(key, patch[key]);
   }
   if (patch.appendLog?.length) u.append('log', patch.appendLog);
+  if (patch.lease === null) u.remove('lease');
+  else if (patch.lease !== undefined) u.set('lease', patch.lease);
+  if (patch.leaseUntil === null) u.remove('leaseUntil');
+  else if (patch.leaseUntil !== undefined) u.set('leaseUntil', patch.leaseUntil);
 }
 
 /**
@@ -354,7 +401,11 @@ function executedSinceClaim(steps: readonly string[]): boolean {
 }
 
 function toExpect(e: UnitExpect): Expect {
-  return { kind: 'unit', ...(e.pilot === undefined ? {} : { pilot: e.pilot }) };
+  return {
+    kind: 'unit',
+    ...(e.pilot === undefined ? {} : { pilot: e.pilot }),
+    ...(e.lease === undefined ? {} : { lease: e.lease }),
+  };
 }
 
 function mustProgress(p: Progress<UnitState>): { passed: UnitState[] } {

@@ -4,9 +4,13 @@
  * through to the embedded backend and drops the connection when the response starts, so the SDK sees a
  * network error after the API did the work, and retries.
  */
+import { createHash } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { PilotManager, Session, UnitManager, UnitState } from '../client/index.ts';
+import { dynamodb } from '../functions/lib/aws.ts';
 import { type Backend, startBackend } from '../local/backend.ts';
+import { ENV } from '../stacks/manifest.ts';
+import { CLAIM_TTL_SECONDS, PENDING_TAKEOVER_SECONDS, Store } from '../store/index.ts';
 import { dropProxy } from './support/drop-proxy.ts';
 
 let backend: Backend;
@@ -94,5 +98,45 @@ describe('idempotent creation', () => {
     expect((await post(units, { descriptions: [{}] }, u)).status).toBe(400);
     expect((await post(units, { descriptions: [{}] }, u)).status).toBe(400);
     await post(`/sessions/${sid}/close`, {}, auth);
+  });
+
+  it('a claim whose first attempt died is taken over by a repeat; an expired claim runs afresh', async () => {
+    // Prepare: claims as a first attempt left them in the past (the same store, its clock set back): one
+    // pending since before its takeover time (the attempt died: a Lambda stopped at its timeout), one done
+    // but older than the claims' lifetime.
+    const sha = (s: string) => createHash('sha256').update(s).digest('base64url');
+    const claimAt = (secondsAgo: number) =>
+      new Store({
+        tableName: process.env[ENV.table] as string,
+        client: dynamodb(),
+        now: () => new Date(Date.now() - secondsAgo * 1000),
+      });
+    const dead = { token: 'tok_died_0123456789', body: { name: 'died' } };
+    const old = { token: 'tok_old_0123456789ab', body: { name: 'old' } };
+    const claimOf = (r: typeof dead) =>
+      [`-#${sha(r.token)}`, `POST /sessions ${sha(JSON.stringify(r.body))}`] as const;
+    const died = await claimAt(PENDING_TAKEOVER_SECONDS + 60).claimRequest(...claimOf(dead));
+    const expiredStore = claimAt(CLAIM_TTL_SECONDS + 60);
+    const expired = await expiredStore.claimRequest(...claimOf(old));
+    if (!died.claimed || !expired.claimed) throw new Error('test claims not made');
+    await expiredStore.settleRequest(claimOf(old)[0], expired.attempt, 'done', {
+      uid: 'session.from-yesterday',
+    });
+    // Act
+    const taken = await post('/sessions', dead.body, { 'x-sortie-request-token': dead.token });
+    const repeat = await post('/sessions', dead.body, { 'x-sortie-request-token': dead.token });
+    const late = await claimAt(0).settleRequest(claimOf(dead)[0], died.attempt, 'done', { uid: 'late' });
+    const afresh = await post('/sessions', old.body, { 'x-sortie-request-token': old.token });
+    // Assess: served (not 504), once; the dead attempt cannot overwrite the answer; the expired claim's
+    // answer is not replayed.
+    expect(taken.status).toBe(200);
+    expect(taken.body.uid).toMatch(/^rp\.session\./);
+    expect(repeat).toEqual(taken);
+    expect(late).toBe(false);
+    expect(afresh.status).toBe(200);
+    expect(afresh.body.uid).not.toBe('session.from-yesterday');
+    expect(afresh.body.uid).toMatch(/^rp\.session\./);
+    for (const b of [taken.body, afresh.body])
+      await post(`/sessions/${b.uid as string}/close`, {}, { authorization: `Bearer ${b.token as string}` });
   });
 });

@@ -6,6 +6,7 @@
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { PilotState } from '../core/states.ts';
+import { hashSecret, pilotSecret } from '../functions/lib/secrets.ts';
 import { store } from '../functions/lib/store.ts';
 import { handler as launch } from '../functions/pilot/launch.ts';
 import { type Backend, startBackend } from '../local/backend.ts';
@@ -28,7 +29,7 @@ afterAll(async () => {
 });
 
 describe('launch retry', () => {
-  it('a Launch retried on a pilot its first attempt left LAUNCHING launches it, with a fresh secret', async () => {
+  it('a Launch retried on a pilot its first attempt left LAUNCHING launches it, with the pilot’s one secret', async () => {
     // Prepare: a pilot (no state machine: the test plays the machine), and the first attempt's write.
     const s = store();
     const { sessionId: sid } = await s.createSession({ tokenHash: 'h' });
@@ -45,7 +46,8 @@ describe('launch retry', () => {
     // Assess
     const after = await s.getPilot(sid, pid);
     expect(after.jobId).toBe(job.jobId);
-    expect(after.secretHash).not.toBe('first-attempt');
+    // Every attempt writes the same secret (a job the first attempt submitted must keep a valid token).
+    expect(after.secretHash).toBe(hashSecret(pilotSecret(sid, pid)));
     expect(after.stateHistory.map((h) => h.state).slice(0, 3)).toEqual([
       PilotState.PENDING_LAUNCH,
       PilotState.LAUNCHING,

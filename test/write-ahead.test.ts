@@ -17,6 +17,7 @@ import { createTable, Store } from '../store/index.ts';
 
 const start = (uid: string): StartReport => ({
   uid,
+  lease: 'lease-a',
   time: '2030-01-01T00:00:00.000Z',
   sandbox: `/sb/${uid}`,
 });
@@ -78,10 +79,13 @@ describe('WriteAhead (agent)', () => {
 describe('parseStarts', () => {
   it('names the field and the value it refuses', () => {
     expect(() => parseStarts('x')).toThrow(/started\.starts: must be a list/);
+    expect(() => parseStarts([{ uid: 'unit.000001', time: '2030-01-01T00:00:00Z' }])).toThrow(
+      /started\.starts\[0\]\.lease: needs the lease the unit was pulled under, got null/,
+    );
     expect(() => parseStarts([{ time: 'x' }])).toThrow(
       /started\.starts\[0\]: needs a uid, got \{"time":"x"\}/,
     );
-    expect(() => parseStarts([{ uid: 'u', time: 'soon' }])).toThrow(
+    expect(() => parseStarts([{ uid: 'u', lease: 'l', time: 'soon' }])).toThrow(
       /started\.starts\[0\]\.time: wrong type, got "soon"/,
     );
     expect(parseStarts([start('u')])).toEqual([start('u')]);
@@ -106,7 +110,8 @@ describe('POST /agent/started on the store (dynalite)', () => {
   });
 
   it('moves only its own SCHEDULING units to EXECUTING, answers a retry the same, refuses the rest', async () => {
-    // Prepare: two claimed units of this pilot, one cancelled meanwhile, one rescheduled to another pilot.
+    // Prepare: two claimed units of this pilot, one cancelled meanwhile, one rescheduled to another pilot,
+    // one whose lease was returned and which another pull (lease-b) has claimed since.
     const store = new Store({ tableName, client });
     const { sessionId: sid } = await store.createSession({ tokenHash: 'h' });
     const umgr = (await store.createUnitManager(sid, 'round_robin')).uid;
@@ -115,9 +120,13 @@ describe('POST /agent/started on the store (dynalite)', () => {
       { description: UD, state: 'Scheduling', pilot: P },
       { description: UD, state: 'Canceled', pilot: P },
       { description: UD, state: 'Scheduling', pilot: 'pilot.0001' },
+      { description: UD, state: 'Scheduling', pilot: P },
     ]);
+    const leases = ['lease-a', 'lease-a', 'lease-a', 'lease-a', 'lease-b'];
+    for (const [i, u] of units.entries())
+      await store.patchUnit(sid, u.uid, { lease: leases[i] as string, leaseUntil: Date.now() + 60_000 });
     const starts = units.map((u) => start(u.uid));
-    const [u0, u1, u2, u3] = units.map((u) => u.uid) as [string, string, string, string];
+    const [u0, u1, u2, u3, u4] = units.map((u) => u.uid) as [string, string, string, string, string];
     const apply = async () => startedOf(starts, await store.transitionUnits(sid, planStarts(starts, P)), P);
     // Act
     const before = store.requests.UpdateItem ?? 0;
@@ -127,10 +136,10 @@ describe('POST /agent/started on the store (dynalite)', () => {
     // Assess: one write per unit, the record says EXECUTING with the start's facts before any spawn.
     expect(started).toEqual([u0, u1]);
     expect(retried).toEqual([u0, u1]);
-    // Two moved, two refused by their guard: at most one write attempt per unit.
+    // Two moved, three refused by their guard: at most one write attempt per unit.
     expect(writes).toBeLessThanOrEqual(starts.length);
-    const after = await store.getUnits(sid, [u0, u2, u3]);
-    expect(after.map((u) => u.state)).toEqual(['Executing', 'Canceled', 'Scheduling']);
+    const after = await store.getUnits(sid, [u0, u2, u3, u4]);
+    expect(after.map((u) => u.state)).toEqual(['Executing', 'Canceled', 'Scheduling', 'Scheduling']);
     expect(after[0]).toMatchObject({ started: starts[0]?.time, sandbox: `/sb/${u0}` });
     // A sweep now fails it (its work may have begun) instead of running it again elsewhere.
     expect(sweepTarget(UnitState.EXECUTING, false)).toBe(UnitState.FAILED);

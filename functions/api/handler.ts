@@ -33,8 +33,9 @@ function pilotOut(
   const { secretHash: _s, taskTokens: _t, commands: _c, sessionId: _sid, lastPull: _p, ...rest } = p;
   return rest;
 }
-function unitOut(u: UnitRecord): Omit<UnitRecord, 'sessionId'> {
-  const { sessionId: _sid, ...rest } = u;
+function unitOut(u: UnitRecord): Omit<UnitRecord, 'sessionId' | 'lease' | 'leaseUntil'> {
+  // The lease is between the control plane and the agent that pulled the unit.
+  const { sessionId: _sid, lease: _l, leaseUntil: _lu, ...rest } = u;
   return rest;
 }
 

@@ -4,13 +4,15 @@
  * own pilot and the units bound to it.
  */
 
+import { randomUUID } from 'node:crypto';
 import { IncorrectState } from '../../core/errors.ts';
 import { isFinal, PilotState, pilotModel, UnitState } from '../../core/states.ts';
 import type { NodeDetail } from '../../core/wire.ts';
+import type { UnitRecord } from '../../store/index.ts';
 import { authAgent } from '../lib/auth.ts';
 import { httpHandler, MAX_ID_BYTES } from '../lib/http.ts';
-import { heartbeatSeconds, heartbeatToken, succeedToken } from '../lib/pilots.ts';
-import { deleteReceived, receiveUnits } from '../lib/queues.ts';
+import { heartbeatSeconds, heartbeatToken, leaseSeconds, succeedToken } from '../lib/pilots.ts';
+import { deleteReceived, type QueuedUnit, receiveUnits, sendUnits } from '../lib/queues.ts';
 import { store } from '../lib/store.ts';
 import { parseReports, parseStarts, planRounds, planStarts, startedOf } from './reports.ts';
 
@@ -40,6 +42,11 @@ function launchMethodsOf(v: unknown): { launchMethods?: { task: string; mpi?: st
       ...(typeof m.mpi === 'string' && m.mpi.length <= 32 ? { mpi: m.mpi } : {}),
     },
   };
+}
+
+/** A unit record as a pull hands it to the agent (as it travelled in the queue). */
+function queued(u: UnitRecord): QueuedUnit {
+  return { uid: u.uid, ...(u.name ? { name: u.name } : {}), description: u.description };
 }
 
 export const handler = httpHandler({
@@ -77,38 +84,55 @@ export const handler = httpHandler({
     const wait = Math.max(0, Math.min(10, Number(req.body.waitSeconds ?? 0) || 0));
     // Take about as many messages as the agent asked units for: a claim is one write per unit, and the
     // agent starts nothing until the whole pull returns, so a small ask must not claim ten full messages.
-    const max = Math.max(1, Number(req.body.max ?? 0) || UNITS_PER_MESSAGE_GUESS * 10);
+    const max = Math.max(1, Math.floor(Number(req.body.max ?? 0) || UNITS_PER_MESSAGE_GUESS * 10));
     const pullId =
       typeof req.body.pullId === 'string' && req.body.pullId.length <= 64 ? req.body.pullId : undefined;
     if (pullId && pilot.lastPull?.id === pullId) {
-      // The agent retries a pull whose answer it never got: the same units, those still claimed and not
-      // started (a claim is final in DynamoDB and their messages are gone, so nothing else would bring them).
-      const again = await store().getUnits(pilot.sessionId, pilot.lastPull.uids);
+      // The agent retries a pull whose answer it never got: the same units, those still claimed under this
+      // pull's lease and not started (a claim is final in DynamoDB and their messages are gone, so nothing
+      // but the lease's expiry would bring them back).
+      const { lease, uids } = pilot.lastPull;
+      const again = await store().getUnits(pilot.sessionId, uids);
       return {
         units: again
-          .filter((u) => u.state === UnitState.SCHEDULING && u.pilot === pilot.uid)
-          .map((u) => ({ uid: u.uid, ...(u.name ? { name: u.name } : {}), description: u.description })),
+          .filter((u) => u.state === UnitState.SCHEDULING && u.pilot === pilot.uid && u.lease === lease)
+          .map((u) => ({ ...queued(u), ...(lease ? { lease } : {}) })),
       };
     }
-    const { units, receipts } = await receiveUnits(
+    const { units: received, receipts } = await receiveUnits(
       pilot.sessionId,
       pilot.uid,
       wait,
       Math.ceil(max / UNITS_PER_MESSAGE_GUESS),
     );
-    if (units.length === 0) return { units: [] };
-    // The claim is authoritative: PENDING_EXECUTION → SCHEDULING, only for units bound to this pilot.
-    // A unit cancelled, rescheduled or already claimed (SQS redelivery) is refused and not run.
+    if (received.length === 0) return { units: [] };
+    // A pull never claims more than it was asked for: messages carry ~100 units each, so the units beyond
+    // `max` go back to the queue (sent before the received messages are deleted: a failure in between
+    // leaves them to SQS redelivery, never lost).
+    const units = received.slice(0, max);
+    await sendUnits(pilot.sessionId, pilot.uid, received.slice(max));
+    // The claim is authoritative: PENDING_EXECUTION → SCHEDULING, only for units bound to this pilot, leased
+    // to this pull until a deadline (unstarted by then, the reconciler returns them to the queue). A unit
+    // cancelled, rescheduled or already claimed (SQS redelivery) is refused and not run.
+    const lease = randomUUID();
+    const leaseUntil = Date.now() + leaseSeconds() * 1000;
     const outs = await store().transitionUnits(
       pilot.sessionId,
-      units.map((u) => ({ uid: u.uid, target: UnitState.SCHEDULING, expect: { pilot: pilot.uid } })),
+      units.map((u) => ({
+        uid: u.uid,
+        target: UnitState.SCHEDULING,
+        patch: { lease, leaseUntil },
+        expect: { pilot: pilot.uid },
+      })),
     );
     await deleteReceived(pilot.sessionId, pilot.uid, receipts);
     const claimed = new Set(outs.filter((o) => o.ok).map((o) => (o.ok ? o.record.uid : '')));
     // Remembered before answering, so that a retry of this very pull finds them (one pilot write per pull).
     if (pullId && claimed.size)
-      await store().patchPilot(pilot.sessionId, pilot.uid, { lastPull: { id: pullId, uids: [...claimed] } });
-    return { units: units.filter((u) => claimed.has(u.uid)) };
+      await store().patchPilot(pilot.sessionId, pilot.uid, {
+        lastPull: { id: pullId, uids: [...claimed], lease },
+      });
+    return { units: units.filter((u) => claimed.has(u.uid)).map((u) => ({ ...u, lease })) };
   },
 
   'POST /agent/states': async (req) => {

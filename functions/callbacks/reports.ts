@@ -63,8 +63,9 @@ export function parseReports(v: unknown): Report[] {
 }
 
 /**
- * The write-ahead of starts (`POST /agent/started`): uids with the start's time, sandbox and nodes.
- * Same limits and field checks as state reports.
+ * The write-ahead of starts (`POST /agent/started`): uids with the lease they were pulled under and the
+ * start's time, sandbox and nodes. Same limits and field checks as state reports; the lease is required
+ * (a start without it could start a unit returned and claimed again by another pull).
  */
 export function parseStarts(v: unknown): StartReport[] {
   if (!Array.isArray(v)) throw new BadParameter('started.starts: must be a list');
@@ -74,6 +75,10 @@ export function parseStarts(v: unknown): StartReport[] {
     const o = r as Record<string, unknown>;
     if (typeof o?.uid !== 'string' || Buffer.byteLength(o.uid) > MAX_ID_BYTES)
       throw new BadParameter(`started.starts[${i}]: needs a uid, got ${JSON.stringify(r)?.slice(0, 120)}`);
+    if (typeof o.lease !== 'string' || o.lease.length === 0 || Buffer.byteLength(o.lease) > MAX_ID_BYTES)
+      throw new BadParameter(
+        `started.starts[${i}].lease: needs the lease the unit was pulled under, got ${JSON.stringify(o.lease ?? null)?.slice(0, 80)}`,
+      );
     for (const field of ['time', 'sandbox', 'execLocations']) {
       const ok = FIELD_TYPES[field] as (x: unknown) => boolean;
       if (o[field] !== undefined && !ok(o[field]))
@@ -85,13 +90,17 @@ export function parseStarts(v: unknown): StartReport[] {
   });
 }
 
-/** The write-ahead as guarded writes: one SCHEDULING → EXECUTING per unit, only on the agent's own pilot. */
+/**
+ * The write-ahead as guarded writes: one SCHEDULING → EXECUTING per unit, only on the agent's own pilot and
+ * only under the lease the unit was pulled with: a unit whose lease expired was returned to its queue, and
+ * if another pull claimed it since, that pull's agent alone may start it (at most one run).
+ */
 export function planStarts(starts: StartReport[], pilotId: string): UnitTransition[] {
   return starts.map((s) => ({
     uid: s.uid,
     target: UnitState.EXECUTING,
     patch: patchOf({ ...s, state: UnitState.EXECUTING }),
-    expect: { pilot: pilotId },
+    expect: { pilot: pilotId, lease: s.lease },
   }));
 }
 

@@ -5,13 +5,19 @@
  * ```
  *   first:   claim ✓ ── run ── save answer (done)            → answer
  *   repeat:  claim ✗ ── done?    → the first answer, rebuilt; nothing created
- *                     ── pending? → wait for it (bounded), else 504 so the SDK retries later
+ *                     ── pending? → wait for it (bounded), else 504 so the SDK retries later;
+ *                                   past its takeoverAt (the first attempt died): take it over and run
  *                     ── failed?  → 409: the first attempt failed midway; nothing is retried blindly
  * ```
- * A request refused with a 4xx created nothing, so its claim is dropped and a repeat runs again.
+ * A request refused with a 4xx created nothing, so its claim is dropped and a repeat runs again. Claims
+ * expire after a day (store/requests.ts CLAIM_TTL_SECONDS); a token reused after that runs afresh.
+ * A takeover reruns the whole request: what a first attempt that crashed midway had created before it
+ * died (it could record neither its answer nor its failure) may then exist twice — the price of not
+ * answering 504 forever; a failure the first attempt could still catch ends in 409, as before.
  */
 import { createHash } from 'node:crypto';
 import { BadParameter, IncorrectState, PilotException, Timeout } from '../../core/errors.ts';
+import { canTakeOver } from '../../store/index.ts';
 import type { Request } from './http.ts';
 import { store } from './store.ts';
 
@@ -63,24 +69,34 @@ export async function once<T>(
   const key = `${scope}#${sha256(token)}`;
   const fingerprint = `${req.event.routeKey} ${replay.secretBody ? '-' : sha256(JSON.stringify(req.body))}`;
   const s = store();
-  const first = await s.claimRequest(key, fingerprint);
-  if (!first.claimed) {
-    let claim = first.claim;
+  let waited = 0;
+  let won = await s.claimRequest(key, fingerprint);
+  while (!won.claimed) {
+    const claim = won.claim;
     if (claim.fingerprint !== fingerprint)
       throw new BadParameter(
         `header ${REQUEST_TOKEN_HEADER}: already used for a different request (${claim.fingerprint.split(' ').slice(0, 2).join(' ')}); send a new token per request`,
       );
-    for (let waited = 0; claim.status === 'pending' && waited < WAIT_MS; waited += 200) {
-      await new Promise((r) => setTimeout(r, 200));
-      claim = (await s.getRequest(key)) ?? claim;
-    }
     if (claim.status === 'done') return replay.load(claim.result);
     if (claim.status === 'failed')
       throw new IncorrectState(
         `request ${REQUEST_TOKEN_HEADER} ${token.slice(0, 8)}…: its first attempt failed midway (${String(claim.result)}); nothing was retried — list what exists before submitting again with a new token`,
       );
-    throw new Timeout(`request with this ${REQUEST_TOKEN_HEADER} is still being processed; retry later`);
+    // Pending: its first attempt runs, or died without settling. Past `takeoverAt` it is certainly dead
+    // (every creating function has timed out by then): take the claim over and run the request here.
+    if (canTakeOver(claim, Date.parse(s.now()))) {
+      won = await s.claimRequest(key, fingerprint);
+      continue;
+    }
+    if (waited >= WAIT_MS)
+      throw new Timeout(`request with this ${REQUEST_TOKEN_HEADER} is still being processed; retry later`);
+    await new Promise((r) => setTimeout(r, 200));
+    waited += 200;
+    const seen = await s.getRequest(key);
+    // Dropped (its first attempt failed cleanly) or expired meanwhile: claim it.
+    won = seen ? { claimed: false, claim: seen } : await s.claimRequest(key, fingerprint);
   }
+  const { attempt } = won;
   let answer: T;
   try {
     answer = await run();
@@ -88,10 +104,17 @@ export async function once<T>(
     const status = err instanceof PilotException ? err.httpStatus : 500;
     // A 4xx is decided before anything is created: let a repeat run again. Anything else may have
     // created part of the request: a repeat must not create it twice.
-    if (status < 500) await s.releaseRequest(key);
-    else await s.settleRequest(key, 'failed', err instanceof Error ? err.message.slice(0, 500) : 'error');
+    if (status < 500) await s.releaseRequest(key, attempt);
+    else
+      await s.settleRequest(
+        key,
+        attempt,
+        'failed',
+        err instanceof Error ? err.message.slice(0, 500) : 'error',
+      );
     throw err;
   }
-  await s.settleRequest(key, 'done', replay.save(answer));
+  // False only when a repeat took the claim over (this attempt outlived `takeoverAt`): the answer stands.
+  await s.settleRequest(key, attempt, 'done', replay.save(answer));
   return answer;
 }

@@ -9,6 +9,7 @@ import {
   StartExecutionCommand,
 } from '@aws-sdk/client-sfn';
 import { CANCELED_ERROR } from '../../core/pilot-end.ts';
+import { DEFAULT_LEASE_SECONDS } from '../../core/reconcile.ts';
 import { isFinal, pilotModel } from '../../core/states.ts';
 import { ENV } from '../../stacks/manifest.ts';
 import type { PilotRecord } from '../../store/index.ts';
@@ -24,6 +25,11 @@ export function heartbeatSeconds(): number {
 /** Pilots a session may create per minute; from the deployment's environment. */
 export function pilotsPerMinute(): number {
   return Number(process.env[ENV.pilotsPerMinute] ?? 100) || 100;
+}
+
+/** Seconds a pull's units stay leased to the agent that pulled them (see core/reconcile.ts leaseAction). */
+export function leaseSeconds(): number {
+  return Number(process.env[ENV.leaseSeconds] ?? DEFAULT_LEASE_SECONDS) || DEFAULT_LEASE_SECONDS;
 }
 
 /** Name of a pilot's execution: one per pilot, so a retried start cannot start two. */

@@ -4,13 +4,31 @@
  * sealed with AES-256-GCM under the deployment's key (env SORTIE_SECRET_KEY: from Secrets Manager in
  * AWS, generated per backend locally), so DynamoDB never holds them in plaintext.
  */
-import { createCipheriv, createDecipheriv, createHash, randomBytes, timingSafeEqual } from 'node:crypto';
+import {
+  createCipheriv,
+  createDecipheriv,
+  createHash,
+  createHmac,
+  randomBytes,
+  timingSafeEqual,
+} from 'node:crypto';
 import { AuthenticationFailed } from '../../core/errors.ts';
 import { ENV } from '../../stacks/manifest.ts';
 
 /** A fresh random secret (32 bytes, base64url). */
 export function newSecret(): string {
   return randomBytes(32).toString('base64url');
+}
+
+/**
+ * A pilot's secret: derived (HMAC-SHA256 under the deployment's key) from its session and pilot ids, not
+ * drawn at random, so that a Launch retried after a dropped connection writes the very agent.json its first
+ * attempt wrote: a batch job that first attempt submitted, and that the retry finds and keeps, starts an
+ * agent whose token still opens the agent routes. Only its hash is stored, as for any secret; knowing it
+ * takes the key that already seals the users' SSH credentials.
+ */
+export function pilotSecret(sessionId: string, pilotId: string): string {
+  return createHmac('sha256', key()).update(`pilot-secret\0${sessionId}\0${pilotId}`).digest('base64url');
 }
 
 /** The stored form of a secret. */

@@ -9,7 +9,7 @@ import { ENV } from '../../stacks/manifest.ts';
 import { env } from '../lib/aws.ts';
 import { withMetrics } from '../lib/metrics.ts';
 import { CANCELED_ERROR, cancelRequested } from '../lib/pilots.ts';
-import { hashSecret, newSecret } from '../lib/secrets.ts';
+import { hashSecret, pilotSecret } from '../lib/secrets.ts';
 import { store } from '../lib/store.ts';
 import { launcherOf, resourceOf } from './request.ts';
 
@@ -27,9 +27,10 @@ async function run(event: { sid: string; pid: string }): Promise<{ jobId: string
   const s = store();
   const pilot = await s.getPilot(event.sid, event.pid);
   if (cancelRequested(pilot)) throw named(CANCELED_ERROR, 'cancelled before launch');
-  const secret = newSecret();
+  // The same secret on every attempt (see pilotSecret): a retry may find and keep the first attempt's job.
+  const secret = pilotSecret(event.sid, event.pid);
   // `retry`: after a transient error the state machine runs this task again on a pilot that is still
-  // LAUNCHING from the first attempt; that is the same step again (a fresh secret), not a failure.
+  // LAUNCHING from the first attempt; that is the same step again, not a failure.
   const moved = await s.transitionPilot(
     event.sid,
     event.pid,

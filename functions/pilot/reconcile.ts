@@ -6,18 +6,25 @@
  * Finalize handler the machine would have run: the final state and reason, the batch job's cancel, the
  * unit sweep, the retirement.
  *
+ * It also returns expired leases: a unit that an ACTIVE pilot's pull claimed but nobody started within the
+ * lease (the pull's answer was taken and never retried, the agent dropped it) goes back to PENDING_EXECUTION
+ * and to the pilot's queue, where the next pull claims it afresh (core/reconcile.ts leaseAction).
+ *
  * A silent agent is not the reconciler's business while its execution runs: the Active state's
  * HeartbeatSeconds ends the pilot then, with the heartbeat as reason.
  */
 import { DescribeExecutionCommand } from '@aws-sdk/client-sfn';
+import { allItems } from '../../core/pages.ts';
 import { RECONCILED_ERROR } from '../../core/pilot-end.ts';
-import { type ExecutionStatus, reconcileAction } from '../../core/reconcile.ts';
-import { isFinal, pilotModel } from '../../core/states.ts';
-import type { PilotRecord } from '../../store/index.ts';
+import { type ExecutionStatus, leaseAction, reconcileAction } from '../../core/reconcile.ts';
+import { isFinal, PilotState, pilotModel } from '../../core/states.ts';
+import { mapLimit } from '../../store/batch.ts';
+import type { PilotRecord, UnitRecord } from '../../store/index.ts';
 import { sfnClient } from '../lib/aws.ts';
 import { logger } from '../lib/log.ts';
 import { withMetrics } from '../lib/metrics.ts';
 import { executionArn } from '../lib/pilots.ts';
+import { sendUnits } from '../lib/queues.ts';
 import { store } from '../lib/store.ts';
 import { handler as finalize } from './finalize.ts';
 
@@ -27,8 +34,10 @@ export interface ReconcileReport {
   checked: number;
   /** Pilots finalized here, with the reason. */
   finalized: { sid: string; pid: string; reason: string }[];
-  /** Pilots whose finalize failed again (they stay live for the next run). */
+  /** Pilots whose finalize (or lease return) failed again (they stay live for the next run). */
   failed: { sid: string; pid: string; error: string }[];
+  /** Units whose expired lease was returned to their pilot's queue (including those sent again). */
+  returned: { sid: string; pid: string; uids: string[] }[];
 }
 
 async function executionStatus(pilot: PilotRecord): Promise<ExecutionStatus> {
@@ -43,9 +52,51 @@ async function executionStatus(pilot: PilotRecord): Promise<ExecutionStatus> {
   }
 }
 
+/**
+ * Returns the expired leases of one ACTIVE pilot's units: each unstarted claim past its deadline moves back
+ * to PENDING_EXECUTION (guarded by its lease holder: a start that got there first keeps the unit), then goes
+ * to the pilot's queue, then loses its deadline. A run that dies before the last step leaves the deadline,
+ * and the next run sends the unit again (`requeue`): a unit is never left out of its queue, and a duplicate
+ * message is harmless (the claim is authoritative). Returns the uids sent to the queue.
+ */
+async function returnExpiredLeases(pilot: PilotRecord, nowMs: number): Promise<string[]> {
+  const sid = pilot.sessionId;
+  const units = (await allItems((next) => store().listPilotUnits(sid, pilot.uid, { next }))).filter(
+    (u) => u.pilot === pilot.uid,
+  );
+  const toReturn: UnitRecord[] = [];
+  const toQueue: UnitRecord[] = [];
+  for (const u of units) {
+    const view = {
+      state: u.state,
+      ...(u.lease === undefined ? {} : { lease: u.lease }),
+      ...(u.leaseUntil === undefined ? {} : { leaseUntilMs: u.leaseUntil }),
+    };
+    const action = leaseAction(view, nowMs);
+    if (action.kind === 'return') toReturn.push(u);
+    else if (action.kind === 'requeue') toQueue.push(u);
+  }
+  const outs = await store().returnLeases(
+    sid,
+    toReturn.map((u) => ({
+      uid: u.uid,
+      expect: { pilot: pilot.uid, ...(u.lease ? { lease: u.lease } : {}) },
+    })),
+  );
+  for (const o of outs) if (o.ok) toQueue.push(o.record);
+  if (toQueue.length === 0) return [];
+  await sendUnits(
+    sid,
+    pilot.uid,
+    toQueue.map((u) => ({ uid: u.uid, ...(u.name ? { name: u.name } : {}), description: u.description })),
+  );
+  await mapLimit(toQueue, 16, (u) => store().clearLeaseDeadline(sid, u.uid, pilot.uid));
+  return toQueue.map((u) => u.uid);
+}
+
 /** One reconciliation pass over every live pilot. */
 async function run(): Promise<ReconcileReport> {
-  const report: ReconcileReport = { checked: 0, finalized: [], failed: [] };
+  const report: ReconcileReport = { checked: 0, finalized: [], failed: [], returned: [] };
   const now = Date.now();
   let next: string | undefined;
   do {
@@ -63,7 +114,13 @@ async function run(): Promise<ReconcileReport> {
           },
           now,
         );
-        if (action.kind === 'none') continue;
+        if (action.kind === 'none') {
+          if (pilot.state === PilotState.ACTIVE) {
+            const uids = await returnExpiredLeases(pilot, now);
+            if (uids.length) report.returned.push({ ...ids, uids });
+          }
+          continue;
+        }
         await finalize({ ...ids, error: { Error: RECONCILED_ERROR, Cause: action.reason } });
         report.finalized.push({ ...ids, reason: action.reason });
       } catch (err) {
@@ -72,7 +129,8 @@ async function run(): Promise<ReconcileReport> {
       }
     }
   } while (next);
-  if (report.finalized.length || report.failed.length) logger.info('reconciled', { ...report });
+  if (report.finalized.length || report.failed.length || report.returned.length)
+    logger.info('reconciled', { ...report });
   return report;
 }
 

@@ -2,7 +2,8 @@
  * A small TCP proxy of the tests' own on 127.0.0.1: it passes requests through to `target` and loses the
  * answer of the first request matching each rule (it closes both connections when the answer comes back),
  * so the caller sees a network error after the API did the work. With `when`, a rule fires only on an answer
- * whose body satisfies it (such answers are held whole until then; others pass unchanged).
+ * whose body satisfies it (such answers are held whole until then; others pass unchanged). With `hold`,
+ * requests matching it are not passed on until `release()` (the caller's request waits, as on a slow network).
  */
 import net from 'node:net';
 
@@ -15,15 +16,18 @@ export interface DropRule {
 }
 
 /** Starts the proxy; `dropped` lists the requests whose answers were lost. */
-export async function dropProxy(target: URL, rules: (RegExp | DropRule)[]) {
+export async function dropProxy(target: URL, rules: (RegExp | DropRule)[], options: { hold?: RegExp } = {}) {
   const pending = new Set(rules.map((r) => (r instanceof RegExp ? { request: r } : r)));
+  let holding = options.hold;
+  /** Connections whose request is held: their chunks, in order, to pass on at release. */
+  const held = new Map<net.Socket, Buffer[]>();
   const dropped: string[] = [];
   const sockets = new Set<net.Socket>();
   const server = net.createServer((client) => {
     const upstream = net.connect(Number(target.port), target.hostname);
     sockets.add(client).add(upstream);
     let armed: { rule: DropRule; request: string } | undefined;
-    let held = Buffer.alloc(0);
+    let answer = Buffer.alloc(0);
     client.on('data', (chunk) => {
       // undici sends one request at a time per connection: a request line starts a chunk.
       const line = /^(GET|POST) (\S+) HTTP\/1\.1/.exec(chunk.toString('latin1'));
@@ -31,22 +35,25 @@ export async function dropProxy(target: URL, rules: (RegExp | DropRule)[]) {
         const request = `${line[1]} ${line[2]}`;
         const rule = [...pending].find((r) => r.request.test(request));
         armed = rule ? { rule, request } : undefined;
-        held = Buffer.alloc(0);
+        answer = Buffer.alloc(0);
+        if (holding?.test(request)) held.set(upstream, []);
       }
-      upstream.write(chunk);
+      const queue = held.get(upstream);
+      if (queue) queue.push(chunk);
+      else upstream.write(chunk);
     });
     upstream.on('data', (chunk) => {
       if (!armed) {
         client.write(chunk);
         return;
       }
-      held = Buffer.concat([held, chunk]);
-      const text = held.toString('latin1');
+      answer = Buffer.concat([answer, chunk]);
+      const text = answer.toString('latin1');
       const head = text.indexOf('\r\n\r\n');
       const length = Number(/content-length: *(\d+)/i.exec(text)?.[1] ?? Number.NaN);
       // Hold until the whole answer is here (the API answers with a content-length).
-      if (head < 0 || (!Number.isNaN(length) && held.length < head + 4 + length)) return;
-      const body = held.subarray(head + 4).toString('utf8');
+      if (head < 0 || (!Number.isNaN(length) && answer.length < head + 4 + length)) return;
+      const body = answer.subarray(head + 4).toString('utf8');
       const { rule, request } = armed;
       armed = undefined;
       if (!rule.when || rule.when(body)) {
@@ -57,8 +64,8 @@ export async function dropProxy(target: URL, rules: (RegExp | DropRule)[]) {
         upstream.destroy();
         return;
       }
-      client.write(held);
-      held = Buffer.alloc(0);
+      client.write(answer);
+      answer = Buffer.alloc(0);
     });
     const end = () => {
       client.destroy();
@@ -72,6 +79,16 @@ export async function dropProxy(target: URL, rules: (RegExp | DropRule)[]) {
   return {
     url: `http://127.0.0.1:${port}`,
     dropped,
+    /** Requests held so far (waiting for {@link release}). */
+    get holding(): number {
+      return held.size;
+    },
+    /** Passes on the held requests and holds no more. */
+    release() {
+      holding = undefined;
+      for (const [upstream, chunks] of held) for (const c of chunks) upstream.write(c);
+      held.clear();
+    },
     close: () =>
       new Promise<void>((resolve) => {
         for (const s of sockets) s.destroy();

@@ -11,6 +11,7 @@ import { jobManagerFor } from './jobmanagers/index.ts';
 import { AGENT_FILE, type BatchJobSpec, CONFIG_FILE, type JobManager, shq } from './jobmanagers/types.ts';
 import { orphanSweepCommand } from './orphans.ts';
 import { getSshConnection, type HostKeyStore, type SshConnection, type SshConnectOptions } from './ssh.ts';
+import { submitOnceCommand } from './submit-once.ts';
 import type { JobStatus, Launcher, LaunchRequest, LaunchResult } from './types.ts';
 
 /** Tuning for {@link SshLauncher}. */
@@ -73,8 +74,10 @@ export class SshLauncher implements Launcher {
       JSON.stringify({ ...req.agentConfig, sandbox }, null, 2),
       0o600,
     );
-    await conn.writeFile(`${sandbox}/${this.jm.scriptName}`, this.jm.script(this.spec(req, sandbox)), 0o700);
-    const r = await conn.exec(this.jm.submitCommand(sandbox), { timeoutMs: this.timeout });
+    const spec = this.spec(req, sandbox);
+    await conn.writeFile(`${sandbox}/${this.jm.scriptName}`, this.jm.script(spec), 0o700);
+    // Safe to retry: a Launch retried after the connection dropped finds the job its first attempt made.
+    const r = await conn.exec(submitOnceCommand(this.jm, sandbox, spec.jobName), { timeoutMs: this.timeout });
     const jobId = r.code === 0 ? this.jm.parseSubmit(r.stdout) : undefined;
     if (!jobId)
       throw new NoSuccess(

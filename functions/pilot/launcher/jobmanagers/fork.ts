@@ -88,6 +88,9 @@ export const fork: JobManager = {
   script,
   submitCommand,
   parseSubmit: (stdout) => /^(\d+)$/m.exec(stdout.trim())?.[1],
+  // The agent a cut-off start left: agent.pid, if that PID still runs this sandbox's agent.sh.
+  findCommand: (sandbox) =>
+    `pid=$(cat agent.pid 2>/dev/null) && [ -n "$pid" ] && ${isOurs('"$pid"', sandbox)} && echo "$pid"`,
   cancelCommand,
   statusCommand,
   parseStatus,

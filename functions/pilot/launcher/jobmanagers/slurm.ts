@@ -72,6 +72,10 @@ export const slurm: JobManager = {
   submitCommand: (sandbox) => `sbatch --parsable ${shq(`${sandbox}/agent.sbatch`)}`,
   // `--parsable` prints `<id>` or `<id>;<cluster>`; anything else (warnings) goes to stderr.
   parseSubmit: (stdout) => /^(\d+)(?:;\S+)?$/m.exec(stdout.trim())?.[1],
+  // The user's jobs of this name (any state the controller still holds) whose working directory is this
+  // sandbox (--chdir): pilot ids repeat across sessions, sandboxes do not.
+  findCommand: (sandbox, jobName) =>
+    `squeue -h -t all -u "$(id -un)" -n ${shq(jobName)} -o '%i %Z' | awk -v d=${shq(sandbox)} '$2 == d { print $1; exit }'`,
   cancelCommand: (id) => `scancel ${shq(id)}`,
   // -t all: with an explicit id squeue reports any state the controller still holds (MinJobAge).
   statusCommand: (id) => `squeue -h -t all -j ${shq(id)} -o '%T|%r'`,

@@ -43,6 +43,11 @@ export interface JobManager {
   submitCommand(sandbox: string): string;
   /** The job id in the submit command's stdout, or undefined if there is none. */
   parseSubmit(stdout: string): string | undefined;
+  /**
+   * Shell command (run in the sandbox) printing the id of this sandbox's job if the batch system knows it,
+   * else nothing: how a retried submit cut off midway finds the job it may have made (submit-once.ts).
+   */
+  findCommand?(sandbox: string, jobName: string): string;
   /** `sandbox` is the job's sandbox (the fork adapter needs it to check that a PID is still its agent). */
   cancelCommand(jobId: string, sandbox: string): string;
   statusCommand(jobId: string, sandbox: string): string;
