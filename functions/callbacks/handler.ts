@@ -5,7 +5,7 @@
  */
 
 import { IncorrectState } from '../../core/errors.ts';
-import { isFinal, PilotState, pilotModel, UnitState } from '../../core/states.ts';
+import { claimState, isFinal, PilotState, pilotModel } from '../../core/states.ts';
 import type { NodeDetail } from '../../core/wire.ts';
 import { authAgent } from '../lib/auth.ts';
 import { httpHandler, MAX_ID_BYTES } from '../lib/http.ts';
@@ -86,7 +86,7 @@ export const handler = httpHandler({
       const again = await store().getUnits(pilot.sessionId, pilot.lastPull.uids);
       return {
         units: again
-          .filter((u) => u.state === UnitState.SCHEDULING && u.pilot === pilot.uid)
+          .filter((u) => u.state === claimState(u.description) && u.pilot === pilot.uid)
           .map((u) => ({ uid: u.uid, ...(u.name ? { name: u.name } : {}), description: u.description })),
       };
     }
@@ -97,11 +97,12 @@ export const handler = httpHandler({
       Math.ceil(max / UNITS_PER_MESSAGE_GUESS),
     );
     if (units.length === 0) return { units: [] };
-    // The claim is authoritative: PENDING_EXECUTION → SCHEDULING, only for units bound to this pilot.
-    // A unit cancelled, rescheduled or already claimed (SQS redelivery) is refused and not run.
+    // The claim is authoritative: PENDING_EXECUTION → SCHEDULING (PENDING_INPUT_STAGING → STAGING_INPUT
+    // for a unit the agent stages first), only for units bound to this pilot. A unit cancelled,
+    // rescheduled or already claimed (SQS redelivery) is refused and not run.
     const outs = await store().transitionUnits(
       pilot.sessionId,
-      units.map((u) => ({ uid: u.uid, target: UnitState.SCHEDULING, expect: { pilot: pilot.uid } })),
+      units.map((u) => ({ uid: u.uid, target: claimState(u.description), expect: { pilot: pilot.uid } })),
     );
     await deleteReceived(pilot.sessionId, pilot.uid, receipts);
     const claimed = new Set(outs.filter((o) => o.ok).map((o) => (o.ok ? o.record.uid : '')));

@@ -62,6 +62,7 @@ export async function handler(event: {
       gpusPerNode: rc.gpusPerNode,
       gpuEnv: rc.gpuEnv,
       oversubscribe: rc.oversubscribe,
+      cleanup: pilot.description.cleanup === true,
     });
     job = await launcher.launch(req);
   } catch (err) {
