@@ -7,6 +7,7 @@
 import {
   existsSync,
   lstatSync,
+  mkdirSync,
   mkdtempSync,
   readdirSync,
   readFileSync,
@@ -229,6 +230,40 @@ describe.sequential('data staging on local.localhost', () => {
       path.join(area, 'result.txt'),
     );
   });
+
+  it('1,000 units each stage one input in and one output back, all DONE, each output correct', async () => {
+    // Prepare: one small input per unit
+    const dir = path.join(work, 'many');
+    mkdirSync(path.join(dir, 'in'), { recursive: true });
+    const n = 1000;
+    for (let i = 0; i < n; i++) writeFileSync(path.join(dir, 'in', `${i}.txt`), `${i}\n`);
+    // Act: each unit doubles its number into out.txt, staged back under its index
+    const units = await umgr.submitUnits(
+      Array.from({ length: n }, (_, i) => ({
+        executable: '/bin/sh',
+        arguments: ['-c', 'echo $(( $(cat in.txt) * 2 )) > out.txt'],
+        inputStaging: [{ source: path.join(dir, 'in', `${i}.txt`), target: 'in.txt', action: COPY }],
+        outputStaging: [{ source: 'out.txt', target: path.join(dir, 'out', `${i}.txt`), action: COPY }],
+      })),
+    );
+    await umgr.waitUnits({ uids: units.map((u) => u.uid), timeout: 600 });
+    // Assess
+    expect(
+      units.filter((u) => u.state !== UnitState.DONE).map((u) => `${u.uid} ${u.state} ${u.log}`),
+    ).toEqual([]);
+    const wrong = units.flatMap((_, i) => {
+      const got = readFileSync(path.join(dir, 'out', `${i}.txt`), 'utf8');
+      return got === `${2 * i}\n` ? [] : [`${i}: ${got}`];
+    });
+    expect(wrong).toEqual([]);
+    expect(units.flatMap(historyProblems)).toEqual([]);
+    const staged = units.map((u) =>
+      statesOf(u)
+        .filter((s) => STAGING.includes(s))
+        .join(),
+    );
+    expect(new Set(staged)).toEqual(new Set([STAGING.join()]));
+  }, 600_000);
 
   it('pilot cleanup empties its sandbox at the end and keeps the logs', async () => {
     // Prepare: a pilot of its own, with cleanup, in a sandbox of this test
