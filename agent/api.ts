@@ -7,6 +7,7 @@
 
 import { randomUUID } from 'node:crypto';
 import { httpAttempt, isHttpAnswer, RETRY_POLICIES, type RetryPolicy, withRetry } from '../core/retry.ts';
+import type { StagingDirective } from '../core/staging.ts';
 import type { StartReport, UnitReport } from '../core/wire.ts';
 
 /** A unit as the agent receives it from `POST /agent/pull`. */
@@ -27,6 +28,12 @@ export interface PulledUnit {
     stderr?: string;
     /** RP's rule: a restartable unit may run again elsewhere, so its start needs no write-ahead. */
     restartable?: boolean;
+    /** Run before the launch script (agent/staging.ts). */
+    inputStaging?: StagingDirective[];
+    /** Run after it. */
+    outputStaging?: StagingDirective[];
+    /** Remove the unit sandbox after output staging. */
+    cleanup?: boolean;
   };
 }
 

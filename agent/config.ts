@@ -31,6 +31,8 @@ export interface AgentConfig {
   gpuEnv?: string[];
   /** The resource allows pilots bigger than their allocation, and GPUs shared by units (test beds). */
   oversubscribe?: boolean;
+  /** The pilot description's `cleanup`: empty the sandbox at the end, keeping the logs. */
+  cleanup?: boolean;
 }
 
 /** Reads and checks `agent.json`; a broken file ends the agent with a message naming the field. */

@@ -8,7 +8,7 @@
  * its command is exec'd directly (same effect, no bash per unit; see `direct` below).
  */
 import { spawn } from 'node:child_process';
-import { closeSync, fstatSync, mkdir, openSync, readSync, writeFile } from 'node:fs';
+import { closeSync, fstatSync, mkdir, openSync, readSync, rm, writeFile } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { cutMark, OUTPUT_TAIL_BYTES, tailBytes } from '../core/output.ts';
@@ -21,6 +21,7 @@ import {
   remoteKillCommand,
   spawnCommand,
 } from './launch-methods.ts';
+import { directivesToRun, runDirectives, StagingError } from './staging.ts';
 
 /** What the executor needs from the pilot. */
 export interface ExecutorContext {
@@ -165,6 +166,20 @@ export class Executor {
       ...(this.ctx.methods.srunMpi ? { srunMpi: this.ctx.methods.srunMpi } : {}),
     });
     await mkdirAsync(dir);
+    if (d.inputStaging?.length) {
+      // The unit is in STAGING_INPUT (its claim): its inputs are staged before the launch script runs.
+      try {
+        await runDirectives(d.inputStaging, 'input', { pilotSandbox: this.ctx.sandbox, unitSandbox: dir });
+      } catch (err) {
+        if (!(err instanceof StagingError)) throw err;
+        this.finish(unit, slots, 'Failed', undefined, err.message);
+        return;
+      }
+      if (entry.cancelled) {
+        this.finish(unit, slots, 'Canceled', undefined, 'cancelled');
+        return;
+      }
+    }
     await writeAsync(path.join(dir, 'launch.sh'), script);
     const execLocations = [...new Set(slots.map((s) => s.name))];
     const announced = this.writeAhead(unit, {
@@ -254,9 +269,9 @@ export class Executor {
       const reason =
         method === 'SSH' && code === 255 ? `ssh to ${slots[0]?.name} failed: ${sshErr.trim()}` : undefined;
       if (entry.cancelled) this.finish(unit, slots, 'Canceled', code ?? undefined, 'cancelled');
-      else if (code === 0) this.finish(unit, slots, 'Done', 0);
+      else if (code === 0) this.stageOut(unit, slots, 'Done', 0);
       else
-        this.finish(
+        this.stageOut(
           unit,
           slots,
           'Failed',
@@ -264,6 +279,32 @@ export class Executor {
           signal ? `killed by ${signal}` : reason,
         );
     });
+  }
+
+  /**
+   * Output staging after the launch script (RP's agent output stager), then the end: STAGING_OUTPUT is
+   * reported only when directives run (a failed unit runs only those without SKIP_FAILED); a directive
+   * that fails ends the unit FAILED with the directive and the OS error in its log.
+   */
+  private stageOut(
+    unit: PulledUnit,
+    slots: readonly Slot[],
+    state: 'Done' | 'Failed',
+    exitCode: number,
+    reason?: string,
+  ): void {
+    const todo = directivesToRun(unit.description.outputStaging, state === 'Failed');
+    if (todo.length === 0) {
+      this.finish(unit, slots, state, exitCode, reason);
+      return;
+    }
+    this.report({ uid: unit.uid, state: 'StagingOutput', time: new Date().toISOString() });
+    const dir = path.join(this.ctx.sandbox, unit.uid);
+    runDirectives(todo, 'output', { pilotSandbox: this.ctx.sandbox, unitSandbox: dir }).then(
+      () => this.finish(unit, slots, state, exitCode, reason),
+      (err: Error) =>
+        this.finish(unit, slots, 'Failed', exitCode, reason ? `${reason}; ${err.message}` : err.message),
+    );
   }
 
   /** Reports the unit's end with the tails of its output, then gives its slots back. */
@@ -280,7 +321,7 @@ export class Executor {
     const time = new Date().toISOString();
     // Slots go back before the report: the next unit can start while this one's report is batched.
     this.onExit(unit.uid, slots);
-    this.report({
+    const report: UnitReport = {
       uid: unit.uid,
       state,
       time,
@@ -288,6 +329,16 @@ export class Executor {
       stdout: readTail(path.resolve(dir, d.stdout ?? 'STDOUT')),
       stderr: readTail(path.resolve(dir, d.stderr ?? 'STDERR')) || (reason ?? ''),
       ...(reason ? { reason } : {}),
+    };
+    if (!d.cleanup) {
+      this.report(report);
+      return;
+    }
+    // RP's `cleanup`: the sandbox goes after output staging (its tails are read above), before the end
+    // is reported, so a unit seen final has no sandbox left.
+    rm(dir, { recursive: true, force: true }, (err) => {
+      if (err) report.reason = `${reason ? `${reason}; ` : ''}cleanup of ${dir} failed: ${err.message}`;
+      this.report(report);
     });
   }
 

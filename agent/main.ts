@@ -16,6 +16,7 @@ import { readConfig } from './config.ts';
 import { Executor, type UnitDescription } from './executor.ts';
 import { chooseMethods, type Methods, methodFor } from './launch-methods.ts';
 import { Reporter } from './reporter.ts';
+import { cleanupPilotSandbox } from './staging.ts';
 import { WriteAhead } from './write-ahead.ts';
 
 /** Claimed units the agent keeps ready beyond its cores (small pulls, overlapped with execution). */
@@ -239,6 +240,11 @@ async function main(configFile: string): Promise<number> {
   const deadline = Date.now() + 5_000;
   while (executor.active && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
   await reporter.close();
+  if (cfg.cleanup)
+    await cleanupPilotSandbox(cfg.sandbox).then(
+      (gone) => log(`cleanup: removed ${gone.length} entries of ${cfg.sandbox}, logs kept`),
+      (err: unknown) => log(`cleanup of ${cfg.sandbox} failed: ${String(err)}`),
+    );
   const final = stopping ?? { state: 'Failed' as const, reason: 'agent loop ended without a reason' };
   await api.done(final.state, final.reason).catch((err) => log(`done callback failed: ${String(err)}`));
   log(

@@ -1,6 +1,6 @@
 /** RP's `ComputePilot`: a handle on one pilot; its state lives in the control plane. */
 import type { ComputePilotDescription } from '../core/descriptions.ts';
-import { NotImplemented } from '../core/errors.ts';
+import { BadParameter, NotImplemented } from '../core/errors.ts';
 import { PilotState } from '../core/states.ts';
 import type { PilotRecord } from '../core/wire.ts';
 import { type HistoryEntry, withTimestamps } from './history.ts';
@@ -92,6 +92,27 @@ export class ComputePilot {
   /** Cancels the pilot (no-op when final). */
   async cancel(): Promise<void> {
     await this.pilotManager.cancelPilots([this.uid]);
+  }
+
+  /**
+   * RP's `stage_in`, into the pilot's staging area. Not built yet: refused, never accepted and ignored.
+   * Units can fill the staging area themselves (an output directive to `staging:///name`).
+   * @throws BadParameter always, naming what to use instead
+   */
+  async stageIn(_directives: unknown): Promise<never> {
+    throw new BadParameter(
+      `pilot ${this.uid}: stageIn is not built yet; stage files with a unit's inputStaging (Copy, Link or Move on the resource) or its outputStaging to staging:///name`,
+    );
+  }
+
+  /**
+   * RP 1.x's `stage_out`, from the pilot's staging area. Not built yet: refused.
+   * @throws BadParameter always
+   */
+  async stageOut(_directives: unknown): Promise<never> {
+    throw new BadParameter(
+      `pilot ${this.uid}: stageOut is not built yet; copy files out of staging:/// with a unit's outputStaging`,
+    );
   }
 
   /** Registers `cb(pilot, state, callbackData)` for every state this pilot enters. Returns what unregisters it. */

@@ -6,7 +6,12 @@
  */
 import { z } from 'zod';
 import { BadParameter } from './errors.ts';
-import { parseShorthand, type StagingDirectiveInput, stagingDirectiveSchema } from './staging.ts';
+import {
+  expandLists,
+  parseShorthand,
+  type StagingDirectiveInput,
+  stagingDirectiveSchema,
+} from './staging.ts';
 
 export {
   basename,
@@ -236,13 +241,19 @@ function renameAliases(
 function expandStaging(value: unknown, path: Path): unknown {
   const list = typeof value === 'string' || isPlainObject(value) ? [value] : value;
   if (!Array.isArray(list)) return value;
-  return list.map((d: unknown, i) => {
-    if (typeof d !== 'string') return d;
+  return list.flatMap((d: unknown, i) => {
+    if (typeof d !== 'string') {
+      // Lists of sources and targets pair up into one directive per file (RP's expansion).
+      const each = expandLists(d);
+      if ('error' in each)
+        throw new BadParameter(`unit description ${formatPath([...path, i])}: ${each.error}, got ${show(d)}`);
+      return each;
+    }
     const parsed = parseShorthand(d);
     if ('error' in parsed) {
       throw new BadParameter(`unit description ${formatPath([...path, i])}: ${parsed.error}, got ${show(d)}`);
     }
-    return parsed;
+    return [parsed];
   });
 }
 

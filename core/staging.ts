@@ -3,16 +3,15 @@
  * the string shorthand. Both end up as one normalised object, so no later stage sees a shorthand.
  */
 import { z } from 'zod';
+import { STAGING_SCHEME, StagingAction, StagingFlag } from './staging-paths.ts';
 
-/** Staging actions (RP constants; the values are the wire strings). */
-export const StagingAction = { COPY: 'Copy', LINK: 'Link', MOVE: 'Move', TRANSFER: 'Transfer' } as const;
-/** A staging action's wire value. */
-export type StagingAction = (typeof StagingAction)[keyof typeof StagingAction];
-
-/** Staging flags (RP constants). */
-export const StagingFlag = { CREATE_PARENTS: 'CreateParents', SKIP_FAILED: 'SkipFailed' } as const;
-/** A staging flag's wire value. */
-export type StagingFlag = (typeof StagingFlag)[keyof typeof StagingFlag];
+export {
+  resolveStagingPath,
+  STAGING_AREA,
+  STAGING_SCHEME,
+  StagingAction,
+  StagingFlag,
+} from './staging-paths.ts';
 
 const ACTIONS = Object.values(StagingAction);
 const FLAGS = Object.values(StagingFlag);
@@ -42,8 +41,17 @@ export const stagingDirectiveSchema = z
 
 /** A normalised staging directive. */
 export type StagingDirective = z.output<typeof stagingDirectiveSchema>;
-/** A staging directive as a caller may write it (object form; the string shorthand is also accepted). */
-export type StagingDirectiveInput = z.input<typeof stagingDirectiveSchema> | string;
+/**
+ * A staging directive as a caller may write it: the object form (with lists of sources and targets
+ * that pair up, as in RP) or the string shorthand.
+ */
+export type StagingDirectiveInput =
+  | z.input<typeof stagingDirectiveSchema>
+  | (Omit<z.input<typeof stagingDirectiveSchema>, 'source' | 'target'> & {
+      source: string[];
+      target?: string[];
+    })
+  | string;
 
 /** Last path segment of a path or URL (`sftp://h/a/b.txt` → `b.txt`), as RP does for a missing target. */
 export function basename(source: string): string {
@@ -70,4 +78,47 @@ export function parseShorthand(s: string): { source: string; target?: string } |
   const tgt = target?.trim();
   if (!src || tgt === '') return { error: "both sides of '>' or '<' must be non-empty" };
   return tgt === undefined ? { source: src } : { source: src, target: tgt };
+}
+
+/**
+ * RP lets a directive name several files: `{source: [a, b], target: [c, d]}` pairs them up (a → c,
+ * b → d); without a target each keeps its basename. Returns the directives one file each, or why not.
+ */
+export function expandLists(d: unknown): unknown[] | { error: string } {
+  if (typeof d !== 'object' || d === null || Array.isArray(d)) return [d];
+  const o = d as Record<string, unknown>;
+  if (!Array.isArray(o.source)) {
+    return Array.isArray(o.target) ? { error: 'target is a list but source is not' } : [d];
+  }
+  const sources = o.source;
+  if (sources.length === 0) return { error: 'source must not be an empty list' };
+  if (o.target !== undefined && !Array.isArray(o.target))
+    return { error: 'source is a list, so target must be a list of the same length (or absent)' };
+  if (Array.isArray(o.target) && o.target.length !== sources.length)
+    return {
+      error: `source has ${sources.length} entries and target ${o.target.length}; they pair up, so the lengths must match`,
+    };
+  const targets = o.target as unknown[] | undefined;
+  return sources.map((source, i) => ({ ...o, source, ...(targets ? { target: targets[i] } : {}) }));
+}
+
+/** A URL scheme at the start of a path (`sftp://`). */
+const SCHEME = /^([a-z][a-z0-9+.-]*):\/\//i;
+
+/**
+ * Why a directive cannot run yet, or undefined when it can (checked at submit, so nothing accepted is
+ * ignored): TRANSFER (between the user's machine and the resource) is not built, nor are remote
+ * schemes (`sftp://`, `https://`…); only `staging:///` and `file://` (a path on the resource) are.
+ * `field` names the directive, e.g. `inputStaging[0]`.
+ */
+export function unbuiltDirective(d: StagingDirective, field: string): string | undefined {
+  if (d.action === StagingAction.TRANSFER)
+    return `${field}.action: Transfer (between your machine and the resource) is not built yet; use Copy, Link or Move with a path on the resource, got "Transfer" (RP's default action for a directive without one)`;
+  for (const key of ['source', 'target'] as const) {
+    const m = SCHEME.exec(d[key]);
+    const scheme = m?.[1]?.toLowerCase();
+    if (scheme && scheme !== 'file' && d[key].startsWith(STAGING_SCHEME) === false)
+      return `${field}.${key}: the ${scheme}:// scheme is not supported (only paths on the resource, file:// and staging:///), got ${JSON.stringify(d[key])}`;
+  }
+  return undefined;
 }

@@ -18,6 +18,11 @@
  * while pending would be reported as having passed Executing. Here only DONE (the end of the happy path)
  * fills in skipped states; FAILED and CANCELED are exits reachable from any non-final state, entered
  * directly.
+ *
+ * The staging states belong to a unit's path only when it has staging directives (RP 0.22's UM controller
+ * sends a unit without input directives NEW → PENDING_EXECUTION, and the agent goes to STAGING_OUTPUT only
+ * when there are output directives): {@link unitSkips} names the states a unit never passes, and
+ * `progress` neither fills them in nor enters them.
  */
 
 /** Pilot states (RP 0.22 wire values). */
@@ -129,9 +134,17 @@ export function isFinal<S extends string>(model: StateModel<S>, s: S): boolean {
  * Refuses equal and backward moves and final→final moves other than `finalOverrides`. On success,
  * `passed` lists every state entered, in rank order, ending with `target`: the skipped non-final states
  * are included (so callbacks fire once per state), except for exits (FAILED, CANCELED) which are entered
- * directly.
+ * directly, and except for `skip`: states not on this object's path (a unit's staging states when it has
+ * no directives, see {@link unitSkips}), which are neither filled in nor a valid target.
  */
-export function progress<S extends string>(model: StateModel<S>, current: S, target: S): Progress<S> {
+export function progress<S extends string>(
+  model: StateModel<S>,
+  current: S,
+  target: S,
+  skip: readonly S[] = [],
+): Progress<S> {
+  if (skip.includes(target))
+    return refuse(model, current, target, `${target} is not on this ${model.name}'s path`);
   if (isFinal(model, current)) {
     if (model.finalOverrides[current]?.includes(target)) return { ok: true, state: target, passed: [target] };
     return refuse(model, current, target, `${current} is final`);
@@ -141,7 +154,11 @@ export function progress<S extends string>(model: StateModel<S>, current: S, tar
   if (to === from) return refuse(model, current, target, 'no progress (same rank)');
   if (to < from) return refuse(model, current, target, 'would go backward');
   if (model.exits?.includes(target)) return { ok: true, state: target, passed: [target] };
-  return { ok: true, state: target, passed: [...between(model, from, to), target] };
+  return {
+    ok: true,
+    state: target,
+    passed: [...between(model, from, to).filter((s) => !skip.includes(s)), target],
+  };
 }
 
 /**
@@ -153,6 +170,38 @@ export function progress<S extends string>(model: StateModel<S>, current: S, tar
 export function progressOrStay<S extends string>(model: StateModel<S>, current: S, target: S): Progress<S> {
   if (current === target && !isFinal(model, current)) return { ok: true, state: current, passed: [] };
   return progress(model, current, target);
+}
+
+/** What {@link unitSkips} and friends read from a unit description: whether it has directives. */
+export interface StagingShape {
+  inputStaging?: readonly unknown[] | undefined;
+  outputStaging?: readonly unknown[] | undefined;
+}
+
+const has = (xs: readonly unknown[] | undefined) => (xs?.length ?? 0) > 0;
+
+/**
+ * The unit states a unit never passes (RP 0.22): the input staging states without input directives,
+ * the output staging states without output directives. Pass to {@link progress}.
+ */
+export function unitSkips(d: StagingShape | undefined): UnitState[] {
+  const skip: UnitState[] = [];
+  if (!has(d?.inputStaging)) skip.push(UnitState.PENDING_INPUT_STAGING, UnitState.STAGING_INPUT);
+  if (!has(d?.outputStaging)) skip.push(UnitState.PENDING_OUTPUT_STAGING, UnitState.STAGING_OUTPUT);
+  return skip;
+}
+
+/** Where a unit waits for its pilot's agent (at submit, and when rescheduled): before its input staging if any. */
+export function pendingState(d: StagingShape | undefined): UnitState {
+  return has(d?.inputStaging) ? UnitState.PENDING_INPUT_STAGING : UnitState.PENDING_EXECUTION;
+}
+
+/**
+ * What the agent's claim moves a pending unit to: STAGING_INPUT when it has input directives (the agent
+ * stages them before the launch script, RP's agent input stager), else SCHEDULING.
+ */
+export function claimState(d: StagingShape | undefined): UnitState {
+  return has(d?.inputStaging) ? UnitState.STAGING_INPUT : UnitState.SCHEDULING;
 }
 
 /** Non-final states ranked strictly between `from` and `to`, in rank order. */

@@ -85,7 +85,7 @@ export interface Page<T> {
 /** One unit state report of an agent (`POST /agent/states`). */
 export interface UnitReport {
   uid: string;
-  state: 'Executing' | 'Done' | 'Failed' | 'Canceled';
+  state: 'Executing' | 'StagingOutput' | 'Done' | 'Failed' | 'Canceled';
   time: string;
   exitCode?: number;
   stdout?: string;

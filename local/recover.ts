@@ -7,7 +7,7 @@
  * launching a second one, WaitActive sees the agent ACTIVE and lets go at once, Active takes the agent's
  * heartbeats. In AWS nothing of this is needed: the services keep their own state.
  */
-import { isFinal, pilotModel, UnitState } from '../core/states.ts';
+import { isFinal, pendingState, pilotModel } from '../core/states.ts';
 import { startPilotExecution } from '../functions/lib/pilots.ts';
 import { createPilotQueue, sendUnits } from '../functions/lib/queues.ts';
 import { store } from '../functions/lib/store.ts';
@@ -41,7 +41,7 @@ export async function recoverPilots(): Promise<Recovery> {
     for (const pilot of page.items.filter((p) => !isFinal(pilotModel, p.state))) {
       await createPilotQueue(pilot.sessionId, pilot.uid);
       const waiting = (await pilotUnits(pilot)).filter(
-        (u) => u.pilot === pilot.uid && u.state === UnitState.PENDING_EXECUTION,
+        (u) => u.pilot === pilot.uid && u.state === pendingState(u.description),
       );
       await sendUnits(
         pilot.sessionId,

@@ -46,8 +46,11 @@ export interface TransitionSpec<S extends string, R> {
   uid: string;
   /** The state asked for, when there is one (for observers: e.g. a refused claim). */
   target?: S;
-  /** The move from the current state, or why not (core/states.ts `progress` or `reschedule`). */
-  decide(current: S): Progress<S>;
+  /**
+   * The move from the current state, or why not (core/states.ts `progress` or `reschedule`); `item` is
+   * the record as read (a unit's path depends on its description's staging directives).
+   */
+  decide(current: S, item: Item): Progress<S>;
   expect?: Expect;
   /** Add the patch's clauses; `entered` are the states this write enters. */
   patch(u: Update, entered: readonly S[], now: string): void;
@@ -96,7 +99,7 @@ export async function applyTransitionFrom<S extends string, R>(
     const mismatch = expectMismatch(spec.expect, item);
     if (mismatch) return done(refuse(`${spec.what} ${spec.uid}: ${mismatch}`, spec.uid, record));
     const state = item.state as S;
-    const move = spec.decide(state);
+    const move = spec.decide(state, item);
     const now = ctx.now();
     const late = new Update().set('changed', changedKey(now, spec.uid));
     const why = move.ok ? undefined : `${spec.uid}: ${move.reason}`;

@@ -7,7 +7,16 @@ import type { ComputeUnitDescription } from '../core/descriptions.ts';
 import { BadParameter, DoesNotExist } from '../core/errors.ts';
 import { groupBy } from '../core/group.ts';
 import { returnLease } from '../core/reconcile.ts';
-import { isFinal, type Progress, progress, reschedule, type UnitState, unitModel } from '../core/states.ts';
+import {
+  isFinal,
+  type Progress,
+  progress,
+  reschedule,
+  type StagingShape,
+  type UnitState,
+  unitModel,
+  unitSkips,
+} from '../core/states.ts';
 import { batchGet, batchPut, mapLimit } from './batch.ts';
 import type { StoreContext } from './context.ts';
 import type { Update } from './expr.ts';
@@ -99,7 +108,9 @@ export async function createUnits(
   const created = units.map((u, i) => {
     const uid = uids[i] as string;
     const passed =
-      u.state && u.state !== 'New' ? mustProgress(progress(unitModel, 'New', u.state)).passed : [];
+      u.state && u.state !== 'New'
+        ? mustProgress(progress(unitModel, 'New', u.state, unitSkips(u.description))).passed
+        : [];
     const entered = ['New' as UnitState, ...passed];
     const record: UnitRecord = {
       sessionId,
@@ -200,7 +211,8 @@ export function transitionUnits(
 ): Promise<TransitionOutcome<UnitRecord, UnitState>[]> {
   return applyAll(ctx, sessionId, updates, (u) => ({
     target: u.target,
-    decide: (s) => progress(unitModel, s, u.target),
+    // The fill-in rule: staging states are on a unit's path only when it has directives (core/states.ts).
+    decide: (s, item) => progress(unitModel, s, u.target, unitSkips(item.description as StagingShape)),
     patch: u.patch ?? {},
     expect: u.expect,
     ...(u.report ? { late: (w: Update, item: Item) => keepReportFacts(w, item, u.patch ?? {}) } : {}),
@@ -282,7 +294,7 @@ export function patchUnit(
 
 interface Change {
   target?: UnitState;
-  decide(current: UnitState): Progress<UnitState>;
+  decide(current: UnitState, item: Item): Progress<UnitState>;
   patch: UnitPatch;
   expect: UnitExpect | undefined;
   late?(u: Update, item: Item): boolean;

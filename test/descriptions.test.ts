@@ -1,6 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { parsePilotDescription, parseUnitDescription, parseUnitDescriptions } from '../core/descriptions.ts';
 import { BadParameter } from '../core/errors.ts';
+import { resolveStagingPath, type StagingDirective, unbuiltDirective } from '../core/staging.ts';
 
 function errorOf(fn: () => unknown): BadParameter {
   try {
@@ -158,6 +159,62 @@ describe('parseUnitDescription', () => {
         errorOf(() => parseUnitDescription({ executable: 'x', inputStaging: [{ source: 'a', mode: 1 }] }))
           .message,
       ).toContain('inputStaging[0].mode: unknown key, got 1');
+    });
+
+    it('pairs lists of sources and targets into one directive per file (RP)', () => {
+      const d = parseUnitDescription({
+        executable: 'x',
+        inputStaging: [
+          { source: ['a', '/p/b'], target: ['x/a', 'b2'], action: 'Copy' },
+          { source: ['/q/c'] },
+        ],
+      });
+      expect(d.inputStaging?.map((x) => [x.source, x.target, x.action])).toEqual([
+        ['a', 'x/a', 'Copy'],
+        ['/p/b', 'b2', 'Copy'],
+        ['/q/c', 'c', 'Transfer'],
+      ]);
+      expect(
+        errorOf(() =>
+          parseUnitDescription({ executable: 'x', inputStaging: [{ source: ['a', 'b'], target: ['c'] }] }),
+        ).message,
+      ).toContain(
+        'inputStaging[0]: source has 2 entries and target 1; they pair up, so the lengths must match',
+      );
+      expect(
+        errorOf(() =>
+          parseUnitDescription({ executable: 'x', outputStaging: [{ source: 'a', target: ['c'] }] }),
+        ).message,
+      ).toContain('outputStaging[0]: target is a list but source is not');
+    });
+
+    it("resolves paths by RP's rules: staging:///, file://, absolute, relative to a base", () => {
+      const pilot = '/scratch/pilot.0000';
+      expect(resolveStagingPath('staging:///d/x.dat', '/u', pilot)).toBe(
+        '/scratch/pilot.0000/staging_area/d/x.dat',
+      );
+      expect(resolveStagingPath('file:///data/x', '/u', pilot)).toBe('/data/x');
+      expect(resolveStagingPath('/data/./y/../x', '/u', pilot)).toBe('/data/x');
+      expect(resolveStagingPath('in/x', '/scratch/pilot.0000/unit.000001', pilot)).toBe(
+        '/scratch/pilot.0000/unit.000001/in/x',
+      );
+    });
+
+    it('names what is not built: TRANSFER (the default action) and remote schemes', () => {
+      const [t] = parseUnitDescription({ executable: 'x', inputStaging: ['input.dat'] }).inputStaging ?? [];
+      expect(unbuiltDirective(t as StagingDirective, 'inputStaging[0]')).toContain(
+        'inputStaging[0].action: Transfer (between your machine and the resource) is not built yet',
+      );
+      const [r] =
+        parseUnitDescription({ executable: 'x', inputStaging: [{ source: 'https://h/x', action: 'Copy' }] })
+          .inputStaging ?? [];
+      expect(unbuiltDirective(r as StagingDirective, 'inputStaging[0]')).toContain(
+        'inputStaging[0].source: the https:// scheme is not supported',
+      );
+      const [ok] =
+        parseUnitDescription({ executable: 'x', inputStaging: [{ source: 'staging:///x', action: 'Link' }] })
+          .inputStaging ?? [];
+      expect(unbuiltDirective(ok as StagingDirective, 'inputStaging[0]')).toBeUndefined();
     });
   });
 

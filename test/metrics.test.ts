@@ -91,6 +91,11 @@ describe('what a state change counts as', () => {
   it('counts each state entered, and a filled-in Executing as a start', () => {
     expect(countsOfTransition('unit', ['Executing', 'Done'])).toEqual([N.unitsStarted, N.unitsDone]);
     expect(countsOfTransition('unit', ['Scheduling'])).toEqual([N.unitsClaimed]);
+    expect(countsOfTransition('unit', ['StagingInput'])).toEqual([N.unitsClaimed]);
+    // A staged unit's start fills in Scheduling: not a second claim.
+    expect(countsOfTransition('unit', ['PendingExecution', 'Scheduling', 'Executing'])).toEqual([
+      N.unitsStarted,
+    ]);
     expect(countsOfTransition('unit', ['PendingExecution'])).toEqual([]);
     expect(countsOfTransition('pilot', ['Launching', 'Active'])).toEqual([N.pilotsActive]);
     expect(countsOfTransition('pilot', ['Failed'])).toEqual([N.pilotsFailed]);

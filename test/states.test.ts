@@ -1,7 +1,9 @@
 import { describe, expect, it } from 'vitest';
 import {
+  claimState,
   isFinal,
   PilotState,
+  pendingState,
   pilotModel,
   progress,
   progressOrStay,
@@ -10,6 +12,7 @@ import {
   sweepTarget,
   UnitState,
   unitModel,
+  unitSkips,
 } from '../core/states.ts';
 
 /**
@@ -150,6 +153,46 @@ describe('progress', () => {
       state: 'Unscheduled',
       passed: ['Unscheduled'],
     });
+  });
+
+  it('fills in and enters staging states only for a unit with directives (RP 0.22)', () => {
+    const none = unitSkips({});
+    const inOnly = unitSkips({ inputStaging: [{}] });
+    const outOnly = unitSkips({ outputStaging: [{}] });
+    expect(progress(unitModel, 'New', 'PendingExecution', none)).toEqual({
+      ok: true,
+      state: 'PendingExecution',
+      passed: ['PendingExecution'],
+    });
+    expect(progress(unitModel, 'Scheduling', 'Done', none)).toEqual({
+      ok: true,
+      state: 'Done',
+      passed: ['Executing', 'Done'],
+    });
+    expect(progress(unitModel, 'StagingInput', 'Done', inOnly)).toEqual({
+      ok: true,
+      state: 'Done',
+      passed: ['PendingExecution', 'Scheduling', 'Executing', 'Done'],
+    });
+    expect(progress(unitModel, 'Executing', 'Done', outOnly)).toEqual({
+      ok: true,
+      state: 'Done',
+      passed: ['PendingOutputStaging', 'StagingOutput', 'Done'],
+    });
+    expect(progress(unitModel, 'Executing', 'StagingOutput', none)).toEqual({
+      ok: false,
+      reason: "unit cannot go from Executing to StagingOutput: StagingOutput is not on this unit's path",
+    });
+    expect(progress(unitModel, 'PendingInputStaging', 'StagingInput', inOnly).ok).toBe(true);
+    expect([pendingState({}), claimState({}), pendingState({ inputStaging: [] })]).toEqual([
+      'PendingExecution',
+      'Scheduling',
+      'PendingExecution',
+    ]);
+    expect([pendingState({ inputStaging: [{}] }), claimState({ inputStaging: [{}] })]).toEqual([
+      'PendingInputStaging',
+      'StagingInput',
+    ]);
   });
 
   it('enters FAILED directly: a unit failing before it ran never passed Executing', () => {

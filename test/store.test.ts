@@ -28,9 +28,18 @@ const engines = [
 
 const UD: ComputeUnitDescription = { executable: '/bin/true', cores: 1 };
 const PD = { resource: 'local.localhost', runtime: 10, cores: 4 };
-/** The unit happy path after NEW. */
-/** The happy path after NEW (UNSCHEDULED is a detour: only a sweep enters it). */
-const PATH: UnitState[] = [
+/**
+ * The happy path after NEW of a unit without staging directives (UNSCHEDULED is a detour: only a sweep
+ * enters it; the staging states are on a unit's path only when it has directives, as in RP 0.22).
+ */
+const PATH: UnitState[] = ['PendingExecution', 'Scheduling', 'Executing', 'Done'];
+/** A unit with one input and one output directive, and its happy path after NEW. */
+const UDS: ComputeUnitDescription = {
+  ...UD,
+  inputStaging: [{ source: 'in', target: 'in', action: 'Copy', flags: [], priority: 0 }],
+  outputStaging: [{ source: 'out', target: 'out', action: 'Copy', flags: [], priority: 0 }],
+};
+const STAGED_PATH: UnitState[] = [
   'PendingInputStaging',
   'StagingInput',
   'PendingExecution',
@@ -369,9 +378,9 @@ describe.each(engines)('Store on $name', ({ start }) => {
       // Assess
       expect(raw.Item?.stateHistory).toBeUndefined();
       expect(raw.Item?.history?.L?.map((s) => s.S?.replace(/@\d+$/, '@t'))).toEqual([
-        'New,PendingInputStaging,StagingInput,PendingExecution@t',
+        'New,PendingExecution@t',
         'Scheduling@t',
-        'Executing,PendingOutputStaging,StagingOutput,Done@t',
+        'Executing,Done@t',
       ]);
       const record = (await store.getUnits(sid, [uid]))[0] as UnitRecord;
       expect(historyOf(record)).toEqual(['New', ...PATH]);
@@ -382,6 +391,39 @@ describe.each(engines)('Store on $name', ({ start }) => {
       expect(record).not.toHaveProperty('history');
       expect(itemBytes((raw.Item ?? {}) as Parameters<typeof itemBytes>[0])).toBeLessThan(1024);
     });
+    it('puts the staging states on the path of a unit with directives only (RP 0.22)', async () => {
+      // Prepare: one unit with input and output directives, one without, both bound to a pilot
+      const { store, sid, umgr, pmgr } = await setup();
+      const [pilot] = await store.createPilots(sid, pmgr, [{ description: PD }]);
+      const pid = pilot?.uid as string;
+      const [staged, plain] = await store.createUnits(sid, umgr, [
+        { description: UDS, state: 'PendingInputStaging', pilot: pid },
+        { description: UD, state: 'PendingExecution', pilot: pid },
+      ]);
+      const a = staged?.uid as string;
+      const b = plain?.uid as string;
+      // Act: claim, write-ahead start, output staging, end; and the staging moves tried on the plain unit
+      const steps = await store.transitionUnits(sid, [
+        { uid: a, target: 'StagingInput' },
+        { uid: a, target: 'Executing' },
+        { uid: a, target: 'StagingOutput' },
+        { uid: a, target: 'Done' },
+        { uid: b, target: 'StagingInput' },
+        { uid: b, target: 'Executing' },
+        { uid: b, target: 'StagingOutput' },
+        { uid: b, target: 'Done' },
+      ]);
+      // Assess: each staging state once and in order for the first; none, and refused, for the second
+      expect(steps.map((o) => o.ok)).toEqual([true, true, true, true, false, true, false, true]);
+      const [ra, rb] = await store.getUnits(sid, [a, b]);
+      expect(historyOf(ra as UnitRecord)).toEqual(['New', ...STAGED_PATH]);
+      expect(historyOf(rb as UnitRecord)).toEqual(['New', ...PATH]);
+      const refused = steps[4];
+      expect(refused?.ok === false && refused.error.message).toContain(
+        "StagingInput is not on this unit's path",
+      );
+    });
+
     it('refuses a stale update and carries the current record', async () => {
       const { store, sid, umgr } = await setup();
       const [u] = await store.createUnits(sid, umgr, [{ description: UD }]);

@@ -389,7 +389,7 @@ export const handler = httpHandler({
     // Not yet on an agent: cancel in the table (a racing claim loses). On an agent: the agent kills it.
     const open = units.filter((u) => !isFinal(unitModel, u.state));
     const isOnAgent = (u: (typeof units)[number]) =>
-      u.pilot !== undefined && unitModel.order[u.state] >= unitModel.order.Scheduling;
+      u.pilot !== undefined && unitModel.order[u.state] >= unitModel.order.StagingInput;
     const onAgent = groupBy(open.filter(isOnAgent), (u) => u.pilot as string);
     const direct = open.filter((u) => !isOnAgent(u)).map((u) => u.uid);
     await store().transitionUnits(

@@ -6,7 +6,7 @@
 
 import { randomUUID } from 'node:crypto';
 import { IncorrectState } from '../../core/errors.ts';
-import { isFinal, PilotState, pilotModel, UnitState } from '../../core/states.ts';
+import { claimState, isFinal, PilotState, pilotModel } from '../../core/states.ts';
 import type { NodeDetail } from '../../core/wire.ts';
 import type { UnitRecord } from '../../store/index.ts';
 import { authAgent } from '../lib/auth.ts';
@@ -95,7 +95,7 @@ export const handler = httpHandler({
       const again = await store().getUnits(pilot.sessionId, uids);
       return {
         units: again
-          .filter((u) => u.state === UnitState.SCHEDULING && u.pilot === pilot.uid && u.lease === lease)
+          .filter((u) => u.state === claimState(u.description) && u.pilot === pilot.uid && u.lease === lease)
           .map((u) => ({ ...queued(u), ...(lease ? { lease } : {}) })),
       };
     }
@@ -111,7 +111,8 @@ export const handler = httpHandler({
     // leaves them to SQS redelivery, never lost).
     const units = received.slice(0, max);
     await sendUnits(pilot.sessionId, pilot.uid, received.slice(max));
-    // The claim is authoritative: PENDING_EXECUTION → SCHEDULING, only for units bound to this pilot, leased
+    // The claim is authoritative: PENDING_EXECUTION → SCHEDULING (PENDING_INPUT_STAGING → STAGING_INPUT for a
+    // unit the agent stages first), only for units bound to this pilot, leased
     // to this pull until a deadline (unstarted by then, the reconciler returns them to the queue). A unit
     // cancelled, rescheduled or already claimed (SQS redelivery) is refused and not run.
     const lease = randomUUID();
@@ -120,7 +121,7 @@ export const handler = httpHandler({
       pilot.sessionId,
       units.map((u) => ({
         uid: u.uid,
-        target: UnitState.SCHEDULING,
+        target: claimState(u.description),
         patch: { lease, leaseUntil },
         expect: { pilot: pilot.uid },
       })),

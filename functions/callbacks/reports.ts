@@ -13,6 +13,8 @@ import { MAX_ID_BYTES } from '../lib/http.ts';
 
 const REPORTABLE = new Set<string>([
   UnitState.EXECUTING,
+  // Entered when the agent starts a unit's output directives (refused for a unit without any).
+  UnitState.STAGING_OUTPUT,
   UnitState.DONE,
   UnitState.FAILED,
   UnitState.CANCELED,
@@ -127,6 +129,7 @@ function patchOf(r: Report): UnitPatch {
   // The agent sends the tails already cut (64 KiB, marked); an oversized report is cut the same way.
   const clip = (s: string | undefined) => (s === undefined ? undefined : clipTail(s));
   const p: UnitPatch = {};
+  if (r.state === UnitState.STAGING_OUTPUT) return p; // the facts come with the end
   if (r.state === UnitState.EXECUTING) {
     if (r.time) p.started = r.time;
     if (r.sandbox) p.sandbox = r.sandbox;

@@ -50,7 +50,6 @@ function add(name: MetricName, n = 1): void {
 
 /** What entering each unit state counts as. */
 const UNIT_ENTERED: Partial<Record<string, MetricName>> = {
-  Scheduling: N.unitsClaimed,
   Executing: N.unitsStarted,
   Done: N.unitsDone,
   Failed: N.unitsFailed,
@@ -72,8 +71,15 @@ const PILOT_ENTERED: Partial<Record<string, MetricName>> = {
  */
 export function countsOfTransition(what: ObservedKind, passed: readonly string[]): MetricName[] {
   const table = what === 'unit' ? UNIT_ENTERED : PILOT_ENTERED;
-  return passed.flatMap((s) => table[s] ?? []);
+  const counts = passed.flatMap((s) => table[s] ?? []);
+  // A claim enters its claim state first (Scheduling, or StagingInput for a unit the agent stages); a staged
+  // unit's later start fills in Scheduling after PendingExecution, which is not a second claim.
+  if (what === 'unit' && CLAIM_STATES.includes(passed[0] ?? '')) counts.unshift(N.unitsClaimed);
+  return counts;
 }
+
+/** The states an agent's claim moves a unit to (core/states.ts `claimState`). */
+const CLAIM_STATES: readonly string[] = ['Scheduling', 'StagingInput'];
 
 /** The store observer that counts into the running invocation's buffer. */
 export const metricsObserver: StoreObserver = {
@@ -86,7 +92,7 @@ export const metricsObserver: StoreObserver = {
     if (inv?.sweeping && what === 'unit' && passed.length) add(N.unitsSwept);
   },
   refused(what, target) {
-    if (what === 'unit' && target === 'Scheduling') add(N.claimsRefused);
+    if (what === 'unit' && CLAIM_STATES.includes(target ?? '')) add(N.claimsRefused);
   },
 };
 

@@ -8,7 +8,8 @@ import { groupBy } from '../../core/group.ts';
 import type { ResourceRegistry } from '../../core/resource-registry.ts';
 import { bindUnits, type SchedulerName } from '../../core/schedulers.ts';
 import { type PilotSize, tooBigForPilot } from '../../core/slots.ts';
-import { isFinal, pilotModel, UnitState } from '../../core/states.ts';
+import { unbuiltDirective } from '../../core/staging.ts';
+import { isFinal, pendingState, pilotModel, UnitState } from '../../core/states.ts';
 import type { UnitRecord } from '../../store/index.ts';
 import { sendUnits } from './queues.ts';
 import { sessionResources } from './resources.ts';
@@ -49,6 +50,14 @@ export async function submitUnits(sessionId: string, umid: string, raw: unknown)
   }
   const descriptions = parseUnitDescriptions(raw);
   if (descriptions.length === 0) throw new BadParameter('submitUnits.descriptions: must not be empty');
+  // What is not built is refused here, never accepted and ignored.
+  descriptions.forEach((d, i) => {
+    for (const key of ['inputStaging', 'outputStaging'] as const)
+      d[key]?.forEach((x, j) => {
+        const why = unbuiltDirective(x, `${key}[${j}]`);
+        if (why) throw new BadParameter(`submitUnits.descriptions[${i}].${why}`);
+      });
+  });
   const session = await store().getSession(sessionId);
   if (session.state !== 'open')
     throw new IncorrectState(`session ${sessionId} is closed`, { obj: sessionId });
@@ -77,7 +86,8 @@ export async function submitUnits(sessionId: string, umid: string, raw: unknown)
     umid,
     descriptions.map((description, i) => ({
       description,
-      state: UnitState.PENDING_EXECUTION,
+      // RP 0.22's UM controller: NEW → PENDING_INPUT_STAGING when the unit has input directives.
+      state: pendingState(description),
       pilot: binding.pilots[i] as string,
     })),
   );

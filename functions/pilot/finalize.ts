@@ -17,7 +17,7 @@ import { groupBy } from '../../core/group.ts';
 import { allItems } from '../../core/pages.ts';
 import { causeText, decidePilotEnd, type PilotEndInput, RECONCILED_ERROR } from '../../core/pilot-end.ts';
 import { bindUnits, type SchedulerName } from '../../core/schedulers.ts';
-import { isFinal, PilotState, pilotModel, sweepTarget, UnitState } from '../../core/states.ts';
+import { isFinal, PilotState, pendingState, pilotModel, sweepTarget, UnitState } from '../../core/states.ts';
 import type { PilotRecord, UnitRecord } from '../../store/index.ts';
 import { logger } from '../lib/log.ts';
 import { withMetrics } from '../lib/metrics.ts';
@@ -99,7 +99,7 @@ async function sweep(pilot: PilotRecord, state: PilotState, reason: string): Pro
         sid,
         us.map((u, i) => ({
           uid: u.uid,
-          target: UnitState.PENDING_EXECUTION,
+          target: pendingState(u.description),
           patch: {
             pilot: binding.pilots[i] as string,
             appendLog: [`${why}; rescheduled to ${binding.pilots[i]}`],
