@@ -9,7 +9,7 @@ import { BadParameter, NoSuccess } from '../../../core/errors.ts';
 import { type ResourceConfig, underRoots } from '../../../core/resources.ts';
 import { jobManagerFor } from './jobmanagers/index.ts';
 import { AGENT_FILE, type BatchJobSpec, CONFIG_FILE, type JobManager, shq } from './jobmanagers/types.ts';
-import { orphanSweepCommand } from './orphans.ts';
+import { orphanSweepEverywhere } from './orphans.ts';
 import { getSshConnection, type HostKeyStore, type SshConnection, type SshConnectOptions } from './ssh.ts';
 import type { JobStatus, Launcher, LaunchRequest, LaunchResult } from './types.ts';
 
@@ -87,8 +87,11 @@ export class SshLauncher implements Launcher {
   async cancel(req: LaunchRequest, job: LaunchResult): Promise<void> {
     const conn = await this.connect(req);
     const r = await conn.exec(this.jm.cancelCommand(job.jobId, job.sandbox), { timeoutMs: this.timeout });
-    // Whatever the cancel said: units a dead agent left behind outlive its job (see orphans.ts).
-    await conn.exec(orphanSweepCommand(req.sessionId, req.pilotId), { timeoutMs: this.timeout });
+    // Whatever the cancel said: units a dead agent left behind outlive its job, on any of its nodes
+    // (see orphans.ts).
+    await conn.exec(orphanSweepEverywhere(req.sessionId, req.pilotId, job.nodes), {
+      timeoutMs: this.timeout,
+    });
     if (r.code === 0) return;
     // Cancelling a job that already ended fails on most batch systems; that is success for the pilot.
     const s = await this.status(req, job);
