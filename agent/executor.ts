@@ -82,8 +82,18 @@ const EXPANDS = /[$`\\]/;
 interface Running {
   pid: number;
   cancelled: boolean;
+  /** How a killed unit is reported: CANCELED unless the pilot's end says otherwise (walltime: FAILED). */
+  killedAs?: KilledAs;
   remote?: { node: string; sid: number };
 }
+
+/** The state and reason a unit killed by the agent is reported with. */
+export interface KilledAs {
+  state: 'Canceled' | 'Failed';
+  reason: string;
+}
+
+const CANCELLED: KilledAs = { state: 'Canceled', reason: 'cancelled' };
 
 /** Spawns units and reports their states; cancel kills the unit's process group (and its remote session). */
 export class Executor {
@@ -180,7 +190,8 @@ export class Executor {
       return;
     }
     if (entry.cancelled) {
-      this.finish(unit, slots, 'Canceled', undefined, 'cancelled');
+      const as = entry.killedAs ?? CANCELLED;
+      this.finish(unit, slots, as.state, undefined, as.reason);
       return;
     }
     // When the script would only export and exec the command with nothing for bash to expand (FORK, no
@@ -251,8 +262,10 @@ export class Executor {
       if (!this.running.has(unit.uid)) return; // already finished through 'error'
       const reason =
         method === 'SSH' && code === 255 ? `ssh to ${slots[0]?.name} failed: ${sshErr.trim()}` : undefined;
-      if (entry.cancelled) this.finish(unit, slots, 'Canceled', code ?? undefined, 'cancelled');
-      else if (code === 0) this.finish(unit, slots, 'Done', 0);
+      if (entry.cancelled) {
+        const as = entry.killedAs ?? CANCELLED;
+        this.finish(unit, slots, as.state, code ?? undefined, as.reason);
+      } else if (code === 0) this.finish(unit, slots, 'Done', 0);
       else
         this.finish(
           unit,
@@ -289,11 +302,14 @@ export class Executor {
     });
   }
 
-  /** Kills a running unit's process group; its report says CANCELED. Unknown uids are ignored. */
-  cancel(uid: string): boolean {
+  /**
+   * Kills a running unit's process group; its report says CANCELED (or `as`). Unknown uids are ignored.
+   */
+  cancel(uid: string, as?: KilledAs): boolean {
     const entry = this.running.get(uid);
     if (!entry) return false;
     entry.cancelled = true;
+    if (as) entry.killedAs = as;
     if (entry.pid < 0) return true; // not spawned yet: launch() sees the flag
     // Over SSH the local ssh lives until the remote session ends: kill that first, the local ssh after.
     if (entry.remote) this.killRemote(entry);
@@ -311,9 +327,12 @@ export class Executor {
     killer.once('error', done);
   }
 
-  /** Kills every running unit (pilot end; the agent waits a few seconds for their reports). */
-  cancelAll(): void {
-    for (const uid of [...this.running.keys()]) this.cancel(uid);
+  /**
+   * Kills every running unit (pilot end; the agent waits a few seconds for their reports), reported
+   * CANCELED, or as `as` says (the walltime's units are FAILED: they did not finish).
+   */
+  cancelAll(as?: KilledAs): void {
+    for (const uid of [...this.running.keys()]) this.cancel(uid, as);
   }
 }
 

@@ -9,6 +9,7 @@
 import { writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
+import { RUNTIME_REACHED } from '../core/pilot-end.ts';
 import { type SlotNode, SlotScheduler } from '../core/slots.ts';
 import { type Allocation, discoverAllocation, fitPilot } from './allocation.ts';
 import { AgentApi, PermanentApiError, type PulledUnit } from './api.ts';
@@ -174,7 +175,7 @@ async function main(configFile: string): Promise<number> {
 
   const margin = cfg.shutdownMarginSeconds ?? Math.min(60, cfg.runtimeSeconds * 0.05);
   const walltime = setTimeout(
-    () => stop('Done', 'runtime reached'),
+    () => stop('Done', RUNTIME_REACHED),
     Math.max(1, cfg.runtimeSeconds - margin) * 1000,
   );
   process.once('SIGTERM', () => stop('Failed', 'agent received SIGTERM (batch job cancelled or preempted)'));
@@ -234,8 +235,12 @@ async function main(configFile: string): Promise<number> {
 
   clearTimeout(walltime);
   clearInterval(heartbeat);
-  // Units still queued were claimed but never started: report them so the sweep can reschedule them.
-  executor.cancelAll();
+  // Units still queued were claimed but never started: the sweep reschedules them. Running ones are
+  // killed: at the walltime they did not finish (FAILED, "pilot runtime reached"); otherwise (cancel,
+  // SIGTERM from the batch system's cancel) CANCELED, as RP reports a cancelled pilot's units.
+  executor.cancelAll(
+    stopping?.reason === RUNTIME_REACHED ? { state: 'Failed', reason: RUNTIME_REACHED } : undefined,
+  );
   const deadline = Date.now() + 5_000;
   while (executor.active && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
   await reporter.close();
