@@ -83,7 +83,7 @@ interface Running {
   pid: number;
   cancelled: boolean;
   /** How a killed unit is reported: CANCELED unless the pilot's end says otherwise (walltime: FAILED). */
-  killedAs?: KilledAs;
+  killedAs?: KilledAs | Promise<KilledAs>;
   remote?: { node: string; sid: number };
 }
 
@@ -190,8 +190,9 @@ export class Executor {
       return;
     }
     if (entry.cancelled) {
-      const as = entry.killedAs ?? CANCELLED;
-      this.finish(unit, slots, as.state, undefined, as.reason);
+      void Promise.resolve(entry.killedAs ?? CANCELLED).then((as) =>
+        this.finish(unit, slots, as.state, undefined, as.reason),
+      );
       return;
     }
     // When the script would only export and exec the command with nothing for bash to expand (FORK, no
@@ -263,8 +264,10 @@ export class Executor {
       const reason =
         method === 'SSH' && code === 255 ? `ssh to ${slots[0]?.name} failed: ${sshErr.trim()}` : undefined;
       if (entry.cancelled) {
-        const as = entry.killedAs ?? CANCELLED;
-        this.finish(unit, slots, as.state, code ?? undefined, as.reason);
+        // Killed now, reported as decided (at once, or when the agent knows why it was stopped).
+        void Promise.resolve(entry.killedAs ?? CANCELLED).then((as) =>
+          this.finish(unit, slots, as.state, code ?? undefined, as.reason),
+        );
       } else if (code === 0) this.finish(unit, slots, 'Done', 0);
       else
         this.finish(
@@ -305,11 +308,12 @@ export class Executor {
   /**
    * Kills a running unit's process group; its report says CANCELED (or `as`). Unknown uids are ignored.
    */
-  cancel(uid: string, as?: KilledAs): boolean {
+  cancel(uid: string, as?: KilledAs | Promise<KilledAs>): boolean {
     const entry = this.running.get(uid);
     if (!entry) return false;
     entry.cancelled = true;
-    if (as) entry.killedAs = as;
+    // The first decision holds: a later cancelAll (the agent's end) does not override a pending one.
+    if (as && !entry.killedAs) entry.killedAs = as;
     if (entry.pid < 0) return true; // not spawned yet: launch() sees the flag
     // Over SSH the local ssh lives until the remote session ends: kill that first, the local ssh after.
     if (entry.remote) this.killRemote(entry);
@@ -329,9 +333,10 @@ export class Executor {
 
   /**
    * Kills every running unit (pilot end; the agent waits a few seconds for their reports), reported
-   * CANCELED, or as `as` says (the walltime's units are FAILED: they did not finish).
+   * CANCELED, or as `as` says (the walltime's units are FAILED: they did not finish); `as` may be a
+   * promise, when the units must die now and the reason is known only later (SIGTERM, see main.ts).
    */
-  cancelAll(as?: KilledAs): void {
+  cancelAll(as?: KilledAs | Promise<KilledAs>): void {
     for (const uid of [...this.running.keys()]) this.cancel(uid, as);
   }
 }

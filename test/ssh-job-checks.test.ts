@@ -190,6 +190,35 @@ describe.skipIf(skip !== undefined)(`job checks on SLURM${skip ? ` (skipped: ${s
     expect(unit?.state).toBe(UnitState.FAILED);
     await until('no unit process left', () => (unitProcesses(session.uid).length ? undefined : true), 15_000);
   }, 180_000);
+
+  it('a job cancelled outside Sortie (scancel: SIGTERM) fails its pilot saying so; its running unit is FAILED, not CANCELED', async () => {
+    const pilot = await pmgr.submitPilots({ resource: 'checked.slurm', runtime: 5, cores: 1 });
+    await pilot.wait({ state: [PilotState.ACTIVE, PilotState.FAILED], timeout: 60 });
+    expect(pilot.state, pilot.log.join('\n')).toBe(PilotState.ACTIVE);
+    const umgr = await UnitManager.create(session, 'direct_submission');
+    await umgr.addPilots(pilot);
+    const [unit] = await umgr.submitUnits([{ executable: '/bin/sleep', arguments: ['300'] }]);
+    await umgr.waitUnits({ state: UnitState.EXECUTING, timeout: 60 });
+    slurm('scancel', [pilot.jobId ?? '']);
+    expect(await pilot.wait({ timeout: 60 })).toBe(PilotState.FAILED);
+    await unit?.wait({ timeout: 30 });
+    expect(unit?.state).toBe(UnitState.FAILED);
+    expect(`${unit?.stderr}\n${unit?.log.join('\n')}`).toMatch(/SIGTERM|ended while the pilot was active/);
+  }, 180_000);
+
+  it('units of a pilot the user cancels stay CANCELED (RP), though the cancel reaches the agent as SIGTERM', async () => {
+    const pilot = await pmgr.submitPilots({ resource: 'checked.slurm', runtime: 5, cores: 1 });
+    await pilot.wait({ state: [PilotState.ACTIVE, PilotState.FAILED], timeout: 60 });
+    expect(pilot.state, pilot.log.join('\n')).toBe(PilotState.ACTIVE);
+    const umgr = await UnitManager.create(session, 'direct_submission');
+    await umgr.addPilots(pilot);
+    const [unit] = await umgr.submitUnits([{ executable: '/bin/sleep', arguments: ['300'] }]);
+    await umgr.waitUnits({ state: UnitState.EXECUTING, timeout: 60 });
+    await pilot.cancel();
+    expect(await pilot.wait({ timeout: 60 })).toBe(PilotState.CANCELED);
+    await unit?.wait({ timeout: 30 });
+    expect(unit?.state).toBe(UnitState.CANCELED);
+  }, 180_000);
 });
 
 describe('walltime', () => {
