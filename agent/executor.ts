@@ -95,6 +95,9 @@ export interface KilledAs {
 
 const CANCELLED: KilledAs = { state: 'Canceled', reason: 'cancelled' };
 
+/** How long the report of a unit killed by a signal waits for the agent's own stop (see launch). */
+const SIGNAL_GRACE_MS = 1000;
+
 /** Spawns units and reports their states; cancel kills the unit's process group (and its remote session). */
 export class Executor {
   private readonly running = new Map<string, Running>();
@@ -261,6 +264,12 @@ export class Executor {
     });
     child.once('close', (code, signal) => {
       if (!this.running.has(unit.uid)) return; // already finished through 'error'
+      // A unit killed by a signal may have died with its whole job (the batch system's SIGTERM reaches
+      // every process of the job, this agent too): a moment later the agent's own stop decides its report.
+      if (signal && !entry.cancelled) setTimeout(() => ended(code, signal), SIGNAL_GRACE_MS);
+      else ended(code, signal);
+    });
+    const ended = (code: number | null, signal: NodeJS.Signals | null) => {
       const reason =
         method === 'SSH' && code === 255 ? `ssh to ${slots[0]?.name} failed: ${sshErr.trim()}` : undefined;
       if (entry.cancelled) {
@@ -277,7 +286,7 @@ export class Executor {
           code ?? 128 + (signal ? os.constants.signals[signal] : 0),
           signal ? `killed by ${signal}` : reason,
         );
-    });
+    };
   }
 
   /** Reports the unit's end with the tails of its output, then gives its slots back. */
