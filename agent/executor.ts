@@ -83,8 +83,21 @@ const EXPANDS = /[$`\\]/;
 interface Running {
   pid: number;
   cancelled: boolean;
+  /** How a killed unit is reported: CANCELED unless the pilot's end says otherwise (walltime: FAILED). */
+  killedAs?: KilledAs | Promise<KilledAs>;
   remote?: { node: string; sid: number };
 }
+
+/** The state and reason a unit killed by the agent is reported with. */
+export interface KilledAs {
+  state: 'Canceled' | 'Failed';
+  reason: string;
+}
+
+const CANCELLED: KilledAs = { state: 'Canceled', reason: 'cancelled' };
+
+/** How long the report of a unit killed by a signal waits for the agent's own stop (see launch). */
+const SIGNAL_GRACE_MS = 1000;
 
 /** Spawns units and reports their states; cancel kills the unit's process group (and its remote session). */
 export class Executor {
@@ -197,7 +210,9 @@ export class Executor {
       return;
     }
     if (entry.cancelled) {
-      this.finish(unit, slots, 'Canceled', undefined, 'cancelled');
+      void Promise.resolve(entry.killedAs ?? CANCELLED).then((as) =>
+        this.finish(unit, slots, as.state, undefined, as.reason),
+      );
       return;
     }
     // When the script would only export and exec the command with nothing for bash to expand (FORK, no
@@ -266,10 +281,20 @@ export class Executor {
     });
     child.once('close', (code, signal) => {
       if (!this.running.has(unit.uid)) return; // already finished through 'error'
+      // A unit killed by a signal may have died with its whole job (the batch system's SIGTERM reaches
+      // every process of the job, this agent too): a moment later the agent's own stop decides its report.
+      if (signal && !entry.cancelled) setTimeout(() => ended(code, signal), SIGNAL_GRACE_MS);
+      else ended(code, signal);
+    });
+    const ended = (code: number | null, signal: NodeJS.Signals | null) => {
       const reason =
         method === 'SSH' && code === 255 ? `ssh to ${slots[0]?.name} failed: ${sshErr.trim()}` : undefined;
-      if (entry.cancelled) this.finish(unit, slots, 'Canceled', code ?? undefined, 'cancelled');
-      else if (code === 0) this.stageOut(unit, slots, 'Done', 0);
+      if (entry.cancelled) {
+        // Killed now, reported as decided (at once, or when the agent knows why it was stopped).
+        void Promise.resolve(entry.killedAs ?? CANCELLED).then((as) =>
+          this.finish(unit, slots, as.state, code ?? undefined, as.reason),
+        );
+      } else if (code === 0) this.stageOut(unit, slots, 'Done', 0);
       else
         this.stageOut(
           unit,
@@ -278,7 +303,7 @@ export class Executor {
           code ?? 128 + (signal ? os.constants.signals[signal] : 0),
           signal ? `killed by ${signal}` : reason,
         );
-    });
+    };
   }
 
   /**
@@ -342,11 +367,15 @@ export class Executor {
     });
   }
 
-  /** Kills a running unit's process group; its report says CANCELED. Unknown uids are ignored. */
-  cancel(uid: string): boolean {
+  /**
+   * Kills a running unit's process group; its report says CANCELED (or `as`). Unknown uids are ignored.
+   */
+  cancel(uid: string, as?: KilledAs | Promise<KilledAs>): boolean {
     const entry = this.running.get(uid);
     if (!entry) return false;
     entry.cancelled = true;
+    // The first decision holds: a later cancelAll (the agent's end) does not override a pending one.
+    if (as && !entry.killedAs) entry.killedAs = as;
     if (entry.pid < 0) return true; // not spawned yet: launch() sees the flag
     // Over SSH the local ssh lives until the remote session ends: kill that first, the local ssh after.
     if (entry.remote) this.killRemote(entry);
@@ -364,9 +393,13 @@ export class Executor {
     killer.once('error', done);
   }
 
-  /** Kills every running unit (pilot end; the agent waits a few seconds for their reports). */
-  cancelAll(): void {
-    for (const uid of [...this.running.keys()]) this.cancel(uid);
+  /**
+   * Kills every running unit (pilot end; the agent waits a few seconds for their reports), reported
+   * CANCELED, or as `as` says (the walltime's units are FAILED: they did not finish); `as` may be a
+   * promise, when the units must die now and the reason is known only later (SIGTERM, see main.ts).
+   */
+  cancelAll(as?: KilledAs | Promise<KilledAs>): void {
+    for (const uid of [...this.running.keys()]) this.cancel(uid, as);
   }
 }
 

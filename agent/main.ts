@@ -9,15 +9,23 @@
 import { writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
+import { RUNTIME_REACHED } from '../core/pilot-end.ts';
 import { type SlotNode, SlotScheduler } from '../core/slots.ts';
 import { type Allocation, discoverAllocation, fitPilot } from './allocation.ts';
 import { AgentApi, PermanentApiError, type PulledUnit } from './api.ts';
 import { readConfig } from './config.ts';
-import { Executor, type UnitDescription } from './executor.ts';
+import { Executor, type KilledAs, type UnitDescription } from './executor.ts';
 import { chooseMethods, type Methods, methodFor } from './launch-methods.ts';
 import { Reporter } from './reporter.ts';
 import { cleanupPilotSandbox } from './staging.ts';
 import { WriteAhead } from './write-ahead.ts';
+
+/** The stop reason of a pilot the user cancelled: its units end CANCELED, all others' FAILED. */
+const PILOT_CANCELLED = 'pilot cancelled';
+/** Why an agent stopped on SIGTERM when the user did not cancel its pilot. */
+const SIGTERM_REASON = 'agent received SIGTERM (batch job cancelled or preempted)';
+/** How long the agent asks the control plane, on SIGTERM, whether the user cancelled its pilot. */
+const SIGTERM_ASK_MS = 3000;
 
 /** Claimed units the agent keeps ready beyond its cores (small pulls, overlapped with execution). */
 const PREFETCH_UNITS = 256;
@@ -91,6 +99,8 @@ async function main(configFile: string): Promise<number> {
   log(`active; heartbeat every ${heartbeatIntervalSeconds}s`);
 
   let stopping: { state: 'Done' | 'Failed'; reason: string } | undefined;
+  /** SIGTERM came: start nothing more while the agent asks why (see the handler). */
+  let terminating = false;
   let wake: (() => void) | undefined;
   // Settles on stop: an in-flight long-poll pull is not waited out (the batch system's grace after
   // SIGTERM is short, and units still running when it ends are orphaned).
@@ -149,7 +159,7 @@ async function main(configFile: string): Promise<number> {
     reporter.report({ uid: u.uid, state: 'Failed', time: new Date().toISOString(), stderr: reason, reason });
   // Continuous scheduler: start queued units in order while their slots are free (RP's CONTINUOUS).
   const schedule = () => {
-    while (!stopping && queue.length) {
+    while (!stopping && !terminating && queue.length) {
       const next = queue[0] as PulledUnit;
       const d = next.description as UnitDescription;
       const req = { cores: d.cores ?? 1, gpus: d.gpus ?? 0, mpi: d.mpi === true };
@@ -175,10 +185,32 @@ async function main(configFile: string): Promise<number> {
 
   const margin = cfg.shutdownMarginSeconds ?? Math.min(60, cfg.runtimeSeconds * 0.05);
   const walltime = setTimeout(
-    () => stop('Done', 'runtime reached'),
+    () => stop('Done', RUNTIME_REACHED),
     Math.max(1, cfg.runtimeSeconds - margin) * 1000,
   );
-  process.once('SIGTERM', () => stop('Failed', 'agent received SIGTERM (batch job cancelled or preempted)'));
+  // SIGTERM is the batch system's cancel: Sortie's own after the user cancelled the pilot (the command is
+  // on the pilot by then), or anyone else's (preemption, an admin, a node drain). Ask, briefly (the
+  // batch system's grace is short): the units' end says which (CANCELED, or FAILED with the reason).
+  process.once('SIGTERM', () => {
+    terminating = true;
+    const asked = api.heartbeat({ running: executor.active, queued: queue.length, executed }).then(
+      (cmd) => cmd.cancelPilot,
+      () => false,
+    );
+    const giveUp = new Promise<boolean>((r) => setTimeout(() => r(false), SIGTERM_ASK_MS).unref());
+    const cancelled = Promise.race([asked, giveUp]);
+    // The units die now (the batch system, or the orphan sweep after Sortie's own cancel, would kill
+    // them anyway); their reports wait for the answer.
+    executor.cancelAll(
+      cancelled.then(
+        (c): KilledAs =>
+          c
+            ? { state: 'Canceled', reason: 'cancelled' }
+            : { state: 'Failed', reason: `pilot ended: ${SIGTERM_REASON}` },
+      ),
+    );
+    void cancelled.then((c) => (c ? stop('Done', PILOT_CANCELLED) : stop('Failed', SIGTERM_REASON)));
+  });
   process.once('SIGINT', () => stop('Failed', 'agent received SIGINT'));
 
   let missed = 0;
@@ -200,7 +232,7 @@ async function main(configFile: string): Promise<number> {
               });
           } else executor.cancel(uid);
         }
-        if (cmd.cancelPilot) stop('Done', 'pilot cancelled');
+        if (cmd.cancelPilot) stop('Done', PILOT_CANCELLED);
       })
       .catch((err) => {
         if (err instanceof PermanentApiError) stop('Failed', `heartbeat refused: ${err.message}`);
@@ -235,8 +267,15 @@ async function main(configFile: string): Promise<number> {
 
   clearTimeout(walltime);
   clearInterval(heartbeat);
-  // Units still queued were claimed but never started: report them so the sweep can reschedule them.
-  executor.cancelAll();
+  // Units still queued were claimed but never started: the sweep reschedules them. Running ones are
+  // killed: CANCELED when the user cancelled the pilot (RP); otherwise they did not finish: FAILED, with
+  // "pilot runtime reached" at the walltime, else the reason the pilot ended.
+  const why = stopping?.reason ?? 'agent loop ended';
+  executor.cancelAll(
+    why === PILOT_CANCELLED
+      ? undefined
+      : { state: 'Failed', reason: why === RUNTIME_REACHED ? RUNTIME_REACHED : `pilot ended: ${why}` },
+  );
   const deadline = Date.now() + 5_000;
   while (executor.active && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
   await reporter.close();

@@ -53,6 +53,17 @@ export const computePilotDescriptionSchema = z.strictObject(
     gpus: countInt.optional(),
     /** Extension (RP 1.x). */
     nodes: positiveInt.optional(),
+    /**
+     * Extension (RP has none): seconds the agent has to call in once the batch system reports the job
+     * running; default the resource's `activateTimeout`. A queue wait never counts against it.
+     */
+    activateTimeout: positiveInt.optional(),
+    /**
+     * Extension (RP has none): seconds the pilot's job may wait queued before the pilot fails (and its
+     * job is cancelled); default as long as the batch system keeps it, up to the resource's
+     * `maxQueueTimeout` (7 days unless the resource says otherwise), which it may not exceed.
+     */
+    queueTimeout: positiveInt.optional(),
   },
   { error: 'must be an object' },
 );
@@ -124,7 +135,11 @@ export const MAX_UNIT_DESCRIPTION_BYTES = 128 * 1024;
 export const MAX_PILOT_DESCRIPTION_BYTES = 16 * 1024;
 
 /** RP's snake_case spellings (and the deprecated `input_data`/`output_data`) → camelCase keys. */
-const PILOT_ALIASES: Readonly<Record<string, string>> = { access_schema: 'accessSchema' };
+const PILOT_ALIASES: Readonly<Record<string, string>> = {
+  access_schema: 'accessSchema',
+  activate_timeout: 'activateTimeout',
+  queue_timeout: 'queueTimeout',
+};
 const UNIT_ALIASES: Readonly<Record<string, string>> = {
   pre_exec: 'preExec',
   post_exec: 'postExec',

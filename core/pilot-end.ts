@@ -4,7 +4,15 @@
  * (walltime, cancel, lost heartbeat, job gone, launch refused) is tested without a state machine; the
  * Finalize Lambda reads the pilot and the deployment's heartbeat budget and passes them in.
  */
-import { PilotState } from './states.ts';
+import {
+  ACTIVATION_TIMEOUT_ERROR,
+  AGENT_LOST_ERROR,
+  agentLostReason,
+  JOB_ENDED_ERROR,
+  OVERRAN_ERROR,
+  QUEUE_TIMEOUT_ERROR,
+} from './job-checks.ts';
+import { PilotState, UnitState } from './states.ts';
 
 /** Error name the state machine's Catch sees for a cancelled pilot. */
 export const CANCELED_ERROR = 'Sortie.Canceled';
@@ -14,11 +22,19 @@ export const RECONCILED_ERROR = 'Sortie.ExecutionLost';
 
 /** Errors the pilot's own functions (and the reconciler) raise whose cause is already the reason to show. */
 const FAILURE_ERRORS = [
-  'Sortie.JobEnded',
-  'Sortie.ActivationTimeout',
+  JOB_ENDED_ERROR,
+  ACTIVATION_TIMEOUT_ERROR,
+  QUEUE_TIMEOUT_ERROR,
+  OVERRAN_ERROR,
   'Sortie.LaunchFailed',
   RECONCILED_ERROR,
 ];
+
+/**
+ * The reason of a pilot that ended at its walltime (the agent's own words), and of every unit it had to
+ * kill then: those did not finish, so they are FAILED with this reason, not CANCELED (issue 11).
+ */
+export const RUNTIME_REACHED = 'pilot runtime reached';
 
 /** What the state machine hands Finalize: the agent's outcome, or the error it caught. */
 export interface PilotEndInput {
@@ -53,11 +69,9 @@ export function decidePilotEnd(
   const name = ev.error?.Error ?? 'Unknown';
   const cause = causeText(ev.error?.Cause);
   if (name === CANCELED_ERROR) return { state: PilotState.CANCELED, reason: cause || 'cancelled' };
-  if (name === 'States.HeartbeatTimeout') {
-    return {
-      state: PilotState.FAILED,
-      reason: `agent lost: no heartbeat for ${heartbeatSeconds} s (agent killed, node lost or network cut)`,
-    };
+  // Step Functions' own heartbeat clock inside one turn of the Active wait, or a job check across turns.
+  if (name === 'States.HeartbeatTimeout' || name === AGENT_LOST_ERROR) {
+    return { state: PilotState.FAILED, reason: agentLostReason(heartbeatSeconds) };
   }
   if (FAILURE_ERRORS.includes(name)) return { state: PilotState.FAILED, reason: cause || name };
   if (name === 'States.Timeout') {
@@ -69,4 +83,21 @@ export function decidePilotEnd(
         };
   }
   return { state: PilotState.FAILED, reason: `${name}: ${cause}`.replace(/: $/, '') };
+}
+
+/**
+ * What the sweep does to a pilot's unit that was executing (or claimed, when it cannot be rescheduled)
+ * when the pilot ended: CANCELED only when the user cancelled the pilot (RP 0.22), otherwise FAILED —
+ * with "pilot runtime reached" when the walltime ended it, else naming the pilot's end.
+ */
+export function lostUnit(
+  pilotId: string,
+  pilotState: PilotState,
+  reason: string,
+): { state: UnitState; reason: string } {
+  if (pilotState === PilotState.CANCELED)
+    return { state: UnitState.CANCELED, reason: `pilot ${pilotId} ended ${pilotState}: ${reason}` };
+  if (pilotState === PilotState.DONE && reason === RUNTIME_REACHED)
+    return { state: UnitState.FAILED, reason: `${RUNTIME_REACHED} (pilot ${pilotId})` };
+  return { state: UnitState.FAILED, reason: `pilot ${pilotId} ended ${pilotState}: ${reason}` };
 }

@@ -7,6 +7,7 @@
  */
 import { z } from 'zod';
 import { BadParameter } from './errors.ts';
+import { DEFAULT_MAX_QUEUE_SECONDS } from './job-checks.ts';
 
 /** Batch systems the SSH launcher can drive (`fork` = no batch system, the agent is started detached). */
 export const JOB_MANAGERS = ['slurm', 'pbspro', 'torque', 'lsf', 'sge', 'fork'] as const;
@@ -101,6 +102,20 @@ export const resourceConfigSchema = z
     wholeNodes: z.boolean({ error: 'must be true or false' }).default(false),
     /** SGE only: the parallel environment for `-pe <name> <cores>` (site-specific, e.g. `smp`, `omp`). */
     parallelEnvironment: nonEmpty.optional(),
+    /**
+     * Seconds the agent has to call in once the batch system reports its job running (a pilot's own
+     * `activateTimeout` wins); default: the deployment's (SORTIE_ACTIVATE_TIMEOUT_SECONDS, 600).
+     */
+    activateTimeout: positiveInt.optional(),
+    /**
+     * Longest a pilot's job may wait queued, seconds (a pilot's `queueTimeout` may only be shorter);
+     * default 7 days. A job the batch system drops earlier fails its pilot at the next check.
+     */
+    maxQueueTimeout: positiveInt.optional(),
+    /** First job-check interval, seconds (default: the deployment's SORTIE_JOB_CHECK_SECONDS, 30). */
+    jobCheckSeconds: positiveInt.optional(),
+    /** Cap of the job checks' back-off, seconds (default 600). */
+    maxJobCheckSeconds: positiveInt.optional(),
     /** Extra native batch options, one per directive line (e.g. `--constraint=cpu`, `-l job_priority=regular`). */
     batchOptions: strings.default([]),
     /** Where sandboxes may live; `defaultSandbox` and a pilot's `sandbox` must start with one of them. */
@@ -247,4 +262,21 @@ export function parseResourceFile(file: unknown, site?: string): Array<[string, 
     return [key, parseResourceConfig(key, raw)];
   });
   return entries.sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0));
+}
+
+/** A resource's longest queue wait, seconds: its `maxQueueTimeout`, default 7 days. */
+export function maxQueueSeconds(config: ResourceConfig): number {
+  return config.maxQueueTimeout ?? DEFAULT_MAX_QUEUE_SECONDS;
+}
+
+/**
+ * A pilot's `queueTimeout` may not exceed its resource's longest queue wait.
+ * @throws BadParameter naming the field, the value and the limit.
+ */
+export function checkQueueTimeout(resource: string, config: ResourceConfig, queueTimeout?: number): void {
+  const max = maxQueueSeconds(config);
+  if (queueTimeout !== undefined && queueTimeout > max)
+    throw new BadParameter(
+      `pilot description.queueTimeout: ${queueTimeout} s exceeds resource '${resource}' maxQueueTimeout of ${max} s`,
+    );
 }

@@ -41,6 +41,9 @@ export interface PilotPatch {
   appendCommands?: readonly PilotCommand[];
   /** Drop the queued commands (the agent took them). */
   clearCommands?: true;
+  /** The agent's heartbeat and its own end (see PilotRecord). */
+  lastHeartbeat?: string;
+  agentEnd?: { state: string; reason: string };
   /** The agent's pull just answered (see PilotRecord.lastPull). */
   lastPull?: { id: string; uids: string[]; lease?: string };
   /** The pilot's end is fully processed (final state recorded, units swept): drop it from the live pilots. */
@@ -222,6 +225,8 @@ function applyPilotPatch(u: Update, patch: PilotPatch): void {
     'finished',
     'secretHash',
     'lastPull',
+    'lastHeartbeat',
+    'agentEnd',
   ] as const) {
     if (patch[key] !== undefined) u.set(key, patch[key]);
   }

@@ -63,6 +63,13 @@ export interface PilotRecord extends WirePilotRecord {
   /** The agent's last answered pull: a retry with the same id gets the same units (its answer was lost). */
   lastPull?: { id: string; uids: string[]; lease?: string };
   secretHash?: string;
+  /**
+   * The agent's last heartbeat: the Active wait runs in turns (a job check between them), each with a
+   * fresh Step Functions heartbeat clock, so the checks hold a silent agent against this instead.
+   */
+  lastHeartbeat?: string;
+  /** The agent's own end, kept so that an Active turn starting after it still gets it (see await-agent). */
+  agentEnd?: { state: string; reason: string };
   taskTokens: TaskTokens;
   commands: PilotCommand[];
 }

@@ -116,6 +116,20 @@ describe('SLURM states', () => {
     });
     expect(p(res(''))).toEqual({ state: 'finished', detail: 'job 42 not in squeue' });
   });
+  it('several jobs in one squeue: those listed are known, the others are left to be asked alone', () => {
+    const slurm = jobManagerFor('slurm');
+    expect(slurm.statusManyCommand?.(['41', '42'])).toBe(
+      "squeue -h -t all -j '41,42' -o '%i|%T|%r' 2>/dev/null || true",
+    );
+    const found = slurm.parseStatusMany?.(res('41|PENDING|JobHeldUser\n42|RUNNING|None\n'));
+    expect(found).toEqual(
+      new Map([
+        ['41', { state: 'queued', detail: 'PENDING (JobHeldUser)' }],
+        ['42', { state: 'running', detail: 'RUNNING' }],
+      ]),
+    );
+    expect(slurm.parseStatusMany?.(res('')).size).toBe(0);
+  });
 });
 
 describe('PBS states', () => {

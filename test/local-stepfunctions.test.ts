@@ -31,6 +31,7 @@ import {
   SQSClient,
 } from '@aws-sdk/client-sqs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { EVENTS_PER_TURN } from '../core/job-checks.ts';
 import { type LocalStepFunctions, startLocalStepFunctions } from '../local/stepfunctions/index.ts';
 import { STATE_MACHINES } from '../stacks/manifest.ts';
 
@@ -205,7 +206,13 @@ describe.concurrent('stacks/pilot.asl.json on the local server', () => {
     lambdas.set(AWAIT, () => ({ stored: true }));
     // The real check-job function queries the batch system; this one says the job of 'p-never' ended.
     lambdas.set(CHECK, (p) => {
-      if ((p as { pid: string }).pid !== 'p-never') return { state: 'PendingActive' };
+      const { pid, memo } = p as { pid: string; memo: { turn?: number } };
+      // The real one backs off; this one counts its turns in the memo and waits a second more each time.
+      if (pid === 'p-backoff') {
+        const turn = (memo.turn ?? 0) + 1;
+        return { waitSeconds: turn, memo: { turn } };
+      }
+      if (pid !== 'p-never') return { waitSeconds: 1, memo: {} };
       const err = new Error('batch job job-p-never ended before its agent became active: COMPLETED');
       err.name = 'Sortie.JobEnded';
       throw err;
@@ -323,13 +330,50 @@ describe.concurrent('stacks/pilot.asl.json on the local server', () => {
     expect(types.at(-1)).toBe('ExecutionFailed');
   });
 
+  it('waits as long as each check says (its memo handed to the next), then goes on when the agent calls in', async () => {
+    const executionArn = await start(
+      pilotArn,
+      pilotInput('p-backoff', { jobCheckSeconds: 1, heartbeatSeconds: 60 }),
+    );
+    for (let turn = 1; turn <= 2; turn++) {
+      await nextInvocation(AWAIT, forPid('p-backoff', 'activate'));
+      const check = await nextInvocation(CHECK, forPid('p-backoff'));
+      expect(check.memo).toEqual(turn === 1 ? {} : { turn: turn - 1 });
+    }
+    // Each turn registers a fresh token: the third turn's is the one waiting now.
+    const activate = await nextInvocation(AWAIT, forPid('p-backoff', 'activate'));
+    await sfn.send(new SendTaskSuccessCommand({ taskToken: activate.taskToken as string, output: '{}' }));
+    // The active phase checks too, starting again from the first interval, with its own phase.
+    const check = await nextInvocation(CHECK, (p) => p.pid === 'p-backoff' && p.phase === 'active');
+    expect(check.memo).toEqual({});
+    await sfn.send(new StopExecutionCommand({ executionArn }));
+    const events = await history(executionArn);
+    const waits = events.flatMap((e) =>
+      e.type === 'TaskScheduled' && e.taskScheduledEventDetails?.resource === 'invoke.waitForTaskToken'
+        ? [e.taskScheduledEventDetails.timeoutInSeconds]
+        : [],
+    );
+    // First turn from the input, then each from the check before it: 1, 1, 2, 3; Active restarts at 1.
+    expect(waits.slice(0, 3)).toEqual([1, 1, 2]);
+    expect(waits.at(-1)).toBe(1);
+    // One turn (a timed-out wait and a check) costs what core/job-checks.ts budgets for the history limit.
+    const checks = events.flatMap((e, i) => (e.stateEnteredEventDetails?.name === 'CheckJob' ? [i] : []));
+    expect(checks.length).toBeGreaterThanOrEqual(2);
+    expect((checks[1] as number) - (checks[0] as number)).toBe(EVENTS_PER_TURN);
+  });
+
   it('checks the batch job every jobCheckSeconds (TimeoutSecondsPath) and fails when it ended', async () => {
     const executionArn = await start(pilotArn, pilotInput('p-never', { jobCheckSeconds: 1 }));
     await nextInvocation(AWAIT, forPid('p-never', 'activate'));
     expect(await nextInvocation(CHECK, forPid('p-never'))).toEqual({
       sid: 'session-1',
       pid: 'p-never',
+      phase: 'activate',
       activateTimeoutSeconds: 5,
+      jobCheckSeconds: 1,
+      heartbeatSeconds: 1,
+      activeTimeoutSeconds: 20,
+      memo: {},
     });
     const done = await finished(executionArn);
     expect(done.status).toBe('FAILED');
@@ -1191,7 +1235,7 @@ describe('ASL files under stacks/', () => {
       States: Record<string, { Type: string; Resource?: string; Retry?: { ErrorEquals: string[] }[] }>;
     };
     const tasks = Object.entries(asl.States).filter(([, st]) => st.Resource?.includes(':lambda:invoke'));
-    expect(tasks.length).toBe(6);
+    expect(tasks.length).toBe(7);
     for (const [name, st] of tasks) {
       expect(st.Retry?.[0]?.ErrorEquals, name).toEqual(
         expect.arrayContaining(['Lambda.ServiceException', 'Lambda.TooManyRequestsException']),

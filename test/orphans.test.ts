@@ -4,7 +4,7 @@
  */
 import { execFileSync, spawn } from 'node:child_process';
 import { afterAll, describe, expect, it } from 'vitest';
-import { orphanSweepCommand } from '../functions/pilot/launcher/orphans.ts';
+import { orphanSweepCommand, orphanSweepEverywhere } from '../functions/pilot/launcher/orphans.ts';
 import { alive, until } from './e2e.ts';
 
 const started: number[] = [];
@@ -52,6 +52,22 @@ describe('orphanSweepCommand', () => {
     await until("the pilot's units gone", () => (mine.some(alive) ? undefined : true), 10_000);
     expect(alive(other)).toBe(true);
     expect(alive(elsewhere)).toBe(true);
+  });
+
+  it('everywhere: sweeps this host, skips its own name among the nodes and nodes it cannot reach', async () => {
+    const sid = `rp.session.orphans-all-${process.pid}`;
+    const mine = unitProcess(sid, 'pilot.0002');
+    await until('unit process up', () => (alive(mine) ? true : undefined), 10_000);
+    const here = execFileSync('hostname', { encoding: 'utf8' }).trim();
+    // 'no-such-node.invalid' cannot resolve: ssh fails at once and the node is skipped, not waited for.
+    const cmd = orphanSweepEverywhere(sid, 'pilot.0002', [here, 'no-such-node.invalid', 'bad;name']);
+    expect(cmd).not.toContain('bad;name');
+    const out = execFileSync('/bin/sh', ['-c', cmd], { encoding: 'utf8' });
+    // The unit is a shell and its two sleeps; the one line is this host's.
+    expect(out.trim().split('\n')).toEqual([`${here}: killed 3`]);
+    await until("the pilot's unit gone", () => (alive(mine) ? undefined : true), 10_000);
+    // Without nodes it is the plain sweep.
+    expect(orphanSweepEverywhere(sid, 'p')).toBe(orphanSweepCommand(sid, 'p'));
   });
 
   it('quotes ids for the shell', () => {

@@ -5,7 +5,7 @@
 import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { afterAll, describe, expect, it } from 'vitest';
+import { afterAll, describe, expect, it, vi } from 'vitest';
 import { ResourceRegistry } from '../core/resource-registry.ts';
 import { launcherFor } from '../functions/pilot/launcher/index.ts';
 import {
@@ -231,6 +231,26 @@ describe.skipIf(skip !== undefined)(
       expect(await squeue(job.jobId)).toBe('');
       // Cancelling again is not an error.
       await launcher.cancel(req, job);
+    });
+
+    it('checks of several jobs of one login that come together share one squeue', async () => {
+      const resource = testbedResource('slurm_held', 'local.slurm', { batchOptions: ['--hold'] });
+      const launcher = launcherFor(registry.get(resource));
+      const reqs = [request(resource, 0), request(resource, 0)];
+      const jobs = await Promise.all(reqs.map((r) => launcher.launch(r)));
+      // Observes the real commands (nothing is faked): which ones the two checks ran over SSH.
+      const exec = vi.spyOn(SshConnection.prototype, 'exec');
+      try {
+        const states = await Promise.all(jobs.map((j, i) => launcher.status(reqs[i] as LaunchRequest, j)));
+        expect(states).toEqual([0, 1].map(() => ({ state: 'queued', detail: 'PENDING (JobHeldUser)' })));
+        const queries = exec.mock.calls.map(([cmd]) => cmd).filter((cmd) => cmd.startsWith('squeue'));
+        expect(queries).toEqual([
+          `squeue -h -t all -j '${jobs[0]?.jobId},${jobs[1]?.jobId}' -o '%i|%T|%r' 2>/dev/null || true`,
+        ]);
+      } finally {
+        exec.mockRestore();
+        await Promise.all(jobs.map((j, i) => launcher.cancel(reqs[i] as LaunchRequest, j)));
+      }
     });
 
     it('an unknown job id counts as finished, in SLURM’s words', async () => {

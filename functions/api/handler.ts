@@ -10,7 +10,7 @@ import { parsePilotDescription } from '../../core/descriptions.ts';
 import { BadParameter, DoesNotExist, PermissionDenied } from '../../core/errors.ts';
 import { groupBy } from '../../core/group.ts';
 import { allItems } from '../../core/pages.ts';
-import { checkSandbox, type ResourceConfig } from '../../core/resources.ts';
+import { checkQueueTimeout, checkSandbox, type ResourceConfig } from '../../core/resources.ts';
 import { parseScheduler } from '../../core/schedulers.ts';
 import { isFinal, pilotModel, UnitState, unitModel } from '../../core/states.ts';
 import type { PageOptions, PilotRecord, SessionRecord, UnitRecord } from '../../store/index.ts';
@@ -29,8 +29,20 @@ import { resourceRoutes } from './resources.ts';
 /** The records the SDK sees: the store's minus what only the backend may know. */
 function pilotOut(
   p: PilotRecord,
-): Omit<PilotRecord, 'secretHash' | 'taskTokens' | 'commands' | 'sessionId' | 'lastPull'> {
-  const { secretHash: _s, taskTokens: _t, commands: _c, sessionId: _sid, lastPull: _p, ...rest } = p;
+): Omit<
+  PilotRecord,
+  'secretHash' | 'taskTokens' | 'commands' | 'sessionId' | 'lastPull' | 'lastHeartbeat' | 'agentEnd'
+> {
+  const {
+    secretHash: _s,
+    taskTokens: _t,
+    commands: _c,
+    sessionId: _sid,
+    lastPull: _p,
+    lastHeartbeat: _h,
+    agentEnd: _e,
+    ...rest
+  } = p;
   return rest;
 }
 function unitOut(u: UnitRecord): Omit<UnitRecord, 'sessionId' | 'lease' | 'leaseUntil'> {
@@ -256,6 +268,7 @@ export const handler = httpHandler({
         const pd = { ...parsed, resource: registry.resolve(parsed.resource) };
         const rc = registry.get(pd.resource);
         if (pd.sandbox !== undefined) checkSandbox(pd.resource, rc, pd.sandbox);
+        checkQueueTimeout(pd.resource, rc, pd.queueTimeout);
         for (const arg of rc.mandatoryArgs ?? []) {
           if ((pd as Record<string, unknown>)[arg] === undefined) {
             throw new BadParameter(

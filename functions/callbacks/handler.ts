@@ -158,6 +158,9 @@ export const handler = httpHandler({
 
   'POST /agent/heartbeat': async (req) => {
     const pilot = await authAgent(req.headers);
+    // Recorded for the job checks between turns of the Active wait (each turn restarts Step Functions'
+    // heartbeat clock): one small write per heartbeat, every heartbeatSeconds/4.
+    await store().patchPilot(pilot.sessionId, pilot.uid, { lastHeartbeat: new Date().toISOString() });
     await heartbeatToken(pilot.taskTokens.active);
     // Commands stay on the record (the agent ignores repeats): clearing them could lose one appended meanwhile.
     const cancelUnits = pilot.commands.filter((c) => c.type === 'cancel_units').flatMap((c) => c.uids ?? []);
@@ -173,10 +176,14 @@ export const handler = httpHandler({
       await new Promise((r) => setTimeout(r, 100));
       pilot = await store().getPilot(pilot.sessionId, pilot.uid);
     }
-    await store().patchPilot(pilot.sessionId, pilot.uid, {
+    // Written first, then the token released: if a job check sits between two turns of the Active wait
+    // (the token is stale), the next turn's registration finds the end here and releases itself.
+    const out = await store().patchPilot(pilot.sessionId, pilot.uid, {
       appendLog: [`agent ended: ${state} (${reason})`],
+      agentEnd: { state, reason },
     });
-    const released = await succeedToken(pilot.taskTokens.active, { state, reason });
+    const tokens = out.ok ? out.record.taskTokens : pilot.taskTokens;
+    const released = await succeedToken(tokens.active, { state, reason });
     return { ok: released };
   },
 });

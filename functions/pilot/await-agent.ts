@@ -3,6 +3,8 @@
  * on the pilot, where the agent routes and cancel find it. Registration and the events it waits for
  * can race; each side writes first and then looks, so whichever comes second acts:
  * - activate: if the agent is already ACTIVE, release the token now;
+ * - active (one turn of the Active wait, between job checks): if the agent already ended, release the
+ *   token with its end;
  * - either phase: if a cancel is queued, fail the task as cancelled.
  */
 import { PilotState } from '../../core/states.ts';
@@ -28,6 +30,8 @@ async function run(event: {
   }
   if (event.phase === 'activate' && pilot.state === PilotState.ACTIVE)
     await succeedToken(event.taskToken, { active: true });
+  // The agent ended while a job check ran between two turns of the Active wait: its end is recorded.
+  if (event.phase === 'active' && pilot.agentEnd) await succeedToken(event.taskToken, pilot.agentEnd);
   return { registered: true };
 }
 

@@ -1,48 +1,91 @@
 /**
- * Step Functions task `CheckJob`, run each time `WaitActive` times out (every jobCheckSeconds) until the
- * agent activates: RP's client-side job liveness check. A batch job that ended before its agent called in
- * (rejected, crashed in bootstrap, no `node` on the node) fails the pilot now, not at the activation
- * deadline, and the pilot's log then shows the batch system's words and the agent's last output.
+ * Step Functions tasks `CheckJob` and `CheckActive`, run each time a turn of the `WaitActive` or `Active`
+ * wait times out: RP's client-side job liveness check, kept up while the pilot is ACTIVE. It asks the
+ * batch system about the pilot's job and applies the pure rules of core/job-checks.ts: a job that ended
+ * fails the pilot now (with the batch system's words; the pilot's log then also shows the agent's last
+ * output), a queued job may wait up to its queue limit, the activation deadline counts from the job's
+ * start, a silent agent or an overrun walltime fails an ACTIVE pilot. Otherwise it returns how long the
+ * next turn waits (backing off), and a memo the state machine hands to the next check.
  */
+
+import { DEFAULT_MAX_JOB_CHECK_SECONDS, decideCheck, type JobView } from '../../core/job-checks.ts';
+import { maxQueueSeconds } from '../../core/resources.ts';
 import { PilotState } from '../../core/states.ts';
+import { logger } from '../lib/log.ts';
 import { withMetrics } from '../lib/metrics.ts';
 import { CANCELED_ERROR, cancelRequested } from '../lib/pilots.ts';
 import { store } from '../lib/store.ts';
 import { named } from './launch.ts';
-import { launchedJob, launcherOf } from './request.ts';
+import { launchedJob, launcherOf, resourceOf } from './request.ts';
 
-async function run(event: {
+/** What the check carries from one turn to the next (in the execution's state, not the table). */
+export interface CheckMemo {
+  /** Epoch ms of the first check that saw the job running. */
+  runningSince?: number;
+}
+
+/** The state machine's payload: the deployment's defaults from the execution input, and the memo. */
+export interface CheckJobEvent {
   sid: string;
   pid: string;
+  phase?: 'activate' | 'active';
   activateTimeoutSeconds: number;
-}): Promise<{ state: string }> {
+  jobCheckSeconds?: number;
+  heartbeatSeconds?: number;
+  activeTimeoutSeconds?: number;
+  memo?: CheckMemo;
+}
+
+const ms = (iso: string | undefined): number | undefined => (iso ? Date.parse(iso) : undefined);
+
+async function run(event: CheckJobEvent): Promise<{ waitSeconds: number; memo: CheckMemo }> {
   const pilot = await store().getPilot(event.sid, event.pid);
+  const memo: CheckMemo = event.memo ?? {};
+  const first = event.jobCheckSeconds ?? 30;
   if (cancelRequested(pilot)) throw named(CANCELED_ERROR, 'cancelled while waiting for the agent');
-  // Activated since the last wait timed out: the next WaitActive sees ACTIVE and moves on at once.
-  if (pilot.state === PilotState.ACTIVE) return { state: pilot.state };
-  const since =
-    pilot.stateHistory.find((h) => h.state === PilotState.PENDING_ACTIVE)?.time ?? pilot.submitted;
-  const waited = since ? (Date.now() - Date.parse(since)) / 1000 : 0;
+  // The agent ended between two turns, or activated since the last turn timed out: the next turn
+  // registers its token, finds that on the pilot and moves on at once.
+  if (pilot.agentEnd || (event.phase !== 'active' && pilot.state === PilotState.ACTIVE))
+    return { waitSeconds: first, memo };
+  const rc = await resourceOf(pilot);
+  const d = pilot.description;
   const job = launchedJob(pilot);
-  let status = 'unknown';
+  let view: JobView = { state: 'unknown' };
   if (job) {
     const { launcher, req } = await launcherOf(pilot);
     const st = await launcher.status(req, job);
-    status = `${st.state}${st.detail ? ` (${st.detail})` : ''}`;
-    if (st.state === 'finished') {
-      throw named(
-        'Sortie.JobEnded',
-        `batch job ${job.jobId} ended before its agent became active: ${st.detail ?? 'no detail'}`,
-      );
-    }
+    view = { state: st.state, ...(st.detail ? { detail: st.detail } : {}) };
   }
-  if (waited > event.activateTimeoutSeconds) {
-    throw named(
-      'Sortie.ActivationTimeout',
-      `agent did not become active within ${event.activateTimeoutSeconds} s; batch job ${job?.jobId ?? '?'}: ${status}`,
-    );
-  }
-  return { state: pilot.state };
+  const active = pilot.state === PilotState.ACTIVE;
+  const since = (state: PilotState) => ms(pilot.stateHistory.find((h) => h.state === state)?.time);
+  const decision = decideCheck({
+    now: Date.now(),
+    active,
+    ...(job ? { jobId: job.jobId } : {}),
+    job: view,
+    queuedSince: since(PilotState.PENDING_ACTIVE) ?? ms(pilot.submitted) ?? Date.now(),
+    ...(memo.runningSince !== undefined ? { runningSince: memo.runningSince } : {}),
+    ...(active ? { activeSince: since(PilotState.ACTIVE) ?? Date.now() } : {}),
+    ...(pilot.lastHeartbeat ? { lastHeartbeat: Date.parse(pilot.lastHeartbeat) } : {}),
+    queueTimeout: Math.min(d.queueTimeout ?? Number.POSITIVE_INFINITY, maxQueueSeconds(rc)),
+    activateTimeout: d.activateTimeout ?? rc.activateTimeout ?? event.activateTimeoutSeconds,
+    heartbeat: event.heartbeatSeconds ?? 60,
+    activeTimeout: event.activeTimeoutSeconds ?? d.runtime * 60 + 300,
+    policy: {
+      firstSeconds: rc.jobCheckSeconds ?? first,
+      maxSeconds: rc.maxJobCheckSeconds ?? DEFAULT_MAX_JOB_CHECK_SECONDS,
+    },
+  });
+  if ('fail' in decision) throw named(decision.fail.error, decision.fail.reason);
+  const next: CheckMemo = decision.runningSince !== undefined ? { runningSince: decision.runningSince } : {};
+  if (next.runningSince !== undefined && memo.runningSince === undefined)
+    await store().patchPilot(event.sid, event.pid, {
+      appendLog: [
+        `batch job ${job?.jobId ?? '?'} is running (${view.detail ?? view.state}); the agent's activation deadline starts now`,
+      ],
+    });
+  logger.debug('job check', { sid: event.sid, pid: event.pid, job: view, waitSeconds: decision.wait });
+  return { waitSeconds: decision.wait, memo: next };
 }
 
 /** The Lambda entry: {@link run}, with its log context and metrics. */

@@ -15,7 +15,13 @@
  */
 import { groupBy } from '../../core/group.ts';
 import { allItems } from '../../core/pages.ts';
-import { causeText, decidePilotEnd, type PilotEndInput, RECONCILED_ERROR } from '../../core/pilot-end.ts';
+import {
+  causeText,
+  decidePilotEnd,
+  lostUnit,
+  type PilotEndInput,
+  RECONCILED_ERROR,
+} from '../../core/pilot-end.ts';
 import { bindUnits, type SchedulerName } from '../../core/schedulers.ts';
 import { isFinal, PilotState, pendingState, pilotModel, sweepTarget, UnitState } from '../../core/states.ts';
 import type { PilotRecord, UnitRecord } from '../../store/index.ts';
@@ -65,10 +71,10 @@ async function sweep(pilot: PilotRecord, state: PilotState, reason: string): Pro
     if (t === UnitState.FAILED) toFail.push(u.uid);
     else if (t === UnitState.UNSCHEDULED) toReschedule.push(u);
   }
-  const why = `pilot ${pilot.uid} ended ${state}: ${reason}`;
-  // A unit killed because the user cancelled its pilot did not fail (RP 0.22 set them CANCELED); this is
-  // also what the agent reports when it kills them, so the outcome no longer depends on who writes first.
-  const lost = state === PilotState.CANCELED ? UnitState.CANCELED : UnitState.FAILED;
+  // A unit killed because the user cancelled its pilot did not fail (RP 0.22 set them CANCELED); one the
+  // walltime killed did ("pilot runtime reached"). This is also what the agent reports when it kills them,
+  // so the outcome does not depend on who writes first.
+  const { state: lost, reason: why } = lostUnit(pilot.uid, state, reason);
   await s.transitionUnits(
     sid,
     toFail.map((uid) => ({
@@ -117,7 +123,7 @@ async function sweep(pilot: PilotRecord, state: PilotState, reason: string): Pro
       }
       rebound += moved.length;
     } else {
-      const target = state === PilotState.CANCELED ? UnitState.CANCELED : UnitState.FAILED;
+      const target = lost;
       await s.transitionUnits(
         sid,
         us.map((u) => ({ uid: u.uid, target, patch: { appendLog: [`${why}; no other pilot to run it`] } })),

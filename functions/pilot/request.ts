@@ -40,7 +40,9 @@ export function launchRequest(
 
 /** The job a launch left behind, if any. */
 export function launchedJob(pilot: PilotRecord): LaunchResult | undefined {
-  return pilot.jobId && pilot.sandbox ? { jobId: pilot.jobId, sandbox: pilot.sandbox } : undefined;
+  if (!pilot.jobId || !pilot.sandbox) return undefined;
+  const nodes = pilot.resourceDetail?.nodes;
+  return { jobId: pilot.jobId, sandbox: pilot.sandbox, ...(nodes?.length ? { nodes } : {}) };
 }
 
 /**

@@ -9,7 +9,7 @@ import { BadParameter, NoSuccess } from '../../../core/errors.ts';
 import { type ResourceConfig, underRoots } from '../../../core/resources.ts';
 import { jobManagerFor } from './jobmanagers/index.ts';
 import { AGENT_FILE, type BatchJobSpec, CONFIG_FILE, type JobManager, shq } from './jobmanagers/types.ts';
-import { orphanSweepCommand } from './orphans.ts';
+import { orphanSweepEverywhere } from './orphans.ts';
 import { getSshConnection, type HostKeyStore, type SshConnection, type SshConnectOptions } from './ssh.ts';
 import { submitOnceCommand } from './submit-once.ts';
 import type { JobStatus, Launcher, LaunchRequest, LaunchResult } from './types.ts';
@@ -30,6 +30,11 @@ export interface SshLauncherOptions {
 // and ~, but nothing that could run a command or split a word.
 const SAFE_PATH = /^[\w.~/${}+-]+$/;
 const SAFE_ID = /^[\w.-]+$/;
+
+/** How long the first job check of a login waits for others to join its query. */
+const STATUS_WINDOW_MS = 50;
+/** Open status queries by login and batch system (see SshLauncher.status). */
+const statusBatches = new Map<string, { ids: Set<string>; found: Promise<Map<string, JobStatus>> }>();
 
 /** Starts agents through a batch system (or fork) on an SSH-reachable resource. */
 export class SshLauncher implements Launcher {
@@ -90,8 +95,11 @@ export class SshLauncher implements Launcher {
   async cancel(req: LaunchRequest, job: LaunchResult): Promise<void> {
     const conn = await this.connect(req);
     const r = await conn.exec(this.jm.cancelCommand(job.jobId, job.sandbox), { timeoutMs: this.timeout });
-    // Whatever the cancel said: units a dead agent left behind outlive its job (see orphans.ts).
-    await conn.exec(orphanSweepCommand(req.sessionId, req.pilotId), { timeoutMs: this.timeout });
+    // Whatever the cancel said: units a dead agent left behind outlive its job, on any of its nodes
+    // (see orphans.ts).
+    await conn.exec(orphanSweepEverywhere(req.sessionId, req.pilotId, job.nodes), {
+      timeoutMs: this.timeout,
+    });
     if (r.code === 0) return;
     // Cancelling a job that already ended fails on most batch systems; that is success for the pilot.
     const s = await this.status(req, job);
@@ -106,6 +114,26 @@ export class SshLauncher implements Launcher {
 
   async status(req: LaunchRequest, job: LaunchResult): Promise<JobStatus> {
     const conn = await this.connect(req);
+    const { statusManyCommand: many, parseStatusMany: parse } = this.jm;
+    if (many && parse) {
+      // Checks of several pilots of one login that come together (the embedded backend, pilots submitted
+      // together, a warm Lambda container) share one query: the first opens a short window, the others join.
+      const key = `${conn.where}\0${this.jm.name}`;
+      let batch = statusBatches.get(key);
+      if (!batch) {
+        const ids = new Set<string>();
+        const found = new Promise((r) => setTimeout(r, STATUS_WINDOW_MS)).then(async () => {
+          statusBatches.delete(key);
+          return parse(await conn.exec(many([...ids]), { timeoutMs: this.timeout }));
+        });
+        batch = { ids, found };
+        statusBatches.set(key, batch);
+      }
+      batch.ids.add(job.jobId);
+      const st = (await batch.found.catch(() => undefined))?.get(job.jobId);
+      if (st) return st;
+    }
+    // One job, in the batch system's own words (also for a job the batched query did not list).
     const r = await conn.exec(this.jm.statusCommand(job.jobId, job.sandbox), { timeoutMs: this.timeout });
     return this.jm.parseStatus(r, job.jobId);
   }

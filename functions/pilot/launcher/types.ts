@@ -41,6 +41,11 @@ export interface LaunchResult {
   jobId: string;
   /** Absolute path of the pilot sandbox on the resource. */
   sandbox: string;
+  /**
+   * The allocation's nodes as the agent reported them (pilot.resourceDetail), once it activated: the
+   * orphan sweep at cancel reaches each of them.
+   */
+  nodes?: readonly string[];
 }
 
 /** A batch job's state as far as the pilot cares. An unknown job id counts as `finished`. */

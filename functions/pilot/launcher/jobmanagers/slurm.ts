@@ -56,6 +56,20 @@ function parseStatus(r: ExecResult, jobId: string): JobStatus {
     return { state: 'finished', detail: words };
   }
   const [state = '', reason = ''] = (out.split('\n')[0] ?? '').split('|').map((x) => x.trim());
+  return statusOf(state, reason);
+}
+
+/** `squeue -o '%i|%T|%r'` lines → the jobs found (an id squeue no longer knows is simply absent). */
+function parseStatusMany(r: ExecResult): Map<string, JobStatus> {
+  const found = new Map<string, JobStatus>();
+  for (const line of r.stdout.split('\n')) {
+    const [id = '', state = '', reason = ''] = line.split('|').map((x) => x.trim());
+    if (/^\d+$/.test(id) && state) found.set(id, statusOf(state, reason));
+  }
+  return found;
+}
+
+function statusOf(state: string, reason: string): JobStatus {
   const base = state.split(/\s+/)[0] ?? '';
   // A finished job keeps its last pending reason (e.g. CANCELLED with BeginTime), which would mislead.
   if (FINISHED.has(base)) return { state: 'finished', detail: state };
@@ -80,4 +94,8 @@ export const slurm: JobManager = {
   // -t all: with an explicit id squeue reports any state the controller still holds (MinJobAge).
   statusCommand: (id) => `squeue -h -t all -j ${shq(id)} -o '%T|%r'`,
   parseStatus,
+  // Several ids at once; an id SLURM has purged makes squeue fail as a whole, so `|| true` keeps the rest
+  // (the parser takes what it finds; the missing ones are asked one by one).
+  statusManyCommand: (ids) => `squeue -h -t all -j ${shq(ids.join(','))} -o '%i|%T|%r' 2>/dev/null || true`,
+  parseStatusMany,
 };

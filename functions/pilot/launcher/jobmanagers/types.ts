@@ -53,6 +53,12 @@ export interface JobManager {
   statusCommand(jobId: string, sandbox: string): string;
   /** Maps the status command's result; an unknown job id is `finished` with the batch system's words. */
   parseStatus(result: ExecResult, jobId: string): JobStatus;
+  /**
+   * Optional: one command that reports several jobs at once (one squeue for the checks of several pilots
+   * of a login), and its parser, which returns only the jobs it found (the others are asked one by one).
+   */
+  statusManyCommand?(jobIds: readonly string[]): string;
+  parseStatusMany?(result: ExecResult): Map<string, JobStatus>;
 }
 
 /** The agent bundle's name in the sandbox: .cjs so that no package.json above can make Node read it as ESM. */
