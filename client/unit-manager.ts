@@ -232,6 +232,8 @@ export class UnitManager {
         uids: list.slice(i, i + SUBMIT_CHUNK),
       });
     }
+    // The cancels land within about a second: follow the feed closely again to see them then.
+    this.watcher.expectChange();
   }
 
   /**

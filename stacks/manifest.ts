@@ -114,6 +114,7 @@ export const ROUTES: Record<string, FunctionName> = {
   'POST /sessions/{sid}/units/cancel': 'api',
   'POST /agent/activate': 'agentApi',
   'POST /agent/heartbeat': 'agentApi',
+  'POST /agent/commands': 'agentApi',
   'POST /agent/pull': 'agentApi',
   'POST /agent/states': 'agentApi',
   'POST /agent/started': 'agentApi',

@@ -61,6 +61,11 @@ export interface UnitTransition {
   patch?: UnitPatch;
   expect?: UnitExpect;
   /**
+   * Move only while the unit is ranked below this state (a cancel in the table may take a unit that is not
+   * running yet, never one an agent has started: that one its agent must kill).
+   */
+  before?: UnitState;
+  /**
    * An agent's report: when its state is refused because the unit already passed it (reports arrive
    * late, reordered or twice), its facts are still kept (see {@link keepReportFacts}).
    */
@@ -183,7 +188,10 @@ export function transitionUnits(
   updates: readonly UnitTransition[],
 ): Promise<TransitionOutcome<UnitRecord, UnitState>[]> {
   return applyAll(ctx, sessionId, updates, (u) => ({
-    decide: (s) => progress(unitModel, s, u.target),
+    decide: (s) =>
+      u.before !== undefined && unitModel.order[s] >= unitModel.order[u.before]
+        ? { ok: false as const, reason: `unit is ${s}, not before ${u.before}` }
+        : progress(unitModel, s, u.target),
     patch: u.patch ?? {},
     expect: u.expect,
     ...(u.report ? { late: (w: Update, item: Item) => keepReportFacts(w, item, u.patch ?? {}) } : {}),

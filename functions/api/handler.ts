@@ -17,8 +17,9 @@ import type { PageOptions, PilotRecord, SessionRecord, UnitRecord } from '../../
 import { authSession } from '../lib/auth.ts';
 import { httpHandler, type Request, str, strList } from '../lib/http.ts';
 import { asIs, once, type Replay } from '../lib/idempotency.ts';
+import { logger } from '../lib/log.ts';
 import { cancelPilot, startPilotExecution } from '../lib/pilots.ts';
-import { createPilotQueue } from '../lib/queues.ts';
+import { createPilotQueue, wakePilot } from '../lib/queues.ts';
 import { sessionResources } from '../lib/resources.ts';
 import { hashSecret, newSecret, seal, secretMatches, unseal } from '../lib/secrets.ts';
 import { store } from '../lib/store.ts';
@@ -84,6 +85,22 @@ async function unitsOf(sid: string, umgr: string | undefined, uids: string[]): P
   if (missing.length)
     throw new DoesNotExist(`unknown unit(s) ${missing.slice(0, 10).join(', ')}${umgr ? ` in ${umgr}` : ''}`);
   return uids.map((u) => found.get(u) as UnitRecord);
+}
+
+/**
+ * Queues a cancel of `units` for the pilot's agent and wakes its pull, so the command reaches the agent
+ * within one round trip rather than at its next heartbeat. A wake-up that fails (the pilot's queue is
+ * gone with its end) only delays delivery to the agent's next call: the command is on the record.
+ */
+async function signalAgent(sid: string, pilotId: string, units: readonly UnitRecord[]): Promise<void> {
+  const time = new Date().toISOString();
+  const out = await store().patchPilot(sid, pilotId, {
+    appendCommands: [{ type: 'cancel_units', uids: units.map((u) => u.uid), time }],
+  });
+  if (!out.ok || isFinal(pilotModel, out.record.state)) return;
+  await wakePilot(sid, pilotId).catch((err: unknown) =>
+    logger.warn('pilot wake-up failed', { sessionId: sid, pilotId, error: String(err) }),
+  );
 }
 
 /** Makes a key pair for `resource`, keeps its private half sealed, and adds it to the session's contexts. */
@@ -380,24 +397,30 @@ export const handler = httpHandler({
       );
     const umgr = typeof req.body.umgr === 'string' ? req.body.umgr : undefined;
     const units = await unitsOf(s.sessionId, umgr, uids);
-    // Not yet on an agent: cancel in the table (a racing claim loses). On an agent: the agent kills it.
+    // RP 0.22: a unit not running yet is CANCELED in the table at once, also one an agent has claimed but
+    // not started (its write-ahead start is then refused, so it is never spawned). A running one is killed
+    // by its agent, which reports CANCELED; the guard leaves it to the agent even if it started just now.
     const open = units.filter((u) => !isFinal(unitModel, u.state));
-    const isOnAgent = (u: (typeof units)[number]) =>
-      u.pilot !== undefined && unitModel.order[u.state] >= unitModel.order.Scheduling;
-    const onAgent = groupBy(open.filter(isOnAgent), (u) => u.pilot as string);
-    const direct = open.filter((u) => !isOnAgent(u)).map((u) => u.uid);
-    await store().transitionUnits(
+    const notRunning = open.filter((u) => unitModel.order[u.state] < unitModel.order.Executing);
+    const outs = await store().transitionUnits(
       s.sessionId,
-      direct.map((uid) => ({ uid, target: UnitState.CANCELED, patch: { appendLog: ['cancelled by user'] } })),
+      notRunning.map((u) => ({
+        uid: u.uid,
+        target: UnitState.CANCELED,
+        before: UnitState.EXECUTING,
+        patch: { appendLog: ['cancelled by user'] },
+      })),
     );
-    const time = new Date().toISOString();
-    await Promise.all(
-      [...onAgent].map(([pid, us]) =>
-        store().patchPilot(s.sessionId, pid, {
-          appendCommands: [{ type: 'cancel_units', uids: us.map((u) => u.uid), time }],
-        }),
-      ),
+    // Every open unit bound to a pilot is also told to its agent: a running one is killed there, a queued
+    // one dropped (a restartable unit is spawned without a write-ahead, so only the agent can stop it).
+    const onAgent = groupBy(
+      open.filter((u) => u.pilot !== undefined),
+      (u) => u.pilot as string,
     );
-    return { cancelled: direct.length, signalled: [...onAgent.values()].reduce((n, us) => n + us.length, 0) };
+    await Promise.all([...onAgent].map(([pid, us]) => signalAgent(s.sessionId, pid, us)));
+    return {
+      cancelled: outs.filter((o) => o.ok).length,
+      signalled: [...onAgent.values()].reduce((n, us) => n + us.length, 0),
+    };
   },
 });

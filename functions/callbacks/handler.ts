@@ -1,6 +1,7 @@
 /**
- * The agent routes: activation, unit pulls (claims), batched state reports, heartbeats (which carry
- * commands back) and the agent's end. Authenticated by the pilot token; an agent can touch only its
+ * The agent routes: activation, unit pulls (claims), batched state reports, heartbeats and the agent's
+ * end. Pulls, reports, heartbeats and `/agent/commands` all carry the pilot's new commands back (see
+ * commands.ts); a cancel wakes a long-polling pull at once. Authenticated by the pilot token; an agent can touch only its
  * own pilot and the units bound to it.
  */
 
@@ -12,6 +13,7 @@ import { httpHandler, MAX_ID_BYTES } from '../lib/http.ts';
 import { heartbeatSeconds, heartbeatToken, succeedToken } from '../lib/pilots.ts';
 import { deleteReceived, receiveUnits } from '../lib/queues.ts';
 import { store } from '../lib/store.ts';
+import { commandsFor, commandsSeen } from './commands.ts';
 import { parseReports, parseStarts, planRounds, planStarts, startedOf } from './reports.ts';
 
 /** Small units travel ~100–160 to a message (queues.ts packs 24 KiB); a guess is enough to size a receive. */
@@ -80,6 +82,7 @@ export const handler = httpHandler({
     const max = Math.max(1, Number(req.body.max ?? 0) || UNITS_PER_MESSAGE_GUESS * 10);
     const pullId =
       typeof req.body.pullId === 'string' && req.body.pullId.length <= 64 ? req.body.pullId : undefined;
+    const seen = commandsSeen(req.body);
     if (pullId && pilot.lastPull?.id === pullId) {
       // The agent retries a pull whose answer it never got: the same units, those still claimed and not
       // started (a claim is final in DynamoDB and their messages are gone, so nothing else would bring them).
@@ -88,15 +91,21 @@ export const handler = httpHandler({
         units: again
           .filter((u) => u.state === UnitState.SCHEDULING && u.pilot === pilot.uid)
           .map((u) => ({ uid: u.uid, ...(u.name ? { name: u.name } : {}), description: u.description })),
+        commands: commandsFor(pilot, seen),
       };
     }
-    const { units, receipts } = await receiveUnits(
+    const { units, receipts, wake } = await receiveUnits(
       pilot.sessionId,
       pilot.uid,
       wait,
       Math.ceil(max / UNITS_PER_MESSAGE_GUESS),
     );
-    if (units.length === 0) return { units: [] };
+    // A wake-up means commands were written after this pilot was read: read them again to carry them now.
+    const commands = commandsFor(wake ? await store().getPilot(pilot.sessionId, pilot.uid) : pilot, seen);
+    if (units.length === 0) {
+      await deleteReceived(pilot.sessionId, pilot.uid, receipts); // wake-ups only
+      return { units: [], commands };
+    }
     // The claim is authoritative: PENDING_EXECUTION → SCHEDULING, only for units bound to this pilot.
     // A unit cancelled, rescheduled or already claimed (SQS redelivery) is refused and not run.
     const outs = await store().transitionUnits(
@@ -108,7 +117,7 @@ export const handler = httpHandler({
     // Remembered before answering, so that a retry of this very pull finds them (one pilot write per pull).
     if (pullId && claimed.size)
       await store().patchPilot(pilot.sessionId, pilot.uid, { lastPull: { id: pullId, uids: [...claimed] } });
-    return { units: units.filter((u) => claimed.has(u.uid)) };
+    return { units: units.filter((u) => claimed.has(u.uid)), commands };
   },
 
   'POST /agent/states': async (req) => {
@@ -120,7 +129,7 @@ export const handler = httpHandler({
       const outs = await store().transitionUnits(pilot.sessionId, round);
       for (const o of outs) o.ok ? applied++ : refused++;
     }
-    return { applied, refused };
+    return { applied, refused, commands: commandsFor(pilot, commandsSeen(req.body)) };
   },
 
   'POST /agent/started': async (req) => {
@@ -134,9 +143,15 @@ export const handler = httpHandler({
   'POST /agent/heartbeat': async (req) => {
     const pilot = await authAgent(req.headers);
     await heartbeatToken(pilot.taskTokens.active);
-    // Commands stay on the record (the agent ignores repeats): clearing them could lose one appended meanwhile.
-    const cancelUnits = pilot.commands.filter((c) => c.type === 'cancel_units').flatMap((c) => c.uids ?? []);
-    return { cancelUnits, cancelPilot: pilot.commands.some((c) => c.type === 'cancel_pilot') };
+    // Commands stay on the record (clearing them could lose one appended meanwhile); the agent's count of
+    // those it took selects the new ones.
+    return commandsFor(pilot, commandsSeen(req.body));
+  },
+
+  'POST /agent/commands': async (req) => {
+    // For an agent that is not pulling (its buffer of claimed units is full): the commands, no wait.
+    const pilot = await authAgent(req.headers);
+    return commandsFor(pilot, commandsSeen(req.body));
   },
 
   'POST /agent/done': async (req) => {
