@@ -109,6 +109,7 @@ export const ROUTES: Record<string, FunctionName> = {
   'GET /sessions/{sid}/umgrs': 'api',
   'GET /sessions/{sid}/umgrs/{umid}': 'api',
   'POST /sessions/{sid}/umgrs/{umid}/pilots': 'api',
+  'POST /sessions/{sid}/umgrs/{umid}/pilots/remove': 'api',
   'POST /sessions/{sid}/umgrs/{umid}/units': 'api',
   'GET /sessions/{sid}/umgrs/{umid}/units': 'api',
   'POST /sessions/{sid}/units/cancel': 'api',

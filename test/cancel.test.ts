@@ -8,8 +8,10 @@
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { CommandInbox } from '../agent/commands.ts';
 import {
+  BadParameter,
   type ComputePilot,
   type ComputeUnit,
+  DoesNotExist,
   PilotManager,
   PilotState,
   Session,
@@ -135,6 +137,54 @@ describe('unit cancel reaches the agent on the pull/report channel', () => {
     expect(new Set(ends)).toEqual(new Set([UnitState.CANCELED]));
     await until('no unit process left', () => (unitProcesses(session.uid).length ? undefined : true), 30_000);
   }, 120_000);
+});
+
+describe("umgr.removePilots (RP's remove_pilots)", () => {
+  it('the pilot takes no new units; with drain its units run on, without they are cancelled', async () => {
+    const session = await Session.create({ endpoint: backend.apiUrl, name: 'remove-pilots' });
+    sessions.push(session);
+    const pmgr = await PilotManager.create(session);
+    const [kept, dropped] = await pmgr.submitPilots([
+      { resource: 'local.localhost', runtime: 10, cores: 1 },
+      { resource: 'local.localhost', runtime: 10, cores: 1 },
+    ]);
+    if (!kept || !dropped) throw new Error('submitPilots returned fewer pilots');
+    const umgr = await UnitManager.create(session, 'round_robin');
+    await umgr.addPilots([kept, dropped]);
+    await pmgr.waitPilots({ state: PilotState.ACTIVE, ...WAIT });
+    const [onKept, onDropped] = await umgr.submitUnits([sleep600, sleep600]);
+    if (!onKept || !onDropped) throw new Error('submitUnits returned fewer units');
+    expect([onKept.pilotId, onDropped.pilotId]).toEqual([kept.uid, dropped.uid]);
+    await umgr.waitUnits({ state: UnitState.EXECUTING, ...WAIT });
+
+    // Drained: the unit it runs goes on; the next units all go to the other pilot.
+    await umgr.removePilots(kept);
+    expect(await umgr.listPilots()).toEqual([dropped.uid]);
+    const later = await umgr.submitUnits([sleep600, sleep600]);
+    expect(later.map((u) => u.pilotId)).toEqual([dropped.uid, dropped.uid]);
+    await umgr.refresh();
+    expect(onKept.state).toBe(UnitState.EXECUTING);
+    await expect(umgr.removePilots(kept)).rejects.toThrow(BadParameter);
+    await expect(umgr.removePilots(kept)).rejects.toThrow(new RegExp(`${kept.uid} not added to ${umgr.uid}`));
+    await expect(umgr.removePilots('pilot.9999')).rejects.toThrow(DoesNotExist);
+
+    // Not drained: every unit of this manager on that pilot is cancelled, the running one killed.
+    const pid = await processOf(session, onDropped);
+    await umgr.removePilots(dropped, { drain: false });
+    expect(await umgr.listPilots()).toEqual([]);
+    expect(await umgr.waitUnits({ uids: [onDropped.uid, ...later.map((u) => u.uid)], ...WAIT })).toEqual([
+      UnitState.CANCELED,
+      UnitState.CANCELED,
+      UnitState.CANCELED,
+    ]);
+    expect(alive(pid)).toBe(false);
+    for (const u of later) expect(states(u), u.uid).not.toContain(UnitState.EXECUTING);
+    // The pilots themselves run on (RP: removing does not stop a pilot), and so does the drained unit.
+    await pmgr.refresh();
+    expect([kept.state, dropped.state]).toEqual([PilotState.ACTIVE, PilotState.ACTIVE]);
+    await umgr.refresh();
+    expect(onKept.state).toBe(UnitState.EXECUTING);
+  });
 });
 
 describe('commands on every agent answer, each taken once', () => {

@@ -8,18 +8,17 @@ import { randomUUID } from 'node:crypto';
 import ssh2 from 'ssh2';
 import { parsePilotDescription } from '../../core/descriptions.ts';
 import { BadParameter, DoesNotExist, PermissionDenied } from '../../core/errors.ts';
-import { groupBy } from '../../core/group.ts';
 import { allItems } from '../../core/pages.ts';
 import { checkSandbox, type ResourceConfig } from '../../core/resources.ts';
 import { parseScheduler } from '../../core/schedulers.ts';
-import { isFinal, pilotModel, UnitState, unitModel } from '../../core/states.ts';
+import { isFinal, pilotModel } from '../../core/states.ts';
 import type { PageOptions, PilotRecord, SessionRecord, UnitRecord } from '../../store/index.ts';
 import { authSession } from '../lib/auth.ts';
+import { type CancelOutcome, cancelUnitRecords } from '../lib/cancel.ts';
 import { httpHandler, type Request, str, strList } from '../lib/http.ts';
 import { asIs, once, type Replay } from '../lib/idempotency.ts';
-import { logger } from '../lib/log.ts';
 import { cancelPilot, startPilotExecution } from '../lib/pilots.ts';
-import { createPilotQueue, wakePilot } from '../lib/queues.ts';
+import { createPilotQueue } from '../lib/queues.ts';
 import { sessionResources } from '../lib/resources.ts';
 import { hashSecret, newSecret, seal, secretMatches, unseal } from '../lib/secrets.ts';
 import { store } from '../lib/store.ts';
@@ -85,22 +84,6 @@ async function unitsOf(sid: string, umgr: string | undefined, uids: string[]): P
   if (missing.length)
     throw new DoesNotExist(`unknown unit(s) ${missing.slice(0, 10).join(', ')}${umgr ? ` in ${umgr}` : ''}`);
   return uids.map((u) => found.get(u) as UnitRecord);
-}
-
-/**
- * Queues a cancel of `units` for the pilot's agent and wakes its pull, so the command reaches the agent
- * within one round trip rather than at its next heartbeat. A wake-up that fails (the pilot's queue is
- * gone with its end) only delays delivery to the agent's next call: the command is on the record.
- */
-async function signalAgent(sid: string, pilotId: string, units: readonly UnitRecord[]): Promise<void> {
-  const time = new Date().toISOString();
-  const out = await store().patchPilot(sid, pilotId, {
-    appendCommands: [{ type: 'cancel_units', uids: units.map((u) => u.uid), time }],
-  });
-  if (!out.ok || isFinal(pilotModel, out.record.state)) return;
-  await wakePilot(sid, pilotId).catch((err: unknown) =>
-    logger.warn('pilot wake-up failed', { sessionId: sid, pilotId, error: String(err) }),
-  );
 }
 
 /** Makes a key pair for `resource`, keeps its private half sealed, and adds it to the session's contexts. */
@@ -368,6 +351,38 @@ export const handler = httpHandler({
     return { uid: m.uid, pilots: m.pilots };
   },
 
+  'POST /sessions/{sid}/umgrs/{umid}/pilots/remove': async (req) => {
+    // RP's remove_pilots(pilot_ids, drain=True): the pilots take no new units of this manager. With
+    // drain, the manager's units already bound to them run on (RP's docstring: allowed to finish);
+    // without, they are cancelled (RP: its ACTIVE units are canceled). The pilots themselves run on.
+    const s = await session(req);
+    const umid = req.params.umid as string;
+    const pilots = strList(req.body, 'pilots', 'removePilots') ?? [];
+    if (pilots.length === 0) throw new BadParameter('removePilots.pilots: must name at least one pilot');
+    if (req.body.drain !== undefined && typeof req.body.drain !== 'boolean')
+      throw new BadParameter(
+        `removePilots.drain: must be true or false, got ${JSON.stringify(req.body.drain)}`,
+      );
+    await store().getPilots(s.sessionId, pilots);
+    const before = await store().getUnitManager(s.sessionId, umid);
+    const foreign = pilots.filter((p) => !before.pilots.includes(p));
+    if (foreign.length)
+      throw new BadParameter(`removePilots.pilots: ${foreign.join(', ')} not added to ${umid}`, {
+        obj: foreign[0] as string,
+      });
+    const m = await store().updateUnitManagerPilots(s.sessionId, umid, { remove: pilots });
+    let cancelled: CancelOutcome = { cancelled: 0, signalled: 0 };
+    if (req.body.drain === false) {
+      // Read after the removal: no unit of this manager can be bound to these pilots any more.
+      const bound = await Promise.all(
+        pilots.map((pid) => allItems((next) => store().listPilotUnits(s.sessionId, pid, { next }))),
+      );
+      const mine = bound.flat().filter((u) => u.umgr === umid);
+      cancelled = await cancelUnitRecords(s.sessionId, mine, `cancelled: pilot removed from ${umid}`);
+    }
+    return { uid: m.uid, pilots: m.pilots, ...cancelled };
+  },
+
   'POST /sessions/{sid}/umgrs/{umid}/units': async (req) => {
     const s = await session(req);
     // A repeat re-reads the units: the claim holds only their uids (5,000 fit; their records would not).
@@ -397,30 +412,6 @@ export const handler = httpHandler({
       );
     const umgr = typeof req.body.umgr === 'string' ? req.body.umgr : undefined;
     const units = await unitsOf(s.sessionId, umgr, uids);
-    // RP 0.22: a unit not running yet is CANCELED in the table at once, also one an agent has claimed but
-    // not started (its write-ahead start is then refused, so it is never spawned). A running one is killed
-    // by its agent, which reports CANCELED; the guard leaves it to the agent even if it started just now.
-    const open = units.filter((u) => !isFinal(unitModel, u.state));
-    const notRunning = open.filter((u) => unitModel.order[u.state] < unitModel.order.Executing);
-    const outs = await store().transitionUnits(
-      s.sessionId,
-      notRunning.map((u) => ({
-        uid: u.uid,
-        target: UnitState.CANCELED,
-        before: UnitState.EXECUTING,
-        patch: { appendLog: ['cancelled by user'] },
-      })),
-    );
-    // Every open unit bound to a pilot is also told to its agent: a running one is killed there, a queued
-    // one dropped (a restartable unit is spawned without a write-ahead, so only the agent can stop it).
-    const onAgent = groupBy(
-      open.filter((u) => u.pilot !== undefined),
-      (u) => u.pilot as string,
-    );
-    await Promise.all([...onAgent].map(([pid, us]) => signalAgent(s.sessionId, pid, us)));
-    return {
-      cancelled: outs.filter((o) => o.ok).length,
-      signalled: [...onAgent.values()].reduce((n, us) => n + us.length, 0),
-    };
+    return cancelUnitRecords(s.sessionId, units, 'cancelled by user');
   },
 });
