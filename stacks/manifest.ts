@@ -95,6 +95,7 @@ export const ROUTES: Record<string, FunctionName> = {
   'POST /sessions/{sid}/reconnect': 'api',
   'POST /sessions/{sid}/close': 'api',
   'POST /sessions/{sid}/contexts': 'api',
+  'GET /sessions/{sid}/contexts': 'api',
   'POST /sessions/{sid}/keys': 'api',
   'POST /sessions/{sid}/resources': 'api',
   'GET /sessions/{sid}/resources': 'api',

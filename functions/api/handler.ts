@@ -193,10 +193,28 @@ export const handler = httpHandler({
     // accepted here, and a launch that needs a key then fails the pilot saying what to add (pilot/request.ts).
     // Sealed before it touches the table; only the launch function opens it.
     const sealed = seal(JSON.stringify({ userId: req.body.userId, userKey, userPass: req.body.userPass }));
+    // What a reconnected session may list of it: who and which kind of credential, never the credential.
+    const info = {
+      type: type as 'ssh' | 'userpass',
+      ...(typeof req.body.userId === 'string' && req.body.userId ? { userId: req.body.userId } : {}),
+      credential:
+        typeof req.body.keyId === 'string'
+          ? ('generatedKey' as const)
+          : userKey
+            ? ('key' as const)
+            : req.body.userPass
+              ? ('password' as const)
+              : ('none' as const),
+    };
     return once(req, s.sessionId, { ...asIs(), secretBody: true }, async () => {
-      await store().putContext(s.sessionId, resource, sealed);
+      await store().putContext(s.sessionId, resource, sealed, info);
       return { ok: true, resource };
     });
+  },
+
+  'GET /sessions/{sid}/contexts': async (req) => {
+    const s = await session(req);
+    return { items: await store().listContexts(s.sessionId) };
   },
 
   'POST /sessions/{sid}/keys': async (req) => {
