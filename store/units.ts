@@ -20,7 +20,15 @@ import {
 import { changedKey, entityPk, PK } from './keys.ts';
 import { getUnitManager } from './managers.ts';
 import { type Page, type PageOptions, queryByParent, queryByPilot } from './query.ts';
-import { decodeHistory, HISTORY, historyStep, type Item, stripKeys, type UnitRecord } from './records.ts';
+import {
+  appendLog,
+  decodeHistory,
+  HISTORY,
+  historyStep,
+  type Item,
+  stripKeys,
+  type UnitRecord,
+} from './records.ts';
 import { reserveIds } from './sessions.ts';
 
 /** What a new unit starts with besides its description. */
@@ -230,7 +238,7 @@ export function patchUnit(
     uid,
     ...(guard.states ? { states: guard.states } : {}),
     expect: toExpect(guard),
-    patch: (u) => applyUnitPatch(u, sessionId, patch),
+    patch: (u, now) => applyUnitPatch(u, sessionId, patch, now),
     toRecord,
   });
 }
@@ -269,7 +277,7 @@ async function applyAll<T extends { uid: string; expect?: UnitExpect }>(
           decide: c.decide,
           expect: toExpect(c.expect ?? {}),
           patch: (w, entered, now) => {
-            applyUnitPatch(w, sessionId, c.patch);
+            applyUnitPatch(w, sessionId, c.patch, now);
             if (entered.includes('Executing') && c.patch.started === undefined) w.setIfAbsent('started', now);
             if (entered.some((s) => isFinal(unitModel, s)) && c.patch.finished === undefined)
               w.setIfAbsent('finished', now);
@@ -287,7 +295,7 @@ async function applyAll<T extends { uid: string; expect?: UnitExpect }>(
   return results;
 }
 
-function applyUnitPatch(u: Update, sessionId: string, patch: UnitPatch): void {
+function applyUnitPatch(u: Update, sessionId: string, patch: UnitPatch, now: string): void {
   if (patch.pilot === null) u.remove('pilot').remove('pilotKey');
   else if (patch.pilot !== undefined)
     u.set('pilot', patch.pilot).set('pilotKey', entityPk(sessionId, patch.pilot));
@@ -302,7 +310,7 @@ function applyUnitPatch(u: Update, sessionId: string, patch: UnitPatch): void {
   ] as const) {
     if (patch[key] !== undefined) u.set(key, patch[key]);
   }
-  if (patch.appendLog?.length) u.append('log', patch.appendLog);
+  if (patch.appendLog?.length) appendLog(u, patch.appendLog, now);
 }
 
 /**

@@ -7,6 +7,7 @@
  */
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { CommandInbox } from '../agent/commands.ts';
+import { logEntries } from '../client/history.ts';
 import {
   BadParameter,
   type ComputePilot,
@@ -72,8 +73,13 @@ describe('unit cancel reaches the agent on the pull/report channel', () => {
     expect(await unit.wait(WAIT)).toBe(UnitState.CANCELED);
     expect(alive(pid)).toBe(false);
     expect(states(unit).slice(-2)).toEqual([UnitState.EXECUTING, UnitState.CANCELED]);
-    // The agent killed it and said so (a cancel in the table alone would not carry the agent's reason).
+    // The agent killed it and said so (a cancel in the table alone would not carry the agent's reason),
+    // and the log line carries when it was written, as RP's log entries do (with `timestamp`).
     expect(unit.log).toContain('cancelled');
+    const entry = unit.logEntries.find((e) => e.message === 'cancelled');
+    expect(entry?.time).toBe(unit.stateHistory.at(-1)?.time);
+    expect(entry?.timestamp).toEqual(new Date(entry?.time ?? ''));
+    expect(unit.logEntries.join('\n')).toBe(unit.log.join('\n'));
   });
 
   it('units claimed but not started are never started after their cancel (restartable or not)', async () => {
@@ -182,8 +188,25 @@ describe("umgr.removePilots (RP's remove_pilots)", () => {
     // The pilots themselves run on (RP: removing does not stop a pilot), and so does the drained unit.
     await pmgr.refresh();
     expect([kept.state, dropped.state]).toEqual([PilotState.ACTIVE, PilotState.ACTIVE]);
+    // Every pilot log line (launch, activation) carries its time, as RP's log entries do.
+    expect(kept.logEntries.length).toBeGreaterThan(0);
+    for (const e of kept.logEntries) expect(e.timestamp, e.message).toBeInstanceOf(Date);
     await umgr.refresh();
     expect(onKept.state).toBe(UnitState.EXECUTING);
+  });
+});
+
+describe('log entries carry their time (RP: Logentry(message, timestamp))', () => {
+  it('times belong to the last lines; older lines without one still print', () => {
+    const entries = logEntries(['old', 'a', 'b'], ['2030-01-01T00:00:00.000Z', '2030-01-01T00:00:01.000Z']);
+    expect(entries.map((e) => [e.message, e.time])).toEqual([
+      ['old', undefined],
+      ['a', '2030-01-01T00:00:00.000Z'],
+      ['b', '2030-01-01T00:00:01.000Z'],
+    ]);
+    expect(entries[2]?.timestamp?.getTime()).toBe(Date.parse('2030-01-01T00:00:01.000Z'));
+    expect(entries.join(',')).toBe('old,a,b');
+    expect(logEntries(['x'])).toEqual([expect.objectContaining({ message: 'x' })]);
   });
 });
 
