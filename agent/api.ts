@@ -9,6 +9,7 @@ import { randomUUID } from 'node:crypto';
 import { httpAttempt, isHttpAnswer, RETRY_POLICIES, type RetryPolicy, withRetry } from '../core/retry.ts';
 import type { StagingDirective } from '../core/staging.ts';
 import type { StartReport, UnitReport } from '../core/wire.ts';
+import { CommandInbox, type Commands } from './commands.ts';
 
 /** A unit as the agent receives it from `POST /agent/pull`. */
 export interface PulledUnit {
@@ -39,11 +40,7 @@ export interface PulledUnit {
 
 export type { StartReport, UnitReport } from '../core/wire.ts';
 
-/** Commands the control plane hands back on a heartbeat. */
-export interface Commands {
-  cancelUnits: string[];
-  cancelPilot: boolean;
-}
+export type { Commands } from './commands.ts';
 
 /** Error of a call that must not be retried (4xx other than 429): the pilot is gone or the token is bad. */
 export class PermanentApiError extends Error {
@@ -60,6 +57,11 @@ export class PermanentApiError extends Error {
 export class AgentApi {
   /** Request counts per route, for the bench. */
   readonly requests: Record<string, number> = {};
+  /**
+   * Commands carried back by pulls, reports, heartbeats and {@link commands}: each answer goes through
+   * here, so a cancel reaches the agent on whichever call returns first.
+   */
+  readonly inbox = new CommandInbox();
   private readonly policy: RetryPolicy;
 
   constructor(
@@ -108,15 +110,26 @@ export class AgentApi {
   }
 
   /** Long-polls the pilot's queue (server-side) and returns units already claimed for this pilot. */
-  pull(max: number, waitSeconds: number): Promise<{ units: PulledUnit[] }> {
+  async pull(max: number, waitSeconds: number): Promise<{ units: PulledUnit[] }> {
     // One id per pull, the same on each of its retries: a retry whose first answer was lost gets the
     // units that answer held (they are claimed for this pilot already and would otherwise sit unstarted).
     const pullId = randomUUID();
-    return this.call('/agent/pull', { max, waitSeconds, pullId }, (waitSeconds + 25) * 1000);
+    const answer = await this.call<{ units: PulledUnit[]; commands?: Commands }>(
+      '/agent/pull',
+      { max, waitSeconds, pullId, commandsSeen: this.inbox.seen },
+      (waitSeconds + 25) * 1000,
+    );
+    this.inbox.take(answer.commands);
+    return { units: answer.units ?? [] };
   }
 
-  states(updates: UnitReport[]): Promise<{ applied: number; refused: number }> {
-    return this.call('/agent/states', { updates });
+  async states(updates: UnitReport[]): Promise<{ applied: number; refused: number }> {
+    const answer = await this.call<{ applied: number; refused: number; commands?: Commands }>(
+      '/agent/states',
+      { updates, commandsSeen: this.inbox.seen },
+    );
+    this.inbox.take(answer.commands);
+    return { applied: answer.applied, refused: answer.refused };
   }
 
   /**
@@ -127,8 +140,13 @@ export class AgentApi {
     return this.call('/agent/started', { starts });
   }
 
-  heartbeat(stats: unknown): Promise<Commands> {
-    return this.call('/agent/heartbeat', { stats });
+  async heartbeat(stats: unknown): Promise<void> {
+    this.inbox.take(await this.call<Commands>('/agent/heartbeat', { stats, commandsSeen: this.inbox.seen }));
+  }
+
+  /** Asks for new commands only (no wait): for an agent not pulling, its buffer of claimed units full. */
+  async commands(): Promise<void> {
+    this.inbox.take(await this.call<Commands>('/agent/commands', { commandsSeen: this.inbox.seen }));
   }
 
   done(state: 'Done' | 'Failed', reason: string): Promise<unknown> {

@@ -2,7 +2,9 @@
  * The Sortie pilot agent: `node agent.js agent.json`, started inside the batch job (or forked locally).
  *
  * activate → loop { pull units while cores are free; run them; report states in batches } with a
- * heartbeat beside it that also carries commands back (cancel units, cancel pilot). It ends itself
+ * heartbeat beside it. Commands (cancel units, cancel pilot) come back on whichever call answers first —
+ * a pull (which a cancel wakes), a report, a heartbeat, or, while the agent is not pulling, a poll of
+ * `/agent/commands` once a second — so a cancel takes effect within about a second. It ends itself
  * before the walltime (pilot DONE), on a cancel command, or on SIGTERM (the batch system's cancel),
  * and kills its units on the way out. It keeps no state worth losing: the control plane has it all.
  */
@@ -101,6 +103,8 @@ async function main(configFile: string): Promise<number> {
   let stopping: { state: 'Done' | 'Failed'; reason: string } | undefined;
   /** SIGTERM came: start nothing more while the agent asks why (see the handler). */
   let terminating = false;
+  // Set when a cancel_pilot command arrives (on any answer): the user cancelled this pilot.
+  let pilotCancelled = false;
   let wake: (() => void) | undefined;
   // Settles on stop: an in-flight long-poll pull is not waited out (the batch system's grace after
   // SIGTERM is short, and units still running when it ends are orphaned).
@@ -154,6 +158,22 @@ async function main(configFile: string): Promise<number> {
           }),
   );
   let executed = 0;
+  /** Reports a unit the agent holds but never started as CANCELED (its cancel may already be recorded). */
+  const cancelled = (u: PulledUnit) =>
+    reporter.report({ uid: u.uid, state: 'Canceled', time: new Date().toISOString(), reason: 'cancelled' });
+  api.inbox.bind({
+    cancelUnit: (uid) => {
+      const i = queue.findIndex((u) => u.uid === uid);
+      if (i < 0) return executor.cancel(uid);
+      cancelled(queue.splice(i, 1)[0] as PulledUnit);
+      return true;
+    },
+    cancelPilot: () => {
+      pilotCancelled = true;
+      // While a SIGTERM asks why it came, that path ends the pilot with the answer (see below).
+      if (!terminating) stop('Done', PILOT_CANCELLED);
+    },
+  });
   // A unit that can never run here ends FAILED at once, with the reason; the units after it go on.
   const fail = (u: PulledUnit, reason: string) =>
     reporter.report({ uid: u.uid, state: 'Failed', time: new Date().toISOString(), stderr: reason, reason });
@@ -193,8 +213,9 @@ async function main(configFile: string): Promise<number> {
   // batch system's grace is short): the units' end says which (CANCELED, or FAILED with the reason).
   process.once('SIGTERM', () => {
     terminating = true;
+    // The heartbeat's answer carries the pilot's commands; the inbox sets `pilotCancelled` on a cancel.
     const asked = api.heartbeat({ running: executor.active, queued: queue.length, executed }).then(
-      (cmd) => cmd.cancelPilot,
+      () => pilotCancelled,
       () => false,
     );
     const giveUp = new Promise<boolean>((r) => setTimeout(() => r(false), SIGTERM_ASK_MS).unref());
@@ -217,22 +238,8 @@ async function main(configFile: string): Promise<number> {
   const heartbeat = setInterval(() => {
     api
       .heartbeat({ running: executor.active, queued: queue.length, executed })
-      .then((cmd) => {
+      .then(() => {
         missed = 0;
-        for (const uid of cmd.cancelUnits) {
-          const i = queue.findIndex((u) => u.uid === uid);
-          if (i >= 0) {
-            const [u] = queue.splice(i, 1);
-            if (u)
-              reporter.report({
-                uid: u.uid,
-                state: 'Canceled',
-                time: new Date().toISOString(),
-                reason: 'cancelled',
-              });
-          } else executor.cancel(uid);
-        }
-        if (cmd.cancelPilot) stop('Done', PILOT_CANCELLED);
       })
       .catch((err) => {
         if (err instanceof PermanentApiError) stop('Failed', `heartbeat refused: ${err.message}`);
@@ -244,9 +251,24 @@ async function main(configFile: string): Promise<number> {
   // well before it runs dry, so that the claim of the next batch overlaps the execution of this one.
   // (Units are bound to this pilot at submit: claiming ahead takes nothing from other pilots.)
   const buffer = Math.max(2 * totalCores, PREFETCH_UNITS);
+  let asking: Promise<void> | undefined;
+  let askedAt = Number.NEGATIVE_INFINITY;
   while (!stopping) {
     const want = Math.max(scheduler.freeCores + totalCores, buffer) - queue.length;
     if (want <= 0) {
+      // Not pulling, so no pull answer brings commands: ask for them, at most once a second and one
+      // request at a time, while waiting for free room (units ending wake this loop far more often).
+      if (!asking && performance.now() - askedAt >= 1000) {
+        askedAt = performance.now();
+        asking = api
+          .commands()
+          .catch((err: unknown) => {
+            if (err instanceof PermanentApiError) stop('Failed', `commands refused: ${err.message}`);
+          })
+          .finally(() => {
+            asking = undefined;
+          });
+      }
       await new Promise<void>((r) => {
         wake = r;
         setTimeout(r, 1000);
@@ -258,7 +280,10 @@ async function main(configFile: string): Promise<number> {
       // Units a pull abandoned here claims stay bound to this pilot: the sweep at its end reschedules them.
       const pulled = await Promise.race([api.pull(want, 5), stopped]);
       if (!pulled) break;
-      queue.push(...pulled.units);
+      // A cancel that reached the agent before the unit did (a pull answer racing it): never started.
+      for (const u of pulled.units)
+        if (api.inbox.cancelledEarly(u.uid)) cancelled(u);
+        else queue.push(u);
       schedule();
     } catch (err) {
       stop('Failed', `cannot pull units: ${String(err)}`);

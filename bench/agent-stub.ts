@@ -131,7 +131,8 @@ export async function runAgentAlone(opts: {
           return reply({ started: starts.map((s) => s.uid) });
         }
         case '/agent/heartbeat':
-          return reply({ cancelUnits: [], cancelPilot: false });
+        case '/agent/commands':
+          return reply({ cancelUnits: [], cancelPilot: false, seen: 0 });
         default:
           return reply({ ok: true });
       }

@@ -16,10 +16,22 @@ export class Context {
   keyId?: string;
   /** Restrict this context to one resource key (default: every resource of the session). */
   resource?: string;
+  /**
+   * Which credential the backend holds for a context listed after `Session.reconnect` (the key or
+   * password itself is never returned): a private key, a password, a generated key, or none (userId only).
+   */
+  credential?: 'key' | 'password' | 'generatedKey' | 'none';
 
   constructor(
     readonly type: ContextType,
-    init: { userId?: string; userKey?: string; userPass?: string; keyId?: string; resource?: string } = {},
+    init: {
+      userId?: string;
+      userKey?: string;
+      userPass?: string;
+      keyId?: string;
+      resource?: string;
+      credential?: Context['credential'];
+    } = {},
   ) {
     Object.assign(this, init);
   }

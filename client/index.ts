@@ -39,7 +39,7 @@ export { PilotState, UnitState } from '../core/states.ts';
 export type { PilotRecord, StateEntry, UnitRecord } from '../core/wire.ts';
 export * from './constants.ts';
 export { Context } from './context.ts';
-export type { HistoryEntry } from './history.ts';
+export type { HistoryEntry, LogEntry } from './history.ts';
 export { ComputePilot, PILOT_FINAL } from './pilot.ts';
 export { type PilotCallback, PilotManager, type WaitPilotsOptions } from './pilot-manager.ts';
 export { Session, type SessionOptions } from './session.ts';

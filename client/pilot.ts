@@ -3,7 +3,7 @@ import type { ComputePilotDescription } from '../core/descriptions.ts';
 import { BadParameter, NotImplemented } from '../core/errors.ts';
 import { PilotState } from '../core/states.ts';
 import type { PilotRecord } from '../core/wire.ts';
-import { type HistoryEntry, withTimestamps } from './history.ts';
+import { type HistoryEntry, type LogEntry, logEntries, withTimestamps } from './history.ts';
 import type { PilotCallback, PilotManager, WaitPilotsOptions } from './pilot-manager.ts';
 
 /** Final pilot states: the default of every wait. */
@@ -42,6 +42,10 @@ export class ComputePilot {
   /** Pilot log lines: launch, activation, and on failure the reason and the agent's last output. */
   get log(): string[] {
     return this.rec.log;
+  }
+  /** The log as RP's entries: each line with its `time` and `timestamp` (prints as the line). */
+  get logEntries(): LogEntry[] {
+    return logEntries(this.rec.log, this.rec.logTimes);
   }
   get sandbox(): string | undefined {
     return this.rec.sandbox;

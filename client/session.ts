@@ -7,7 +7,7 @@ import { readFileSync } from 'node:fs';
 import { BadParameter, DoesNotExist, IncorrectState } from '../core/errors.ts';
 import type { ResourceConfig } from '../core/resources.ts';
 import { readResourceConfigFile } from '../resources/files.ts';
-import type { Context } from './context.ts';
+import { Context } from './context.ts';
 import { newRequestToken, Transport, type TransportOptions } from './http.ts';
 import { PilotManager } from './pilot-manager.ts';
 import { UnitManager } from './unit-manager.ts';
@@ -29,6 +29,14 @@ interface SessionWire {
   created: string;
   lastReconnect?: string;
   closed?: string;
+}
+
+/** A context as `GET /sessions/{sid}/contexts` lists it: no key, no password. */
+interface StoredContext {
+  type: 'ssh' | 'userpass';
+  userId?: string;
+  resource: string;
+  credential: 'key' | 'password' | 'generatedKey' | 'none';
 }
 
 /** A Sortie session (RP's Session). */
@@ -70,7 +78,22 @@ export class Session {
       `/sessions/${encodeURIComponent(uid)}/reconnect`,
       {},
     );
-    return new Session(transport, { ...info, token });
+    const session = new Session(transport, { ...info, token });
+    // RP read the session's credentials back on reconnect; Sortie lists what the backend holds of them
+    // (who, for which resource, which kind of credential) and never the key or password itself.
+    const stored = await transport.request<{ items: StoredContext[] }>(
+      'GET',
+      `/sessions/${encodeURIComponent(uid)}/contexts`,
+    );
+    for (const c of stored.items)
+      session.contexts.push(
+        new Context(c.type, {
+          ...(c.userId ? { userId: c.userId } : {}),
+          ...(c.resource !== '*' ? { resource: c.resource } : {}),
+          credential: c.credential,
+        }),
+      );
+    return session;
   }
 
   get uid(): string {
@@ -143,9 +166,9 @@ export class Session {
   }
 
   /**
-   * The contexts added through this Session object (RP's `list_contexts()`, which lists the SAGA
-   * session's in-process contexts). Secrets are masked when printed; the API never returns them, so a
-   * reconnected session lists none.
+   * The session's contexts (RP's `list_contexts()`): those added through this Session object, or after
+   * `reconnect` those the backend holds (one per resource key, the last added there: the one launches
+   * use), without their key or password, which the API never returns. Secrets are masked when printed.
    */
   listContexts(): Context[] {
     return [...this.contexts];

@@ -121,6 +121,24 @@ export class UnitManager {
     });
   }
 
+  /**
+   * RP's `remove_pilots(pilot_ids, drain=True)`: the pilots take no new units of this manager (they keep
+   * running; other managers' units are untouched). With `drain` (RP's default) this manager's units
+   * already bound to them run on to their end; without, those not final are cancelled, as RP cancels
+   * the removed pilot's active units. A pilot not added to this manager is a BadParameter naming it.
+   */
+  async removePilots(
+    pilots: ComputePilot | string | (ComputePilot | string)[],
+    opts: { drain?: boolean } = {},
+  ): Promise<void> {
+    const list = (Array.isArray(pilots) ? pilots : [pilots]).map((p) => (typeof p === 'string' ? p : p.uid));
+    await this.session.transport.request('POST', this.session.path(`/umgrs/${this.uid}/pilots/remove`), {
+      pilots: list,
+      drain: opts.drain ?? true,
+    });
+    if (opts.drain === false) this.watcher.expectChange();
+  }
+
   /** Uids of the pilots added to this manager. */
   async listPilots(): Promise<string[]> {
     const r = await this.session.transport.request<{ pilots: string[] }>(
@@ -232,6 +250,8 @@ export class UnitManager {
         uids: list.slice(i, i + SUBMIT_CHUNK),
       });
     }
+    // The cancels land within about a second: follow the feed closely again to see them then.
+    this.watcher.expectChange();
   }
 
   /**

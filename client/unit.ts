@@ -2,7 +2,7 @@
 import type { ComputeUnitDescription } from '../core/descriptions.ts';
 import { UnitState } from '../core/states.ts';
 import type { UnitRecord } from '../core/wire.ts';
-import { type HistoryEntry, withTimestamps } from './history.ts';
+import { type HistoryEntry, type LogEntry, logEntries, withTimestamps } from './history.ts';
 import type { UnitCallback, UnitManager, WaitUnitsOptions } from './unit-manager.ts';
 
 /** Final unit states: the default of every wait. */
@@ -50,6 +50,10 @@ export class ComputeUnit {
   }
   get log(): string[] {
     return this.rec.log;
+  }
+  /** The log as RP's entries: each line with its `time` and `timestamp` (prints as the line). */
+  get logEntries(): LogEntry[] {
+    return logEntries(this.rec.log, this.rec.logTimes);
   }
   get pilotId(): string | undefined {
     return this.rec.pilot;

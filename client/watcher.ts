@@ -68,6 +68,8 @@ export class Watcher<S extends string, R extends Followed<S>> {
   private chain = false;
   private cursor: string | undefined;
   private timer: NodeJS.Timeout | undefined;
+  /** Re-arms the running chain's timer (set while a chain runs). */
+  private rearm: ((ms: number) => void) | undefined;
   private polling: Promise<void> | undefined;
   private intervalMs: number;
   /** When the feed last showed a change (or records were seeded): the backoff grows with the quiet since. */
@@ -95,6 +97,20 @@ export class Watcher<S extends string, R extends Followed<S>> {
     // over from an idle spell.
     if (records.length) this.movedAt = this.seededAt = performance.now();
     this.deliver(records);
+    this.ensureRunning();
+  }
+
+  /**
+   * Something that moves records was just asked (a cancel): poll at the quick interval again from now,
+   * not at the backed-off one of a quiet feed, so the change is seen soon after it lands.
+   */
+  expectChange(): void {
+    this.movedAt = performance.now();
+    this.intervalMs = this.minIntervalMs;
+    if (this.timer && this.rearm) {
+      clearTimeout(this.timer);
+      this.rearm(this.minIntervalMs);
+    }
     this.ensureRunning();
   }
 
@@ -238,6 +254,7 @@ export class Watcher<S extends string, R extends Followed<S>> {
       this.timer = setTimeout(tick, ms);
       if (!this.listened()) this.timer.unref();
     };
+    this.rearm = schedule;
     const tick = () => {
       this.timer = undefined;
       if (idle()) {

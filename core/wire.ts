@@ -45,6 +45,8 @@ export interface PilotRecord {
   sandbox?: string;
   jobId?: string;
   log: string[];
+  /** When each log line was written, for the last lines (older records have none): see logEntries. */
+  logTimes?: string[];
   resourceDetail?: ResourceDetail;
   submitted?: string;
   started?: string;
@@ -71,6 +73,8 @@ export interface UnitRecord {
   started?: string;
   finished?: string;
   log: string[];
+  /** When each log line was written, for the last lines (older records have none). */
+  logTimes?: string[];
   changed: string;
 }
 

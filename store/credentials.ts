@@ -5,19 +5,37 @@
  * store never sees a key or password in plaintext.
  */
 import { PutCommand } from '@aws-sdk/lib-dynamodb';
+import { allItems } from '../core/pages.ts';
 import { getItem, type StoreContext } from './context.ts';
 import { ConditionFailed } from './db.ts';
 import { entityPk, PK } from './keys.ts';
+import { queryByParent } from './query.ts';
 
 const contextPk = (sessionId: string, resource: string) => entityPk(sessionId, `context:${resource}`);
+/** The byParent partition of a session's contexts: they are listed without a scan. */
+const contextsParent = (sessionId: string) => entityPk(sessionId, 'contexts');
+
+/** What may be shown of a context (RP's `list_contexts()` after reconnect): never a key or password. */
+export interface ContextInfo {
+  type: 'ssh' | 'userpass';
+  userId?: string;
+  /** The resource key it is for, `*` for every resource. */
+  resource: string;
+  /** Which credential it holds: a private key, a password, a key Sortie generated, or none (userId only). */
+  credential: 'key' | 'password' | 'generatedKey' | 'none';
+}
 const hostKeyPk = (hostPort: string) => `hostkey:${hostPort}`;
 
-/** Stores (or replaces) a session's sealed context for `resource` (`*`: any resource). */
+/**
+ * Stores (or replaces) a session's sealed context for `resource` (`*`: any resource), with `info`, the
+ * part that may be listed, beside it in the clear.
+ */
 export async function putContext(
   ctx: StoreContext,
   sessionId: string,
   resource: string,
   sealed: string,
+  info?: Omit<ContextInfo, 'resource'>,
 ): Promise<void> {
   await ctx.db.send(
     'PutItem',
@@ -29,9 +47,20 @@ export async function putContext(
         sessionId,
         resource,
         sealed,
+        ...(info ? { info, parent: contextsParent(sessionId) } : {}),
         changed: ctx.now(),
       },
     }),
+  );
+}
+
+/** The session's contexts as they may be shown (one per resource key: the last one added there). */
+export async function listContexts(ctx: StoreContext, sessionId: string): Promise<ContextInfo[]> {
+  return allItems((next) =>
+    queryByParent(ctx, contextsParent(sessionId), next ? { next } : {}, (item) => ({
+      ...(item.info as Omit<ContextInfo, 'resource'>),
+      resource: String(item.resource),
+    })),
   );
 }
 

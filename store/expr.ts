@@ -63,6 +63,13 @@ export class Update {
     return this;
   }
 
+  /** `SET path = list_append(if_not_exists(path, []), list)`: also for items written before the list existed. */
+  appendCreating(path: string, list: readonly unknown[]): this {
+    const p = this.path(path);
+    this.#sets.push(`${p} = list_append(if_not_exists(${p}, ${this.value([])}), ${this.value(list)})`);
+    return this;
+  }
+
   /** `REMOVE path`. */
   remove(path: string): this {
     this.#removes.push(this.path(path));

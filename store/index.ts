@@ -27,7 +27,7 @@ import * as resources from './resources.ts';
 import * as sessions from './sessions.ts';
 import * as units from './units.ts';
 
-export type { GeneratedKey } from './credentials.ts';
+export type { ContextInfo, GeneratedKey } from './credentials.ts';
 export type { Operation } from './db.ts';
 export type { Expect, PatchOutcome, Refusal, TransitionOutcome } from './guarded.ts';
 export type { UidKind } from './keys.ts';
@@ -107,8 +107,18 @@ export class Store {
     return this.#ctx.now();
   }
   /** See {@link credentials.putContext}. */
-  putContext(sessionId: string, resource: string, sealed: string): Promise<void> {
-    return credentials.putContext(this.#ctx, sessionId, resource, sealed);
+  putContext(
+    sessionId: string,
+    resource: string,
+    sealed: string,
+    info?: Omit<credentials.ContextInfo, 'resource'>,
+  ): Promise<void> {
+    return credentials.putContext(this.#ctx, sessionId, resource, sealed, info);
+  }
+
+  /** See {@link credentials.listContexts}. */
+  listContexts(sessionId: string): Promise<credentials.ContextInfo[]> {
+    return credentials.listContexts(this.#ctx, sessionId);
   }
 
   /** See {@link credentials.getContext}. */

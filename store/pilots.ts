@@ -14,7 +14,7 @@ import { getPilotManager } from './managers.ts';
 import { notify } from './observer.ts';
 import { type Page, type PageOptions, queryByParent, queryByPilot } from './query.ts';
 import type { Item, PilotCommand, PilotRecord, ResourceDetail, TaskTokens } from './records.ts';
-import { HISTORY, historyStep, stripKeys } from './records.ts';
+import { appendLog, HISTORY, historyStep, stripKeys } from './records.ts';
 import { reserveIds } from './sessions.ts';
 
 /** What a new pilot starts with besides its description. */
@@ -179,7 +179,7 @@ export async function transitionPilot(
       target,
       decide: (s) => (options.retry ? progressOrStay : progress)(pilotModel, s, target),
       patch: (u, entered, now) => {
-        applyPilotPatch(u, patch);
+        applyPilotPatch(u, patch, now);
         if (entered.includes('Active') && patch.started === undefined) u.setIfAbsent('started', now);
         if (entered.some((s) => isFinal(pilotModel, s)) && patch.finished === undefined)
           u.setIfAbsent('finished', now);
@@ -211,12 +211,12 @@ export function patchPilot(
     ...(guard.states ? { states: guard.states } : {}),
     // kind guard: a unit's uid cannot be patched as a pilot.
     expect: { kind: 'pilot' },
-    patch: (u) => applyPilotPatch(u, patch),
+    patch: (u, now) => applyPilotPatch(u, patch, now),
     toRecord,
   });
 }
 
-function applyPilotPatch(u: Update, patch: PilotPatch): void {
+function applyPilotPatch(u: Update, patch: PilotPatch, now: string): void {
   for (const key of [
     'sandbox',
     'jobId',
@@ -234,7 +234,7 @@ function applyPilotPatch(u: Update, patch: PilotPatch): void {
     if (token === null) u.remove(`taskTokens.${name}`);
     else if (token !== undefined) u.set(`taskTokens.${name}`, token);
   }
-  if (patch.appendLog?.length) u.append('log', patch.appendLog);
+  if (patch.appendLog?.length) appendLog(u, patch.appendLog, now);
   if (patch.clearCommands && patch.appendCommands?.length) {
     throw new BadParameter('a pilot patch cannot both clear and append commands');
   }

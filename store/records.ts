@@ -8,6 +8,7 @@ import type {
   PilotRecord as WirePilotRecord,
   UnitRecord as WireUnitRecord,
 } from '../core/wire.ts';
+import type { Update } from './expr.ts';
 
 /** A session (RP's `<sid>` meta document). */
 export interface SessionRecord {
@@ -94,6 +95,19 @@ const KEY_ATTRS = ['pk', 'kind', 'parent', 'pilotKey', 'next_pmgr', 'next_umgr',
  * 1 KB write unit; as steps the history is ~200 bytes and a unit write costs half.
  */
 export const HISTORY = 'history';
+
+/**
+ * Appends log lines and, in `logTimes` beside them, the time each was written (RP's log entries carry
+ * their timestamp). A parallel list of times rather than a list of maps keeps the lines as they were;
+ * items written before it existed have fewer times than lines (the times belong to the last lines).
+ */
+export function appendLog(u: Update, lines: readonly string[], now: string): void {
+  u.append('log', lines);
+  u.appendCreating(
+    'logTimes',
+    lines.map(() => now),
+  );
+}
 
 /** One history step for {@link HISTORY}: the states a write enters, all at `time` (ISO 8601). */
 export function historyStep(states: readonly string[], time: string): string {

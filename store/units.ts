@@ -31,7 +31,15 @@ import { changedKey, entityPk, PK } from './keys.ts';
 import { getUnitManager } from './managers.ts';
 import { notify } from './observer.ts';
 import { type Page, type PageOptions, queryByParent, queryByPilot } from './query.ts';
-import { decodeHistory, HISTORY, historyStep, type Item, stripKeys, type UnitRecord } from './records.ts';
+import {
+  appendLog,
+  decodeHistory,
+  HISTORY,
+  historyStep,
+  type Item,
+  stripKeys,
+  type UnitRecord,
+} from './records.ts';
 import { reserveIds } from './sessions.ts';
 
 /** What a new unit starts with besides its description. */
@@ -77,6 +85,11 @@ export interface UnitTransition {
   target: UnitState;
   patch?: UnitPatch;
   expect?: UnitExpect;
+  /**
+   * Move only while the unit is ranked below this state (a cancel in the table may take a unit that is not
+   * running yet, never one an agent has started: that one its agent must kill).
+   */
+  before?: UnitState;
   /**
    * An agent's report: when its state is refused because the unit already passed it (reports arrive
    * late, reordered or twice), its facts are still kept (see {@link keepReportFacts}).
@@ -212,7 +225,10 @@ export function transitionUnits(
   return applyAll(ctx, sessionId, updates, (u) => ({
     target: u.target,
     // The fill-in rule: staging states are on a unit's path only when it has directives (core/states.ts).
-    decide: (s, item) => progress(unitModel, s, u.target, unitSkips(item.description as StagingShape)),
+    decide: (s, item) =>
+      u.before !== undefined && unitModel.order[s] >= unitModel.order[u.before]
+        ? { ok: false as const, reason: `unit is ${s}, not before ${u.before}` }
+        : progress(unitModel, s, u.target, unitSkips(item.description as StagingShape)),
     patch: u.patch ?? {},
     expect: u.expect,
     ...(u.report ? { late: (w: Update, item: Item) => keepReportFacts(w, item, u.patch ?? {}) } : {}),
@@ -287,7 +303,7 @@ export function patchUnit(
     uid,
     ...(guard.states ? { states: guard.states } : {}),
     expect: toExpect(guard),
-    patch: (u) => applyUnitPatch(u, sessionId, patch),
+    patch: (u, now) => applyUnitPatch(u, sessionId, patch, now),
     toRecord,
   });
 }
@@ -328,7 +344,7 @@ async function applyAll<T extends { uid: string; expect?: UnitExpect }>(
           decide: c.decide,
           expect: toExpect(c.expect ?? {}),
           patch: (w, entered, now) => {
-            applyUnitPatch(w, sessionId, c.patch);
+            applyUnitPatch(w, sessionId, c.patch, now);
             if (entered.includes('Executing') && c.patch.started === undefined) w.setIfAbsent('started', now);
             if (entered.some((s) => isFinal(unitModel, s)) && c.patch.finished === undefined)
               w.setIfAbsent('finished', now);
@@ -346,7 +362,7 @@ async function applyAll<T extends { uid: string; expect?: UnitExpect }>(
   return results;
 }
 
-function applyUnitPatch(u: Update, sessionId: string, patch: UnitPatch): void {
+function applyUnitPatch(u: Update, sessionId: string, patch: UnitPatch, now: string): void {
   if (patch.pilot === null) u.remove('pilot').remove('pilotKey');
   else if (patch.pilot !== undefined)
     u.set('pilot', patch.pilot).set('pilotKey', entityPk(sessionId, patch.pilot));
@@ -361,7 +377,7 @@ function applyUnitPatch(u: Update, sessionId: string, patch: UnitPatch): void {
   ] as const) {
     if (patch[key] !== undefined) u.set(key, patch[key]);
   }
-  if (patch.appendLog?.length) u.append('log', patch.appendLog);
+  if (patch.appendLog?.length) appendLog(u, patch.appendLog, now);
   if (patch.lease === null) u.remove('lease');
   else if (patch.lease !== undefined) u.set('lease', patch.lease);
   if (patch.leaseUntil === null) u.remove('leaseUntil');

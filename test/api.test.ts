@@ -362,7 +362,7 @@ describe('authentication and authorization', () => {
       },
     });
     expect(r.status).toBe(200);
-    expect(r.body).toEqual({ applied: 0, refused: 2 });
+    expect(r.body).toMatchObject({ applied: 0, refused: 2 });
     await umA2.getUnits();
     await umB.getUnits();
     expect(unitA2.state).toBe(UnitState.EXECUTING);
@@ -371,7 +371,7 @@ describe('authentication and authorization', () => {
     // Cancel commands for another pilot's unit do not reach this pilot's heartbeat.
     const hb = await call('POST', '/agent/heartbeat', { token: agentTokenA1, body: {} });
     expect(hb.status).toBe(200);
-    expect(hb.body).toEqual({ cancelUnits: [], cancelPilot: false });
+    expect(hb.body).toEqual({ cancelUnits: [], cancelPilot: false, seen: 0 });
   });
 });
 

@@ -249,6 +249,31 @@ describe('RP semantics of the SDK', () => {
     expect(session.listContexts()).toEqual([bare, expect.objectContaining({ type: 'userpass' })]);
   });
 
+  it('listContexts() after reconnect: what the backend holds, per resource, never the secret', async () => {
+    const { session } = await open('contexts');
+    await session.addContext(new Context('ssh', { userId: 'someone' }));
+    await session.addContext(
+      new Context('userpass', { userId: 'me', userPass: 'pw-1234', resource: 'localhost' }),
+    );
+    const again = await Session.reconnect(session.uid, { endpoint: backend.apiUrl, token: session.token });
+    const listed = again.listContexts();
+    expect(listed).toHaveLength(2);
+    expect(listed).toEqual(
+      expect.arrayContaining([
+        expect.objectContaining({ type: 'ssh', userId: 'someone', credential: 'none', resource: undefined }),
+        // Stored under the key the alias stands for.
+        expect.objectContaining({
+          type: 'userpass',
+          userId: 'me',
+          credential: 'password',
+          resource: 'local.localhost',
+        }),
+      ]),
+    );
+    expect(JSON.stringify(listed)).not.toContain('pw-1234');
+    expect(listed.every((c) => c.userPass === undefined && c.userKey === undefined)).toBe(true);
+  });
+
   it('a pilot whose SSH context has only a userId fails saying what credential to add', async () => {
     const { session, pmgr } = await open('userid-only');
     await session.addContext(new Context('ssh', { userId: 'someone' }));

@@ -8,13 +8,13 @@ import { randomUUID } from 'node:crypto';
 import ssh2 from 'ssh2';
 import { parsePilotDescription } from '../../core/descriptions.ts';
 import { BadParameter, DoesNotExist, PermissionDenied } from '../../core/errors.ts';
-import { groupBy } from '../../core/group.ts';
 import { allItems } from '../../core/pages.ts';
 import { checkQueueTimeout, checkSandbox, type ResourceConfig } from '../../core/resources.ts';
 import { parseScheduler } from '../../core/schedulers.ts';
-import { isFinal, pilotModel, UnitState, unitModel } from '../../core/states.ts';
+import { isFinal, pilotModel } from '../../core/states.ts';
 import type { PageOptions, PilotRecord, SessionRecord, UnitRecord } from '../../store/index.ts';
 import { authSession } from '../lib/auth.ts';
+import { type CancelOutcome, cancelUnitRecords } from '../lib/cancel.ts';
 import { httpHandler, type Request, str, strList } from '../lib/http.ts';
 import { asIs, once, type Replay } from '../lib/idempotency.ts';
 import { cancelPilot, pilotsPerMinute, startPilotExecution } from '../lib/pilots.ts';
@@ -209,10 +209,28 @@ export const handler = httpHandler({
     // accepted here, and a launch that needs a key then fails the pilot saying what to add (pilot/request.ts).
     // Sealed before it touches the table; only the launch function opens it.
     const sealed = seal(JSON.stringify({ userId: req.body.userId, userKey, userPass: req.body.userPass }));
+    // What a reconnected session may list of it: who and which kind of credential, never the credential.
+    const info = {
+      type: type as 'ssh' | 'userpass',
+      ...(typeof req.body.userId === 'string' && req.body.userId ? { userId: req.body.userId } : {}),
+      credential:
+        typeof req.body.keyId === 'string'
+          ? ('generatedKey' as const)
+          : userKey
+            ? ('key' as const)
+            : req.body.userPass
+              ? ('password' as const)
+              : ('none' as const),
+    };
     return once(req, s.sessionId, { ...asIs(), secretBody: true }, async () => {
-      await store().putContext(s.sessionId, resource, sealed);
+      await store().putContext(s.sessionId, resource, sealed, info);
       return { ok: true, resource };
     });
+  },
+
+  'GET /sessions/{sid}/contexts': async (req) => {
+    const s = await session(req);
+    return { items: await store().listContexts(s.sessionId) };
   },
 
   'POST /sessions/{sid}/keys': async (req) => {
@@ -370,6 +388,38 @@ export const handler = httpHandler({
     return { uid: m.uid, pilots: m.pilots };
   },
 
+  'POST /sessions/{sid}/umgrs/{umid}/pilots/remove': async (req) => {
+    // RP's remove_pilots(pilot_ids, drain=True): the pilots take no new units of this manager. With
+    // drain, the manager's units already bound to them run on (RP's docstring: allowed to finish);
+    // without, they are cancelled (RP: its ACTIVE units are canceled). The pilots themselves run on.
+    const s = await session(req);
+    const umid = req.params.umid as string;
+    const pilots = strList(req.body, 'pilots', 'removePilots') ?? [];
+    if (pilots.length === 0) throw new BadParameter('removePilots.pilots: must name at least one pilot');
+    if (req.body.drain !== undefined && typeof req.body.drain !== 'boolean')
+      throw new BadParameter(
+        `removePilots.drain: must be true or false, got ${JSON.stringify(req.body.drain)}`,
+      );
+    await store().getPilots(s.sessionId, pilots);
+    const before = await store().getUnitManager(s.sessionId, umid);
+    const foreign = pilots.filter((p) => !before.pilots.includes(p));
+    if (foreign.length)
+      throw new BadParameter(`removePilots.pilots: ${foreign.join(', ')} not added to ${umid}`, {
+        obj: foreign[0] as string,
+      });
+    const m = await store().updateUnitManagerPilots(s.sessionId, umid, { remove: pilots });
+    let cancelled: CancelOutcome = { cancelled: 0, signalled: 0 };
+    if (req.body.drain === false) {
+      // Read after the removal: no unit of this manager can be bound to these pilots any more.
+      const bound = await Promise.all(
+        pilots.map((pid) => allItems((next) => store().listPilotUnits(s.sessionId, pid, { next }))),
+      );
+      const mine = bound.flat().filter((u) => u.umgr === umid);
+      cancelled = await cancelUnitRecords(s.sessionId, mine, `cancelled: pilot removed from ${umid}`);
+    }
+    return { uid: m.uid, pilots: m.pilots, ...cancelled };
+  },
+
   'POST /sessions/{sid}/umgrs/{umid}/units': async (req) => {
     const s = await session(req);
     // A repeat re-reads the units: the claim holds only their uids (5,000 fit; their records would not).
@@ -399,24 +449,6 @@ export const handler = httpHandler({
       );
     const umgr = typeof req.body.umgr === 'string' ? req.body.umgr : undefined;
     const units = await unitsOf(s.sessionId, umgr, uids);
-    // Not yet on an agent: cancel in the table (a racing claim loses). On an agent: the agent kills it.
-    const open = units.filter((u) => !isFinal(unitModel, u.state));
-    const isOnAgent = (u: (typeof units)[number]) =>
-      u.pilot !== undefined && unitModel.order[u.state] >= unitModel.order.StagingInput;
-    const onAgent = groupBy(open.filter(isOnAgent), (u) => u.pilot as string);
-    const direct = open.filter((u) => !isOnAgent(u)).map((u) => u.uid);
-    await store().transitionUnits(
-      s.sessionId,
-      direct.map((uid) => ({ uid, target: UnitState.CANCELED, patch: { appendLog: ['cancelled by user'] } })),
-    );
-    const time = new Date().toISOString();
-    await Promise.all(
-      [...onAgent].map(([pid, us]) =>
-        store().patchPilot(s.sessionId, pid, {
-          appendCommands: [{ type: 'cancel_units', uids: us.map((u) => u.uid), time }],
-        }),
-      ),
-    );
-    return { cancelled: direct.length, signalled: [...onAgent.values()].reduce((n, us) => n + us.length, 0) };
+    return cancelUnitRecords(s.sessionId, units, 'cancelled by user');
   },
 });

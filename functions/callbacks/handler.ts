@@ -1,6 +1,7 @@
 /**
- * The agent routes: activation, unit pulls (claims), batched state reports, heartbeats (which carry
- * commands back) and the agent's end. Authenticated by the pilot token; an agent can touch only its
+ * The agent routes: activation, unit pulls (claims), batched state reports, heartbeats and the agent's
+ * end. Pulls, reports, heartbeats and `/agent/commands` all carry the pilot's new commands back (see
+ * commands.ts); a cancel wakes a long-polling pull at once. Authenticated by the pilot token; an agent can touch only its
  * own pilot and the units bound to it.
  */
 
@@ -14,6 +15,7 @@ import { httpHandler, MAX_ID_BYTES } from '../lib/http.ts';
 import { heartbeatSeconds, heartbeatToken, leaseSeconds, succeedToken } from '../lib/pilots.ts';
 import { deleteReceived, type QueuedUnit, receiveUnits, sendUnits } from '../lib/queues.ts';
 import { store } from '../lib/store.ts';
+import { commandsFor, commandsSeen } from './commands.ts';
 import { parseReports, parseStarts, planRounds, planStarts, startedOf } from './reports.ts';
 
 /** Small units travel ~100–160 to a message (queues.ts packs 24 KiB); a guess is enough to size a receive. */
@@ -87,6 +89,7 @@ export const handler = httpHandler({
     const max = Math.max(1, Math.floor(Number(req.body.max ?? 0) || UNITS_PER_MESSAGE_GUESS * 10));
     const pullId =
       typeof req.body.pullId === 'string' && req.body.pullId.length <= 64 ? req.body.pullId : undefined;
+    const seen = commandsSeen(req.body);
     if (pullId && pilot.lastPull?.id === pullId) {
       // The agent retries a pull whose answer it never got: the same units, those still claimed under this
       // pull's lease and not started (a claim is final in DynamoDB and their messages are gone, so nothing
@@ -97,15 +100,20 @@ export const handler = httpHandler({
         units: again
           .filter((u) => u.state === claimState(u.description) && u.pilot === pilot.uid && u.lease === lease)
           .map((u) => ({ ...queued(u), ...(lease ? { lease } : {}) })),
+        commands: commandsFor(pilot, seen),
       };
     }
-    const { units: received, receipts } = await receiveUnits(
-      pilot.sessionId,
-      pilot.uid,
-      wait,
-      Math.ceil(max / UNITS_PER_MESSAGE_GUESS),
-    );
-    if (received.length === 0) return { units: [] };
+    const {
+      units: received,
+      receipts,
+      wake,
+    } = await receiveUnits(pilot.sessionId, pilot.uid, wait, Math.ceil(max / UNITS_PER_MESSAGE_GUESS));
+    // A wake-up means commands were written after this pilot was read: read them again to carry them now.
+    const commands = commandsFor(wake ? await store().getPilot(pilot.sessionId, pilot.uid) : pilot, seen);
+    if (received.length === 0) {
+      await deleteReceived(pilot.sessionId, pilot.uid, receipts); // wake-ups only
+      return { units: [], commands };
+    }
     // A pull never claims more than it was asked for: messages carry ~100 units each, so the units beyond
     // `max` go back to the queue (sent before the received messages are deleted: a failure in between
     // leaves them to SQS redelivery, never lost).
@@ -133,7 +141,7 @@ export const handler = httpHandler({
       await store().patchPilot(pilot.sessionId, pilot.uid, {
         lastPull: { id: pullId, uids: [...claimed], lease },
       });
-    return { units: units.filter((u) => claimed.has(u.uid)).map((u) => ({ ...u, lease })) };
+    return { units: units.filter((u) => claimed.has(u.uid)).map((u) => ({ ...u, lease })), commands };
   },
 
   'POST /agent/states': async (req) => {
@@ -145,7 +153,7 @@ export const handler = httpHandler({
       const outs = await store().transitionUnits(pilot.sessionId, round);
       for (const o of outs) o.ok ? applied++ : refused++;
     }
-    return { applied, refused };
+    return { applied, refused, commands: commandsFor(pilot, commandsSeen(req.body)) };
   },
 
   'POST /agent/started': async (req) => {
@@ -162,9 +170,15 @@ export const handler = httpHandler({
     // heartbeat clock): one small write per heartbeat, every heartbeatSeconds/4.
     await store().patchPilot(pilot.sessionId, pilot.uid, { lastHeartbeat: new Date().toISOString() });
     await heartbeatToken(pilot.taskTokens.active);
-    // Commands stay on the record (the agent ignores repeats): clearing them could lose one appended meanwhile.
-    const cancelUnits = pilot.commands.filter((c) => c.type === 'cancel_units').flatMap((c) => c.uids ?? []);
-    return { cancelUnits, cancelPilot: pilot.commands.some((c) => c.type === 'cancel_pilot') };
+    // Commands stay on the record (clearing them could lose one appended meanwhile); the agent's count of
+    // those it took selects the new ones.
+    return commandsFor(pilot, commandsSeen(req.body));
+  },
+
+  'POST /agent/commands': async (req) => {
+    // For an agent that is not pulling (its buffer of claimed units is full): the commands, no wait.
+    const pilot = await authAgent(req.headers);
+    return commandsFor(pilot, commandsSeen(req.body));
   },
 
   'POST /agent/done': async (req) => {

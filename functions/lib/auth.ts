@@ -28,6 +28,7 @@ export const AFTER_CLOSE: ReadonlySet<string> = new Set([
   'GET /sessions/{sid}/umgrs/{umid}',
   'GET /sessions/{sid}/umgrs/{umid}/units',
   'GET /sessions/{sid}/resources',
+  'GET /sessions/{sid}/contexts',
   'GET /sessions/{sid}/resources/{key}',
 ]);
 

@@ -134,13 +134,30 @@ export async function sendUnits(
   );
 }
 
-/** Long-polls a pilot's queue once; returns the units and the receipt handles to delete after claiming. */
+/**
+ * The body of a wake-up: no units, only a signal that commands (a unit cancel) wait on the pilot record.
+ * It travels the units' own queue so that a pull long-polling there returns at once and carries them.
+ */
+const WAKE_BODY = '{"units":[],"wake":true}';
+
+/** Wakes the pilot's pull long-poll: commands for its agent were just written on the pilot record. */
+export async function wakePilot(sessionId: string, pilotId: string): Promise<void> {
+  const url = await queueUrl(sessionId, pilotId);
+  await sqsClient().send(
+    new SendMessageBatchCommand({ QueueUrl: url, Entries: [{ Id: '0', MessageBody: WAKE_BODY }] }),
+  );
+}
+
+/**
+ * Long-polls a pilot's queue once; returns the units, the receipt handles to delete after claiming, and
+ * whether a wake-up ({@link wakePilot}) was among the messages.
+ */
 export async function receiveUnits(
   sessionId: string,
   pilotId: string,
   waitSeconds: number,
   maxMessages = 10,
-): Promise<{ units: QueuedUnit[]; receipts: string[] }> {
+): Promise<{ units: QueuedUnit[]; receipts: string[]; wake: boolean }> {
   const url = await queueUrl(sessionId, pilotId);
   const out = await sqsClient().send(
     new ReceiveMessageCommand({
@@ -151,11 +168,14 @@ export async function receiveUnits(
   );
   const units: QueuedUnit[] = [];
   const receipts: string[] = [];
+  let wake = false;
   for (const m of out.Messages ?? []) {
     if (m.ReceiptHandle) receipts.push(m.ReceiptHandle);
-    units.push(...((JSON.parse(m.Body ?? '{"units":[]}') as { units: QueuedUnit[] }).units ?? []));
+    const body = JSON.parse(m.Body ?? '{"units":[]}') as { units?: QueuedUnit[]; wake?: boolean };
+    if (body.wake === true) wake = true;
+    units.push(...(body.units ?? []));
   }
-  return { units, receipts };
+  return { units, receipts, wake };
 }
 
 /** Deletes received messages (after their units were claimed). */
