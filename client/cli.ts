@@ -3,7 +3,7 @@
  * `sortie` command line. Each command lives in cli/<command>.ts and is loaded when it runs, so that
  * `sortie ls` does not load the embedded backend `sortie up` needs. Exit codes: cli/exit-codes.ts.
  */
-import { Command, InvalidArgumentError, type Option } from 'commander';
+import { Command, InvalidArgumentError } from 'commander';
 import { runCommand } from './cli/exit-codes.ts';
 
 function port(v: string): number {
@@ -66,6 +66,55 @@ sessionOptions(
     runCommand('run', async () => (await import('./cli/run.ts')).run(file, opts)),
   );
 
-await program.parseAsync();
+sessionOptions(
+  program
+    .command('ls')
+    .argument('<what>', 'sessions (saved in .sortie), pilots or units (of a session)')
+    .description('list sessions, pilots or units'),
+)
+  .option('--state <state>', 'only pilots or units in this state (e.g. Done, Failed, Executing)')
+  .option('--json', 'print the records as JSON')
+  .action((what: string, opts) => runCommand('ls', async () => (await import('./cli/ls.ts')).ls(what, opts)));
 
-export type { Option };
+sessionOptions(
+  program
+    .command('show')
+    .argument('<id>', 'a session uid, pilot.NNNN or unit.NNNNNN (of --session, else the saved one)')
+    .description('show a session, pilot or unit: description, states with times, log, sandbox'),
+)
+  .option('--json', 'print JSON instead of YAML')
+  .action((id: string, opts) =>
+    runCommand('show', async () => (await import('./cli/show.ts')).show(id, opts)),
+  );
+
+sessionOptions(
+  program
+    .command('logs')
+    .argument('<id>', 'unit.NNNNNN (stdout, stderr, log) or pilot.NNNN (log)')
+    .description("print a unit's output and log, or a pilot's log"),
+)
+  .option('-f, --follow', 'print states and log lines as they come, until the unit or pilot ends')
+  .action((id: string, opts) =>
+    runCommand('logs', async () => (await import('./cli/logs.ts')).logs(id, opts)),
+  );
+
+sessionOptions(
+  program
+    .command('cancel')
+    .argument('<ids...>', 'unit.NNNNNN, pilot.NNNN or a session uid (cancels its units and closes it)')
+    .description('cancel units, pilots or a whole session'),
+).action((ids: string[], opts) =>
+  runCommand('cancel', async () => (await import('./cli/cancel.ts')).cancel(ids, opts)),
+);
+
+sessionOptions(
+  program
+    .command('watch')
+    .description(
+      "live per-state counts of a session's units until they all end; exit 0 only when all are DONE",
+    ),
+)
+  .option('--timeout <seconds>', 'stop watching after this long (exit 4)', seconds)
+  .action((opts) => runCommand('watch', async () => (await import('./cli/watch.ts')).watch(opts)));
+
+await program.parseAsync();

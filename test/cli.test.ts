@@ -2,15 +2,15 @@
  * The `sortie` CLI, each command run as a real process against a live embedded backend: `run` on the
  * example workloads (exit codes, the saved session, the summary), then the session commands on what it ran.
  */
-import { mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Session, type UnitManager } from '../client/index.ts';
 import { UnitState } from '../core/states.ts';
 import { type Backend, startBackend } from '../local/backend.ts';
-import { killUnitProcesses } from './e2e.ts';
-import { cli } from './support/cli.ts';
+import { killUnitProcesses, until } from './e2e.ts';
+import { cli, startCli } from './support/cli.ts';
 
 let backend: Backend;
 const scratch = mkdtempSync(path.join(os.tmpdir(), 'sortie-cli-'));
@@ -55,7 +55,7 @@ async function unitsOf(s: Saved) {
   return units;
 }
 
-describe('sortie run', () => {
+describe('sortie run', { timeout: 300_000 }, () => {
   it('runs a JSON workload in a new session, saves the session 0600, prints the summary and exits 0 when all are DONE', async () => {
     const env = user('hello');
     const r = await cli(['run', 'examples/workloads/hello.json'], env);
@@ -120,5 +120,119 @@ describe('sortie run', () => {
     });
     expect(r.code).toBe(2);
     expect(r.stderr).toContain('--api: no Sortie API (pass --api URL or set SORTIE_API_URL');
+  });
+});
+
+describe('sortie ls, show, logs, cancel on a finished run', { timeout: 300_000 }, () => {
+  it('lists, shows and prints the logs of what `run --keep` ran, then cancels the session', async () => {
+    const env = user('listing');
+    const r = await cli(['run', 'examples/workloads/hello.json', '--keep'], env);
+    expect(r.code).toBe(0);
+    const s = saved(env);
+
+    const sessions = await cli(['ls', 'sessions', '--json'], env);
+    expect(sessions.code).toBe(0);
+    expect(JSON.parse(sessions.stdout)).toEqual([
+      { uid: s.uid, name: 'hello', created: expect.any(String), state: 'open', api: backend.apiUrl },
+    ]);
+    const pilots = await cli(['ls', 'pilots', '--json'], env);
+    expect(JSON.parse(pilots.stdout).map((p: { uid: string; state: string }) => [p.uid, p.state])).toEqual([
+      ['pilot.0000', 'Active'],
+    ]);
+    const done = await cli(['ls', 'units', '--state', 'DONE', '--json'], env);
+    expect(JSON.parse(done.stdout).map((u: { uid: string }) => u.uid)).toEqual([
+      'unit.000000',
+      'unit.000001',
+      'unit.000002',
+      'unit.000003',
+      'unit.000004',
+    ]);
+    const failed = await cli(['ls', 'units', '--state', 'Failed'], env);
+    expect(failed.stdout).not.toContain('unit.0000');
+    const text = await cli(['ls', 'units'], env);
+    expect(text.stdout).toMatch(/│ unit\.000004 │ umgr\.0000 │ Done +│ pilot\.0000 │ 0 +│ \/bin\/date/);
+    const bogus = await cli(['ls', 'units', '--state', 'bogus'], env);
+    expect(bogus.code).toBe(2);
+    expect(bogus.stderr).toContain('--state: must be one of New, ');
+    expect(bogus.stderr).toContain('got "bogus"');
+
+    const unit = await cli(['show', 'unit.000000'], env);
+    expect(unit.code).toBe(0);
+    expect(unit.stdout).toMatch(/^uid: unit\.000000$/m);
+    expect(unit.stdout).toMatch(/^ {2}executable: \/bin\/echo$/m);
+    expect(unit.stdout).toMatch(/^ {2}- state: Executing\n {4}time: \S+Z$/m);
+    expect(unit.stdout).toMatch(/^ {2}- state: Done\n {4}time: \S+Z$/m);
+    expect(unit.stdout).toMatch(/^sandbox: \S+unit\.000000$/m);
+    const whole = await cli(['show', s.uid, '--json'], env);
+    expect(JSON.parse(whole.stdout)).toMatchObject({
+      uid: s.uid,
+      pilots: [{ uid: 'pilot.0000', state: 'Active' }],
+      units: { Done: 5 },
+    });
+    const missing = await cli(['show', 'pilot.9999'], env);
+    expect(missing.code).toBe(2);
+    expect(missing.stderr).toBe(`sortie show: pilot.9999: no such pilot in session ${s.uid}\n`);
+
+    const out = await cli(['logs', 'unit.000000'], env);
+    expect(out.stdout).toBe('--- stdout ---\nhello world\n--- stderr ---\n--- log ---\n');
+    const plog = await cli(['logs', 'pilot.0000'], env);
+    expect(plog.stdout).toMatch(/^agent active on .+ 2 cores$/m);
+
+    const cancel = await cli(['cancel', s.uid], env);
+    expect(cancel.code).toBe(0);
+    expect(cancel.stdout).toBe(`canceled ${s.uid}\n`);
+    const after = await cli(['ls', 'sessions', '--json'], env);
+    expect(JSON.parse(after.stdout)[0].state).toBe('closed');
+    const ended = await cli(['ls', 'pilots', '--state', 'canceled', '--json'], env);
+    expect(JSON.parse(ended.stdout).map((p: { uid: string }) => p.uid)).toEqual(['pilot.0000']);
+  });
+});
+
+describe('sortie watch, logs --follow and cancel while units run', { timeout: 300_000 }, () => {
+  it('watch and logs --follow follow units that `cancel` ends; run, watch exit 1', async () => {
+    const env = user('live');
+    const file = path.join(scratch, 'long.yaml');
+    writeFileSync(
+      file,
+      'pilots:\n  - {resource: local.localhost, runtime: 10, cores: 2}\nunits:\n  - {executable: /bin/sleep, arguments: ["300"], copies: 2}\n',
+    );
+    const run = startCli(['run', file], env);
+    const s = await until(
+      'run saved its session',
+      () => (existsSync(path.join(env.SORTIE_DIR as string, 'session.json')) ? saved(env) : undefined),
+      60_000,
+    );
+    await until(
+      'both units executing',
+      async () => ((await unitsOf(s)).every((u) => u.state === UnitState.EXECUTING) ? true : undefined),
+      60_000,
+      200,
+    );
+    const watch = startCli(['watch'], env);
+    const follow = startCli(['logs', 'unit.000000', '--follow'], env);
+    await until(
+      'watch shows both executing',
+      () => (/0\/2 units \| Executing 2 \|/.test(watch.output()) ? true : undefined),
+      60_000,
+    );
+    await until(
+      'logs --follow shows Executing',
+      () => (/ unit\.000000 Executing\n/.test(follow.output()) ? true : undefined),
+      60_000,
+    );
+
+    const cancel = await cli(['cancel', 'unit.000000', 'unit.000001'], env);
+    expect(cancel.stderr).toBe('');
+    expect(cancel.stdout).toBe('canceled unit.000000\ncanceled unit.000001\n');
+    expect(cancel.code).toBe(0);
+
+    const [ran, watched, followed] = await Promise.all([run.done, watch.done, follow.done]);
+    expect(ran.code).toBe(1);
+    expect(ran.stdout).toMatch(/│ Canceled +│ 2 +│ 100\.0 │/);
+    expect(watched.code).toBe(1);
+    expect(watched.stdout).toMatch(/2\/2 units \| Canceled 2 \|/);
+    expect(followed.code).toBe(0);
+    expect(followed.stdout).toMatch(/ unit\.000000 Executing\n\S+ unit\.000000 Canceled\n/);
+    expect((await unitsOf(s)).map((u) => u.state)).toEqual([UnitState.CANCELED, UnitState.CANCELED]);
   });
 });
