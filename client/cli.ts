@@ -117,4 +117,17 @@ sessionOptions(
   .option('--timeout <seconds>', 'stop watching after this long (exit 4)', seconds)
   .action((opts) => runCommand('watch', async () => (await import('./cli/watch.ts')).watch(opts)));
 
+sessionOptions(
+  program
+    .command('report')
+    .argument('[session]', 'session uid (default: --session, else the saved one)')
+    .description(
+      'unit timeline and utilization plots (SVG, PNG), units/s, utilization %, time to first unit, cost',
+    ),
+)
+  .option('--out <dir>', 'where to write the plots and report.json (default: sortie-report/<session>)')
+  .action((sid: string | undefined, opts) =>
+    runCommand('report', async () => (await import('./cli/report.ts')).report(sid, opts)),
+  );
+
 await program.parseAsync();

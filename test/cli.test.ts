@@ -236,3 +236,42 @@ describe('sortie watch, logs --follow and cancel while units run', { timeout: 30
     expect((await unitsOf(s)).map((u) => u.state)).toEqual([UnitState.CANCELED, UnitState.CANCELED]);
   });
 });
+
+describe('sortie report on the 200-unit example', { timeout: 600_000 }, () => {
+  it('runs examples/workloads/sweep-200.yaml, then writes the timeline and utilization plots (SVG, PNG) and the figures', async () => {
+    const env = user('report');
+    const r = await cli(['run', 'examples/workloads/sweep-200.yaml'], env);
+    expect(r.code).toBe(0);
+    expect(r.stdout).toMatch(/200\/200 units \| Done 200 \|/);
+    const s = saved(env);
+    const out = path.join(scratch, 'report-out');
+    const rep = await cli(['report', s.uid, '--out', out], env);
+    expect(rep.stderr).toBe('');
+    expect(rep.code).toBe(0);
+    expect(rep.stdout).toMatch(/│ units\/s +│ \d+\.\d\d +│/);
+    expect(rep.stdout).toMatch(/│ utilization +│ \d+\.\d % \(/);
+    expect(rep.stdout).toMatch(/│ control-plane cost +│ ≥ \$0\.\d+ /);
+    expect(rep.stdout).toContain(
+      `wrote timeline.svg, timeline.png, utilization.svg, utilization.png, report.json to ${out}`,
+    );
+
+    const timelineSvg = readFileSync(path.join(out, 'timeline.svg'), 'utf8');
+    expect(timelineSvg.match(/<title>unit\.\d{6} Done<\/title>/g)).toHaveLength(200);
+    expect(timelineSvg).toContain('seconds since the first unit started');
+    expect(timelineSvg).toContain('node / core');
+    const util = readFileSync(path.join(out, 'utilization.svg'), 'utf8');
+    expect(util).toContain('busy cores');
+    expect(util).toContain('pilot cores');
+    for (const png of ['timeline.png', 'utilization.png'])
+      expect(readFileSync(path.join(out, png)).subarray(0, 8).toString('hex')).toBe('89504e470d0a1a0a');
+
+    const doc = JSON.parse(readFileSync(path.join(out, 'report.json'), 'utf8'));
+    expect(doc.figures.units).toBe(200);
+    expect(doc.figures.byState).toEqual({ Done: 200 });
+    expect(doc.figures.unitsPerSecond).toBeGreaterThan(0);
+    // Never more busy cores than the pilot has: the placement is one the agent could have made.
+    expect(doc.figures.utilizationPercent).toBeGreaterThan(0);
+    expect(doc.figures.utilizationPercent).toBeLessThanOrEqual(100);
+    expect(doc.controlPlaneCost.counted.dynamoWrites).toBeGreaterThanOrEqual(200 * 3);
+  });
+});
