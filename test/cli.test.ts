@@ -123,6 +123,27 @@ describe('sortie run', { timeout: 300_000 }, () => {
   });
 });
 
+describe('sortie run --session', { timeout: 300_000 }, () => {
+  it("runs a workload without pilots on the kept session's live pilot, in a second unit manager", async () => {
+    const env = user('resume');
+    expect((await cli(['run', 'examples/workloads/hello.json', '--keep'], env)).code).toBe(0);
+    const s = saved(env);
+    const file = path.join(scratch, 'more.yaml');
+    writeFileSync(file, 'units:\n  - {executable: /bin/echo, arguments: [again], copies: 3}\n');
+    const r = await cli(['run', file, '--session', s.uid], env);
+    expect(r.stderr).toBe('');
+    expect(r.code).toBe(0);
+    expect(r.stdout).toContain(`session ${s.uid} (reconnected)`);
+    expect(r.stdout).toContain('1 pilot(s) pilot.0000; submitting 3 unit(s)');
+    const units = await unitsOf(s);
+    expect(units.map((u) => [u.unitManager.uid, u.state])).toEqual([
+      ...Array(5).fill(['umgr.0000', UnitState.DONE]),
+      ...Array(3).fill(['umgr.0001', UnitState.DONE]),
+    ]);
+    expect(units.filter((u) => u.stdout === 'again\n')).toHaveLength(3);
+  });
+});
+
 describe('sortie ls, show, logs, cancel on a finished run', { timeout: 300_000 }, () => {
   it('lists, shows and prints the logs of what `run --keep` ran, then cancels the session', async () => {
     const env = user('listing');

@@ -2,7 +2,7 @@
  * The CLI's exit codes, so that scripts can tell "units did not all finish DONE" from "bad input" from
  * "the API could not be reached", and the one place that turns an error into a message and a code.
  */
-import { BadParameter, DoesNotExist, PilotException, Timeout } from '../../core/errors.ts';
+import { BadParameter, DoesNotExist, Timeout } from '../../core/errors.ts';
 
 /** Exit codes of every `sortie` command (README, CLI section). */
 export const EXIT = {
@@ -24,7 +24,7 @@ export const EXIT = {
 export function exitCodeOf(err: unknown): number {
   if (err instanceof BadParameter || err instanceof DoesNotExist) return EXIT.USAGE;
   if (err instanceof Timeout) return EXIT.TIMEOUT;
-  if (err instanceof PilotException) return EXIT.API;
+  // Any other PilotException (PermissionDenied, NoSuccess, …) and anything unexpected: the API side.
   return EXIT.API;
 }
 
