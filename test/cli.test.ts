@@ -2,6 +2,7 @@
  * The `sortie` CLI, each command run as a real process against a live embedded backend: `run` on the
  * example workloads (exit codes, the saved session, the summary), then the session commands on what it ran.
  */
+import { spawn, spawnSync } from 'node:child_process';
 import { existsSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -74,6 +75,31 @@ describe('sortie run', { timeout: 300_000 }, () => {
     expect(units.map((u) => u.state)).toEqual(Array(5).fill(UnitState.DONE));
     expect(units.filter((u) => u.stdout === 'hello world\n')).toHaveLength(4);
   });
+
+  it.skipIf(spawnSync('script', ['--version']).status !== 0)(
+    'on a terminal shows the progress bar with units per state, rate and ETA (util-linux script gives it a pty)',
+    async () => {
+      const env = user('tty');
+      const tsx = path.join(import.meta.dirname, '../node_modules/tsx/dist/cli.mjs');
+      const cmd = `'${process.execPath}' '${tsx}' client/cli.ts run examples/workloads/hello.json`;
+      // Asynchronously: the backend runs in this process and must keep serving while the CLI runs.
+      const child = spawn('script', ['-qec', cmd, '/dev/null'], {
+        cwd: path.resolve(import.meta.dirname, '..'),
+        env: { PATH: process.env.PATH, HOME: process.env.HOME, TERM: 'xterm', ...env },
+        // script ends the session at EOF on its stdin: keep it open until the CLI exits.
+        stdio: ['pipe', 'pipe', 'pipe'],
+      });
+      let stdout = '';
+      child.stdout.on('data', (c: Buffer) => {
+        stdout += c.toString();
+      });
+      const status = await new Promise<number | null>((resolve) => child.once('close', resolve));
+      const r = { status, stdout };
+      saved(env);
+      expect(r.status).toBe(0);
+      expect(r.stdout).toMatch(/[█░]+ 5\/5 units \| Done 5 \| \d+\.\d units\/s \| ETA 0s/);
+    },
+  );
 
   it('exits 1 when units fail, listing them with exit code and reason', async () => {
     const env = user('failing');

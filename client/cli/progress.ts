@@ -31,28 +31,40 @@ export function progressView(
   if (tty) {
     const bar = new SingleBar(
       {
-        format: '{bar} {value}/{total} units | {states} | {rate} units/s | ETA {eta}',
+        // `left`, not `eta`: cli-progress fills `{eta}` itself (bare seconds), over any payload of that name.
+        format: '{bar} {value}/{total} units | {states} | {rate} units/s | ETA {left}',
         hideCursor: true,
         clearOnComplete: false,
         etaBuffer: 50,
+        // The bar goes where the tables go (cli-progress writes to stderr unless told).
+        stream: process.stdout,
       },
       Presets.shades_classic,
     );
     const payload = () => {
       const { rate, etaSeconds } = rateAndEta(tally.finished, total, Date.now() - start);
-      return { states: tally.line(), rate: rate.toFixed(1), eta: formatSeconds(etaSeconds) };
+      return { states: tally.line(), rate: rate.toFixed(1), left: formatSeconds(etaSeconds) };
     };
     bar.start(total, 0, payload());
     // Rate and ETA move with time even when no unit changes state.
     const timer = setInterval(() => bar.update(tally.finished, payload()), 500);
+    let stopped = false;
     return {
-      update: () => bar.update(tally.finished, payload()),
+      update: () => {
+        if (!stopped) bar.update(tally.finished, payload());
+      },
       log: (line) => {
+        if (stopped) {
+          process.stdout.write(`${line}\n`);
+          return;
+        }
         bar.stop();
         process.stdout.write(`${line}\n`);
         bar.start(total, tally.finished, payload());
       },
       stop: () => {
+        if (stopped) return;
+        stopped = true;
         clearInterval(timer);
         bar.update(tally.finished, payload());
         bar.stop();
