@@ -10,14 +10,19 @@ import type { UnitManager } from '../unit-manager.ts';
 /** The pilot managers and their pilots of a session. */
 export async function pilotsOf(session: Session): Promise<{ pmgrs: PilotManager[]; pilots: ComputePilot[] }> {
   const pmgrs = await session.getPilotManagers();
-  const pilots = (await Promise.all(pmgrs.map((m) => m.getPilots()))).flat();
+  // The SDK lists in the order of the change feed; people read lists by uid.
+  const pilots = (await Promise.all(pmgrs.map((m) => m.getPilots())))
+    .flat()
+    .sort((a, b) => a.uid.localeCompare(b.uid));
   return { pmgrs, pilots };
 }
 
 /** The unit managers and their units of a session. */
 export async function unitsOf(session: Session): Promise<{ umgrs: UnitManager[]; units: ComputeUnit[] }> {
   const umgrs = await session.getUnitManagers();
-  const units = (await Promise.all(umgrs.map((m) => m.getUnits()))).flat();
+  const units = (await Promise.all(umgrs.map((m) => m.getUnits())))
+    .flat()
+    .sort((a, b) => a.uid.localeCompare(b.uid));
   return { umgrs, units };
 }
 
