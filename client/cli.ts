@@ -1,11 +1,10 @@
 #!/usr/bin/env -S npx tsx
 /**
- * `sortie` command line: `sortie up` runs the embedded backend in the foreground (what LocalStack would
- * be, without Docker) and prints the one variable an SDK or CLI needs, SORTIE_API_URL.
+ * `sortie` command line. Each command lives in cli/<command>.ts and is loaded when it runs, so that
+ * `sortie ls` does not load the embedded backend `sortie up` needs. Exit codes: cli/exit-codes.ts.
  */
-import path from 'node:path';
 import { Command, InvalidArgumentError } from 'commander';
-import { BackendStartError, startBackend } from '../local/backend.ts';
+import { runCommand } from './cli/exit-codes.ts';
 
 function port(v: string): number {
   const n = Number(v);
@@ -14,9 +13,25 @@ function port(v: string): number {
   return n;
 }
 
-const program = new Command('sortie').description(
-  'Sortie: RADICAL-Pilot pilot jobs on a serverless AWS backend',
-);
+function seconds(v: string): number {
+  const n = Number(v);
+  if (!(n > 0)) throw new InvalidArgumentError(`must be a positive number of seconds, got ${v}`);
+  return n;
+}
+
+const program = new Command('sortie')
+  .description('Sortie: RADICAL-Pilot pilot jobs on a serverless AWS backend')
+  // Bad usage exits 2, as EXIT.USAGE says (commander's default is 1, which means "units not DONE").
+  .exitOverride((err) => {
+    process.exit(err.exitCode === 0 ? 0 : 2);
+  });
+
+/** The options of every command that talks to a session. */
+function sessionOptions(cmd: Command): Command {
+  return cmd
+    .option('--session <id>', 'session uid (default: SORTIE_SESSION, else the one `sortie run` saved last)')
+    .option('--api <url>', "Sortie API URL (default: SORTIE_API_URL, else the saved session's)");
+}
 
 program
   .command('up')
@@ -31,34 +46,88 @@ program
   )
   .option('--data <dir>', 'keep sessions, pilots and units across restarts in this directory', '.sortie/data')
   .option('--in-memory', 'keep nothing: every start begins empty (tests, throwaway runs)')
-  .action(async (opts: { port: number; dynamodb: string; data: string; inMemory?: boolean }) => {
-    if (opts.dynamodb !== 'dynalite' && opts.dynamodb !== 'dynamodb-local') {
-      program.error(`--dynamodb: must be dynalite or dynamodb-local, got ${opts.dynamodb}`);
-    }
-    try {
-      const backend = await startBackend({
-        port: opts.port,
-        dynamodb: opts.dynamodb as 'dynalite' | 'dynamodb-local',
-        ...(opts.inMemory ? {} : { dataDir: path.resolve(opts.data) }),
-      });
-      const kept = opts.inMemory ? 'in memory only' : `data in ${path.resolve(opts.data)}`;
-      const { pilots, requeued } = backend.recovered;
-      const resumed = pilots ? `; resumed ${pilots} pilot(s), ${requeued} unit(s) queued again` : '';
-      process.stdout.write(
-        `Sortie backend up (${kept}${resumed}). In another shell:\n  export SORTIE_API_URL=${backend.apiUrl}\n(Ctrl-C stops it)\n`,
-      );
-      const stop = () => {
-        void backend.close().then(() => process.exit(0));
-      };
-      process.once('SIGINT', stop);
-      process.once('SIGTERM', stop);
-    } catch (err) {
-      if (err instanceof BackendStartError) {
-        process.stderr.write(`sortie up: ${err.message}\n`);
-        process.exit(1);
-      }
-      throw err;
-    }
+  .action(async (opts) => {
+    const { up } = await import('./cli/up.ts');
+    const code = await up(opts);
+    if (code !== undefined) process.exit(code);
   });
+
+sessionOptions(
+  program
+    .command('run')
+    .argument('<workload>', "workload file (YAML or JSON): pilots and units with RP's keys")
+    .description(
+      'run a workload in a new session (or --session) with live progress; exit 0 only when all units are DONE',
+    ),
+)
+  .option('--timeout <seconds>', 'stop waiting after this long (exit 4)', seconds)
+  .option('--keep', 'leave the session open and its pilots running (default: close it)')
+  .action((file: string, opts) =>
+    runCommand('run', async () => (await import('./cli/run.ts')).run(file, opts)),
+  );
+
+sessionOptions(
+  program
+    .command('ls')
+    .argument('<what>', 'sessions (saved in .sortie), pilots or units (of a session)')
+    .description('list sessions, pilots or units'),
+)
+  .option('--state <state>', 'only pilots or units in this state (e.g. Done, Failed, Executing)')
+  .option('--json', 'print the records as JSON')
+  .action((what: string, opts) => runCommand('ls', async () => (await import('./cli/ls.ts')).ls(what, opts)));
+
+sessionOptions(
+  program
+    .command('show')
+    .argument('<id>', 'a session uid, pilot.NNNN or unit.NNNNNN (of --session, else the saved one)')
+    .description('show a session, pilot or unit: description, states with times, log, sandbox'),
+)
+  .option('--json', 'print JSON instead of YAML')
+  .action((id: string, opts) =>
+    runCommand('show', async () => (await import('./cli/show.ts')).show(id, opts)),
+  );
+
+sessionOptions(
+  program
+    .command('logs')
+    .argument('<id>', 'unit.NNNNNN (stdout, stderr, log) or pilot.NNNN (log)')
+    .description("print a unit's output and log, or a pilot's log"),
+)
+  .option('-f, --follow', 'print states and log lines as they come, until the unit or pilot ends')
+  .action((id: string, opts) =>
+    runCommand('logs', async () => (await import('./cli/logs.ts')).logs(id, opts)),
+  );
+
+sessionOptions(
+  program
+    .command('cancel')
+    .argument('<ids...>', 'unit.NNNNNN, pilot.NNNN or a session uid (cancels its units and closes it)')
+    .description('cancel units, pilots or a whole session'),
+).action((ids: string[], opts) =>
+  runCommand('cancel', async () => (await import('./cli/cancel.ts')).cancel(ids, opts)),
+);
+
+sessionOptions(
+  program
+    .command('watch')
+    .description(
+      "live per-state counts of a session's units until they all end; exit 0 only when all are DONE",
+    ),
+)
+  .option('--timeout <seconds>', 'stop watching after this long (exit 4)', seconds)
+  .action((opts) => runCommand('watch', async () => (await import('./cli/watch.ts')).watch(opts)));
+
+sessionOptions(
+  program
+    .command('report')
+    .argument('[session]', 'session uid (default: --session, else the saved one)')
+    .description(
+      'unit timeline and utilization plots (SVG, PNG), units/s, utilization %, time to first unit, cost',
+    ),
+)
+  .option('--out <dir>', 'where to write the plots and report.json (default: sortie-report/<session>)')
+  .action((sid: string | undefined, opts) =>
+    runCommand('report', async () => (await import('./cli/report.ts')).report(sid, opts)),
+  );
 
 await program.parseAsync();
