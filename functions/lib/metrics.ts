@@ -112,7 +112,7 @@ function publish(inv: Invocation): void {
 }
 
 /** Lambda's context object, as far as the wrapper reads it. */
-interface ContextLike {
+export interface ContextLike {
   functionName?: string;
   awsRequestId?: string;
 }
