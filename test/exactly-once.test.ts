@@ -33,7 +33,9 @@ const scratch = mkdtempSync(path.join(os.tmpdir(), 'sortie-once-'));
 const sessions: Session[] = [];
 
 beforeAll(async () => {
-  backend = await startBackend({ heartbeatSeconds: 2 });
+  // A short budget ends each killed agent's pilot fast; 2 s proved too tight when the whole suite loads the
+  // machine (healthy pilots then lost their heartbeat too, and a case's units had no live pilot to run on).
+  backend = await startBackend({ heartbeatSeconds: 5 });
 });
 afterAll(async () => {
   for (const s of sessions) {
