@@ -5,6 +5,8 @@ import {
   httpApiBilledRequests,
   itemBytes,
   PRICES,
+  plainItemBytes,
+  plainValueBytes,
   priceUsage,
   readUnits,
   sqsBilledRequests,
@@ -84,5 +86,62 @@ describe('priceUsage', () => {
     // 1e-5 + 1.25e-3 + 1.25e-4 + 2e-6 + 1.5e-4 = 1.537e-3 USD for 1,000 units → $1.537 per 1M.
     expect(b.usdPerMillionUnits).toBeCloseTo(1.537, 9);
     expect(() => priceUsage(b as never, 0)).toThrow(/units must be positive/);
+  });
+});
+
+describe('item size of every attribute type', () => {
+  it('binaries by decoded length, sets by their members, null and booleans by one byte', () => {
+    // b(1) + base64 'AAEC' = 3 bytes; u(1) + raw 5 bytes; z(1) + NULL 1
+    expect(itemBytes({ b: { B: 'AAEC' }, u: { B: new Uint8Array(5) }, z: { NULL: true } })).toBe(12);
+    // s(1) + 'ab' + 'c' = 3; n(1) + '10'(2) + '-1.5'(2 digits → 2) = 4; x(1) + 'AA=='(1) + 2 bytes
+    expect(
+      itemBytes({
+        s: { SS: ['ab', 'c'] },
+        n: { NS: ['10', '-1.5'] },
+        x: { BS: ['AA==', new Uint8Array(2)] },
+      }),
+    ).toBe(4 + 5 + 4);
+  });
+
+  it('plain values by the same rules as their marshalled form', () => {
+    const plain = {
+      s: 'abc',
+      n: 12345,
+      b: false,
+      z: null,
+      u: new Uint8Array(4),
+      set: new Set(['a', 'bb']),
+      l: ['a'],
+      m: { k: 'vv' },
+    };
+    const wire = {
+      s: { S: 'abc' },
+      n: { N: '12345' },
+      b: { BOOL: false },
+      z: { NULL: true },
+      u: { B: new Uint8Array(4) },
+      set: { SS: ['a', 'bb'] },
+      l: { L: [{ S: 'a' }] },
+      m: { M: { k: { S: 'vv' } } },
+    };
+    expect(plainItemBytes(plain)).toBe(itemBytes(wire));
+    expect(plainValueBytes(10n)).toBe(2);
+    expect(plainValueBytes(undefined)).toBe(1);
+    expect(plainValueBytes(() => 1)).toBe(0);
+  });
+
+  it('refuses to price zero units of work', () => {
+    expect(() =>
+      priceUsage(
+        {
+          lambda: {},
+          httpApi: { requests: 0, billed: 0 },
+          dynamo: { calls: 0, wru: 0, rru: 0 },
+          sqs: { calls: 0, billed: 0 },
+          sfn: { transitions: 0 },
+        },
+        0,
+      ),
+    ).toThrow(/units must be positive/);
   });
 });

@@ -117,3 +117,59 @@ describe('sortie report arithmetic', () => {
     expect(cost?.usd).toBeCloseTo(wru * PRICES.dynamoWru + 5 * PRICES.sfnTransition, 12);
   });
 });
+
+describe('sortie report on incomplete records', () => {
+  const now = T + 60_000;
+
+  it('falls back to the state times when the agent sent no start or end, and runs a live unit until now', () => {
+    const u = unit(0, 1, 2, 6);
+    delete u.started;
+    delete u.finished;
+    const live = { ...unit(1, 1, 3, 9), state: 'Executing' as const };
+    live.stateHistory = live.stateHistory.slice(0, 3);
+    delete live.finished;
+    const never = { ...unit(2, 1, 0, 0), state: 'Scheduling' as const, started: undefined };
+    never.stateHistory = never.stateHistory.slice(0, 2);
+    const t = timeline([pilot(2, 1, 30)], [u, live as UnitRecord, never as UnitRecord], now);
+    expect(t.bars.map((b) => [b.uid, b.start, b.end])).toEqual([
+      ['unit.000000', T + 2000, T + 6500], // EXECUTING's write, then the final state's write
+      ['unit.000001', T + 3000, now],
+    ]);
+  });
+
+  it('takes a pilot without node details from its node list, and a unit on an unknown node opens a row', () => {
+    const p = pilot(2, 1, 30);
+    p.resourceDetail = { nodes: ['a', 'b'], coresPerNode: 2, cores: 4 };
+    const elsewhere = { ...unit(0, 2, 2, 4), execLocations: ['z'] };
+    const nowhere = { ...unit(1, 1, 2, 4), execLocations: [], pilot: undefined };
+    const t = timeline([p], [elsewhere, nowhere as UnitRecord], now);
+    expect(t.nodes).toEqual([
+      { node: 'pilot.0000 a', cores: 2 },
+      { node: 'pilot.0000 b', cores: 2 },
+      { node: 'pilot.0000 z', cores: 2 },
+      { node: '? ?', cores: 1 },
+    ]);
+    const bare = pilot(2, 1, 30);
+    delete bare.resourceDetail;
+    expect(timeline([bare], [], now).nodes).toEqual([]);
+  });
+
+  it('figures of a session where nothing ran, and a pilot never active or still active', () => {
+    const idle = pilot(2, 1, 30);
+    idle.stateHistory = idle.stateHistory.slice(0, 3);
+    const f = figures([idle], [], now);
+    expect(f).toMatchObject({
+      units: 0,
+      unitsPerSecond: 0,
+      utilizationPercent: 0,
+      timeToFirstUnitSeconds: undefined,
+    });
+    const running = pilot(2, 1, 30);
+    running.stateHistory = running.stateHistory.slice(0, 4);
+    expect(pilotCores([running], now)).toEqual([
+      [T + 1000, 2],
+      [now, 0],
+    ]);
+    expect(costLowerBound([running], []).cost).toBeUndefined();
+  });
+});
