@@ -128,9 +128,10 @@ describe('sortie report on incomplete records', () => {
     const live = { ...unit(1, 1, 3, 9), state: 'Executing' as const };
     live.stateHistory = live.stateHistory.slice(0, 3);
     delete live.finished;
-    const never = { ...unit(2, 1, 0, 0), state: 'Scheduling' as const, started: undefined };
+    const never: UnitRecord = { ...unit(2, 1, 0, 0), state: 'Scheduling' };
+    delete never.started;
     never.stateHistory = never.stateHistory.slice(0, 2);
-    const t = timeline([pilot(2, 1, 30)], [u, live as UnitRecord, never as UnitRecord], now);
+    const t = timeline([pilot(2, 1, 30)], [u, live as UnitRecord, never], now);
     expect(t.bars.map((b) => [b.uid, b.start, b.end])).toEqual([
       ['unit.000000', T + 2000, T + 6500], // EXECUTING's write, then the final state's write
       ['unit.000001', T + 3000, now],
@@ -141,8 +142,9 @@ describe('sortie report on incomplete records', () => {
     const p = pilot(2, 1, 30);
     p.resourceDetail = { nodes: ['a', 'b'], coresPerNode: 2, cores: 4 };
     const elsewhere = { ...unit(0, 2, 2, 4), execLocations: ['z'] };
-    const nowhere = { ...unit(1, 1, 2, 4), execLocations: [], pilot: undefined };
-    const t = timeline([p], [elsewhere, nowhere as UnitRecord], now);
+    const nowhere: UnitRecord = { ...unit(1, 1, 2, 4), execLocations: [] };
+    delete nowhere.pilot;
+    const t = timeline([p], [elsewhere, nowhere], now);
     expect(t.nodes).toEqual([
       { node: 'pilot.0000 a', cores: 2 },
       { node: 'pilot.0000 b', cores: 2 },
