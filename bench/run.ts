@@ -12,7 +12,6 @@ import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync
 import os from 'node:os';
 import path from 'node:path';
 import { DynamoDBClient, GetItemCommand } from '@aws-sdk/client-dynamodb';
-import { paginateGetExecutionHistory, SFNClient } from '@aws-sdk/client-sfn';
 import {
   type ComputePilot,
   Context,
@@ -23,8 +22,9 @@ import {
   type UnitRecord,
   UnitState,
 } from '../client/index.ts';
+import { executionTransitions } from '../functions/lib/pilots.ts';
 import { startBackend } from '../local/backend.ts';
-import { ENV, STATE_MACHINES } from '../stacks/manifest.ts';
+import { ENV } from '../stacks/manifest.ts';
 import { procCpuMs, runAgentAlone, vmHwmKb } from './agent-stub.ts';
 import {
   batchWriteRate,
@@ -129,22 +129,6 @@ function agentSpan(records: UnitRecord[]): { spanMs: number; rate: number } {
   const ends = records.map((r) => Date.parse(r.finished ?? '')).filter(Number.isFinite);
   const spanMs = Math.max(...ends) - Math.min(...starts);
   return { spanMs, rate: records.length / (spanMs / 1000) };
-}
-
-/** Step Functions state transitions of one pilot's execution: its `*StateEntered` events. */
-async function pilotTransitions(sessionId: string, pilotId: string): Promise<number> {
-  const sm = process.env[ENV.stateMachineArn] ?? '';
-  const name = `${sessionId}-${pilotId}`.replace(/[^A-Za-z0-9_-]/g, '_').slice(-80);
-  const executionArn = sm
-    .replace(':stateMachine:', ':execution:')
-    .replace(new RegExp(`${STATE_MACHINES.pilot.name}$`), `${STATE_MACHINES.pilot.name}:${name}`);
-  let n = 0;
-  for await (const page of paginateGetExecutionHistory(
-    { client: new SFNClient({}), pageSize: 1000 },
-    { executionArn },
-  ))
-    n += (page.events ?? []).filter((e) => e.type?.endsWith('StateEntered')).length;
-  return n;
 }
 
 /** A unit's item as stored (wire form, key attributes included): the size DynamoDB bills. */
@@ -282,7 +266,7 @@ async function main(): Promise<void> {
       await p.wait({ timeout: 60 });
       if (i === 0) {
         await sleep(300); // the execution's last states run just after the pilot turns final
-        perPilot = { snapshot: snapshotMeter(), transitions: await pilotTransitions(sid, p.uid) };
+        perPilot = { snapshot: snapshotMeter(), transitions: await executionTransitions(sid, p.uid) };
       }
     }
     const pilotStart = median(starts.map((s) => s.serverMs));

@@ -5,7 +5,9 @@
 
 import { readFileSync } from 'node:fs';
 import { BadParameter, DoesNotExist, IncorrectState } from '../core/errors.ts';
+import type { CostBreakdown } from '../core/pricing.ts';
 import type { ResourceConfig } from '../core/resources.ts';
+import { addUsage, emptyUsage, priceCounters, type UsageCounters } from '../core/usage.ts';
 import { readResourceConfigFile } from '../resources/files.ts';
 import { Context } from './context.ts';
 import { newRequestToken, Transport, type TransportOptions } from './http.ts';
@@ -266,6 +268,17 @@ export class Session {
     // attach() reads the manager: an unknown uid is the API's DoesNotExist.
     for (const uid of all) out.push(this.unitManagers.get(uid) ?? (await UnitManager.attach(this, uid)));
     return typeof uids === 'string' ? (out[0] as UnitManager) : out;
+  }
+
+  /**
+   * The session's counted control-plane usage (every Lambda counts its requests per session; see README
+   * "Monitoring") and its price at list prices per unit of work (`units`, default: none priced). Counts
+   * are written by each warm Lambda container at most a minute late in AWS, at once in the embedded backend.
+   */
+  async usage(units = 0): Promise<{ counters: UsageCounters; cost: CostBreakdown | undefined }> {
+    const r = await this.transport.request<SessionWire & { usage?: UsageCounters }>('GET', this.path(''));
+    const counters = addUsage(emptyUsage(), r.usage ?? {});
+    return { counters, cost: priceCounters(counters, units) };
   }
 
   /** RP's `as_dict()`: what identifies this session. */

@@ -43,6 +43,10 @@ export function Pilots({ stack }: StackContext): PilotsOutputs {
     sortieEnv(stack, data, api.url),
     data,
   );
+  // Finalize counts its execution's transitions into the session's usage (functions/lib/usage.ts).
+  functionOf(functions, 'finalize').addToRolePolicy(
+    new PolicyStatement({ actions: ['states:GetExecutionHistory'], resources: [pilotExecutionsArn(stack)] }),
+  );
   // awaitAgent releases a token itself when the agent won the race; finalize may fail one.
   for (const name of ['awaitAgent', 'finalize'] as const) {
     functionOf(functions, name).addToRolePolicy(
@@ -58,7 +62,10 @@ export function Pilots({ stack }: StackContext): PilotsOutputs {
   for (const schedule of SCHEDULES) {
     const fn = functionOf(functions, schedule.function);
     fn.addToRolePolicy(
-      new PolicyStatement({ actions: ['states:DescribeExecution'], resources: [pilotExecutionsArn(stack)] }),
+      new PolicyStatement({
+        actions: ['states:DescribeExecution', 'states:GetExecutionHistory'],
+        resources: [pilotExecutionsArn(stack)],
+      }),
     );
     fn.addToRolePolicy(
       new PolicyStatement({

@@ -169,6 +169,8 @@ export const ENV = {
   pilotsPerMinute: 'SORTIE_PILOTS_PER_MINUTE',
   /** Seconds a pull's units stay leased to the agent that pulled them unstarted; default 300. */
   leaseSeconds: 'SORTIE_LEASE_SECONDS',
+  /** Seconds a Lambda container keeps a session's usage counts before writing them (functions/lib/usage.ts). */
+  usageFlushSeconds: 'SORTIE_USAGE_FLUSH_SECONDS',
   /** Path of the agent bundle the launch function ships (built by esbuild). */
   agentBundle: 'SORTIE_AGENT_BUNDLE',
 } as const;

@@ -82,6 +82,7 @@ export function sortieEnv(stack: Stack, data: SortieData, apiUrl: string): Sorti
     [ENV.jobCheckSeconds]: '30',
     [ENV.pilotsPerMinute]: '100',
     [ENV.leaseSeconds]: '300',
+    [ENV.usageFlushSeconds]: '60',
     // Copied next to the launch function's code (see Pilots.ts); `npm run build:agent` makes it.
     [ENV.agentBundle]: '/var/task/agent.cjs',
   };

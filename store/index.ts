@@ -5,6 +5,7 @@
  */
 import type { DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import type { PilotState, UnitState } from '../core/states.ts';
+import type { UsageCounters } from '../core/usage.ts';
 import type { StoreContext } from './context.ts';
 import * as credentials from './credentials.ts';
 import { Db, type Operation } from './db.ts';
@@ -176,6 +177,10 @@ export class Store {
   /** See {@link sessions.closeSession}. */
   closeSession(sessionId: string): Promise<SessionRecord> {
     return sessions.closeSession(this.#ctx, sessionId);
+  }
+  /** See {@link sessions.addSessionUsage}. */
+  addSessionUsage(sessionId: string, usage: Partial<UsageCounters>): Promise<void> {
+    return sessions.addSessionUsage(this.#ctx, sessionId, usage);
   }
   /** See {@link sessions.reserveIds}. */
   reserveIds(sessionId: string, kind: UidKind, n: number): Promise<string[]> {

@@ -3,6 +3,8 @@
  * backend sees (secret hash, task tokens, commands). Items on the table carry the same fields plus the
  * key attributes (pk, kind, parent, pilotKey), which {@link stripKeys} removes.
  */
+
+import type { UsageCounters } from '../core/usage.ts';
 import type {
   StateEntry,
   PilotRecord as WirePilotRecord,
@@ -21,6 +23,8 @@ export interface SessionRecord {
   lastReconnect?: string;
   closed?: string;
   changed: string;
+  /** Counted control-plane usage (functions/lib/usage.ts); absent until a first count is flushed. */
+  usage?: UsageCounters;
 }
 
 /** A pilot manager. */

@@ -4,6 +4,7 @@
 import { randomUUID } from 'node:crypto';
 import { PutCommand, UpdateCommand, type UpdateCommandOutput } from '@aws-sdk/lib-dynamodb';
 import { BadParameter, DoesNotExist, IncorrectState } from '../core/errors.ts';
+import { emptyUsage, USAGE_COUNTERS, type UsageCounters } from '../core/usage.ts';
 import { getItem, type StoreContext } from './context.ts';
 import { ConditionFailed } from './db.ts';
 import { Update } from './expr.ts';
@@ -56,7 +57,7 @@ export async function getSession(ctx: StoreContext, sessionId: string): Promise<
   const item = await getItem(ctx, sessionId);
   if (item?.kind !== 'session')
     throw new DoesNotExist(`session ${sessionId} does not exist`, { obj: sessionId });
-  return stripKeys<SessionRecord>(item);
+  return sessionOf(item);
 }
 
 /**
@@ -77,6 +78,53 @@ export function markReconnect(ctx: StoreContext, sessionId: string): Promise<Ses
   return updateSession(ctx, sessionId, now, new Update().set('lastReconnect', now));
 }
 
+/**
+ * Add counted control-plane usage to a session (one UpdateItem of ADDs, so concurrent Lambdas never lose
+ * each other's counts). Closed sessions still count (their last pilots end after the close); a deleted
+ * session is DoesNotExist. `changed` is not stamped: usage is not a change the session's owner waits for.
+ * @throws DoesNotExist, DatabaseError
+ */
+export async function addSessionUsage(
+  ctx: StoreContext,
+  sessionId: string,
+  usage: Partial<UsageCounters>,
+): Promise<void> {
+  const u = new Update().when((c) => `${c.path('kind')} = ${c.value('session')}`);
+  let any = false;
+  for (const k of USAGE_COUNTERS) {
+    const n = usage[k] ?? 0;
+    if (n === 0) continue;
+    u.add(`${USAGE_PREFIX}${k}`, n);
+    any = true;
+  }
+  if (!any) return;
+  try {
+    await update(ctx, sessionId, u);
+  } catch (e) {
+    if (e instanceof ConditionFailed)
+      throw new DoesNotExist(`session ${sessionId} does not exist`, { obj: sessionId });
+    throw e;
+  }
+}
+
+/** Prefix of the usage counters' attributes on a session item. */
+const USAGE_PREFIX = 'usage_';
+
+/** A session item as its record: the flat `usage_*` counters gathered into `usage`. */
+function sessionOf(item: Item): SessionRecord {
+  const record = stripKeys<SessionRecord & Record<string, unknown>>(item);
+  const usage = emptyUsage();
+  let counted = false;
+  for (const k of USAGE_COUNTERS) {
+    const v = record[`${USAGE_PREFIX}${k}`];
+    delete record[`${USAGE_PREFIX}${k}`];
+    if (v === undefined) continue;
+    usage[k] = Number(v);
+    counted = true;
+  }
+  return counted ? { ...record, usage } : record;
+}
+
 /** Applies `u` to an existing session item, stamping `changed`; a missing session is DoesNotExist. */
 async function updateSession(
   ctx: StoreContext,
@@ -86,7 +134,7 @@ async function updateSession(
 ): Promise<SessionRecord> {
   u.set('changed', changedKey(now, sessionId)).when((c) => `${c.path('kind')} = ${c.value('session')}`);
   try {
-    return stripKeys<SessionRecord>(await update(ctx, sessionId, u));
+    return sessionOf(await update(ctx, sessionId, u));
   } catch (e) {
     if (e instanceof ConditionFailed)
       throw new DoesNotExist(`session ${sessionId} does not exist`, { obj: sessionId });

@@ -297,7 +297,8 @@ describe('sortie report on the 200-unit example', { timeout: 600_000 }, () => {
     expect(rep.code).toBe(0);
     expect(rep.stdout).toMatch(/│ units\/s +│ \d+\.\d\d +│/);
     expect(rep.stdout).toMatch(/│ utilization +│ \d+\.\d % \(/);
-    expect(rep.stdout).toMatch(/│ control-plane cost +│ ≥ \$0\.\d+ /);
+    expect(rep.stdout).toMatch(/│ control-plane cost +│ \$0\.\d+ \(\$\d+\.\d\d per million units; mostly /);
+    expect(rep.stdout).toMatch(/│ records prove at least +│ \$0\.\d+: \d+ DynamoDB writes/);
     expect(rep.stdout).toContain(
       `wrote timeline.svg, timeline.png, utilization.svg, utilization.png, report.json to ${out}`,
     );
@@ -319,6 +320,12 @@ describe('sortie report on the 200-unit example', { timeout: 600_000 }, () => {
     // Never more busy cores than the pilot has: the placement is one the agent could have made.
     expect(doc.figures.utilizationPercent).toBeGreaterThan(0);
     expect(doc.figures.utilizationPercent).toBeLessThanOrEqual(100);
-    expect(doc.controlPlaneCost.counted.dynamoWrites).toBeGreaterThanOrEqual(200 * 3);
+    expect(doc.recordsLowerBound.proven.dynamoWrites).toBeGreaterThanOrEqual(200 * 3);
+    // The counted requests cover at least what the records prove, and the API requests the CLI made.
+    expect(doc.controlPlaneCost.counted.dynamoWru).toBeGreaterThanOrEqual(
+      doc.recordsLowerBound.proven.dynamoWru,
+    );
+    expect(doc.controlPlaneCost.counted.httpRequests).toBeGreaterThan(0);
+    expect(doc.controlPlaneCost.usd).toBeGreaterThan(doc.recordsLowerBound.usd);
   });
 });

@@ -1,7 +1,8 @@
 /**
  * `sortie report [SESSION] [--out DIR]`: the unit timeline and utilization plots (SVG, and PNG through
- * resvg), the figures (units/s, utilization %, time to first unit) and a lower bound of the control-plane
- * cost, printed and written to DIR/report.json.
+ * resvg), the figures (units/s, utilization %, time to first unit) and the control-plane cost from the
+ * session's counted requests at list prices (with the lower bound its records prove, as a cross-check),
+ * printed and written to DIR/report.json.
  */
 import { mkdirSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
@@ -43,6 +44,7 @@ export async function report(sid: string | undefined, opts: ReportOptions): Prom
   const t = timeline(pilots, units, now);
   const f = figures(pilots, units, now);
   const { cost, writes, usage } = costLowerBound(pilots, units);
+  const counted = await session.usage(units.length);
   const out = path.resolve(opts.out ?? path.join('sortie-report', session.uid));
   mkdirSync(out, { recursive: true });
 
@@ -69,10 +71,16 @@ export async function report(sid: string | undefined, opts: ReportOptions): Prom
     session: session.uid,
     figures: f,
     controlPlaneCost: {
-      lowerBoundUsd: cost?.usd ?? 0,
+      usd: counted.cost?.usd ?? 0,
+      usdPerMillionUnits: counted.cost?.usdPerMillionUnits ?? 0,
+      dominant: counted.cost?.dominant,
+      counted: counted.counters,
+      lines: counted.cost?.lines ?? [],
+    },
+    recordsLowerBound: {
+      usd: cost?.usd ?? 0,
       usdPerMillionUnits: cost?.usdPerMillionUnits ?? 0,
-      counted: { dynamoWrites: writes, dynamoWru: usage.dynamo.wru, sfnTransitions: usage.sfn.transitions },
-      notCounted: 'reads, feed polls, agent pulls and heartbeats, Lambda, API Gateway and SQS requests',
+      proven: { dynamoWrites: writes, dynamoWru: usage.dynamo.wru, sfnTransitions: usage.sfn.transitions },
     },
   };
   writeFileSync(path.join(out, 'report.json'), `${JSON.stringify(doc, null, 2)}\n`);
@@ -94,7 +102,11 @@ export async function report(sid: string | undefined, opts: ReportOptions): Prom
     ['time to first unit', `${fmt(f.timeToFirstUnitSeconds)} s`],
     [
       'control-plane cost',
-      `≥ $${(cost?.usd ?? 0).toFixed(6)} (≥ $${(cost?.usdPerMillionUnits ?? 0).toFixed(2)} per million units): ${writes} DynamoDB writes, ${usage.sfn.transitions} Step Functions transitions at list prices; reads, polls, pulls, heartbeats, Lambda, API Gateway, SQS not counted`,
+      `$${(counted.cost?.usd ?? 0).toFixed(6)} ($${(counted.cost?.usdPerMillionUnits ?? 0).toFixed(2)} per million units; mostly ${counted.cost?.dominant ?? 'n/a'}) from the session's counted requests at list prices: ${Math.round(counted.counters.lambdaRequests)} Lambda invocations, ${Math.round(counted.counters.httpRequests)} API requests, ${fmt(counted.counters.dynamoWru, 0)} DynamoDB WRU, ${fmt(counted.counters.dynamoRru, 0)} RRU, ${Math.round(counted.counters.sqsCalls)} SQS requests, ${Math.round(counted.counters.sfnTransitions)} Step Functions transitions`,
+    ],
+    [
+      'records prove at least',
+      `$${(cost?.usd ?? 0).toFixed(6)}: ${writes} DynamoDB writes, ${usage.sfn.transitions} pilot state transitions`,
     ],
   ];
   process.stdout.write(`${table(['figure', 'value'], rows)}\nwrote ${written.join(', ')} to ${out}\n`);

@@ -23,6 +23,7 @@ import { sessionResources } from '../lib/resources.ts';
 import { hashSecret, newSecret, seal, secretMatches, unseal } from '../lib/secrets.ts';
 import { store } from '../lib/store.ts';
 import { MAX_UNITS_PER_REQUEST, submitUnits } from '../lib/units.ts';
+import { chargeTo, flushUsage } from '../lib/usage.ts';
 import { dashboardResponse } from './dashboard.ts';
 import { resourceRoutes } from './resources.ts';
 
@@ -71,6 +72,7 @@ function sessionOut(s: SessionRecord) {
     created: s.created,
     ...(s.lastReconnect ? { lastReconnect: s.lastReconnect } : {}),
     ...(s.closed ? { closed: s.closed } : {}),
+    ...(s.usage ? { usage: s.usage } : {}),
   };
 }
 
@@ -161,6 +163,7 @@ export const handler = httpHandler({
     return once(req, '-', replay, async () => {
       const secret = newSecret();
       const s = await store().createSession({ tokenHash: hashSecret(secret) });
+      chargeTo(s.sessionId);
       return {
         uid: s.sessionId,
         token: `${s.sessionId}~${secret}`,
@@ -170,7 +173,13 @@ export const handler = httpHandler({
     });
   },
 
-  'GET /sessions/{sid}': async (req) => sessionOut(await session(req)),
+  // The session's counted usage as far as it is written: this container's counts are written first (in the
+  // embedded backend that is all of them; in AWS other warm containers add theirs within a minute).
+  'GET /sessions/{sid}': async (req) => {
+    const s = await session(req);
+    await flushUsage([s.sessionId]);
+    return sessionOut(await store().getSession(s.sessionId));
+  },
 
   'POST /sessions/{sid}/reconnect': async (req) => {
     const s = await session(req);
@@ -186,6 +195,7 @@ export const handler = httpHandler({
       }
     }
     const closed = s.state === 'closed' ? s : await store().closeSession(s.sessionId);
+    await flushUsage([s.sessionId]);
     return { uid: closed.sessionId, closed: closed.closed };
   },
 

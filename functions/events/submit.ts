@@ -16,6 +16,7 @@ import { env, sqsClient } from '../lib/aws.ts';
 import { logger } from '../lib/log.ts';
 import { withMetrics } from '../lib/metrics.ts';
 import { submitUnits } from '../lib/units.ts';
+import { chargeTo } from '../lib/usage.ts';
 
 function parse(body: string): { sessionId: string; umgr: string; descriptions: unknown } {
   let msg: unknown;
@@ -42,6 +43,7 @@ async function run(event: SQSEvent): Promise<SQSBatchResponse> {
   for (const record of event.Records) {
     try {
       const m = parse(record.body);
+      chargeTo(m.sessionId);
       const units = await submitUnits(m.sessionId, m.umgr, m.descriptions);
       logger.info('event submission', {
         messageId: record.messageId,

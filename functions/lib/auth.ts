@@ -11,6 +11,7 @@ import { isFinal, pilotModel } from '../../core/states.ts';
 import type { PilotRecord, SessionRecord } from '../../store/records.ts';
 import { bearerParts, secretMatches } from './secrets.ts';
 import { store } from './store.ts';
+import { chargeTo } from './usage.ts';
 
 /**
  * What a closed session's token still opens: the reads its owner needs to collect results after close
@@ -52,6 +53,7 @@ export async function authSession(
     throw err;
   }
   if (!secretMatches(secret, session.tokenHash)) throw new AuthenticationFailed('invalid session token');
+  chargeTo(session.sessionId);
   if (session.state === 'closed' && !AFTER_CLOSE.has(routeKey))
     throw new PermissionDenied(
       `session ${session.sessionId} is closed: its token only reads (${routeKey} refused)`,
@@ -71,6 +73,7 @@ export async function authAgent(headers: Record<string, string | undefined>): Pr
     throw err;
   }
   if (!secretMatches(secret, pilot.secretHash)) throw new AuthenticationFailed('invalid pilot token');
+  chargeTo(sid);
   // Its units were swept when it ended: a late or forged report must not undo the sweep.
   if (isFinal(pilotModel, pilot.state))
     throw new PermissionDenied(`pilot ${pid} is ${pilot.state}: its token is revoked, the agent must stop`, {

@@ -14,6 +14,7 @@ import { Metrics, MetricUnit } from '@aws-lambda-powertools/metrics';
 import { METRICS, type MetricName } from '../../stacks/manifest.ts';
 import type { ObservedKind, StoreObserver } from '../../store/index.ts';
 import { logger } from './log.ts';
+import { meterInvocation } from './usage.ts';
 
 const N = METRICS.names;
 
@@ -135,12 +136,14 @@ export function withMetrics<E, R>(
       logger.addContext(context as Parameters<typeof logger.addContext>[0]);
     const pilotEnd = options.pilotEnd === true;
     const inv: Invocation = { counts: new Map(), sweeping: pilotEnd || options.sweeps === true, pilotEnd };
-    return current.run(inv, async () => {
-      try {
-        return await handler(event, context);
-      } finally {
-        publish(inv);
-      }
-    });
+    return current.run(inv, () =>
+      meterInvocation(event, context?.functionName, async () => {
+        try {
+          return await handler(event, context);
+        } finally {
+          publish(inv);
+        }
+      }),
+    );
   };
 }

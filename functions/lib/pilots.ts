@@ -3,6 +3,7 @@
  * pilot's execution, cancelling it, and answering Step Functions task tokens.
  */
 import {
+  paginateGetExecutionHistory,
   SendTaskFailureCommand,
   SendTaskHeartbeatCommand,
   SendTaskSuccessCommand,
@@ -41,6 +42,20 @@ export function executionName(sessionId: string, pilotId: string): string {
 export function executionArn(sessionId: string, pilotId: string): string {
   const machine = env(ENV.stateMachineArn);
   return `${machine.replace(':stateMachine:', ':execution:')}:${executionName(sessionId, pilotId)}`;
+}
+
+/**
+ * Step Functions state transitions of a pilot's execution so far: its `*StateEntered` events (what
+ * Standard workflows bill). Pages of 1,000 events; a pilot's history stays small (job checks back off).
+ */
+export async function executionTransitions(sessionId: string, pilotId: string): Promise<number> {
+  let n = 0;
+  for await (const page of paginateGetExecutionHistory(
+    { client: sfnClient(), pageSize: 1000 },
+    { executionArn: executionArn(sessionId, pilotId) },
+  ))
+    n += (page.events ?? []).filter((e) => e.type?.endsWith('StateEntered')).length;
+  return n;
 }
 
 /** Starts the pilot's state machine execution (one per pilot, named after it, so a retry cannot start two). */

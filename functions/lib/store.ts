@@ -3,8 +3,12 @@ import { ENV } from '../../stacks/manifest.ts';
 import { Store } from '../../store/index.ts';
 import { dynamodb, env } from './aws.ts';
 import { metricsObserver } from './metrics.ts';
+import { setUsageWriter } from './usage.ts';
 
 let instance: Store | undefined;
+
+// Usage counts are written to the session's record through the same store.
+setUsageWriter((sid, usage) => store().addSessionUsage(sid, usage));
 
 /** The store (built on first use, after the environment is set). */
 export function store(): Store {

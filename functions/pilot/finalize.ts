@@ -27,9 +27,10 @@ import { isFinal, PilotState, pendingState, pilotModel, sweepTarget, UnitState }
 import type { PilotRecord, UnitRecord } from '../../store/index.ts';
 import { logger } from '../lib/log.ts';
 import { withMetrics } from '../lib/metrics.ts';
-import { heartbeatSeconds } from '../lib/pilots.ts';
+import { executionTransitions, heartbeatSeconds } from '../lib/pilots.ts';
 import { deletePilotQueue, sendUnits } from '../lib/queues.ts';
 import { store } from '../lib/store.ts';
+import { count } from '../lib/usage.ts';
 import type { JobStatus } from './launcher/types.ts';
 import { launchedJob, launcherOf } from './request.ts';
 
@@ -175,6 +176,10 @@ async function finish(pilot: PilotRecord, final: PilotState, reason: string): Pr
     });
   }
   await bounded('queue delete', 10_000, deletePilotQueue(event.sid, event.pid));
+  // The execution's transitions so far are the session's Step Functions usage (the few after this step
+  // are not counted; a Finalize that runs twice counts them twice).
+  const transitions = await bounded('execution history', 10_000, executionTransitions(event.sid, event.pid));
+  if (transitions) count({ sfnTransitions: transitions });
   // Last: a failure before this line leaves the pilot live, and the reconciler finishes the job.
   await s.patchPilot(event.sid, event.pid, { retire: true });
   logger.info('pilot finalized', { sid: event.sid, pid: event.pid, state: final, reason, ...counts });
