@@ -121,7 +121,7 @@ export async function patchEndpoint(
   patch: { lastSeen?: string; instance?: string; host?: string; state?: 'closed' },
 ): Promise<EndpointRecord> {
   const sets: string[] = [];
-  const names: Record<string, string> = { '#pk': PK };
+  const names: Record<string, string> = {};
   const values: Record<string, unknown> = {};
   for (const [k, v] of Object.entries(patch)) {
     if (v === undefined) continue;
@@ -136,9 +136,10 @@ export async function patchEndpoint(
         TableName: ctx.db.tableName,
         Key: { [PK]: entityPk(sessionId, uid) },
         UpdateExpression: `SET ${sets.join(', ')}`,
-        ConditionExpression: 'attribute_exists(#pk)',
-        ExpressionAttributeNames: names,
-        ExpressionAttributeValues: values,
+        // Only an endpoint item: a pilot's uid in the endpoint's place must not be patched.
+        ConditionExpression: '#kind = :endpointKind',
+        ExpressionAttributeNames: { ...names, '#kind': 'kind' },
+        ExpressionAttributeValues: { ...values, ':endpointKind': 'endpoint' },
         ReturnValues: 'ALL_NEW',
       }),
     );

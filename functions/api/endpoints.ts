@@ -6,8 +6,8 @@
  * launch's job moves its pilot to PENDING_ACTIVE), `GET /endpoint` shows what is pending.
  */
 import { randomBytes } from 'node:crypto';
-import { type EndpointOp, parseEndpointAnswer, pollSeconds } from '../../core/endpoints.ts';
-import { BadParameter, IncorrectState } from '../../core/errors.ts';
+import { ENDPOINT_ID, type EndpointOp, parseEndpointAnswer, pollSeconds } from '../../core/endpoints.ts';
+import { BadParameter, DoesNotExist, IncorrectState } from '../../core/errors.ts';
 import { isFinal, PilotState, pilotModel } from '../../core/states.ts';
 import type { EndpointRecord, EndpointRequestRecord, PilotRecord } from '../../store/index.ts';
 import { authEndpoint, authSession } from '../lib/auth.ts';
@@ -107,7 +107,10 @@ export const endpointRoutes: Record<string, RouteFn> = {
 
   'POST /sessions/{sid}/endpoints/{eid}/close': async (req: Request) => {
     const s = await authSession(req.headers, req.params.sid, req.event.routeKey);
-    const e = await store().patchEndpoint(s.sessionId, req.params.eid as string, { state: 'closed' });
+    const eid = req.params.eid as string;
+    if (!ENDPOINT_ID.test(eid))
+      throw new DoesNotExist(`no endpoint ${eid} in session ${s.sessionId}`, { obj: eid });
+    const e = await store().patchEndpoint(s.sessionId, eid, { state: 'closed' });
     return endpointOut(e);
   },
 

@@ -24,7 +24,7 @@ export class EndpointPending extends Error {
 
 /** How long a step waits for an endpoint's answer before moving on (ms), per kind. */
 export const ANSWER_WAIT_MS: Record<EndpointOp, number> = {
-  launch: 20_000,
+  launch: 10_000,
   check: 15_000,
   cancel: 20_000,
   tail: 10_000,
