@@ -73,6 +73,15 @@ export interface EndpointState {
   stopped?: string;
 }
 
+function previouslyHandled(stateFile: string): EndpointState['handled'] {
+  try {
+    const before = JSON.parse(readFileSync(stateFile, 'utf8')) as Partial<EndpointState>;
+    return Array.isArray(before.handled) ? before.handled.slice(-50) : [];
+  } catch {
+    return [];
+  }
+}
+
 /** Serves an endpoint until `signal` aborts or another process takes over; resolves with why it stopped. */
 export async function serveEndpoint(opts: EndpointOptions): Promise<string> {
   const http = new Transport(
@@ -87,7 +96,8 @@ export async function serveEndpoint(opts: EndpointOptions): Promise<string> {
     apiUrl: opts.apiUrl,
     started: new Date().toISOString(),
     inFlight: [],
-    handled: [],
+    // What earlier processes handled stays visible to `sortie endpoint status` across restarts.
+    handled: previouslyHandled(opts.stateFile),
   };
   const save = () => {
     mkdirSync(path.dirname(opts.stateFile), { recursive: true, mode: 0o700 });
