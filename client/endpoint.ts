@@ -10,7 +10,7 @@
  * endpoint from an older one, which stops at its next poll.
  */
 import { randomBytes } from 'node:crypto';
-import { mkdirSync, renameSync, writeFileSync } from 'node:fs';
+import { mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
 import { hostname, userInfo } from 'node:os';
 import path from 'node:path';
 import type { EndpointJob, EndpointOp } from '../core/endpoints.ts';

@@ -198,7 +198,7 @@ export class Session {
    * Registers an endpoint for a resource whose config has the `endpoint` access schema (MFA sites): run
    * `sortie endpoint start --resource NAME` on the site's login node with the returned token in env
    * `SORTIE_ENDPOINT_TOKEN`; it launches, checks and cancels this session's pilots there. The token is
-   * shown once (the API keeps its hash) and opens only the endpoint routes; `closeEndpoint` revokes it.
+   * shown once (the API keeps its hash) and opens only the endpoint routes; `revokeEndpoint` revokes it.
    */
   async createEndpoint(
     resource: string,
@@ -225,9 +225,9 @@ export class Session {
     return out.items;
   }
 
-  /** Closes an endpoint: its token is revoked, and its process stops at its next poll. */
-  async closeEndpoint(uid: string): Promise<void> {
-    await this.transport.request('POST', this.path(`/endpoints/${encodeURIComponent(uid)}/close`), {});
+  /** Revokes an endpoint's token: its process stops at its next poll. */
+  async revokeEndpoint(uid: string): Promise<void> {
+    await this.transport.request('POST', this.path(`/endpoints/${encodeURIComponent(uid)}/revoke`), {});
   }
 
   /**

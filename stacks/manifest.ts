@@ -123,7 +123,7 @@ export const ROUTES: Record<string, FunctionName> = {
   'POST /sessions/{sid}/units/cancel': 'api',
   'POST /sessions/{sid}/endpoints': 'api',
   'GET /sessions/{sid}/endpoints': 'api',
-  'POST /sessions/{sid}/endpoints/{eid}/close': 'api',
+  'POST /sessions/{sid}/endpoints/{eid}/revoke': 'api',
   /** Endpoint routes: the endpoint token only (functions/api/endpoints.ts). */
   'GET /endpoint': 'api',
   'POST /endpoint/poll': 'api',

@@ -39,7 +39,13 @@ async function call(method: string, route: string, token?: string, body?: unknow
   }
   const b = parsed as { error?: { code?: string; message?: string } } & Record<string, unknown>;
   // Errors come as { error: { code, message } }: flattened here for the assertions.
-  return { status: res.status, body: { ...b, code: b.error?.code, message: b.error?.message } };
+  return {
+    status: res.status,
+    body: { ...b, code: b.error?.code, message: b.error?.message } as Record<string, unknown> & {
+      code?: string;
+      message?: string;
+    },
+  };
 }
 
 const ENDPOINT_ROUTES = Object.keys(ROUTES).filter((k) => k.includes(' /endpoint'));
@@ -181,12 +187,21 @@ describe('endpoint routes', () => {
   it('dies with its endpoint: a closed endpoint token is 403', async () => {
     const extra = await session.createEndpoint('mfa.fork');
     expect((await call('GET', '/endpoint', extra.token)).status).toBe(200);
-    await session.closeEndpoint(extra.uid);
+    await session.revokeEndpoint(extra.uid);
     const r = await call('GET', '/endpoint', extra.token);
     expect(r.status).toBe(403);
     expect(r.body.code).toBe('PermissionDenied');
+    // Its session's close revokes it too (nothing waits for it there).
+    const s2 = await Session.create({ endpoint: backend.apiUrl });
+    await s2.addResourceConfig({ 'mfa.fork': forkEndpointConfig(path.join(dir, 'sandbox2')) });
+    const e2 = await s2.createEndpoint('mfa.fork');
+    expect((await call('GET', '/endpoint', e2.token)).status).toBe(200);
+    await s2.close();
+    const r3 = await call('GET', '/endpoint', e2.token);
+    expect(r3.status).toBe(403);
+    expect(r3.body.message).toContain('is closed and nothing waits for endpoint');
     // A pilot's id in the endpoint's place is no endpoint (and is left untouched).
-    const r2 = await call('POST', `/sessions/${session.uid}/endpoints/pilot.0000/close`, session.token, {});
+    const r2 = await call('POST', `/sessions/${session.uid}/endpoints/pilot.0000/revoke`, session.token, {});
     expect(r2.status).toBe(404);
   });
 });
@@ -237,7 +252,16 @@ describe('a pilot through an in-process endpoint', () => {
       expect(await pilot.wait({ state: [PilotState.ACTIVE, PilotState.FAILED], timeout: 60 })).toBe(
         PilotState.ACTIVE,
       );
-      expect(pilot.log.join('\n')).toContain('agent submitted by the endpoint');
+      // The agent may call in before the endpoint's answer is recorded: wait for the answer's log line.
+      await until(
+        'launch answer recorded',
+        async () => {
+          await pilot.refresh();
+          return pilot.log.join('\n').includes('agent submitted by the endpoint') ? true : undefined;
+        },
+        30_000,
+        200,
+      );
       const umgr = await UnitManager.create(session, 'direct_submission');
       await umgr.addPilots(pilot);
       const units = await umgr.submitUnits(

@@ -1,6 +1,6 @@
 /**
  * Endpoint mode's routes. With the session token: register an endpoint for a resource (its token is
- * returned once; only its hash is kept), list the session's endpoints, close one (its token dies). With
+ * returned once; only its hash is kept), list the session's endpoints, revoke one (its token dies; a session's close revokes them all once nothing waits for them). With
  * the endpoint token only: `POST /endpoint/poll` long-polls for the requests the pilot machine left for
  * the endpoint's resource (launch, check, cancel, tail), `POST /endpoint/answer` records an answer (a
  * launch's job moves its pilot to PENDING_ACTIVE), `GET /endpoint` shows what is pending.
@@ -105,7 +105,7 @@ export const endpointRoutes: Record<string, RouteFn> = {
     return { items: all.map((e) => ({ ...endpointOut(e), pending: counts.get(e.resource) ?? 0 })) };
   },
 
-  'POST /sessions/{sid}/endpoints/{eid}/close': async (req: Request) => {
+  'POST /sessions/{sid}/endpoints/{eid}/revoke': async (req: Request) => {
     const s = await authSession(req.headers, req.params.sid, req.event.routeKey);
     const eid = req.params.eid as string;
     if (!ENDPOINT_ID.test(eid))

@@ -33,8 +33,6 @@ export const AFTER_CLOSE: ReadonlySet<string> = new Set([
   'GET /sessions/{sid}/contexts',
   'GET /sessions/{sid}/resources/{key}',
   'GET /sessions/{sid}/endpoints',
-  // Closing an endpoint only revokes its token.
-  'POST /sessions/{sid}/endpoints/{eid}/close',
 ]);
 
 /**
@@ -87,8 +85,9 @@ export async function authAgent(headers: Record<string, string | undefined>): Pr
 /**
  * Checks an endpoint token (`<sid>~endpoint.<hex>~<secret>`); returns the endpoint, which is open. Session
  * and pilot tokens never pass (wrong shape, or no endpoint of that id), nor does an endpoint token pass
- * {@link authSession} or {@link authAgent}. A closed endpoint's token is revoked (403). Its session's
- * close does not revoke it: cancels left for the endpoint as the session's pilots ended must still reach it.
+ * {@link authSession} or {@link authAgent}. A closed endpoint's token is revoked (403), and so is the token
+ * of an endpoint whose session is closed once nothing waits for it: the cancels the session's close left
+ * for it must still reach it, nothing else.
  */
 export async function authEndpoint(headers: Record<string, string | undefined>): Promise<EndpointRecord> {
   const [sid, eid, secret] = bearerParts(headers, 3) as [string, string, string];
@@ -103,5 +102,17 @@ export async function authEndpoint(headers: Record<string, string | undefined>):
   if (!secretMatches(secret, endpoint.secretHash)) throw new AuthenticationFailed('invalid endpoint token');
   if (endpoint.state === 'closed')
     throw new PermissionDenied(`endpoint ${eid} is closed: its token is revoked`, { obj: eid });
+  // It dies with its session too, once it has served what the session's end left for it (the cancels).
+  const session = await store().getSession(sid);
+  if (
+    session.state === 'closed' &&
+    (await store().pendingEndpointRequests(sid, endpoint.resource)).length === 0
+  )
+    throw new PermissionDenied(
+      `session ${sid} is closed and nothing waits for endpoint ${eid}: its token is revoked`,
+      {
+        obj: eid,
+      },
+    );
   return endpoint;
 }
