@@ -130,4 +130,34 @@ sessionOptions(
     runCommand('report', async () => (await import('./cli/report.ts')).report(sid, opts)),
   );
 
+const endpoint = program
+  .command('endpoint')
+  .description(
+    "an MFA site's endpoint: run on its login node, in your own login (see README, Endpoint mode)",
+  );
+
+sessionOptions(
+  endpoint
+    .command('start')
+    .description(
+      "serve a resource's pilots from this host: long-poll the API, launch/check/cancel their jobs here",
+    ),
+)
+  .requiredOption('--resource <name>', 'resource key whose config has the endpoint access schema')
+  .option('--poll-seconds <seconds>', 'long-poll length (default 20)', seconds)
+  .action((opts) =>
+    runCommand('endpoint start', async () => (await import('./cli/endpoint.ts')).start(opts)),
+  );
+
+sessionOptions(
+  endpoint
+    .command('status')
+    .description("this host's endpoint process and the requests waiting for it at the API"),
+)
+  .requiredOption('--resource <name>', 'resource key')
+  .option('--json', 'print it as JSON')
+  .action((opts) =>
+    runCommand('endpoint status', async () => (await import('./cli/endpoint.ts')).status(opts)),
+  );
+
 await program.parseAsync();

@@ -197,6 +197,42 @@ export class Session {
   }
 
   /**
+   * Registers an endpoint for a resource whose config has the `endpoint` access schema (MFA sites): run
+   * `sortie endpoint start --resource NAME` on the site's login node with the returned token in env
+   * `SORTIE_ENDPOINT_TOKEN`; it launches, checks and cancels this session's pilots there. The token is
+   * shown once (the API keeps its hash) and opens only the endpoint routes; `revokeEndpoint` revokes it.
+   */
+  async createEndpoint(
+    resource: string,
+  ): Promise<{ uid: string; token: string; resource: string; created: string }> {
+    this.assertOpen();
+    return this.transport.request('POST', this.path('/endpoints'), { resource }, undefined, {
+      requestToken: newRequestToken(),
+    });
+  }
+
+  /** The session's endpoints: resource, last poll, host, and how many requests wait for each. */
+  async listEndpoints(): Promise<
+    {
+      uid: string;
+      resource: string;
+      state: string;
+      created: string;
+      lastSeen?: string;
+      host?: string;
+      pending: number;
+    }[]
+  > {
+    const out = await this.transport.request<{ items: never[] }>('GET', this.path('/endpoints'));
+    return out.items;
+  }
+
+  /** Revokes an endpoint's token: its process stops at its next poll. */
+  async revokeEndpoint(uid: string): Promise<void> {
+    await this.transport.request('POST', this.path(`/endpoints/${encodeURIComponent(uid)}/revoke`), {});
+  }
+
+  /**
    * Adds resource configurations to this session (RP: `session.add_resource_config`): from an object of
    * full `<site>.<name>` keys → config, or from a path to a JSON file on this machine (`<site>.json` or
    * `resource_<site>.json`, names inside become `<site>.<name>`), read here and sent. The backend

@@ -66,9 +66,16 @@ export const resourceConfigSchema = z
   .strictObject({
     description: nonEmpty,
     notes: str.optional(),
-    /** Access schemas by name (RP 1.x `schemas`): `ssh` to a login node, or `local` (the launcher runs there). */
-    schemas: z.strictObject({ ssh: sshAccessSchema.optional(), local: z.strictObject({}).optional() }),
-    defaultSchema: oneOf(['ssh', 'local']),
+    /**
+     * Access schemas by name (RP 1.x `schemas`): `ssh` to a login node, `local` (the launcher runs there),
+     * or `endpoint` (a user-run `sortie endpoint start` on the login node does the launches: MFA sites).
+     */
+    schemas: z.strictObject({
+      ssh: sshAccessSchema.optional(),
+      local: z.strictObject({}).optional(),
+      endpoint: z.strictObject({}).optional(),
+    }),
+    defaultSchema: oneOf(['ssh', 'local', 'endpoint']),
     jobManager: oneOf(JOB_MANAGERS),
     defaultQueue: nonEmpty.optional(),
     /** SLURM only: whether the pilot's queue is a partition (`-p`) or a QOS (`-q`, e.g. Perlmutter). */

@@ -121,6 +121,13 @@ export const ROUTES: Record<string, FunctionName> = {
   'POST /sessions/{sid}/umgrs/{umid}/units': 'api',
   'GET /sessions/{sid}/umgrs/{umid}/units': 'api',
   'POST /sessions/{sid}/units/cancel': 'api',
+  'POST /sessions/{sid}/endpoints': 'api',
+  'GET /sessions/{sid}/endpoints': 'api',
+  'POST /sessions/{sid}/endpoints/{eid}/revoke': 'api',
+  /** Endpoint routes: the endpoint token only (functions/api/endpoints.ts). */
+  'GET /endpoint': 'api',
+  'POST /endpoint/poll': 'api',
+  'POST /endpoint/answer': 'api',
   'POST /agent/activate': 'agentApi',
   'POST /agent/heartbeat': 'agentApi',
   'POST /agent/commands': 'agentApi',

@@ -9,6 +9,7 @@ import type { UsageCounters } from '../core/usage.ts';
 import type { StoreContext } from './context.ts';
 import * as credentials from './credentials.ts';
 import { Db, type Operation } from './db.ts';
+import * as endpoints from './endpoints.ts';
 import type { PatchOutcome, TransitionOutcome } from './guarded.ts';
 import type { UidKind } from './keys.ts';
 import * as managers from './managers.ts';
@@ -30,6 +31,7 @@ import * as units from './units.ts';
 
 export type { ContextInfo, GeneratedKey } from './credentials.ts';
 export type { Operation } from './db.ts';
+export type { EndpointRecord, EndpointRequestRecord } from './endpoints.ts';
 export type { Expect, PatchOutcome, Refusal, TransitionOutcome } from './guarded.ts';
 export type { UidKind } from './keys.ts';
 export type { ObservedKind, StoreObserver } from './observer.ts';
@@ -83,6 +85,55 @@ export class Store {
   /** See {@link quotas.takeQuota}. */
   takeQuota(sessionId: string, name: string, n: number, limit: number): Promise<void> {
     return quotas.takeQuota(this.#ctx, sessionId, name, n, limit);
+  }
+
+  // Endpoints -----------------------------------------------------------------------------------------
+
+  /** See {@link endpoints.putEndpoint}. */
+  putEndpoint(e: Parameters<typeof endpoints.putEndpoint>[1]) {
+    return endpoints.putEndpoint(this.#ctx, e);
+  }
+  /** See {@link endpoints.getEndpoint}. */
+  getEndpoint(sessionId: string, uid: string) {
+    return endpoints.getEndpoint(this.#ctx, sessionId, uid);
+  }
+  /** See {@link endpoints.listEndpoints}. */
+  listEndpoints(sessionId: string) {
+    return endpoints.listEndpoints(this.#ctx, sessionId);
+  }
+  /** See {@link endpoints.patchEndpoint}. */
+  patchEndpoint(sessionId: string, uid: string, patch: Parameters<typeof endpoints.patchEndpoint>[3]) {
+    return endpoints.patchEndpoint(this.#ctx, sessionId, uid, patch);
+  }
+  /** See {@link endpoints.askEndpoint}. */
+  askEndpoint(r: Parameters<typeof endpoints.askEndpoint>[1]) {
+    return endpoints.askEndpoint(this.#ctx, r);
+  }
+  /** See {@link endpoints.getEndpointRequest}. */
+  getEndpointRequest(
+    sessionId: string,
+    pilotId: string,
+    op: Parameters<typeof endpoints.getEndpointRequest>[3],
+  ) {
+    return endpoints.getEndpointRequest(this.#ctx, sessionId, pilotId, op);
+  }
+  /** See {@link endpoints.pendingEndpointRequests}. */
+  pendingEndpointRequests(sessionId: string, resource: string) {
+    return endpoints.pendingEndpointRequests(this.#ctx, sessionId, resource);
+  }
+  /** See {@link endpoints.answerEndpointRequest}. */
+  answerEndpointRequest(
+    ...a: Parameters<typeof endpoints.answerEndpointRequest> extends [unknown, ...infer R] ? R : never
+  ) {
+    return endpoints.answerEndpointRequest(this.#ctx, ...a);
+  }
+  /** See {@link endpoints.withdrawEndpointRequest}. */
+  withdrawEndpointRequest(
+    sessionId: string,
+    pilotId: string,
+    op: Parameters<typeof endpoints.withdrawEndpointRequest>[3],
+  ) {
+    return endpoints.withdrawEndpointRequest(this.#ctx, sessionId, pilotId, op);
   }
 
   // Credentials ---------------------------------------------------------------------------------------

@@ -475,6 +475,15 @@ describe.skipIf(missing.length > 0)(suiteName, () => {
     expect(authOf(SESSION_ROUTE)).toBe('AWS_IAM');
     for (const key of Object.keys(ROUTES).filter((k) => k !== SESSION_ROUTE))
       expect([undefined, 'NONE'], key).toContain(authOf(key));
+    // Endpoint mode's routes are served and guarded by endpoint tokens only (test/endpoint-api.test.ts
+    // checks that session and pilot tokens get 401 there), not by an AWS authorizer the login node lacks.
+    for (const key of ['GET /endpoint', 'POST /endpoint/poll', 'POST /endpoint/answer']) {
+      expect(
+        routes.some((r) => r.props.RouteKey === key),
+        key,
+      ).toBe(true);
+      expect([undefined, 'NONE'], key).toContain(authOf(key));
+    }
   });
 
   it('grants the API its executions, the agent API the task tokens, and every function the table and queues', () => {

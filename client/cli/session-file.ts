@@ -30,7 +30,8 @@ export function sortieDir(): string {
   return path.resolve(process.env.SORTIE_DIR ?? '.sortie');
 }
 
-function writePrivate(file: string, text: string): void {
+/** Writes a file only its owner can read (0600, in a 0700 directory). */
+export function writePrivate(file: string, text: string): void {
   mkdirSync(path.dirname(file), { recursive: true, mode: 0o700 });
   writeFileSync(file, text, { mode: 0o600 });
   chmodSync(file, 0o600); // an existing file keeps its mode on write

@@ -25,6 +25,7 @@ import { store } from '../lib/store.ts';
 import { MAX_UNITS_PER_REQUEST, submitUnits } from '../lib/units.ts';
 import { chargeTo, flushUsage } from '../lib/usage.ts';
 import { dashboardResponse } from './dashboard.ts';
+import { endpointRoutes } from './endpoints.ts';
 import { resourceRoutes } from './resources.ts';
 
 /** The records the SDK sees: the store's minus what only the backend may know. */
@@ -144,6 +145,7 @@ export const handler = httpHandler({
   'GET /dashboard': async () => dashboardResponse(),
 
   ...resourceRoutes,
+  ...endpointRoutes,
 
   'POST /sessions': async (req) => {
     const name = req.body.name;

@@ -6,8 +6,10 @@
  * Tokens die with their objects (403): a closed session's token opens only {@link AFTER_CLOSE}, and an
  * ended pilot's token opens nothing, so neither a leaked token nor a late agent can change what ended.
  */
+import { ENDPOINT_ID } from '../../core/endpoints.ts';
 import { AuthenticationFailed, DoesNotExist, PermissionDenied } from '../../core/errors.ts';
 import { isFinal, pilotModel } from '../../core/states.ts';
+import type { EndpointRecord } from '../../store/endpoints.ts';
 import type { PilotRecord, SessionRecord } from '../../store/records.ts';
 import { bearerParts, secretMatches } from './secrets.ts';
 import { store } from './store.ts';
@@ -31,6 +33,7 @@ export const AFTER_CLOSE: ReadonlySet<string> = new Set([
   'GET /sessions/{sid}/resources',
   'GET /sessions/{sid}/contexts',
   'GET /sessions/{sid}/resources/{key}',
+  'GET /sessions/{sid}/endpoints',
 ]);
 
 /**
@@ -80,4 +83,39 @@ export async function authAgent(headers: Record<string, string | undefined>): Pr
       obj: pid,
     });
   return pilot;
+}
+
+/**
+ * Checks an endpoint token (`<sid>~endpoint.<hex>~<secret>`); returns the endpoint, which is open. Session
+ * and pilot tokens never pass (wrong shape, or no endpoint of that id), nor does an endpoint token pass
+ * {@link authSession} or {@link authAgent}. A closed endpoint's token is revoked (403), and so is the token
+ * of an endpoint whose session is closed once nothing waits for it: the cancels the session's close left
+ * for it must still reach it, nothing else.
+ */
+export async function authEndpoint(headers: Record<string, string | undefined>): Promise<EndpointRecord> {
+  const [sid, eid, secret] = bearerParts(headers, 3) as [string, string, string];
+  if (!ENDPOINT_ID.test(eid)) throw new AuthenticationFailed('invalid endpoint token');
+  let endpoint: EndpointRecord;
+  try {
+    endpoint = await store().getEndpoint(sid, eid);
+  } catch (err) {
+    if (err instanceof DoesNotExist) throw new AuthenticationFailed('invalid endpoint token');
+    throw err;
+  }
+  if (!secretMatches(secret, endpoint.secretHash)) throw new AuthenticationFailed('invalid endpoint token');
+  if (endpoint.state === 'closed')
+    throw new PermissionDenied(`endpoint ${eid} is closed: its token is revoked`, { obj: eid });
+  // It dies with its session too, once it has served what the session's end left for it (the cancels).
+  const session = await store().getSession(sid);
+  if (
+    session.state === 'closed' &&
+    (await store().pendingEndpointRequests(sid, endpoint.resource)).length === 0
+  )
+    throw new PermissionDenied(
+      `session ${sid} is closed and nothing waits for endpoint ${eid}: its token is revoked`,
+      {
+        obj: eid,
+      },
+    );
+  return endpoint;
 }

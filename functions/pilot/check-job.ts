@@ -8,6 +8,7 @@
  * next turn waits (backing off), and a memo the state machine hands to the next check.
  */
 
+import { launchWaitDetail } from '../../core/endpoints.ts';
 import { DEFAULT_MAX_JOB_CHECK_SECONDS, decideCheck, type JobView } from '../../core/job-checks.ts';
 import { maxQueueSeconds } from '../../core/resources.ts';
 import { PilotState } from '../../core/states.ts';
@@ -15,6 +16,7 @@ import { logger } from '../lib/log.ts';
 import { withMetrics } from '../lib/metrics.ts';
 import { CANCELED_ERROR, cancelRequested } from '../lib/pilots.ts';
 import { store } from '../lib/store.ts';
+import { endpointLastSeen } from './endpoint-launcher.ts';
 import { named } from './launch.ts';
 import { launchedJob, launcherOf, resourceOf } from './request.ts';
 
@@ -51,7 +53,20 @@ async function run(event: CheckJobEvent): Promise<{ waitSeconds: number; memo: C
   const d = pilot.description;
   const job = launchedJob(pilot);
   let view: JobView = { state: 'unknown' };
-  if (job) {
+  if (!job && (d.accessSchema ?? rc.defaultSchema) === 'endpoint') {
+    // The launch request waits for the user's endpoint: queued, so the queue limit bounds the wait (an
+    // endpoint that is down delays the pilot, it does not start its activation deadline).
+    const launch = await store().getEndpointRequest(event.sid, event.pid, 'launch');
+    if (launch?.answer && !launch.answer.ok)
+      throw named(
+        'Sortie.LaunchFailed',
+        `launch on ${d.resource} failed on its endpoint: ${launch.answer.error}`,
+      );
+    view = {
+      state: 'queued',
+      detail: launchWaitDetail(d.resource, await endpointLastSeen(event.sid, d.resource)),
+    };
+  } else if (job) {
     const { launcher, req } = await launcherOf(pilot);
     const st = await launcher.status(req, job);
     view = { state: st.state, ...(st.detail ? { detail: st.detail } : {}) };

@@ -31,8 +31,9 @@ import { executionTransitions, heartbeatSeconds } from '../lib/pilots.ts';
 import { deletePilotQueue, sendUnits } from '../lib/queues.ts';
 import { store } from '../lib/store.ts';
 import { count } from '../lib/usage.ts';
+import { withdrawLaunch } from './endpoint-launcher.ts';
 import type { JobStatus } from './launcher/types.ts';
-import { launchedJob, launcherOf } from './request.ts';
+import { accessOf, launchedJob, launcherOf } from './request.ts';
 
 /** What the state machine (or the reconciler) passes: the pilot, and the agent's outcome or the error caught. */
 export interface FinalizeEvent extends PilotEndInput {
@@ -146,6 +147,11 @@ async function run(event: FinalizeEvent): Promise<{ state: PilotState }> {
   const { state, reason } = decidePilotEnd(event, pilot.state, heartbeatSeconds());
   const job = launchedJob(pilot);
   const lines = [`pilot ends ${state}: ${reason}`];
+  if (!job && (await accessOf(pilot)) === 'endpoint') {
+    // Ended before its endpoint reported a job: take the launch back (or cancel what it launched meanwhile).
+    const line = await bounded('launch withdrawal', 10_000, withdrawLaunch(pilot));
+    if (line) lines.push(line);
+  }
   if (job) {
     const { launcher, req } = await launcherOf(pilot);
     if (state === PilotState.FAILED) {

@@ -5,12 +5,12 @@
  * anything else fails the pilot with the message as its reason.
  */
 import { PilotState } from '../../core/states.ts';
-import { ENV } from '../../stacks/manifest.ts';
-import { env } from '../lib/aws.ts';
 import { withMetrics } from '../lib/metrics.ts';
 import { CANCELED_ERROR, cancelRequested } from '../lib/pilots.ts';
 import { hashSecret, pilotSecret } from '../lib/secrets.ts';
 import { store } from '../lib/store.ts';
+import { agentConfigOf } from './agent-config.ts';
+import { EndpointPending } from './endpoint-launcher.ts';
 import { launcherOf, resourceOf } from './request.ts';
 
 /** An error whose name the state machine's Retry/Catch matches. */
@@ -47,24 +47,15 @@ async function run(event: { sid: string; pid: string }): Promise<{ jobId: string
   let job: { jobId: string; sandbox: string };
   try {
     const rc = await resourceOf(pilot);
-    const { launcher, req } = await launcherOf(pilot, {
-      apiUrl: env(ENV.apiUrl),
-      sessionId: event.sid,
-      pilotId: event.pid,
-      token: `${event.sid}~${event.pid}~${secret}`,
-      cores: pilot.description.cores,
-      ...(pilot.description.gpus !== undefined ? { gpus: pilot.description.gpus } : {}),
-      runtimeSeconds: pilot.description.runtime * 60,
-      resource: pilot.description.resource,
-      // The agent cannot see user-added resource configs: it gets what it needs to place and launch units.
-      launchMethods: rc.launchMethods,
-      gpusPerNode: rc.gpusPerNode,
-      gpuEnv: rc.gpuEnv,
-      oversubscribe: rc.oversubscribe,
-      cleanup: pilot.description.cleanup === true,
-    });
+    const { launcher, req } = await launcherOf(pilot, agentConfigOf(pilot, rc));
     job = await launcher.launch(req);
   } catch (err) {
+    if (err instanceof EndpointPending) {
+      // The request waits in the table for the user's endpoint; the job checks watch it (check-job.ts) and
+      // its answer moves the pilot on (functions/api/endpoints.ts).
+      await s.patchPilot(event.sid, event.pid, { appendLog: [err.message] });
+      return { jobId: '', sandbox: '' };
+    }
     const e = err as Error & { permanent?: boolean; code?: string };
     await s.patchPilot(event.sid, event.pid, { appendLog: [`launch failed: ${e.message}`] });
     // SSH errors say themselves whether a retry can help; a dropped connection or a slow command can.

@@ -6,6 +6,7 @@ import type { PilotRecord } from '../../store/index.ts';
 import { sessionResources } from '../lib/resources.ts';
 import { unseal } from '../lib/secrets.ts';
 import { store } from '../lib/store.ts';
+import { EndpointLauncher } from './endpoint-launcher.ts';
 import { launcherFor } from './launcher/index.ts';
 import type { HostKeyStore } from './launcher/ssh.ts';
 import type { Launcher, LaunchRequest, LaunchResult, SshCredentials } from './launcher/types.ts';
@@ -36,6 +37,11 @@ export function launchRequest(
     agentConfig,
     ...(credentials ? { credentials } : {}),
   };
+}
+
+/** The access schema a pilot uses: its own `accessSchema`, else its resource's default. */
+export async function accessOf(pilot: PilotRecord): Promise<string> {
+  return pilot.description.accessSchema ?? (await resourceOf(pilot)).defaultSchema;
 }
 
 /** The job a launch left behind, if any. */
@@ -69,6 +75,12 @@ export async function launcherOf(
 ): Promise<{ launcher: Launcher; req: LaunchRequest }> {
   const resource = await resourceOf(pilot);
   const schema = pilot.description.accessSchema ?? resource.defaultSchema;
+  // MFA sites: the user's endpoint on the login node does the work; no credentials are opened here.
+  if (schema === 'endpoint') {
+    if (!resource.schemas.endpoint)
+      throw new BadParameter(`resource '${pilot.description.resource}' has no 'endpoint' access schema`);
+    return { launcher: new EndpointLauncher(), req: launchRequest(pilot, agentConfig) };
+  }
   let credentials: SshCredentials | undefined;
   if (schema === 'ssh') {
     const sealed = await store().getContext(pilot.sessionId, pilot.description.resource);

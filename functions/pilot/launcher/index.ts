@@ -33,7 +33,13 @@ export function launcherFor(
       throw new BadParameter(
         `local access to a ${config.jobManager} resource is not supported: the launcher runs in the cloud; use 'ssh'`,
       );
+    case 'endpoint':
+      // The pilot Lambdas hand endpoint work to the user's endpoint (functions/pilot/endpoint-launcher.ts);
+      // the endpoint itself runs SshLauncher over a LocalTransport.
+      throw new BadParameter(
+        `resource's 'endpoint' access is served by its endpoint, not launched from here`,
+      );
     default:
-      throw new BadParameter(`unknown access schema '${accessSchema}'; use 'ssh' or 'local'`);
+      throw new BadParameter(`unknown access schema '${accessSchema}'; use 'ssh', 'local' or 'endpoint'`);
   }
 }

@@ -9,8 +9,9 @@ import { BadParameter, NoSuccess } from '../../../core/errors.ts';
 import { type ResourceConfig, underRoots } from '../../../core/resources.ts';
 import { jobManagerFor } from './jobmanagers/index.ts';
 import { AGENT_FILE, type BatchJobSpec, CONFIG_FILE, type JobManager, shq } from './jobmanagers/types.ts';
+import type { LauncherTransport } from './local-transport.ts';
 import { orphanSweepEverywhere } from './orphans.ts';
-import { getSshConnection, type HostKeyStore, type SshConnection, type SshConnectOptions } from './ssh.ts';
+import { getSshConnection, type HostKeyStore, type SshConnectOptions } from './ssh.ts';
 import { submitOnceCommand } from './submit-once.ts';
 import type { JobStatus, Launcher, LaunchRequest, LaunchResult } from './types.ts';
 
@@ -24,6 +25,11 @@ export interface SshLauncherOptions {
   commandTimeoutMs?: number;
   /** Close a cached connection after this long unused (default 30 s). */
   idleMs?: number;
+  /**
+   * Run the commands through this instead of an SSH login (the endpoint: this host's own shell, inside
+   * the user's login on the site's login node). The resource then needs no `ssh` schema.
+   */
+  transport?: LauncherTransport;
 }
 
 // Sandboxes end up unquoted in batch directives and are expanded by the remote shell once: allow variables
@@ -156,7 +162,8 @@ export class SshLauncher implements Launcher {
     return this.options.commandTimeoutMs ?? 60_000;
   }
 
-  private connect(req: LaunchRequest): Promise<SshConnection> {
+  private connect(req: LaunchRequest): Promise<LauncherTransport> {
+    if (this.options.transport) return Promise.resolve(this.options.transport);
     const access = this.config.schemas.ssh;
     if (!access) throw new BadParameter(`resource '${req.resource}' has no ssh access schema`);
     const c = req.credentials ?? {};
@@ -176,7 +183,7 @@ export class SshLauncher implements Launcher {
   }
 
   /** Expands `$SCRATCH/x`, `~/x` … with the remote login shell; the result must be absolute. */
-  private async expand(conn: SshConnection, root: string): Promise<string> {
+  private async expand(conn: LauncherTransport, root: string): Promise<string> {
     const r = await conn.exec(`printf '%s\\n' ${root}`, { timeoutMs: this.timeout });
     const abs = r.stdout.trim().replace(/\/+$/, '');
     if (r.code !== 0 || !abs.startsWith('/') || abs.includes('$') || !SAFE_PATH.test(abs))
