@@ -62,7 +62,11 @@ export function pickFitting(waiting: readonly SlotRequest[], free: readonly Free
 }
 
 /** A unit description's request, as the agent's slot scheduler reads it. */
-export function requestOf(d: { cores?: number; gpus?: number; mpi?: boolean }): SlotRequest {
+export function requestOf(d: {
+  cores?: number | undefined;
+  gpus?: number | undefined;
+  mpi?: boolean | undefined;
+}): SlotRequest {
   return { cores: d.cores ?? 1, gpus: d.gpus ?? 0, mpi: d.mpi === true };
 }
 
