@@ -145,6 +145,7 @@ async function main(configFile: string): Promise<number> {
     (r) => reporter.report(r),
     (_uid, slots) => {
       scheduler.release(slots);
+      releases++;
       schedule();
       wake?.();
     },
@@ -159,6 +160,8 @@ async function main(configFile: string): Promise<number> {
           }),
   );
   let executed = 0;
+  /** Units ended so far: room freed while a pull was out is not waited for (its wake-up found no waiter). */
+  let releases = 0;
   /** Reports a unit the agent holds but never started as CANCELED (its cancel may already be recorded). */
   const cancelled = (u: PulledUnit) =>
     reporter.report({ uid: u.uid, state: 'Canceled', time: new Date().toISOString(), reason: 'cancelled' });
@@ -292,9 +295,10 @@ async function main(configFile: string): Promise<number> {
         queue.map((u) => requestOf(u.description)),
         cfg.oversubscribe === true,
       );
+      const releasedBefore = releases;
       const pulled = await Promise.race([api.pull(want, 5, free), stopped]);
       if (!pulled) break;
-      backlogged = pulled.backlog && pulled.units.length === 0;
+      backlogged = pulled.backlog && pulled.units.length === 0 && releases === releasedBefore;
       // A cancel that reached the agent before the unit did (a pull answer racing it): never started.
       for (const u of pulled.units)
         if (api.inbox.cancelledEarly(u.uid)) cancelled(u);
