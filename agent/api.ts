@@ -23,6 +23,7 @@ export interface PulledUnit {
     environment?: Record<string, string>;
     cores?: number;
     gpus?: number;
+    mpi?: boolean;
     preExec?: string[];
     postExec?: string[];
     stdout?: string;
@@ -109,18 +110,27 @@ export class AgentApi {
     return this.call('/agent/activate', { resourceDetail });
   }
 
-  /** Long-polls the pilot's queue (server-side) and returns units already claimed for this pilot. */
-  async pull(max: number, waitSeconds: number): Promise<{ units: PulledUnit[] }> {
+  /**
+   * Long-polls the pilot's queue (server-side) and returns units already claimed for this pilot. `free`
+   * is the room the agent offers per node for units of backfilling managers (late binding): the pull
+   * claims only waiting units that fit it. `backlog` in the answer: such units still wait (pull again
+   * when room frees up; the pull did not long-poll).
+   */
+  async pull(
+    max: number,
+    waitSeconds: number,
+    free?: readonly { cores: number; gpus: number }[],
+  ): Promise<{ units: PulledUnit[]; backlog: boolean }> {
     // One id per pull, the same on each of its retries: a retry whose first answer was lost gets the
     // units that answer held (they are claimed for this pilot already and would otherwise sit unstarted).
     const pullId = randomUUID();
-    const answer = await this.call<{ units: PulledUnit[]; commands?: Commands }>(
+    const answer = await this.call<{ units: PulledUnit[]; commands?: Commands; backlog?: boolean }>(
       '/agent/pull',
-      { max, waitSeconds, pullId, commandsSeen: this.inbox.seen },
+      { max, waitSeconds, pullId, commandsSeen: this.inbox.seen, ...(free ? { free } : {}) },
       (waitSeconds + 25) * 1000,
     );
     this.inbox.take(answer.commands);
-    return { units: answer.units ?? [] };
+    return { units: answer.units ?? [], backlog: answer.backlog === true };
   }
 
   async states(updates: UnitReport[]): Promise<{ applied: number; refused: number }> {

@@ -11,6 +11,7 @@
 import { writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
+import { requestOf, roomAfter } from '../core/backfill.ts';
 import { RUNTIME_REACHED } from '../core/pilot-end.ts';
 import { type SlotNode, SlotScheduler } from '../core/slots.ts';
 import { type Allocation, discoverAllocation, fitPilot } from './allocation.ts';
@@ -144,6 +145,7 @@ async function main(configFile: string): Promise<number> {
     (r) => reporter.report(r),
     (_uid, slots) => {
       scheduler.release(slots);
+      releases++;
       schedule();
       wake?.();
     },
@@ -158,6 +160,8 @@ async function main(configFile: string): Promise<number> {
           }),
   );
   let executed = 0;
+  /** Units ended so far: room freed while a pull was out is not waited for (its wake-up found no waiter). */
+  let releases = 0;
   /** Reports a unit the agent holds but never started as CANCELED (its cancel may already be recorded). */
   const cancelled = (u: PulledUnit) =>
     reporter.report({ uid: u.uid, state: 'Canceled', time: new Date().toISOString(), reason: 'cancelled' });
@@ -249,13 +253,18 @@ async function main(configFile: string): Promise<number> {
 
   // Pull loop: keep a buffer of claimed units so the next spawn never waits for a pull, and pull again
   // well before it runs dry, so that the claim of the next batch overlaps the execution of this one.
-  // (Units are bound to this pilot at submit: claiming ahead takes nothing from other pilots.)
+  // (Units bound to this pilot at submit: claiming ahead takes nothing from other pilots. Units of a
+  // backfilling manager are claimed only into free room, see `free` below.)
   const buffer = Math.max(2 * totalCores, PREFETCH_UNITS);
   let asking: Promise<void> | undefined;
   let askedAt = Number.NEGATIVE_INFINITY;
+  // Units of a backfilling manager wait in its queue and none fit the room offered: wait for room (a unit
+  // of ours ending wakes the loop) or a second, rather than asking again at once.
+  let backlogged = false;
   while (!stopping) {
     const want = Math.max(scheduler.freeCores + totalCores, buffer) - queue.length;
-    if (want <= 0) {
+    if (want <= 0 || backlogged) {
+      backlogged = false;
       // Not pulling, so no pull answer brings commands: ask for them, at most once a second and one
       // request at a time, while waiting for free room (units ending wake this loop far more often).
       if (!asking && performance.now() - askedAt >= 1000) {
@@ -278,8 +287,18 @@ async function main(configFile: string): Promise<number> {
     }
     try {
       // Units a pull abandoned here claims stay bound to this pilot: the sweep at its end reschedules them.
-      const pulled = await Promise.race([api.pull(want, 5), stopped]);
+      // The room offered to backfilling managers' queues: free slots less the units held unstarted, so
+      // late-bound units are claimed only when they can start here now (they would wait idle otherwise,
+      // while another pilot had room for them).
+      const free = roomAfter(
+        scheduler.freeNodes(),
+        queue.map((u) => requestOf(u.description)),
+        cfg.oversubscribe === true,
+      );
+      const releasedBefore = releases;
+      const pulled = await Promise.race([api.pull(want, 5, free), stopped]);
       if (!pulled) break;
+      backlogged = pulled.backlog && pulled.units.length === 0 && releases === releasedBefore;
       // A cancel that reached the agent before the unit did (a pull answer racing it): never started.
       for (const u of pulled.units)
         if (api.inbox.cancelledEarly(u.uid)) cancelled(u);

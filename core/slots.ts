@@ -107,6 +107,15 @@ export class SlotScheduler {
     return this.nodes.reduce((s, n) => s + n.gpusFree, 0);
   }
 
+  /** What each node has free right now, in node order (what a backfilling agent offers on its pull). */
+  freeNodes(): SlotNode[] {
+    return this.nodes.map((n) => ({
+      name: n.spec.name,
+      cores: n.coresFree,
+      gpus: this.shareGpus ? n.spec.gpus : n.gpusFree,
+    }));
+  }
+
   /**
    * Why a request can never fit this pilot, even when it is idle (undefined if it can).
    * The reason names the request and the pilot's size.

@@ -345,6 +345,14 @@ export class Store {
   listUnits(sessionId: string, umgrId: string, options?: PageOptions): Promise<Page<UnitRecord>> {
     return units.listUnits(this.#ctx, sessionId, umgrId, options);
   }
+  /** See {@link units.listQueuedUnits}. */
+  listQueuedUnits(
+    sessionId: string,
+    umgrId: string,
+    options?: Omit<PageOptions, 'since'>,
+  ): Promise<Page<UnitRecord>> {
+    return units.listQueuedUnits(this.#ctx, sessionId, umgrId, options);
+  }
   /** See {@link units.listPilotUnits}. */
   listPilotUnits(
     sessionId: string,

@@ -37,6 +37,16 @@ export function managersParent(sessionId: string, kind: 'pmgr' | 'umgr'): string
  */
 export const LIVE_PILOTS = '#live-pilots';
 
+/**
+ * byPilot partition of a backfilling unit manager's wait queue: its UNSCHEDULED units, bound to no pilot
+ * yet, ordered by pk (uids are zero-padded, so submission order: FIFO). A claim moves a unit from here
+ * to its pilot's partition in the same guarded write. `#queue` cannot be a pilot's uid, so no pilot's
+ * partition is named this.
+ */
+export function queueKey(sessionId: string, umgrId: string): string {
+  return `${sessionId}#${umgrId}#queue`;
+}
+
 /** The `changed` sort key: ISO time, then uid so that writes in the same millisecond stay distinct. */
 export function changedKey(time: string, uid: string): string {
   return `${time}#${uid}`;

@@ -46,11 +46,21 @@ export interface PilotPatch {
   agentEnd?: { state: string; reason: string };
   /** The agent's pull just answered (see PilotRecord.lastPull). */
   lastPull?: { id: string; uids: string[]; lease?: string };
+  /** The pilot takes units from this backfilling unit manager's queue from now on (addPilots). */
+  joinQueue?: string;
+  /** The pilot takes no more units from this manager's queue (removePilots). */
+  leaveQueue?: string;
   /** The pilot's end is fully processed (final state recorded, units swept): drop it from the live pilots. */
   retire?: true;
 }
 
-const toRecord = (item: Item): PilotRecord => stripKeys<PilotRecord>(item);
+const toRecord = (item: Item): PilotRecord => {
+  const { backfill, ...rest } = stripKeys<PilotRecord & { backfill?: unknown }>(item);
+  // A string set on the table (ADD/DELETE without a read); an empty set is not stored.
+  return backfill instanceof Set && backfill.size
+    ? { ...rest, backfill: [...(backfill as Set<string>)].sort() }
+    : rest;
+};
 
 /**
  * Create pilots under `pmgrId`, in PENDING_LAUNCH (RP: the insert already uses this state).
@@ -241,4 +251,8 @@ function applyPilotPatch(u: Update, patch: PilotPatch, now: string): void {
   if (patch.clearCommands) u.set('commands', []);
   if (patch.appendCommands?.length) u.append('commands', patch.appendCommands);
   if (patch.retire) u.remove('pilotKey');
+  if (patch.joinQueue !== undefined && patch.leaveQueue !== undefined)
+    throw new BadParameter('a pilot patch cannot both join and leave a queue');
+  if (patch.joinQueue !== undefined) u.add('backfill', new Set([patch.joinQueue]));
+  if (patch.leaveQueue !== undefined) u.delete('backfill', new Set([patch.leaveQueue]));
 }

@@ -77,6 +77,8 @@ export interface PilotRecord extends WirePilotRecord {
   agentEnd?: { state: string; reason: string };
   taskTokens: TaskTokens;
   commands: PilotCommand[];
+  /** The backfilling unit managers whose queues this pilot takes units from (added, not removed). */
+  backfill?: string[];
 }
 
 /** A unit (RP's unit doc): what the API shows, plus its session. */

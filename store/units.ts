@@ -27,7 +27,7 @@ import {
   type PatchOutcome,
   type TransitionOutcome,
 } from './guarded.ts';
-import { changedKey, entityPk, PK } from './keys.ts';
+import { changedKey, entityPk, PK, queueKey } from './keys.ts';
 import { getUnitManager } from './managers.ts';
 import { notify } from './observer.ts';
 import { type Page, type PageOptions, queryByParent, queryByPilot } from './query.ts';
@@ -49,6 +49,8 @@ export interface NewUnit {
   state?: UnitState;
   /** Pilot the unit is bound to at creation (early-binding schedulers). */
   pilot?: string;
+  /** Waits in its manager's queue (late binding, backfilling): no pilot, state UNSCHEDULED. */
+  queued?: true;
   sandbox?: string;
 }
 
@@ -56,6 +58,8 @@ export interface NewUnit {
 export interface UnitPatch {
   /** Bind to a pilot (also sets the byPilot key) or unbind (null). */
   pilot?: string | null;
+  /** Put in this unit manager's wait queue (byPilot key {@link queueKey}); with `pilot: null`. */
+  queue?: string;
   sandbox?: string;
   exitCode?: number;
   stdout?: string;
@@ -77,6 +81,8 @@ export interface UnitExpect {
   pilot?: string;
   /** The unit's claim must be leased to this holder (a start by the pull that claimed it). */
   lease?: string;
+  /** The unit must wait in this unit manager's queue (a backfilling claim). */
+  queue?: string;
 }
 
 /** One change of {@link transitionUnits}. */
@@ -85,6 +91,8 @@ export interface UnitTransition {
   target: UnitState;
   patch?: UnitPatch;
   expect?: UnitExpect;
+  /** Move only from exactly this state (a backfilling claim takes only an UNSCHEDULED unit). */
+  from?: UnitState;
   /**
    * Move only while the unit is ranked below this state (a cancel in the table may take a unit that is not
    * running yet, never one an agent has started: that one its agent must kill).
@@ -101,6 +109,10 @@ export interface UnitTransition {
 export interface UnitReschedule {
   uid: string;
   expect?: UnitExpect;
+  /** Back into this (backfilling) unit manager's wait queue rather than just unbound. */
+  queue?: string;
+  /** Lines appended to the unit's log in the same write. */
+  appendLog?: readonly string[];
 }
 
 const toRecord = (item: Item): UnitRecord => stripKeys<UnitRecord>(item);
@@ -140,7 +152,12 @@ export async function createUnits(
       changed: changedKey(now, uid),
     };
     const keys = { [PK]: entityPk(sessionId, uid), kind: 'unit', parent: entityPk(sessionId, umgrId) };
-    const pilotKey = u.pilot === undefined ? {} : { pilotKey: entityPk(sessionId, u.pilot) };
+    const pilotKey =
+      u.pilot !== undefined
+        ? { pilotKey: entityPk(sessionId, u.pilot) }
+        : u.queued
+          ? { pilotKey: queueKey(sessionId, umgrId) }
+          : {};
     const { stateHistory: _, ...rest } = record;
     return { record, item: { ...rest, [HISTORY]: [historyStep(entered, now)], ...keys, ...pilotKey } };
   });
@@ -201,6 +218,20 @@ export function listUnits(
   return queryByParent(ctx, entityPk(sessionId, umgrId), options, toRecord);
 }
 
+/**
+ * The units waiting in a backfilling manager's queue, oldest first (byPilot index, partition
+ * {@link queueKey}). A page may hold units that left the queue since the index was read: callers check
+ * the state, and a claim is guarded by the queue anyway.
+ */
+export function listQueuedUnits(
+  ctx: StoreContext,
+  sessionId: string,
+  umgrId: string,
+  options: Omit<PageOptions, 'since'> = {},
+): Promise<Page<UnitRecord>> {
+  return queryByPilot(ctx, queueKey(sessionId, umgrId), options, toRecord);
+}
+
 /** Units bound to a pilot (byPilot index), by uid. */
 export function listPilotUnits(
   ctx: StoreContext,
@@ -228,7 +259,9 @@ export function transitionUnits(
     decide: (s, item) =>
       u.before !== undefined && unitModel.order[s] >= unitModel.order[u.before]
         ? { ok: false as const, reason: `unit is ${s}, not before ${u.before}` }
-        : progress(unitModel, s, u.target, unitSkips(item.description as StagingShape)),
+        : u.from !== undefined && s !== u.from
+          ? { ok: false as const, reason: `unit is ${s}, not ${u.from}` }
+          : progress(unitModel, s, u.target, unitSkips(item.description as StagingShape)),
     patch: u.patch ?? {},
     expect: u.expect,
     ...(u.report ? { late: (w: Update, item: Item) => keepReportFacts(w, item, u.patch ?? {}) } : {}),
@@ -249,7 +282,13 @@ export function rescheduleUnits(
   return applyAll(ctx, sessionId, units, (u) => ({
     decide: reschedule,
     // A lease belongs to the claim on the ended pilot: the unit is claimed afresh wherever it goes.
-    patch: { pilot: null, lease: null, leaseUntil: null },
+    patch: {
+      pilot: null,
+      lease: null,
+      leaseUntil: null,
+      ...(u.queue ? { queue: u.queue } : {}),
+      ...(u.appendLog ? { appendLog: u.appendLog } : {}),
+    },
     expect: u.expect,
   }));
 }
@@ -302,7 +341,7 @@ export function patchUnit(
     pk: entityPk(sessionId, uid),
     uid,
     ...(guard.states ? { states: guard.states } : {}),
-    expect: toExpect(guard),
+    expect: toExpect(sessionId, guard),
     patch: (u, now) => applyUnitPatch(u, sessionId, patch, now),
     toRecord,
   });
@@ -342,7 +381,7 @@ async function applyAll<T extends { uid: string; expect?: UnitExpect }>(
           uid: u.uid,
           ...(c.target ? { target: c.target } : {}),
           decide: c.decide,
-          expect: toExpect(c.expect ?? {}),
+          expect: toExpect(sessionId, c.expect ?? {}),
           patch: (w, entered, now) => {
             applyUnitPatch(w, sessionId, c.patch, now);
             if (entered.includes('Executing') && c.patch.started === undefined) w.setIfAbsent('started', now);
@@ -363,7 +402,9 @@ async function applyAll<T extends { uid: string; expect?: UnitExpect }>(
 }
 
 function applyUnitPatch(u: Update, sessionId: string, patch: UnitPatch, now: string): void {
-  if (patch.pilot === null) u.remove('pilot').remove('pilotKey');
+  if (patch.pilot === null && patch.queue !== undefined)
+    u.remove('pilot').set('pilotKey', queueKey(sessionId, patch.queue));
+  else if (patch.pilot === null) u.remove('pilot').remove('pilotKey');
   else if (patch.pilot !== undefined)
     u.set('pilot', patch.pilot).set('pilotKey', entityPk(sessionId, patch.pilot));
   for (const key of [
@@ -428,11 +469,12 @@ function executedSinceClaim(steps: readonly string[]): boolean {
   return states.lastIndexOf('Executing') > states.lastIndexOf('Scheduling');
 }
 
-function toExpect(e: UnitExpect): Expect {
+function toExpect(sessionId: string, e: UnitExpect): Expect {
   return {
     kind: 'unit',
     ...(e.pilot === undefined ? {} : { pilot: e.pilot }),
     ...(e.lease === undefined ? {} : { lease: e.lease }),
+    ...(e.queue === undefined ? {} : { pilotKey: queueKey(sessionId, e.queue) }),
   };
 }
 

@@ -287,7 +287,7 @@ describe('test_unit_manager.py', () => {
     expect(um.uid).toBe(umR.uid);
   });
 
-  it('test__unitmanager_pilot_assoc (adding)', async () => {
+  it('test__unitmanager_pilot_assoc', async () => {
     const session = await newSession();
     const pm = await PilotManager.create(session);
     const p1 = await pm.submitPilots(cpd(1));
@@ -298,11 +298,22 @@ describe('test_unit_manager.py', () => {
     // Adding the same pilot twice should be ignored.
     await um.addPilots(p1);
     expect(await um.listPilots()).toEqual([p1.uid]);
+    await um.removePilots(p1.uid);
+    expect(await um.listPilots()).toEqual([]);
+    const pilotList = [];
+    for (let x = 0; x < 2; x++) {
+      const p = await pm.submitPilots(cpd(1));
+      await um.addPilots(p);
+      pilotList.push(p);
+    }
+    const pl = await um.listPilots();
+    expect(pl).toHaveLength(2);
+    for (const l of pilotList) {
+      expect(pl).toContain(l.uid);
+      await um.removePilots(l.uid);
+    }
+    expect(await um.listPilots()).toEqual([]);
   });
-
-  // The rest of RP's test removes pilots (`um.remove_pilots(p1.uid)`); removePilots comes with the
-  // backfilling scheduler (issue 16, item 1), built on another branch.
-  it.todo('test__unitmanager_pilot_assoc (removing: umgr.removePilots)');
 });
 
 describe('test_unit.py', () => {

@@ -1,7 +1,13 @@
 /** Unit-manager schedulers (core/schedulers.ts): name checks and early binding of units to pilots. */
 import { describe, expect, it } from 'vitest';
 import { BadParameter } from '../core/errors.ts';
-import { bindUnits, IMPLEMENTED_SCHEDULERS, parseScheduler, SCHEDULERS } from '../core/schedulers.ts';
+import {
+  bindsLate,
+  bindUnits,
+  IMPLEMENTED_SCHEDULERS,
+  parseScheduler,
+  SCHEDULERS,
+} from '../core/schedulers.ts';
 
 describe('parseScheduler', () => {
   it('accepts the implemented names as they are', () => {
@@ -24,19 +30,27 @@ describe('parseScheduler', () => {
     }
   });
 
-  it('refuses a known RP scheduler that is not built, saying so and what to use instead', () => {
-    expect(() => parseScheduler('backfilling')).toThrow(BadParameter);
-    expect(() => parseScheduler('backfilling')).toThrow(
-      "'backfilling' is not implemented yet; use direct_submission or round_robin",
-    );
+  it('accepts every RP scheduler, backfilling too', () => {
+    expect(IMPLEMENTED_SCHEDULERS).toEqual(SCHEDULERS);
+    expect(parseScheduler('backfilling')).toBe('backfilling');
+  });
+});
+
+describe('bindsLate', () => {
+  it('is true for backfilling only', () => {
+    expect(SCHEDULERS.filter(bindsLate)).toEqual(['backfilling']);
   });
 });
 
 describe('bindUnits', () => {
   it('refuses to bind when the manager has no live pilot, whatever the scheduler', () => {
-    for (const s of IMPLEMENTED_SCHEDULERS) {
+    for (const s of IMPLEMENTED_SCHEDULERS.filter((s) => !bindsLate(s))) {
       expect(() => bindUnits(s, [], 3)).toThrow(/no live pilot; add one with addPilots\(\) first/);
     }
+  });
+
+  it('refuses to bind at submit for backfilling (late binding)', () => {
+    expect(() => bindUnits('backfilling', ['p0'], 1)).toThrow('backfilling binds units late, not at submit');
   });
 
   it('direct_submission binds every unit to the one pilot', () => {

@@ -10,10 +10,11 @@ import { parsePilotDescription } from '../../core/descriptions.ts';
 import { BadParameter, DoesNotExist, PermissionDenied } from '../../core/errors.ts';
 import { allItems } from '../../core/pages.ts';
 import { checkQueueTimeout, checkSandbox, type ResourceConfig } from '../../core/resources.ts';
-import { parseScheduler } from '../../core/schedulers.ts';
+import { bindsLate, parseScheduler } from '../../core/schedulers.ts';
 import { isFinal, pilotModel } from '../../core/states.ts';
 import type { PageOptions, PilotRecord, SessionRecord, UnitRecord } from '../../store/index.ts';
 import { authSession } from '../lib/auth.ts';
+import { cancelQueued, wakeQueue } from '../lib/backfill.ts';
 import { type CancelOutcome, cancelUnitRecords } from '../lib/cancel.ts';
 import { httpHandler, type Request, str, strList } from '../lib/http.ts';
 import { asIs, once, type Replay } from '../lib/idempotency.ts';
@@ -33,7 +34,14 @@ function pilotOut(
   p: PilotRecord,
 ): Omit<
   PilotRecord,
-  'secretHash' | 'taskTokens' | 'commands' | 'sessionId' | 'lastPull' | 'lastHeartbeat' | 'agentEnd'
+  | 'secretHash'
+  | 'taskTokens'
+  | 'commands'
+  | 'sessionId'
+  | 'lastPull'
+  | 'lastHeartbeat'
+  | 'agentEnd'
+  | 'backfill'
 > {
   const {
     secretHash: _s,
@@ -43,6 +51,7 @@ function pilotOut(
     lastPull: _p,
     lastHeartbeat: _h,
     agentEnd: _e,
+    backfill: _b,
     ...rest
   } = p;
   return rest;
@@ -197,6 +206,11 @@ export const handler = httpHandler({
       }
     }
     const closed = s.state === 'closed' ? s : await store().closeSession(s.sessionId);
+    // Units still waiting in a backfilling manager's queue: no pilot will come for them now (RP's close
+    // cancels what did not run). After the close, so that a pilot's end sweeping units back into a queue
+    // meanwhile either sees the session closed or has its units cancelled here.
+    for (const m of await allItems((next) => store().listUnitManagers(s.sessionId, { next })))
+      if (bindsLate(m.scheduler)) await cancelQueued(s.sessionId, m.uid, 'cancelled: session closed');
     await flushUsage([s.sessionId]);
     return { uid: closed.sessionId, closed: closed.closed };
   },
@@ -397,6 +411,11 @@ export const handler = httpHandler({
     if (pilots.length === 0) throw new BadParameter('addPilots.pilots: must name at least one pilot');
     await store().getPilots(s.sessionId, pilots);
     const m = await store().updateUnitManagerPilots(s.sessionId, req.params.umid as string, { add: pilots });
+    if (bindsLate(m.scheduler)) {
+      // The pilots' pulls take units from this manager's queue from now on; wake them if they are active.
+      await Promise.all(pilots.map((pid) => store().patchPilot(s.sessionId, pid, { joinQueue: m.uid })));
+      await wakeQueue(s.sessionId, m.uid);
+    }
     return { uid: m.uid, pilots: m.pilots };
   },
 
@@ -420,6 +439,9 @@ export const handler = httpHandler({
         obj: foreign[0] as string,
       });
     const m = await store().updateUnitManagerPilots(s.sessionId, umid, { remove: pilots });
+    // A backfilling manager's queue: their pulls take no more units from it (those they hold run on).
+    if (bindsLate(m.scheduler))
+      await Promise.all(pilots.map((pid) => store().patchPilot(s.sessionId, pid, { leaveQueue: umid })));
     let cancelled: CancelOutcome = { cancelled: 0, signalled: 0 };
     if (req.body.drain === false) {
       // Read after the removal: no unit of this manager can be bound to these pilots any more.

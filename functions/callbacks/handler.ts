@@ -6,11 +6,13 @@
  */
 
 import { randomUUID } from 'node:crypto';
+import { parseFreeRoom } from '../../core/backfill.ts';
 import { IncorrectState } from '../../core/errors.ts';
 import { claimState, isFinal, PilotState, pilotModel } from '../../core/states.ts';
 import type { NodeDetail } from '../../core/wire.ts';
 import type { UnitRecord } from '../../store/index.ts';
 import { authAgent } from '../lib/auth.ts';
+import { claimQueued, type QueueClaim } from '../lib/backfill.ts';
 import { httpHandler, MAX_ID_BYTES } from '../lib/http.ts';
 import { heartbeatSeconds, heartbeatToken, leaseSeconds, succeedToken } from '../lib/pilots.ts';
 import { deleteReceived, type QueuedUnit, receiveUnits, sendUnits } from '../lib/queues.ts';
@@ -103,45 +105,69 @@ export const handler = httpHandler({
         commands: commandsFor(pilot, seen),
       };
     }
+    // Late binding: units of the pilot's backfilling managers that fit the room the agent offers, claimed
+    // first (they wait UNSCHEDULED in the managers' queues, functions/lib/backfill.ts). While units wait
+    // there the pull does not long-poll: the agent asks again as soon as a unit of its ends.
+    const free = parseFreeRoom(req.body.free);
+    const lease = randomUUID();
+    const leaseUntil = Date.now() + leaseSeconds() * 1000;
+    const fromQueues: QueueClaim = pilot.backfill?.length
+      ? await claimQueued(pilot, free, max, lease, leaseUntil)
+      : { units: [], backlog: false };
     const {
       units: received,
       receipts,
       wake,
-    } = await receiveUnits(pilot.sessionId, pilot.uid, wait, Math.ceil(max / UNITS_PER_MESSAGE_GUESS));
-    // A wake-up means commands were written after this pilot was read: read them again to carry them now.
-    const commands = commandsFor(wake ? await store().getPilot(pilot.sessionId, pilot.uid) : pilot, seen);
-    if (received.length === 0) {
-      await deleteReceived(pilot.sessionId, pilot.uid, receipts); // wake-ups only
-      return { units: [], commands };
+    } = await receiveUnits(
+      pilot.sessionId,
+      pilot.uid,
+      fromQueues.units.length || fromQueues.backlog ? 0 : wait,
+      Math.ceil(Math.max(1, max - fromQueues.units.length) / UNITS_PER_MESSAGE_GUESS),
+    );
+    // A wake-up means commands were written after this pilot was read, or units joined a queue: read the
+    // pilot again to carry its commands (and its queues, if it was just added to a manager) now.
+    const fresh = wake ? await store().getPilot(pilot.sessionId, pilot.uid) : pilot;
+    const commands = commandsFor(fresh, seen);
+    if (wake && fromQueues.units.length === 0 && fresh.backfill?.length) {
+      const again = await claimQueued(fresh, free, max, lease, leaseUntil);
+      fromQueues.units = again.units;
+      fromQueues.backlog = again.backlog;
     }
     // A pull never claims more than it was asked for: messages carry ~100 units each, so the units beyond
     // `max` go back to the queue (sent before the received messages are deleted: a failure in between
     // leaves them to SQS redelivery, never lost).
-    const units = received.slice(0, max);
-    await sendUnits(pilot.sessionId, pilot.uid, received.slice(max));
+    const room = Math.max(0, max - fromQueues.units.length);
+    const units = received.slice(0, room);
+    await sendUnits(pilot.sessionId, pilot.uid, received.slice(room));
     // The claim is authoritative: PENDING_EXECUTION → SCHEDULING (PENDING_INPUT_STAGING → STAGING_INPUT for a
     // unit the agent stages first), only for units bound to this pilot, leased
     // to this pull until a deadline (unstarted by then, the reconciler returns them to the queue). A unit
     // cancelled, rescheduled or already claimed (SQS redelivery) is refused and not run.
-    const lease = randomUUID();
-    const leaseUntil = Date.now() + leaseSeconds() * 1000;
-    const outs = await store().transitionUnits(
-      pilot.sessionId,
-      units.map((u) => ({
-        uid: u.uid,
-        target: claimState(u.description),
-        patch: { lease, leaseUntil },
-        expect: { pilot: pilot.uid },
-      })),
-    );
+    const outs =
+      units.length === 0
+        ? []
+        : await store().transitionUnits(
+            pilot.sessionId,
+            units.map((u) => ({
+              uid: u.uid,
+              target: claimState(u.description),
+              patch: { lease, leaseUntil },
+              expect: { pilot: pilot.uid },
+            })),
+          );
     await deleteReceived(pilot.sessionId, pilot.uid, receipts);
-    const claimed = new Set(outs.filter((o) => o.ok).map((o) => (o.ok ? o.record.uid : '')));
+    const direct = new Set(outs.filter((o) => o.ok).map((o) => (o.ok ? o.record.uid : '')));
+    const claimed = [...fromQueues.units, ...units.filter((u) => direct.has(u.uid))];
     // Remembered before answering, so that a retry of this very pull finds them (one pilot write per pull).
-    if (pullId && claimed.size)
+    if (pullId && claimed.length)
       await store().patchPilot(pilot.sessionId, pilot.uid, {
-        lastPull: { id: pullId, uids: [...claimed], lease },
+        lastPull: { id: pullId, uids: claimed.map((u) => u.uid), lease },
       });
-    return { units: units.filter((u) => claimed.has(u.uid)).map((u) => ({ ...u, lease })), commands };
+    return {
+      units: claimed.map((u) => ({ ...u, lease })),
+      commands,
+      ...(fromQueues.backlog ? { backlog: true } : {}),
+    };
   },
 
   'POST /agent/states': async (req) => {

@@ -23,6 +23,31 @@ export async function cancelUnitRecords(
   units: readonly UnitRecord[],
   why: string,
 ): Promise<CancelOutcome> {
+  // A unit waiting in a backfilling manager's queue leaves it with its cancel, guarded by the queue: one an
+  // agent claimed meanwhile is refused here and cancelled below as the bound unit it now is.
+  const waiting = units.filter((u) => u.pilot === undefined && u.state === UnitState.UNSCHEDULED);
+  const fromQueue =
+    waiting.length === 0
+      ? []
+      : await store().transitionUnits(
+          sid,
+          waiting.map((u) => ({
+            uid: u.uid,
+            target: UnitState.CANCELED,
+            from: UnitState.UNSCHEDULED,
+            expect: { queue: u.umgr },
+            patch: { appendLog: [why], pilot: null },
+          })),
+        );
+  const claimed = fromQueue.flatMap((o) =>
+    !o.ok && o.current && !isFinal(unitModel, o.current.state) ? [o.current] : [],
+  );
+  const rest = [...units.filter((u) => !waiting.includes(u)), ...claimed];
+  const bound = await cancelBound(sid, rest, why);
+  return { ...bound, cancelled: bound.cancelled + fromQueue.filter((o) => o.ok).length };
+}
+
+async function cancelBound(sid: string, units: readonly UnitRecord[], why: string): Promise<CancelOutcome> {
   // Also one an agent has claimed but not started: its write-ahead start is then refused, so it is never
   // spawned. The guard leaves a unit that started meanwhile to its agent.
   const open = units.filter((u) => !isFinal(unitModel, u.state));

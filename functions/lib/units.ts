@@ -2,15 +2,17 @@
  * Unit submission, shared by the HTTP API and event-triggered submissions: validate, bind to pilots
  * (the unit manager's scheduler), store in bulk, and queue many units per SQS message.
  */
-import { parseUnitDescriptions } from '../../core/descriptions.ts';
+import { type ComputeUnitDescription, parseUnitDescriptions } from '../../core/descriptions.ts';
 import { BadParameter, IncorrectState } from '../../core/errors.ts';
 import { groupBy } from '../../core/group.ts';
 import type { ResourceRegistry } from '../../core/resource-registry.ts';
-import { bindUnits, type SchedulerName } from '../../core/schedulers.ts';
+import { bindsLate, bindUnits, type SchedulerName } from '../../core/schedulers.ts';
 import { type PilotSize, tooBigForPilot } from '../../core/slots.ts';
 import { unbuiltDirective } from '../../core/staging.ts';
 import { isFinal, pendingState, pilotModel, UnitState } from '../../core/states.ts';
 import type { UnitRecord } from '../../store/index.ts';
+import { wakeQueue } from './backfill.ts';
+import { logger } from './log.ts';
 import { sendUnits } from './queues.ts';
 import { sessionResources } from './resources.ts';
 import { store } from './store.ts';
@@ -62,6 +64,7 @@ export async function submitUnits(sessionId: string, umid: string, raw: unknown)
   if (session.state !== 'open')
     throw new IncorrectState(`session ${sessionId} is closed`, { obj: sessionId });
   const umgr = await store().getUnitManager(sessionId, umid);
+  if (bindsLate(umgr.scheduler)) return submitLate(sessionId, umid, descriptions);
   const livePilots = umgr.pilots.length
     ? (await store().getPilots(sessionId, umgr.pilots)).filter((p) => !isFinal(pilotModel, p.state))
     : [];
@@ -116,4 +119,26 @@ export async function submitUnits(sessionId: string, umid: string, raw: unknown)
     }),
   );
   return units.map((u) => failed.get(u.uid) ?? u);
+}
+
+/**
+ * Late binding (backfilling): the units wait UNSCHEDULED in the manager's queue, bound to no pilot, until
+ * an agent with room claims them (functions/lib/backfill.ts). No pilot is needed at submit (RP's
+ * backfiller keeps its wait queue until one comes). The manager's ACTIVE pilots are woken to pull.
+ */
+async function submitLate(
+  sessionId: string,
+  umid: string,
+  descriptions: readonly ComputeUnitDescription[],
+): Promise<UnitRecord[]> {
+  const units = await store().createUnits(
+    sessionId,
+    umid,
+    descriptions.map((description) => ({ description, state: UnitState.UNSCHEDULED, queued: true })),
+  );
+  // The units are safe in the queue; a failed wake-up only delays them to the agents' next pull.
+  await wakeQueue(sessionId, umid).catch((err: unknown) =>
+    logger.warn('queue wake-up failed', { sessionId, umid, error: String(err) }),
+  );
+  return units;
 }

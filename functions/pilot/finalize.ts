@@ -8,7 +8,8 @@
  * 3. Sweep the pilot's unfinished units so none can hang (RP's backfilling rule): not yet executing →
  *    UNSCHEDULED, then rebound to another live pilot of their unit manager, or, with none left,
  *    FAILED (CANCELED if the pilot was cancelled); executing → restartable ? the same : FAILED
- *    (CANCELED if the pilot was cancelled).
+ *    (CANCELED if the pilot was cancelled). A backfilling manager's units go back into its queue
+ *    instead, UNSCHEDULED, for its other pilots (or a pilot added later) to claim.
  * 4. Delete the pilot's queue, and retire the pilot from the live pilots (store LIVE_PILOTS): its end is
  *    fully processed. Until then the reconciler (reconcile.ts) runs this same handler for a pilot whose
  *    execution ended without getting here.
@@ -22,9 +23,10 @@ import {
   type PilotEndInput,
   RECONCILED_ERROR,
 } from '../../core/pilot-end.ts';
-import { bindUnits, type SchedulerName } from '../../core/schedulers.ts';
+import { bindsLate, bindUnits, type SchedulerName } from '../../core/schedulers.ts';
 import { isFinal, PilotState, pendingState, pilotModel, sweepTarget, UnitState } from '../../core/states.ts';
 import type { PilotRecord, UnitRecord } from '../../store/index.ts';
+import { cancelQueued, wakeQueue } from '../lib/backfill.ts';
 import { logger } from '../lib/log.ts';
 import { withMetrics } from '../lib/metrics.ts';
 import { executionTransitions, heartbeatSeconds } from '../lib/pilots.ts';
@@ -61,16 +63,57 @@ function allPilotUnits(sid: string, pid: string): Promise<UnitRecord[]> {
   return allItems((next) => store().listPilotUnits(sid, pid, { next }));
 }
 
+/**
+ * Late binding (backfilling): the pilot's unfinished units of a backfilling manager go back into that
+ * manager's queue, UNSCHEDULED and unbound, in the same guarded write per unit; the manager's other
+ * active pilots are woken to take them. With no pilot left they wait there (RP's backfiller keeps its
+ * wait queue) until one is added or the session closes: a closed session's close, or this sweep when it
+ * finds the session closed, cancels them. Returns how many went back.
+ */
+async function requeue(pilot: PilotRecord, units: readonly UnitRecord[], why: string): Promise<number> {
+  if (units.length === 0) return 0;
+  const s = store();
+  const sid = pilot.sessionId;
+  const outs = await s.rescheduleUnits(
+    sid,
+    units.map((u) => ({
+      uid: u.uid,
+      expect: { pilot: pilot.uid },
+      queue: u.umgr,
+      appendLog: [`${why}; back in ${u.umgr}'s queue`],
+    })),
+  );
+  const back = outs.flatMap((o) => (o.ok ? [o.record] : []));
+  const managers = [...new Set(back.map((u) => u.umgr))];
+  // Read after the units are back: either the close route (which closes first, then cancels the queues)
+  // sees them, or this read sees the session closed.
+  const closed = (await s.getSession(sid)).state !== 'open';
+  for (const umid of managers) {
+    if (closed) await cancelQueued(sid, umid, 'cancelled: session closed');
+    else await wakeQueue(sid, umid, pilot.uid);
+  }
+  return back.length;
+}
+
 /** The sweep (step 3). Returns counts for the log. */
 async function sweep(pilot: PilotRecord, state: PilotState, reason: string): Promise<Record<string, number>> {
   const s = store();
   const sid = pilot.sessionId;
   const units = (await allPilotUnits(sid, pilot.uid)).filter((u) => u.pilot === pilot.uid);
+  const umgrs = new Map(
+    await Promise.all(
+      [...new Set(units.map((u) => u.umgr))].map(
+        async (id) => [id, await s.getUnitManager(sid, id)] as const,
+      ),
+    ),
+  );
   const toFail: string[] = [];
   const toReschedule: UnitRecord[] = [];
+  const toRequeue: UnitRecord[] = [];
   for (const u of units) {
     const t = sweepTarget(u.state, u.description.restartable ?? false);
     if (t === UnitState.FAILED) toFail.push(u.uid);
+    else if (t === UnitState.UNSCHEDULED && bindsLate(umgrs.get(u.umgr)?.scheduler ?? '')) toRequeue.push(u);
     else if (t === UnitState.UNSCHEDULED) toReschedule.push(u);
   }
   // A unit killed because the user cancelled its pilot did not fail (RP 0.22 set them CANCELED); one the
@@ -91,7 +134,8 @@ async function sweep(pilot: PilotRecord, state: PilotState, reason: string): Pro
     toReschedule.map((u) => ({ uid: u.uid, expect: { pilot: pilot.uid } })),
   );
   const unscheduled = back.filter((o) => o.ok).map((o) => (o.ok ? o.record : (undefined as never)));
-  let rebound = 0;
+  const requeued = await requeue(pilot, toRequeue, why);
+  let rebound = requeued;
   let ended = 0;
   // Rebind per unit manager to its other live pilots, or end the units: nothing waits for a pilot that will never come.
   const byUmgr = groupBy(unscheduled, (u) => u.umgr);
