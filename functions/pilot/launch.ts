@@ -61,6 +61,7 @@ async function run(event: { sid: string; pid: string }): Promise<{ jobId: string
       gpusPerNode: rc.gpusPerNode,
       gpuEnv: rc.gpuEnv,
       oversubscribe: rc.oversubscribe,
+      spawner: rc.agentSpawner,
       cleanup: pilot.description.cleanup === true,
     });
     job = await launcher.launch(req);
