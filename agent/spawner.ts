@@ -122,7 +122,10 @@ export class HelperSpawner {
 
   /** Starts the spawner program `bin` and waits for its ready line. */
   private static async run(bin: string, log: (msg: string) => void): Promise<HelperSpawner | undefined> {
-    const child = spawn(bin, [], { stdio: ['pipe', 'pipe', 'inherit'] });
+    // Its own session: a SIGTERM to the agent's process group (a pilot's cancel, the batch system's
+    // signal to the job) reaches the agent, which then decides the units' ends; the spawner ends when the
+    // agent closes its input, or dies.
+    const child = spawn(bin, [], { stdio: ['pipe', 'pipe', 'inherit'], detached: true });
     const ready = await new Promise<string | undefined>((resolve) => {
       const timer = setTimeout(() => resolve('no ready line'), READY_TIMEOUT_MS);
       child.once('error', (err) => resolve(err.message));
