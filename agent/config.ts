@@ -3,6 +3,7 @@
  * It holds the pilot secret: the agent's only credential, good for its own pilot's routes and nothing else.
  */
 import { readFileSync } from 'node:fs';
+import { AGENT_SPAWNERS, type AgentSpawner } from '../core/spawners.ts';
 import type { LaunchConfig } from './launch-methods.ts';
 
 /** What the launcher writes into `agent.json`. */
@@ -33,6 +34,8 @@ export interface AgentConfig {
   oversubscribe?: boolean;
   /** The pilot description's `cleanup`: empty the sandbox at the end, keeping the logs. */
   cleanup?: boolean;
+  /** The resource config's `agentSpawner` (default PERSISTENT; see core/resources.ts). */
+  spawner?: AgentSpawner;
 }
 
 /** Reads and checks `agent.json`; a broken file ends the agent with a message naming the field. */
@@ -48,6 +51,10 @@ export function readConfig(file: string): AgentConfig {
   }
   if (raw.gpus !== undefined && !(Number.isInteger(raw.gpus) && Number(raw.gpus) >= 0))
     throw new Error(`${file}: 'gpus' must be a non-negative integer`);
+  if (raw.spawner !== undefined && !AGENT_SPAWNERS.includes(raw.spawner as AgentSpawner))
+    throw new Error(
+      `${file}: 'spawner' must be one of ${AGENT_SPAWNERS.join(', ')}, got ${JSON.stringify(raw.spawner)}`,
+    );
   const lm = raw.launchMethods as { order?: unknown } | undefined;
   if (lm !== undefined && !(Array.isArray(lm?.order) && lm.order.every((m) => typeof m === 'string')))
     throw new Error(`${file}: 'launchMethods.order' must be a list of method names`);

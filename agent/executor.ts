@@ -21,6 +21,7 @@ import {
   remoteKillCommand,
   spawnCommand,
 } from './launch-methods.ts';
+import type { HelperSpawner, SpawnStage } from './spawner.ts';
 import { directivesToRun, runDirectives, StagingError } from './staging.ts';
 
 /** What the executor needs from the pilot. */
@@ -36,6 +37,8 @@ export interface ExecutorContext {
   hasGpus: boolean;
   /** Cores on the nodes before node i (IBRUN's task offset). */
   nodeOffsets: readonly number[];
+  /** The node's persistent spawner; without it (no compiler, or agentSpawner POPEN) the agent spawns. */
+  spawner?: HelperSpawner;
 }
 
 /** A unit description as pulled, with the fields this executor reads. */
@@ -75,6 +78,14 @@ const writeAsync = (file: string, text: string) =>
   new Promise<void>((resolve, reject) =>
     writeFile(file, text, { mode: 0o700 }, (err) => (err ? reject(err) : resolve())),
   );
+
+/** What the spawner's child was doing when a start failed (see spawner.ts). */
+const stageText: Record<Exclude<SpawnStage, 'exec'>, string> = {
+  spawner: 'the spawner could not fork for',
+  sandbox: 'cannot make or enter the sandbox',
+  script: 'cannot write launch.sh in',
+  output: 'cannot open the output files in',
+};
 
 /** Characters that bash acts on inside double quotes. */
 const EXPANDS = /[$`\\]/;
@@ -178,7 +189,14 @@ export class Executor {
       nodeOffsets: this.ctx.nodeOffsets,
       ...(this.ctx.methods.srunMpi ? { srunMpi: this.ctx.methods.srunMpi } : {}),
     });
-    await mkdirAsync(dir);
+    // Through the spawner (not for SSH: the agent reads ssh's output), the spawner's child makes the
+    // sandbox and writes launch.sh; the agent makes it only to stage inputs into it first.
+    const helper = method === 'SSH' ? undefined : this.ctx.spawner;
+    let made = false;
+    if (!helper || d.inputStaging?.length) {
+      await mkdirAsync(dir);
+      made = true;
+    }
     if (d.inputStaging?.length) {
       // The unit is in STAGING_INPUT (its claim): its inputs are staged before the launch script runs.
       try {
@@ -193,7 +211,8 @@ export class Executor {
         return;
       }
     }
-    await writeAsync(path.join(dir, 'launch.sh'), script);
+    const scriptFile = path.join(dir, 'launch.sh');
+    if (!helper) await writeAsync(scriptFile, script);
     const execLocations = [...new Set(slots.map((s) => s.name))];
     const announced = this.writeAhead(unit, {
       uid: unit.uid,
@@ -216,15 +235,91 @@ export class Executor {
       return;
     }
     // When the script would only export and exec the command with nothing for bash to expand (FORK, no
-    // pre/post_exec, no `$`, backtick or backslash in any word or value), the agent execs the command
-    // itself with the same environment, directory and output files: the same effect without a bash per
-    // unit, which is most of a null unit's cost. launch.sh is written all the same, to rerun by hand.
+    // pre/post_exec, no `$`, backtick or backslash in any word or value), the command is exec'd directly
+    // with the same environment, directory and output files: the same effect without a bash per unit,
+    // which is most of a null unit's cost. launch.sh is written all the same, to rerun by hand.
     const words = [d.executable, ...(d.arguments ?? []), ...Object.values(d.environment ?? {})];
     const direct =
       method === 'FORK' && !d.preExec?.length && !d.postExec?.length && !words.some((w) => EXPANDS.test(w));
     const cmd = direct
       ? { file: d.executable, args: d.arguments ?? [] }
       : spawnCommand(method, slots, dir, this.ctx.methods.sshFlags);
+    const onSpawn = () => {
+      if (announced) return; // recorded before the spawn: the end is the next write
+      this.report({
+        uid: unit.uid,
+        state: 'Executing',
+        time: new Date().toISOString(),
+        sandbox: dir,
+        execLocations,
+      });
+    };
+    const cannotExecute = (code: string | undefined, message: string) =>
+      // The shell's codes (127 not found, 126 not executable), so users see what a terminal would show.
+      this.finish(
+        unit,
+        slots,
+        'Failed',
+        code === 'ENOENT' ? 127 : 126,
+        `cannot execute ${cmd.file}: ${code ?? message}`,
+      );
+    const onClose = (code: number | null, signal: NodeJS.Signals | null, sshErr = '') => {
+      if (!this.running.has(unit.uid)) return; // already finished through an error
+      // A unit killed by a signal may have died with its whole job (the batch system's SIGTERM reaches
+      // every process of the job, this agent too): a moment later the agent's own stop decides its report.
+      if (signal && !entry.cancelled)
+        setTimeout(() => this.ended(unit, slots, method, entry, code, signal, sshErr), SIGNAL_GRACE_MS);
+      else this.ended(unit, slots, method, entry, code, signal, sshErr);
+    };
+    if (helper?.usable) {
+      helper.spawn(
+        {
+          cwd: dir,
+          ...(direct
+            ? {
+                stdout: path.resolve(dir, d.stdout ?? 'STDOUT'),
+                stderr: path.resolve(dir, d.stderr ?? 'STDERR'),
+              }
+            : {}),
+          script: { path: scriptFile, text: script },
+          file: cmd.file,
+          args: cmd.args,
+          // The spawner's environment is the agent's; the script exports these too (see below).
+          env: direct ? { ...rpEnv, ...d.environment } : rpEnv,
+        },
+        {
+          spawned: (pid) => {
+            entry.pid = pid;
+            // Cancelled while the spawner was starting it: the group exists only now.
+            if (entry.cancelled) killGroup(pid);
+            onSpawn();
+          },
+          failed: (stage, code) => {
+            if (stage === 'exec') cannotExecute(code, code);
+            else
+              this.finish(
+                unit,
+                slots,
+                'Failed',
+                undefined,
+                `cannot start unit: ${stageText[stage]} ${dir}: ${code}`,
+              );
+          },
+          exited: (code, signal) => onClose(code, signal),
+          lost: (reason) => {
+            // Its end can no longer be heard: it is killed, and ends FAILED with the reason.
+            if (entry.pid > 0) killGroup(entry.pid);
+            this.finish(unit, slots, 'Failed', undefined, `unit lost: ${reason}`);
+          },
+        },
+      );
+      return;
+    }
+    if (helper && !made) {
+      // The spawner died since this launch began: the agent spawns it itself.
+      await mkdirAsync(dir);
+      await writeAsync(scriptFile, script);
+    }
     let outFd: number | undefined;
     let errFd: number | undefined;
     let child: ReturnType<typeof spawn>;
@@ -264,46 +359,37 @@ export class Executor {
     child.stderr?.on('data', (b: Buffer) => {
       if (sshErr.length < 4096) sshErr += b.toString('utf8');
     });
-    child.once('error', (err: NodeJS.ErrnoException) => {
-      // The shell's codes (127 not found, 126 not executable), so users see what a terminal would show.
-      const code = err.code === 'ENOENT' ? 127 : 126;
-      this.finish(unit, slots, 'Failed', code, `cannot execute ${cmd.file}: ${err.code ?? err.message}`);
-    });
-    child.once('spawn', () => {
-      if (announced) return; // recorded before the spawn: the end is the next write
-      this.report({
-        uid: unit.uid,
-        state: 'Executing',
-        time: new Date().toISOString(),
-        sandbox: dir,
-        execLocations,
-      });
-    });
-    child.once('close', (code, signal) => {
-      if (!this.running.has(unit.uid)) return; // already finished through 'error'
-      // A unit killed by a signal may have died with its whole job (the batch system's SIGTERM reaches
-      // every process of the job, this agent too): a moment later the agent's own stop decides its report.
-      if (signal && !entry.cancelled) setTimeout(() => ended(code, signal), SIGNAL_GRACE_MS);
-      else ended(code, signal);
-    });
-    const ended = (code: number | null, signal: NodeJS.Signals | null) => {
-      const reason =
-        method === 'SSH' && code === 255 ? `ssh to ${slots[0]?.name} failed: ${sshErr.trim()}` : undefined;
-      if (entry.cancelled) {
-        // Killed now, reported as decided (at once, or when the agent knows why it was stopped).
-        void Promise.resolve(entry.killedAs ?? CANCELLED).then((as) =>
-          this.finish(unit, slots, as.state, code ?? undefined, as.reason),
-        );
-      } else if (code === 0) this.stageOut(unit, slots, 'Done', 0);
-      else
-        this.stageOut(
-          unit,
-          slots,
-          'Failed',
-          code ?? 128 + (signal ? os.constants.signals[signal] : 0),
-          signal ? `killed by ${signal}` : reason,
-        );
-    };
+    child.once('error', (err: NodeJS.ErrnoException) => cannotExecute(err.code, err.message));
+    child.once('spawn', onSpawn);
+    child.once('close', (code, signal) => onClose(code, signal, sshErr));
+  }
+
+  /** A started unit's process ended: its report (or output staging first), as its end and kill say. */
+  private ended(
+    unit: PulledUnit,
+    slots: readonly Slot[],
+    method: Method,
+    entry: Running,
+    code: number | null,
+    signal: NodeJS.Signals | null,
+    sshErr: string,
+  ): void {
+    const reason =
+      method === 'SSH' && code === 255 ? `ssh to ${slots[0]?.name} failed: ${sshErr.trim()}` : undefined;
+    if (entry.cancelled) {
+      // Killed now, reported as decided (at once, or when the agent knows why it was stopped).
+      void Promise.resolve(entry.killedAs ?? CANCELLED).then((as) =>
+        this.finish(unit, slots, as.state, code ?? undefined, as.reason),
+      );
+    } else if (code === 0) this.stageOut(unit, slots, 'Done', 0);
+    else
+      this.stageOut(
+        unit,
+        slots,
+        'Failed',
+        code ?? 128 + (signal ? os.constants.signals[signal] : 0),
+        signal ? `killed by ${signal}` : reason,
+      );
   }
 
   /**

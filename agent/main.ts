@@ -20,6 +20,7 @@ import { readConfig } from './config.ts';
 import { Executor, type KilledAs, type UnitDescription } from './executor.ts';
 import { chooseMethods, type Methods, methodFor } from './launch-methods.ts';
 import { Reporter } from './reporter.ts';
+import { HelperSpawner } from './spawner.ts';
 import { cleanupPilotSandbox } from './staging.ts';
 import { WriteAhead } from './write-ahead.ts';
 
@@ -87,9 +88,20 @@ async function main(configFile: string): Promise<number> {
     launchMethods: { task: methods.task ?? 'FORK', ...(methods.mpi ? { mpi: methods.mpi } : {}) },
   };
   log(`agent ${cfg.pilotId}: ${JSON.stringify(detail)}`);
+  // The spawner is compiled while the activation is on the wire; the agent waits for both, so that all
+  // of a pilot's units start one way.
+  const spawnerReady =
+    cfg.spawner === 'POPEN'
+      ? Promise.resolve(undefined)
+      : HelperSpawner.start(cfg.sandbox, log).catch((err: unknown) => {
+          log(`spawner: ${String(err)}; units are spawned by the agent`);
+          return undefined;
+        });
   const { heartbeatIntervalSeconds } = await api.activate(detail);
+  const spawner = await spawnerReady;
   if ('error' in fit) {
     // RP's agent fails the pilot when the allocation cannot hold it (error_handling.py).
+    spawner?.close();
     log(`pilot does not fit: ${fit.error}`);
     await api.done('Failed', fit.error);
     return 1;
@@ -141,6 +153,7 @@ async function main(configFile: string): Promise<number> {
       gpuEnv: cfg.gpuEnv ?? ['CUDA_VISIBLE_DEVICES'],
       hasGpus: detail.gpus > 0,
       nodeOffsets,
+      ...(spawner ? { spawner } : {}),
     },
     (r) => reporter.report(r),
     (_uid, slots) => {
@@ -322,6 +335,7 @@ async function main(configFile: string): Promise<number> {
   );
   const deadline = Date.now() + 5_000;
   while (executor.active && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
+  spawner?.close();
   await reporter.close();
   if (cfg.cleanup)
     await cleanupPilotSandbox(cfg.sandbox).then(

@@ -8,6 +8,7 @@ import { type ChildProcess, spawn } from 'node:child_process';
 import { closeSync, mkdirSync, openSync, readFileSync, writeFileSync } from 'node:fs';
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
+import os from 'node:os';
 import path from 'node:path';
 import { parseUnitDescriptions } from '../core/descriptions.ts';
 import { packUnits, type QueuedUnit } from '../functions/lib/queues.ts';
@@ -70,6 +71,10 @@ export async function runAgentAlone(opts: {
   cores: number;
   dir: string;
   timeoutMs: number;
+  /** Who starts the units (the resource config's agentSpawner); default the agent's default. */
+  spawner?: 'PERSISTENT' | 'POPEN';
+  /** The sandbox's folder name under `dir` (default agent-alone). */
+  name?: string;
 }): Promise<AgentAloneResult> {
   const units = nullUnits(opts.n);
   const perMessage = (
@@ -140,7 +145,7 @@ export async function runAgentAlone(opts: {
   });
   await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
   const { port } = server.address() as AddressInfo;
-  const sandbox = path.join(opts.dir, 'agent-alone');
+  const sandbox = path.join(opts.dir, opts.name ?? 'agent-alone');
   mkdirSync(sandbox, { recursive: true });
   const config = path.join(sandbox, 'agent.json');
   writeFileSync(
@@ -153,6 +158,9 @@ export async function runAgentAlone(opts: {
       sandbox,
       cores: opts.cores,
       runtimeSeconds: 3600,
+      // More cores than this host has (figure 9 runs at the peers' concurrency): allowed, as on test beds.
+      ...(opts.cores > os.availableParallelism() ? { oversubscribe: true } : {}),
+      ...(opts.spawner ? { spawner: opts.spawner } : {}),
     }),
   );
   const out = openSync(path.join(sandbox, 'agent.out'), 'a');

@@ -1,5 +1,5 @@
 /**
- * `npm run bench [-- --quick | --only=8]`: Sortie's benchmark suite. Every figure is measured beside its own
+ * `npm run bench [-- --quick | --only=8 | --only=9]`: Sortie's benchmark suite. Every figure is measured beside its own
  * physical baseline in the same run and reported as value, baseline and ratio, so that a busy shared
  * machine moves both sides together. Writes bench/out/report.md and bench/out/results.json and prints
  * the table. Quick mode (< 2 min) uses small counts and skips the 100k scale run; full mode < 10 min.
@@ -43,6 +43,7 @@ import {
   snapshotMeter,
   usageOf,
 } from './meter.ts';
+import { peers } from './peers.ts';
 import { type AttributeValue, type CostBreakdown, itemBytes, priceUsage, type Usage } from './pricing.ts';
 import { startProfile } from './profile.ts';
 
@@ -56,8 +57,8 @@ const scaleArg = process.argv.find((a) => a.startsWith('--scale='))?.slice('--sc
  * baseline from the rest of the run, and it is the one to check on a machine too busy for the whole run.
  */
 const only = process.argv.find((a) => a.startsWith('--only='))?.slice('--only='.length);
-if (only !== undefined && only !== '8')
-  throw new Error(`--only: only figure 8 (cancel latency) runs alone, got ${JSON.stringify(only)}`);
+if (only !== undefined && only !== '8' && only !== '9')
+  throw new Error(`--only: figure 8 (cancel latency) or 9 (peers) runs alone, got ${JSON.stringify(only)}`);
 const cores = os.availableParallelism();
 const N = quick
   ? {
@@ -71,6 +72,8 @@ const N = quick
       pilots: 3,
       scale: 0,
       getItems: 200,
+      peers: 2_000,
+      peerRounds: 1,
     }
   : {
       spawn: 5_000,
@@ -83,6 +86,8 @@ const N = quick
       pilots: 5,
       scale: scaleArg === undefined ? 100_000 : Number(scaleArg),
       getItems: 200,
+      peers: 5_000,
+      peerRounds: 2,
     };
 if (!Number.isInteger(N.scale) || N.scale < 0)
   throw new Error(`--scale: a non-negative integer, got ${scaleArg}`);
@@ -189,6 +194,14 @@ async function main(): Promise<void> {
         await m.addPilots(pilot);
         return m;
       });
+      writeReport(outDir, undefined, t0);
+      return;
+    }
+    if (only === '9') {
+      backend = await startBackend({ heartbeatSeconds: 300 });
+      session = await Session.create({ endpoint: backend.apiUrl, name: 'bench-peers' });
+      const { buildAgentBundle } = await import('../agent/bundle.ts');
+      await peersFigure(session, await buildAgentBundle(), dir);
       writeReport(outDir, undefined, t0);
       return;
     }
@@ -523,6 +536,9 @@ async function main(): Promise<void> {
     await pilot.cancel();
     await pilot.wait({ timeout: 60 });
 
+    // ---- 9. Peers: other ways to run null units on this node, interleaved with Sortie's ----------------
+    await peersFigure(session, bundle, dir);
+
     writeReport(outDir, cost, t0);
   } finally {
     const c0 = performance.now();
@@ -648,6 +664,106 @@ async function slurmPilotStartOnBed(session: Session, pmgr: PilotManager, localS
     baseline: median(base),
     baselineName: 'ssh + sbatch --wrap → first output line',
   });
+}
+
+/** Concurrency of figure 9 (the issue's): every peer and Sortie run 8 units at a time. */
+const PEER_WINDOW = 8;
+
+/**
+ * Figure 9, peers (issue 14): null `/bin/true` units at concurrency 8 through each peer on this node (a C
+ * posix_spawn loop, xargs -P, Node spawn, GNU parallel and Dask when installed) and through Sortie —
+ * the agent against the stub control plane, with its persistent spawner and with Node's spawn (POPEN),
+ * and end to end on the embedded backend (SDK submit → all DONE seen, on an 8-core pilot) — in
+ * interleaved rounds; each rate is the median over the rounds, and Sortie's are reported as ratios to
+ * every peer.
+ */
+async function peersFigure(session: Session, bundle: string, dir: string): Promise<void> {
+  const list = peers(dir);
+  const rates: Record<string, number[]> = {};
+  const push = (k: string, v: number) => {
+    rates[k] = [...(rates[k] ?? []), v];
+  };
+  const add = (k: string, v: number) => {
+    push(k, v);
+    log(`9 round: ${k} ${fmt(v)} units/s`);
+  };
+  await session.addResourceConfig({
+    'bench.local8': {
+      ...(JSON.parse(readFileSync(path.join(import.meta.dirname, '..', 'resources', 'local.json'), 'utf8'))
+        .localhost as Record<string, unknown>),
+      description: 'local.localhost with more cores than the host (figure 9 runs 8 units at a time)',
+      oversubscribe: true,
+    },
+  });
+  const pmgr = await PilotManager.create(session);
+  const pilot = await pmgr.submitPilots({
+    resource: 'bench.local8',
+    runtime: 60,
+    cores: PEER_WINDOW,
+    sandbox: dir,
+  });
+  await pilot.wait({ state: PilotState.ACTIVE, timeout: 60, throwOnTimeout: true });
+  const umgr = await UnitManager.create(session, 'direct_submission');
+  await umgr.addPilots(pilot);
+  try {
+    for (let r = 0; r < N.peerRounds; r++) {
+      for (const p of list) if (p.run) add(p.name, await p.run(N.peers, PEER_WINDOW));
+      for (const spawner of ['PERSISTENT', 'POPEN'] as const) {
+        const a = await runAgentAlone({
+          bundle,
+          n: N.peers,
+          cores: PEER_WINDOW,
+          dir,
+          timeoutMs: 300_000,
+          spawner,
+          name: `peers-${spawner.toLowerCase()}-${r}`,
+        });
+        if (a.failed) throw new Error(`9: ${a.failed} of the agent's null units failed (${spawner})`);
+        add(`agent ${spawner}`, a.rate);
+        push(`agent ${spawner} CPU ms/unit`, a.agentCpuMsPerUnit);
+      }
+      const c0 = performance.now();
+      const units = await umgr.submitUnits(descs(N.peers));
+      const states = await umgr.waitUnits({ uids: units.map((u) => u.uid), timeout: 900 });
+      const e2e = N.peers / ((performance.now() - c0) / 1000);
+      const notDone = states.filter((s) => s !== UnitState.DONE).length;
+      if (notDone) throw new Error(`9: ${notDone} of ${N.peers} end-to-end units not DONE`);
+      add('end to end', e2e);
+    }
+  } finally {
+    umgr.close();
+    await pilot.cancel().catch(() => {});
+    await pilot.wait({ timeout: 60 }).catch(() => {});
+  }
+  const med = Object.fromEntries(Object.entries(rates).map(([k, v]) => [k, median(v)]));
+  details.peers = {
+    units: N.peers,
+    window: PEER_WINDOW,
+    rounds: N.peerRounds,
+    rates,
+    medians: med,
+    skipped: list.filter((p) => p.skipped).map((p) => `${p.name}: ${p.skipped}`),
+  };
+  const present = list.filter((p) => p.run && med[p.name] !== undefined);
+  const sortie: [string, string][] = [
+    ['agent PERSISTENT', 'Agent null-unit rate, persistent spawner (stub control plane)'],
+    ['agent POPEN', 'Agent null-unit rate, Node spawn in the agent (POPEN; stub control plane)'],
+    ['end to end', 'End to end null-unit rate (SDK submit → all DONE seen, embedded backend)'],
+  ];
+  for (const [key, name] of sortie)
+    for (const p of present)
+      figure({
+        id: '9',
+        name: `${name}, ${N.peers} units × ${N.peerRounds} rounds, window ${PEER_WINDOW}`,
+        value: med[key] as number,
+        unit: 'units/s',
+        baseline: med[p.name] as number,
+        baselineName: p.name,
+        ...(key.startsWith('agent')
+          ? { note: `agent CPU ${fmt(med[`${key} CPU ms/unit`] as number)} ms/unit` }
+          : {}),
+      });
+  for (const p of list.filter((x) => x.skipped)) log(`9: ${p.name} skipped: ${p.skipped}`);
 }
 
 /**

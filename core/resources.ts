@@ -8,6 +8,7 @@
 import { z } from 'zod';
 import { BadParameter } from './errors.ts';
 import { DEFAULT_MAX_QUEUE_SECONDS } from './job-checks.ts';
+import { AGENT_SPAWNERS } from './spawners.ts';
 
 /** Batch systems the SSH launcher can drive (`fork` = no batch system, the agent is started detached). */
 export const JOB_MANAGERS = ['slurm', 'pbspro', 'torque', 'lsf', 'sge', 'fork'] as const;
@@ -133,6 +134,12 @@ export const resourceConfigSchema = z
     preBootstrap: strings.default([]),
     /** How to run Node.js (≥ 20) on the resource: a command on PATH after preBootstrap, or an absolute path. */
     node: nonEmpty.default('node'),
+    /**
+     * Who starts the units on a node (RP's `agent_spawner`): PERSISTENT, a small long-lived spawner the
+     * agent compiles on the node with its C compiler (agent/spawner.ts; without a compiler the agent falls
+     * back to POPEN and logs why), or POPEN, the agent's own Node spawn per unit.
+     */
+    agentSpawner: oneOf(AGENT_SPAWNERS).default('PERSISTENT'),
     launchMethods: z
       .strictObject({
         order: z

@@ -67,6 +67,7 @@ describe('shipped resource configs', () => {
       launchMethods: { order: ['FORK'] },
       gpuEnv: ['CUDA_VISIBLE_DEVICES'],
       oversubscribe: false,
+      agentSpawner: 'PERSISTENT',
     });
   });
 });
@@ -99,6 +100,11 @@ describe('bad configs are rejected naming the field', () => {
       'bad srun MPI plugin',
       { ...minimal, launchMethods: { order: ['SRUN'], options: { SRUN: { mpi: 'pmix; rm -rf ~' } } } },
       /launchMethods\.options\.SRUN\.mpi: must be an srun --mpi plugin name such as pmix, got "pmix; rm -rf ~"/,
+    ],
+    [
+      'unknown agent spawner',
+      { ...minimal, agentSpawner: 'SHELL' },
+      /agentSpawner: must be one of PERSISTENT, POPEN/,
     ],
     [
       'bad GPU variable',

@@ -25,6 +25,7 @@ export function agentConfigOf(pilot: PilotRecord, rc: ResourceConfig): Record<st
     gpusPerNode: rc.gpusPerNode,
     gpuEnv: rc.gpuEnv,
     oversubscribe: rc.oversubscribe,
+    spawner: rc.agentSpawner,
     cleanup: d.cleanup === true,
   };
 }

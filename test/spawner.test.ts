@@ -1,0 +1,158 @@
+/**
+ * The persistent spawner (agent/spawner.ts), compiled for real with this host's C compiler: units start
+ * in their own session with the environment, directory, launch script and output files asked for; their
+ * exit codes and signals come back; failures name their step; a dead spawner loses its units loudly.
+ */
+import { execFileSync } from 'node:child_process';
+import { existsSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { HelperSpawner, type SpawnEvents, type SpawnRequest } from '../agent/spawner.ts';
+import { alive, until } from './e2e.ts';
+
+const hasCc = (() => {
+  try {
+    execFileSync(process.env.CC || 'cc', ['--version'], { stdio: 'ignore' });
+    return true;
+  } catch {
+    return false;
+  }
+})();
+
+/** Everything the spawner said about one unit, in order. */
+interface Seen {
+  events: string[];
+  pid?: number;
+  end: Promise<string>;
+}
+
+function watch(): { ev: SpawnEvents; seen: Seen } {
+  let done: (s: string) => void = () => {};
+  const seen: Seen = { events: [], end: new Promise((r) => (done = r)) };
+  const note = (s: string, final: boolean) => {
+    seen.events.push(s);
+    if (final) done(s);
+  };
+  return {
+    seen,
+    ev: {
+      spawned: (pid) => {
+        seen.pid = pid;
+        note(`spawned`, false);
+      },
+      failed: (stage, code) => note(`failed ${stage} ${code}`, true),
+      exited: (code, signal) => note(`exited ${code} ${signal}`, true),
+      lost: (reason) => note(`lost ${reason}`, true),
+    },
+  };
+}
+
+const within = <T>(p: Promise<T>, ms = 20_000) =>
+  Promise.race([p, new Promise<never>((_, rej) => setTimeout(() => rej(new Error('timeout')), ms).unref())]);
+
+describe.skipIf(!hasCc)('persistent spawner', () => {
+  let dir: string;
+  let spawner: HelperSpawner;
+  const logs: string[] = [];
+
+  beforeAll(async () => {
+    dir = mkdtempSync(path.join(os.tmpdir(), 'sortie-spawner-'));
+    const s = await HelperSpawner.start(dir, (m) => logs.push(m));
+    if (!s) throw new Error(`spawner did not start: ${logs.join('; ')}`);
+    spawner = s;
+  }, 60_000);
+  afterAll(() => {
+    spawner?.close();
+    rmSync(dir, { recursive: true, force: true });
+  });
+
+  const run = (req: Partial<SpawnRequest> & { cwd: string; file: string }) => {
+    const { ev, seen } = watch();
+    spawner.spawn({ args: [], env: {}, ...req }, ev);
+    return seen;
+  };
+
+  it('makes the sandbox, writes the script, sets the environment and output files, reports the exit code', async () => {
+    const cwd = path.join(dir, 'unit.000001');
+    const seen = run({
+      cwd,
+      file: '/bin/bash',
+      args: ['launch.sh', 'a b'],
+      script: { path: path.join(cwd, 'launch.sh'), text: 'echo "$FOO|$1|$(pwd)"; echo oops >&2; exit 7\n' },
+      stdout: path.join(cwd, 'OUT'),
+      stderr: path.join(cwd, 'ERR'),
+      env: { FOO: 'bar baz', RP_UNIT_ID: 'unit.000001' },
+    });
+    expect(await within(seen.end)).toBe('exited 7 null');
+    expect(seen.events).toEqual(['spawned', 'exited 7 null']);
+    expect(readFileSync(path.join(cwd, 'OUT'), 'utf8')).toBe(`bar baz|a b|${cwd}\n`);
+    expect(readFileSync(path.join(cwd, 'ERR'), 'utf8')).toBe('oops\n');
+    expect(statSync(path.join(cwd, 'launch.sh')).mode & 0o777).toBe(0o700);
+  });
+
+  it('starts each unit in its own session, so a kill of its group reaches its children; reports the signal', async () => {
+    const cwd = path.join(dir, 'unit.000002');
+    const seen = run({ cwd, file: '/bin/sh', args: ['-c', 'sleep 300 & echo $! > kid; exec sleep 300'] });
+    await until(
+      'spawned and its child up',
+      () =>
+        seen.pid && existsSync(path.join(cwd, 'kid')) && readFileSync(path.join(cwd, 'kid'), 'utf8').trim()
+          ? true
+          : undefined,
+      20_000,
+    );
+    const kid = Number(readFileSync(path.join(cwd, 'kid'), 'utf8'));
+    const pid = seen.pid as number;
+    // Its own session and group: pgid = sid = pid.
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    expect([Number(f[2]), Number(f[3])]).toEqual([pid, pid]);
+    process.kill(-pid, 'SIGKILL');
+    expect(await within(seen.end)).toBe('exited null SIGKILL');
+    await until('the child died with the group', () => (alive(kid) ? undefined : true), 10_000);
+  });
+
+  it('names the step that failed: a missing executable (exec), a sandbox that cannot be made', async () => {
+    const missing = run({ cwd: path.join(dir, 'unit.000003'), file: '/no/such/program' });
+    expect(await within(missing.end)).toBe('failed exec ENOENT');
+    writeFileSync(path.join(dir, 'a-file'), '');
+    const noDir = run({ cwd: path.join(dir, 'a-file', 'unit.000004'), file: '/bin/true' });
+    expect(await within(noDir.end)).toBe('failed sandbox ENOTDIR');
+    const noOut = run({
+      cwd: path.join(dir, 'unit.000005'),
+      file: '/bin/true',
+      stdout: path.join(dir, 'no-dir', 'OUT'),
+    });
+    expect(await within(noOut.end)).toBe('failed output ENOENT');
+  });
+
+  it('runs many units at once, each reported once with its own code', async () => {
+    const all = Array.from({ length: 40 }, (_, i) =>
+      run({ cwd: path.join(dir, `many.${i}`), file: '/bin/sh', args: ['-c', `exit ${i % 5}`] }),
+    );
+    const ends = await within(Promise.all(all.map((s) => s.end)));
+    expect(ends).toEqual(all.map((_, i) => `exited ${i % 5} null`));
+    for (const s of all) expect(s.events).toHaveLength(2);
+  });
+
+  it('refuses a NUL byte in a field before anything is sent', () => {
+    const { ev } = watch();
+    expect(() => spawner.spawn({ cwd: dir, file: '/bin/true', args: ['a\0b'], env: {} }, ev)).toThrow(/NUL/);
+  });
+
+  it('a spawner that dies loses its running units (reported, not silent) and refuses new ones', async () => {
+    const own = await HelperSpawner.start(mkdtempSync(path.join(dir, 'own-')), () => {});
+    if (!own) throw new Error('second spawner did not start');
+    const { ev, seen } = watch();
+    own.spawn({ cwd: path.join(dir, 'unit.lost'), file: '/bin/sleep', args: ['300'], env: {} }, ev);
+    await until('spawned', () => seen.pid, 20_000);
+    process.kill(own.pid, 'SIGKILL');
+    expect(await within(seen.end)).toMatch(/^lost spawner exited \(SIGKILL\)/);
+    expect(own.usable).toBe(false);
+    const later = watch();
+    own.spawn({ cwd: dir, file: '/bin/true', args: [], env: {} }, later.ev);
+    expect(await within(later.seen.end)).toMatch(/^lost /);
+    process.kill(-(seen.pid as number), 'SIGKILL');
+  });
+});
