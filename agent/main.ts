@@ -140,6 +140,7 @@ async function main(configFile: string): Promise<number> {
       gpuEnv: cfg.gpuEnv ?? ['CUDA_VISIBLE_DEVICES'],
       hasGpus: detail.gpus > 0,
       nodeOffsets,
+      transfer: (body) => api.call('/agent/transfers', body),
     },
     (r) => reporter.report(r),
     (_uid, slots) => {

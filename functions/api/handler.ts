@@ -22,6 +22,7 @@ import { createPilotQueue } from '../lib/queues.ts';
 import { sessionResources } from '../lib/resources.ts';
 import { hashSecret, newSecret, seal, secretMatches, unseal } from '../lib/secrets.ts';
 import { store } from '../lib/store.ts';
+import { sessionTransfer } from '../lib/transfer-routes.ts';
 import { MAX_UNITS_PER_REQUEST, submitUnits } from '../lib/units.ts';
 import { dashboardResponse } from './dashboard.ts';
 import { resourceRoutes } from './resources.ts';
@@ -438,6 +439,11 @@ export const handler = httpHandler({
     const page = await store().listUnits(s.sessionId, req.params.umid as string, pageOpts(req));
     if (page.items.length === 0) await store().getUnitManager(s.sessionId, req.params.umid as string);
     return { items: page.items.map(unitOut), cursor: page.cursor, ...(page.next ? { next: page.next } : {}) };
+  },
+
+  'POST /sessions/{sid}/transfers': async (req) => {
+    const s = await session(req);
+    return sessionTransfer(s.sessionId, req.body);
   },
 
   'POST /sessions/{sid}/units/cancel': async (req) => {

@@ -1,0 +1,225 @@
+/**
+ * TRANSFER through S3 end to end on the embedded backend (its S3 on 127.0.0.1) and local.localhost: the
+ * SDK uploads inputs with presigned URLs, the agent downloads them into the unit sandbox and uploads
+ * outputs, the SDK downloads those when the unit is DONE. Faults are real where they can be (a missing
+ * file, an object that was never uploaded) and injected by the embedded S3 where they cannot on demand
+ * (a URL past its expiry without waiting an hour, a connection cut halfway).
+ */
+import { createHash, randomBytes, randomUUID } from 'node:crypto';
+import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import {
+  BadParameter,
+  type ComputePilot,
+  type ComputeUnit,
+  NoSuccess,
+  PilotManager,
+  Session,
+  TRANSFER,
+  UnitManager,
+  UnitState,
+} from '../client/index.ts';
+import { uploadInputs } from '../client/transfer.ts';
+import type { StagingDirective } from '../core/staging.ts';
+import { type Backend, startBackend } from '../local/backend.ts';
+import type { S3Faults } from '../local/s3.ts';
+import { historyProblems } from './e2e.ts';
+
+let backend: Backend;
+let session: Session;
+let umgr: UnitManager;
+let pilot: ComputePilot;
+let work: string;
+const faults: S3Faults = {};
+
+const sha = (file: string) => createHash('sha256').update(readFileSync(file)).digest('hex');
+
+beforeAll(async () => {
+  backend = await startBackend({ s3Faults: faults });
+  work = mkdtempSync(path.join(os.tmpdir(), 'sortie-transfer-'));
+  session = await Session.create({ endpoint: backend.apiUrl, name: 'transfer' });
+  const pmgr = await PilotManager.create(session);
+  pilot = await pmgr.submitPilots({ resource: 'local.localhost', runtime: 10, cores: 2 });
+  umgr = await UnitManager.create(session, 'direct_submission');
+  await umgr.addPilots(pilot);
+});
+afterAll(async () => {
+  await session?.close({ timeout: 60 });
+  await backend?.close();
+  if (work) rmSync(work, { recursive: true, force: true });
+});
+
+describe.sequential('TRANSFER through S3 on local.localhost', () => {
+  it('moves a file client → unit → client (one PUT and multipart), checksums equal, staging states once each', async () => {
+    // Prepare: a small file (one PUT) and one of 20 MiB (three parts)
+    const small = path.join(work, 'small.txt');
+    writeFileSync(small, 'hello transfer\n');
+    const big = path.join(work, 'big.bin');
+    writeFileSync(big, randomBytes(20 * 1024 * 1024));
+    // Act: plain 'f' is RP's TRANSFER; the unit copies each input to an output sent back
+    const unit = await umgr.submitUnits({
+      executable: '/bin/sh',
+      arguments: ['-c', 'tr a-z A-Z < small.txt > upper.txt && cp big.bin big.out'],
+      inputStaging: [small, { source: big, target: 'big.bin', action: TRANSFER }],
+      outputStaging: [
+        { source: 'upper.txt', target: path.join(work, 'back', 'upper.txt'), action: TRANSFER },
+        { source: 'big.out', target: path.join(work, 'back', 'big.out'), action: TRANSFER },
+      ],
+    });
+    const state = await unit.wait({ timeout: 120 });
+    // Assess: the outputs are here when the wait returns, whole
+    expect(state, unit.log.join('\n')).toBe(UnitState.DONE);
+    expect(readFileSync(path.join(work, 'back', 'upper.txt'), 'utf8')).toBe('HELLO TRANSFER\n');
+    expect(sha(path.join(work, 'back', 'big.out'))).toBe(sha(big));
+    expect(readdirSync(path.join(work, 'back')).sort()).toEqual(['big.out', 'upper.txt']);
+    expect(historyProblems(unit)).toEqual([]);
+    const states = unit.stateHistory.map((e) => e.state);
+    for (const s of [UnitState.STAGING_INPUT, UnitState.STAGING_OUTPUT])
+      expect(states.filter((x) => x === s)).toHaveLength(1);
+    // The description names the object each input went to, in this session
+    expect(unit.description.inputStaging?.[1]?.object).toMatchObject({
+      key: expect.stringMatching(new RegExp(`^${session.uid}/in/`)),
+      size: 20 * 1024 * 1024,
+      sha256: sha(big),
+    });
+    // stageOut fetches again, e.g. after the user removed the file
+    rmSync(path.join(work, 'back', 'upper.txt'));
+    await expect(unit.stageOut()).resolves.toContain(path.join(work, 'back', 'upper.txt'));
+    expect(readFileSync(path.join(work, 'back', 'upper.txt'), 'utf8')).toBe('HELLO TRANSFER\n');
+  });
+
+  it('refuses a local input that does not exist before anything is submitted, naming the directive and file', async () => {
+    const before = (await umgr.listUnits()).length;
+    const missing = path.join(work, 'nope.dat');
+    const err = await umgr.submitUnits({ executable: '/bin/true', inputStaging: [missing] }).then(
+      () => undefined,
+      (e: unknown) => e,
+    );
+    expect(err).toBeInstanceOf(BadParameter);
+    expect(String(err)).toContain(`descriptions[0].inputStaging[0].source: cannot read ${missing}`);
+    expect((await umgr.listUnits()).length).toBe(before);
+  });
+
+  it("refuses at submit a Transfer input that names no object or another session's (raw API)", async () => {
+    const d = (object?: unknown) => ({
+      executable: '/bin/true',
+      inputStaging: [{ source: 'x', action: 'Transfer', ...(object ? { object } : {}) }],
+    });
+    const post = (body: unknown) =>
+      fetch(`${backend.apiUrl}/sessions/${session.uid}/umgrs/${umgr.uid}/units`, {
+        method: 'POST',
+        headers: { authorization: `Bearer ${session.transport.token}`, 'content-type': 'application/json' },
+        body: JSON.stringify(body),
+      });
+    const none = await post({ descriptions: [d()] });
+    expect(none.status).toBe(400);
+    expect(await none.text()).toContain(
+      'descriptions[0].inputStaging[0].object: a Transfer input must name the object',
+    );
+    const other = await post({
+      descriptions: [d({ key: `session.other/in/${randomUUID()}`, size: 1, sha256: 'a'.repeat(64) })],
+    });
+    expect(other.status).toBe(400);
+    expect(await other.text()).toContain('inputStaging[0].object.key: must be an upload key of this session');
+  });
+
+  it('fails a unit whose input object was never uploaded, naming the file and the cause', async () => {
+    const object = { key: `${session.uid}/in/${randomUUID()}`, size: 5, sha256: 'b'.repeat(64) };
+    const unit = await umgr.submitUnits({
+      executable: '/bin/true',
+      inputStaging: [{ source: '/home/me/never.dat', target: 'never.dat', action: TRANSFER, object }],
+    });
+    expect(await unit.wait({ timeout: 120 })).toBe(UnitState.FAILED);
+    const log = unit.log.join('\n');
+    expect(log).toContain('input staging Transfer /home/me/never.dat →');
+    expect(log).toContain('no such object');
+    expect(unit.stateHistory.map((e) => e.state)).not.toContain(UnitState.EXECUTING);
+  });
+
+  it('fails a unit whose download URL has expired (S3: Request has expired), nothing under the target', async () => {
+    // Prepare: the input is uploaded while URLs are good; then the S3 clock runs two hours ahead
+    const file = path.join(work, 'late.txt');
+    writeFileSync(file, 'late\n');
+    const inputStaging: StagingDirective[] = [
+      {
+        source: file,
+        target: 'late.txt',
+        action: 'Transfer',
+        flags: ['CreateParents', 'SkipFailed'],
+        priority: 0,
+      },
+    ];
+    await uploadInputs(
+      (b) => session.transport.request('POST', session.path('/transfers'), b),
+      [{ inputStaging }],
+    );
+    faults.clockAheadSeconds = 7200;
+    try {
+      const unit = await umgr.submitUnits({ executable: '/bin/true', inputStaging });
+      expect(await unit.wait({ timeout: 120 })).toBe(UnitState.FAILED);
+      expect(unit.log.join('\n')).toMatch(
+        /input staging Transfer .*late\.txt → .*late\.txt failed: download refused: HTTP 403 Request has expired/,
+      );
+      expect(existsSync(path.join(unit.workingDirectory ?? '/nonexistent', 'late.txt'))).toBe(false);
+    } finally {
+      delete faults.clockAheadSeconds;
+    }
+  });
+
+  it('fails a unit whose input download is cut halfway; no file, whole or partial, is left in its sandbox', async () => {
+    const file = path.join(work, 'cut.bin');
+    writeFileSync(file, randomBytes(256 * 1024));
+    const inputStaging: StagingDirective[] = [
+      {
+        source: file,
+        target: 'cut.bin',
+        action: 'Transfer',
+        flags: ['CreateParents', 'SkipFailed'],
+        priority: 0,
+      },
+    ];
+    await uploadInputs(
+      (b) => session.transport.request('POST', session.path('/transfers'), b),
+      [{ inputStaging }],
+    );
+    faults.cutDownloadsAfterBytes = 1000;
+    try {
+      const unit = await umgr.submitUnits({ executable: '/bin/true', inputStaging });
+      expect(await unit.wait({ timeout: 120 })).toBe(UnitState.FAILED);
+      expect(unit.log.join('\n')).toMatch(/input staging Transfer .*cut\.bin → .*cut\.bin failed: /);
+      const sandbox = unit.workingDirectory ?? '/nonexistent';
+      expect(existsSync(sandbox) ? readdirSync(sandbox).filter((n) => n.includes('cut.bin')) : []).toEqual(
+        [],
+      );
+    } finally {
+      delete faults.cutDownloadsAfterBytes;
+    }
+  });
+
+  it('an output download cut at the SDK fails the wait naming the file, leaves nothing, and stageOut retries', async () => {
+    const target = path.join(work, 'later', 'out.txt');
+    faults.cutDownloadsAfterBytes = 3;
+    let unit: ComputeUnit | undefined;
+    try {
+      unit = await umgr.submitUnits({
+        executable: '/bin/sh',
+        arguments: ['-c', 'echo output-of-the-unit > out.txt'],
+        outputStaging: [{ source: 'out.txt', target, action: TRANSFER }],
+      });
+      const err = await unit.wait({ timeout: 120 }).then(
+        () => undefined,
+        (e: unknown) => e,
+      );
+      expect(err).toBeInstanceOf(NoSuccess);
+      expect(String(err)).toContain(`output staging Transfer out.txt → ${target} failed`);
+      expect(unit.state).toBe(UnitState.DONE);
+      expect(existsSync(path.dirname(target)) ? readdirSync(path.dirname(target)) : []).toEqual([]);
+    } finally {
+      delete faults.cutDownloadsAfterBytes;
+    }
+    await (unit as ComputeUnit).stageOut();
+    expect(readFileSync(target, 'utf8')).toBe('output-of-the-unit\n');
+  });
+});
