@@ -71,3 +71,25 @@ describe('TRANSFER rules', () => {
     expect(() => validParts([{ number: 1, etag: '' }], 1, 't')).toThrow(BadParameter);
   });
 });
+
+describe('pilot staging directives (client/pilot-staging.ts)', () => {
+  it('puts relative resource paths in the staging area and names a bad directive', async () => {
+    const { pilotDirectives } = await import('../client/pilot-staging.ts');
+    const [i] = pilotDirectives('a.txt', 'in', 'p stageIn');
+    expect(i).toMatchObject({ source: 'a.txt', target: 'staging:///a.txt', action: 'Transfer' });
+    const [o] = pilotDirectives(
+      [{ source: 'r.txt', target: '/tmp/r.txt', action: 'Copy' }],
+      'out',
+      'p stageOut',
+    );
+    expect(o).toMatchObject({ source: 'staging:///r.txt', target: '/tmp/r.txt' });
+    const two = pilotDirectives({ source: ['x', '/abs/y'], target: ['staging:///x', 'y'] }, 'in', 'w');
+    expect(two.map((d) => d.target)).toEqual(['staging:///x', 'staging:///y']);
+    expect(() => pilotDirectives([], 'in', 'w')).toThrow('w: no directives given');
+    expect(() => pilotDirectives(['a >> b'], 'in', 'w')).toThrow(BadParameter);
+    expect(() => pilotDirectives([{ source: 'a', action: 'Fly' }], 'in', 'w')).toThrow('w[0].action');
+    expect(() => pilotDirectives([{ source: ['a'], target: ['b', 'c'] }], 'in', 'w')).toThrow(
+      'w[0]: source has 1',
+    );
+  });
+});

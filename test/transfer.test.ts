@@ -12,8 +12,11 @@ import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import {
   BadParameter,
+  COPY,
   type ComputePilot,
   type ComputeUnit,
+  IncorrectState,
+  LINK,
   NoSuccess,
   PilotManager,
   Session,
@@ -221,5 +224,42 @@ describe.sequential('TRANSFER through S3 on local.localhost', () => {
     }
     await (unit as ComputeUnit).stageOut();
     expect(readFileSync(target, 'utf8')).toBe('output-of-the-unit\n');
+  });
+
+  it('pilot.stageIn puts a local file into the staging area, units LINK it, pilot.stageOut brings one back', async () => {
+    // Prepare
+    const file = path.join(work, 'shared.txt');
+    writeFileSync(file, 'shared by every unit\n');
+    // Act: into the staging area (relative target: in it), then two units read it through a link
+    await pilot.stageIn({ source: file, target: 'shared.txt' });
+    const units = await umgr.submitUnits(
+      [1, 2].map((i) => ({
+        executable: '/bin/sh',
+        arguments: ['-c', `cat shared.txt > staged-${i}.txt`],
+        inputStaging: [{ source: 'staging:///shared.txt', target: 'shared.txt', action: LINK }],
+        outputStaging: [{ source: `staged-${i}.txt`, target: `staging:///staged-${i}.txt`, action: COPY }],
+      })),
+    );
+    await umgr.waitUnits({ uids: units.map((u) => u.uid), timeout: 120 });
+    await pilot.stageOut([`staged-2.txt > ${path.join(work, 'from-area', 'staged-2.txt')}`]);
+    // Assess
+    expect(units.map((u) => u.state)).toEqual([UnitState.DONE, UnitState.DONE]);
+    expect(readFileSync(path.join(work, 'from-area', 'staged-2.txt'), 'utf8')).toBe('shared by every unit\n');
+  });
+
+  it('pilot.stageIn fails naming the file when it is missing, and refuses a final pilot', async () => {
+    const err = await pilot.stageIn({ source: '/nonexistent/x.dat', action: COPY }).then(
+      () => undefined,
+      (e: unknown) => e,
+    );
+    expect(err).toBeInstanceOf(NoSuccess);
+    expect(String(err)).toMatch(
+      /input staging Copy \/nonexistent\/x\.dat → .*staging_area\/x\.dat failed: ENOENT/,
+    );
+    const pmgr = await PilotManager.create(session);
+    const gone = await pmgr.submitPilots({ resource: 'local.localhost', runtime: 5, cores: 1 });
+    await gone.cancel();
+    await gone.wait({ timeout: 60 });
+    await expect(gone.stageIn('x.dat')).rejects.toBeInstanceOf(IncorrectState);
   });
 });
