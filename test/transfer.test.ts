@@ -9,6 +9,7 @@ import { createHash, randomBytes, randomUUID } from 'node:crypto';
 import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
+import { ListObjectsV2Command, S3Client } from '@aws-sdk/client-s3';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import {
   BadParameter,
@@ -261,5 +262,30 @@ describe.sequential('TRANSFER through S3 on local.localhost', () => {
     await gone.cancel();
     await gone.wait({ timeout: 60 });
     await expect(gone.stageIn('x.dat')).rejects.toBeInstanceOf(IncorrectState);
+  });
+
+  it("Session.close() (cleanup, RP's default) deletes the session's TRANSFER objects; cleanup: false keeps them", async () => {
+    // Prepare: two sessions, each with one uploaded input
+    const s3 = new S3Client({ forcePathStyle: true });
+    const objectsOf = async (sid: string) =>
+      (await s3.send(new ListObjectsV2Command({ Bucket: backend.env.SORTIE_BUCKET, Prefix: `${sid}/` })))
+        .KeyCount ?? 0;
+    const file = path.join(work, 'kept.txt');
+    writeFileSync(file, 'kept\n');
+    const upload = async (s: Session) =>
+      uploadInputs(
+        (b) => s.transport.request('POST', s.path('/transfers'), b),
+        [{ inputStaging: [{ source: file, target: 'k', action: 'Transfer', flags: [], priority: 0 }] }],
+      );
+    const keep = await Session.create({ endpoint: backend.apiUrl, name: 'keep' });
+    const clean = await Session.create({ endpoint: backend.apiUrl, name: 'clean' });
+    await upload(keep);
+    await upload(clean);
+    expect([await objectsOf(keep.uid), await objectsOf(clean.uid)]).toEqual([1, 1]);
+    // Act
+    await keep.close({ cleanup: false, terminate: true });
+    await clean.close();
+    // Assess
+    expect([await objectsOf(keep.uid), await objectsOf(clean.uid)]).toEqual([1, 0]);
   });
 });

@@ -12,6 +12,7 @@ import { allItems } from '../../core/pages.ts';
 import { checkQueueTimeout, checkSandbox, type ResourceConfig } from '../../core/resources.ts';
 import { parseScheduler } from '../../core/schedulers.ts';
 import { isFinal, pilotModel } from '../../core/states.ts';
+import { sessionPrefix } from '../../core/transfer.ts';
 import type { PageOptions, PilotRecord, SessionRecord, UnitRecord } from '../../store/index.ts';
 import { authSession } from '../lib/auth.ts';
 import { type CancelOutcome, cancelUnitRecords } from '../lib/cancel.ts';
@@ -23,6 +24,7 @@ import { sessionResources } from '../lib/resources.ts';
 import { hashSecret, newSecret, seal, secretMatches, unseal } from '../lib/secrets.ts';
 import { store } from '../lib/store.ts';
 import { sessionTransfer } from '../lib/transfer-routes.ts';
+import { deletePrefix } from '../lib/transfers.ts';
 import { MAX_UNITS_PER_REQUEST, submitUnits } from '../lib/units.ts';
 import { dashboardResponse } from './dashboard.ts';
 import { resourceRoutes } from './resources.ts';
@@ -187,7 +189,11 @@ export const handler = httpHandler({
       }
     }
     const closed = s.state === 'closed' ? s : await store().closeSession(s.sessionId);
-    return { uid: closed.sessionId, closed: closed.closed };
+    // RP's cleanup deletes the session's data: here its TRANSFER files (the bucket's lifecycle rule
+    // expires whatever a session closed without cleanup leaves). After the pilots ended: no agent still
+    // uploads. Repeating a close repeats the deletion, which is harmless.
+    const deletedObjects = req.body.cleanup === true ? await deletePrefix(sessionPrefix(s.sessionId)) : 0;
+    return { uid: closed.sessionId, closed: closed.closed, deletedObjects };
   },
 
   'POST /sessions/{sid}/contexts': async (req) => {
