@@ -19,7 +19,6 @@ import os from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import {
-  BadParameter,
   COPY,
   type ComputePilot,
   type ComputeUnit,
