@@ -92,6 +92,25 @@ export async function uploadInputs(
   });
 }
 
+/**
+ * At most `limit` calls of the returned function run at once; the others wait their turn (FIFO). Bounds
+ * the downloads of units that end together (a thousand DONE in one poll must not open a thousand sockets).
+ */
+export function limiter(limit = PARALLEL): <T>(fn: () => Promise<T>) => Promise<T> {
+  let running = 0;
+  const waiting: (() => void)[] = [];
+  return async <T>(fn: () => Promise<T>): Promise<T> => {
+    if (running >= limit) await new Promise<void>((go) => waiting.push(go));
+    running++;
+    try {
+      return await fn();
+    } finally {
+      running--;
+      waiting.shift()?.();
+    }
+  };
+}
+
 /** The output TRANSFER directives of a unit, with their indices. */
 export function outputTransfers(unit: UnitRecord): { d: StagingDirective; index: number }[] {
   return (unit.description.outputStaging ?? []).flatMap((d, index) =>

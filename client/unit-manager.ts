@@ -9,7 +9,7 @@ import { newRequestToken } from './http.ts';
 import type { ComputePilot } from './pilot.ts';
 import { PilotManager } from './pilot-manager.ts';
 import type { Session } from './session.ts';
-import { downloadOutputs, outputTransfers, type TransferRoute, uploadInputs } from './transfer.ts';
+import { downloadOutputs, limiter, outputTransfers, type TransferRoute, uploadInputs } from './transfer.ts';
 import { ComputeUnit, UNIT_FINAL } from './unit.ts';
 import { type Entered, Watcher } from './watcher.ts';
 
@@ -80,11 +80,12 @@ export class UnitManager {
 
   /** Downloads of DONE units' TRANSFER outputs, one per unit, started when DONE is seen. */
   private readonly fetched = new Map<string, Promise<string[]>>();
+  private readonly fetchSlots = limiter();
 
   private fetchOutputs(rec: UnitRecord): Promise<string[]> {
     let p = this.fetched.get(rec.uid);
     if (!p) {
-      p = downloadOutputs(this.transferRoute, rec);
+      p = this.fetchSlots(() => downloadOutputs(this.transferRoute, rec));
       this.fetched.set(rec.uid, p);
     }
     return p;

@@ -93,3 +93,31 @@ describe('pilot staging directives (client/pilot-staging.ts)', () => {
     );
   });
 });
+
+describe('limiter (client/transfer.ts)', () => {
+  it('runs at most the limit at once and all of them in the end, failures included', async () => {
+    const { limiter } = await import('../client/transfer.ts');
+    const limit = limiter(2);
+    let now = 0;
+    let most = 0;
+    const gates: (() => void)[] = [];
+    const job = (fail: boolean) =>
+      limit(async () => {
+        now++;
+        most = Math.max(most, now);
+        await new Promise<void>((go) => gates.push(go));
+        now--;
+        if (fail) throw new Error('boom');
+        return 1;
+      });
+    const all = Promise.allSettled([job(false), job(true), job(false), job(false)]);
+    // Release whoever waits until all four ran (each releases the next through the limiter).
+    while (gates.length || now) {
+      await new Promise((r) => setImmediate(r));
+      gates.shift()?.();
+    }
+    const out = await all;
+    expect(most).toBe(2);
+    expect(out.map((o) => o.status)).toEqual(['fulfilled', 'rejected', 'fulfilled', 'fulfilled']);
+  });
+});
