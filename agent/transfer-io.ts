@@ -149,7 +149,9 @@ export async function downloadFile(
     await pipeline(res, createWriteStream(tmp));
     if (size !== answer.size) throw new Error(`transfer cut: got ${size} of ${answer.size} bytes`);
     const sha256 = hash.digest('hex');
-    if (answer.sha256 && sha256 !== answer.sha256)
+    // Every object Sortie stores carries its checksum; one without it was not written by Sortie.
+    if (!answer.sha256) throw new Error('the object carries no SHA-256 to check against');
+    if (sha256 !== answer.sha256)
       throw new Error(`checksum mismatch: SHA-256 ${sha256}, expected ${answer.sha256}`);
     await rename(tmp, target);
   } catch (err) {

@@ -9,7 +9,7 @@ import { createHash, randomBytes, randomUUID } from 'node:crypto';
 import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { ListObjectsV2Command, S3Client } from '@aws-sdk/client-s3';
+import { ListObjectsV2Command, PutObjectCommand, S3Client } from '@aws-sdk/client-s3';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import {
   BadParameter,
@@ -170,6 +170,43 @@ describe.sequential('TRANSFER through S3 on local.localhost', () => {
     } finally {
       delete faults.clockAheadSeconds;
     }
+  });
+
+  it('fails a unit whose input object was altered in S3 (checksum mismatch), nothing under the target', async () => {
+    // Prepare: upload, then overwrite the object with other bytes of the same length, metadata kept
+    const file = path.join(work, 'altered.txt');
+    writeFileSync(file, 'original\n');
+    const inputStaging: StagingDirective[] = [
+      {
+        source: file,
+        target: 'altered.txt',
+        action: 'Transfer',
+        flags: ['CreateParents', 'SkipFailed'],
+        priority: 0,
+      },
+    ];
+    await uploadInputs(
+      (b) => session.transport.request('POST', session.path('/transfers'), b),
+      [{ inputStaging }],
+    );
+    const object = inputStaging[0]?.object;
+    await new S3Client({ forcePathStyle: true }).send(
+      new PutObjectCommand({
+        Bucket: backend.env.SORTIE_BUCKET,
+        Key: object?.key,
+        Body: 'altered!\n',
+        Metadata: { sha256: object?.sha256 ?? '' },
+      }),
+    );
+    // Act
+    const unit = await umgr.submitUnits({ executable: '/bin/true', inputStaging });
+    // Assess
+    expect(await unit.wait({ timeout: 120 })).toBe(UnitState.FAILED);
+    expect(unit.log.join('\n')).toMatch(
+      /input staging Transfer .*altered\.txt failed: checksum mismatch: SHA-256 /,
+    );
+    const sandbox = unit.workingDirectory ?? '/nonexistent';
+    expect(existsSync(sandbox) ? readdirSync(sandbox).filter((n) => n.includes('altered')) : []).toEqual([]);
   });
 
   it('fails a unit whose input download is cut halfway; no file, whole or partial, is left in its sandbox', async () => {
