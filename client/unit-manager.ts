@@ -371,6 +371,8 @@ export class UnitManager {
   async close(): Promise<void> {
     this.watcher.close();
     this.queueCallbacks.clear();
+    // Downloads under way finish first: the session's close deletes their objects next.
+    await Promise.allSettled(this.fetched.values());
     this.session.unitManagers.delete(this.uid);
   }
 }

@@ -1,6 +1,6 @@
 /**
  * The embedded backend: what LocalStack would give Sortie, without Docker, in one Node process on
- * 127.0.0.1 — DynamoDB (dynalite, or Amazon's DynamoDB Local), SQS (fauxqs), a Step Functions API
+ * 127.0.0.1 — DynamoDB (dynalite, or Amazon's DynamoDB Local), SQS and S3 (fauxqs), a Step Functions API
  * running the same ASL file that stacks/ deploys, and the HTTP API routes of stacks/manifest.ts mapped
  * to the same handlers. Handlers and agents find it only through environment variables
  * (`AWS_ENDPOINT_URL_*`, `SORTIE_*`): nothing in functions/ or agent/ knows it runs locally.
