@@ -22,7 +22,13 @@ import {
   spawnCommand,
 } from './launch-methods.ts';
 import type { HelperSpawner, SpawnStage } from './spawner.ts';
-import { directivesToRun, runDirectives, StagingError } from './staging.ts';
+import {
+  directivesToRun,
+  runDirectives,
+  StagingError,
+  type StagingPlaces,
+  type TransferCall,
+} from './staging.ts';
 
 /** What the executor needs from the pilot. */
 export interface ExecutorContext {
@@ -39,6 +45,8 @@ export interface ExecutorContext {
   nodeOffsets: readonly number[];
   /** The node's persistent spawner; without it (no compiler, or agentSpawner POPEN) the agent spawns. */
   spawner?: HelperSpawner;
+  /** The control plane's transfer route (TRANSFER directives); absent, a TRANSFER fails naming why. */
+  transfer?: TransferCall;
 }
 
 /** A unit description as pulled, with the fields this executor reads. */
@@ -200,7 +208,7 @@ export class Executor {
     if (d.inputStaging?.length) {
       // The unit is in STAGING_INPUT (its claim): its inputs are staged before the launch script runs.
       try {
-        await runDirectives(d.inputStaging, 'input', { pilotSandbox: this.ctx.sandbox, unitSandbox: dir });
+        await runDirectives(d.inputStaging, 'input', this.places(unit, dir));
       } catch (err) {
         if (!(err instanceof StagingError)) throw err;
         this.finish(unit, slots, 'Failed', undefined, err.message);
@@ -411,11 +419,30 @@ export class Executor {
     }
     this.report({ uid: unit.uid, state: 'StagingOutput', time: new Date().toISOString() });
     const dir = path.join(this.ctx.sandbox, unit.uid);
-    runDirectives(todo, 'output', { pilotSandbox: this.ctx.sandbox, unitSandbox: dir }).then(
+    runDirectives(todo, 'output', this.places(unit, dir)).then(
       () => this.finish(unit, slots, state, exitCode, reason),
       (err: Error) =>
         this.finish(unit, slots, 'Failed', exitCode, reason ? `${reason}; ${err.message}` : err.message),
     );
+  }
+
+  /** Where a unit's directives resolve, with the transfer route for its TRANSFER directives. */
+  private places(unit: PulledUnit, dir: string): StagingPlaces {
+    const call = this.ctx.transfer;
+    return {
+      pilotSandbox: this.ctx.sandbox,
+      unitSandbox: dir,
+      ...(call
+        ? {
+            transfer: {
+              uid: unit.uid,
+              call,
+              input: unit.description.inputStaging ?? [],
+              output: unit.description.outputStaging ?? [],
+            },
+          }
+        : {}),
+    };
   }
 
   /** Reports the unit's end with the tails of its output, then gives its slots back. */

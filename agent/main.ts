@@ -154,6 +154,7 @@ async function main(configFile: string): Promise<number> {
       hasGpus: detail.gpus > 0,
       nodeOffsets,
       ...(spawner ? { spawner } : {}),
+      transfer: (body) => api.call('/agent/transfers', body),
     },
     (r) => reporter.report(r),
     (_uid, slots) => {

@@ -1,6 +1,6 @@
 /**
  * The agent's data staging on the resource (RP 0.22's agent input and output stagers): COPY, LINK and
- * MOVE of a unit's directives, before its launch script (input: source → unit sandbox) and after it
+ * MOVE of a unit's directives, and the resource's half of TRANSFER (through S3, agent/transfer-io.ts), before its launch script (input: source → unit sandbox) and after it
  * (output: unit sandbox → target). Paths follow RP (core/staging.ts `resolveStagingPath`).
  *
  * Nothing half-done is left under the target's name: a copy or a link is made under a temporary name
@@ -12,11 +12,28 @@ import { cp, lstat, mkdir, readdir, rename, rm, stat, symlink } from 'node:fs/pr
 import path from 'node:path';
 import type { StagingDirective } from '../core/staging.ts';
 import { resolveStagingPath, StagingFlag } from '../core/staging-paths.ts';
+import {
+  type DownloadAnswer,
+  downloadFile,
+  fileDigest,
+  type UploadAnswer,
+  uploadFile,
+} from './transfer-io.ts';
 
-/** Where a unit's directives resolve. */
+/** The control plane's transfer route as the agent calls it (`POST /agent/transfers`). */
+export type TransferCall = (body: Record<string, unknown>) => Promise<unknown>;
+
+/** Where a unit's directives resolve, and for TRANSFER the unit and the route that presigns its URLs. */
 export interface StagingPlaces {
   pilotSandbox: string;
   unitSandbox: string;
+  transfer?: {
+    uid: string;
+    call: TransferCall;
+    /** The unit's directive lists: a TRANSFER names its object by its index in them. */
+    input: readonly StagingDirective[];
+    output: readonly StagingDirective[];
+  };
 }
 
 /** Input directives run before the launch script, output directives after it. */
@@ -65,6 +82,7 @@ export async function runDirective(
   direction: StagingDirection,
   at: StagingPlaces,
 ): Promise<void> {
+  if (d.action === 'Transfer') return runTransfer(d, direction, at);
   const { source, target } = placesOf(d, direction, at);
   let tmp: string | undefined;
   try {
@@ -101,6 +119,47 @@ export async function runDirective(
     });
   } finally {
     if (tmp) await rm(tmp, { recursive: true, force: true }).catch(() => {});
+  }
+}
+
+/**
+ * A TRANSFER on the agent's side, through S3 with URLs the control plane presigns: an input is downloaded
+ * to its target (relative: under the unit sandbox), an output's source (relative: under the unit sandbox)
+ * is uploaded; the SDK does the other half on the user's machine.
+ */
+async function runTransfer(
+  d: StagingDirective,
+  direction: StagingDirection,
+  at: StagingPlaces,
+): Promise<void> {
+  const local =
+    direction === 'input'
+      ? resolveStagingPath(d.target, at.unitSandbox, at.pilotSandbox)
+      : resolveStagingPath(d.source, at.unitSandbox, at.pilotSandbox);
+  const [from, to] = direction === 'input' ? [d.source, local] : [local, d.target];
+  try {
+    const t = at.transfer;
+    if (!t) throw new Error('no transfer route (agent without a control plane)');
+    const index = (direction === 'input' ? t.input : t.output).indexOf(d);
+    if (direction === 'input') {
+      const answer = (await t.call({ op: 'download', uid: t.uid, index })) as DownloadAnswer;
+      await downloadFile(answer, local, d.flags.includes(StagingFlag.CREATE_PARENTS));
+      return;
+    }
+    const { size, sha256 } = await fileDigest(local);
+    const answer = (await t.call({ op: 'upload', uid: t.uid, index, size, sha256 })) as UploadAnswer;
+    try {
+      const parts = await uploadFile(local, answer, size);
+      if (parts && 'uploadId' in answer)
+        await t.call({ op: 'complete', key: answer.key, uploadId: answer.uploadId, parts });
+    } catch (err) {
+      if ('uploadId' in answer)
+        await t.call({ op: 'abort', key: answer.key, uploadId: answer.uploadId }).catch(() => {});
+      throw err;
+    }
+  } catch (err) {
+    const why = err instanceof Error ? err.message : String(err);
+    throw new StagingError(`${direction} staging Transfer ${from} → ${to} failed: ${why}`, d, { cause: err });
   }
 }
 

@@ -1,10 +1,12 @@
 /** RP's `ComputePilot`: a handle on one pilot; its state lives in the control plane. */
 import type { ComputePilotDescription } from '../core/descriptions.ts';
-import { BadParameter, NotImplemented } from '../core/errors.ts';
+import { NotImplemented } from '../core/errors.ts';
+import type { StagingDirectiveInput } from '../core/staging.ts';
 import { PilotState } from '../core/states.ts';
 import type { PilotRecord } from '../core/wire.ts';
 import { type HistoryEntry, type LogEntry, logEntries, withTimestamps } from './history.ts';
 import type { PilotCallback, PilotManager, WaitPilotsOptions } from './pilot-manager.ts';
+import { stagePilot } from './pilot-staging.ts';
 
 /** Final pilot states: the default of every wait. */
 export const PILOT_FINAL: readonly PilotState[] = [PilotState.DONE, PilotState.FAILED, PilotState.CANCELED];
@@ -99,24 +101,22 @@ export class ComputePilot {
   }
 
   /**
-   * RP's `stage_in`, into the pilot's staging area. Not built yet: refused, never accepted and ignored.
-   * Units can fill the staging area themselves (an output directive to `staging:///name`).
-   * @throws BadParameter always, naming what to use instead
+   * RP's `stage_in`: files into the pilot's staging area (`staging:///`), where its units LINK or COPY
+   * them from. Directives as for units (objects, lists, `'a > b'`); a relative target is in the staging
+   * area; TRANSFER (the default) sends a file of this machine, COPY/LINK/MOVE a file of the resource.
+   * Waits for the pilot to be launched; its agent does the staging (see client/pilot-staging.ts).
+   * @throws IncorrectState on a final pilot, NoSuccess naming the file and the cause, BadParameter
    */
-  async stageIn(_directives: unknown): Promise<never> {
-    throw new BadParameter(
-      `pilot ${this.uid}: stageIn is not built yet; stage files with a unit's inputStaging (Copy, Link or Move on the resource) or its outputStaging to staging:///name`,
-    );
+  async stageIn(directives: StagingDirectiveInput | StagingDirectiveInput[]): Promise<void> {
+    await stagePilot(this, directives, 'in');
   }
 
   /**
-   * RP 1.x's `stage_out`, from the pilot's staging area. Not built yet: refused.
-   * @throws BadParameter always
+   * RP 1.x's `stage_out`: files out of the pilot's staging area (a relative source is in it), e.g. to this
+   * machine with TRANSFER. Same rules and errors as {@link stageIn}.
    */
-  async stageOut(_directives: unknown): Promise<never> {
-    throw new BadParameter(
-      `pilot ${this.uid}: stageOut is not built yet; copy files out of staging:/// with a unit's outputStaging`,
-    );
+  async stageOut(directives: StagingDirectiveInput | StagingDirectiveInput[]): Promise<void> {
+    await stagePilot(this, directives, 'out');
   }
 
   /** Registers `cb(pilot, state, callbackData)` for every state this pilot enters. Returns what unregisters it. */

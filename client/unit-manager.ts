@@ -1,7 +1,7 @@
 /** RP's `UnitManager`: binds units to pilots through a scheduler, follows and cancels them. */
 
 import { type ComputeUnitDescriptionInput, parseUnitDescriptions } from '../core/descriptions.ts';
-import { BadParameter, DoesNotExist } from '../core/errors.ts';
+import { BadParameter, DoesNotExist, IncorrectState } from '../core/errors.ts';
 import { UnitState, unitModel } from '../core/states.ts';
 import type { PilotRecord, UnitRecord } from '../core/wire.ts';
 import { METRICS, type Metric, UNIT_STATE, type WAIT_QUEUE_SIZE } from './constants.ts';
@@ -9,6 +9,7 @@ import { newRequestToken } from './http.ts';
 import type { ComputePilot } from './pilot.ts';
 import { PilotManager } from './pilot-manager.ts';
 import type { Session } from './session.ts';
+import { downloadOutputs, limiter, outputTransfers, type TransferRoute, uploadInputs } from './transfer.ts';
 import { ComputeUnit, UNIT_FINAL } from './unit.ts';
 import { type Entered, Watcher } from './watcher.ts';
 
@@ -63,8 +64,49 @@ export class UnitManager {
       UNIT_FINAL,
       (state) => unitModel.order[state],
     );
-    this.watcher.onEntered((entered) => this.countQueue(entered));
+    this.watcher.onEntered((entered) => {
+      this.countQueue(entered);
+      // RP's UMGR output stager: a DONE unit's TRANSFER outputs come to this machine at once.
+      for (const e of entered)
+        if (e.state === UnitState.DONE && outputTransfers(e.record).length)
+          this.fetchOutputs(e.record).catch(() => {}); // reported by the wait that awaits it
+    });
     session.unitManagers.set(uid, this);
+  }
+
+  /** Calls the session's transfer route (presigned URLs for TRANSFER directives). */
+  private readonly transferRoute: TransferRoute = (body) =>
+    this.session.transport.request('POST', this.session.path('/transfers'), body);
+
+  /** Downloads of DONE units' TRANSFER outputs, one per unit, started when DONE is seen. */
+  private readonly fetched = new Map<string, Promise<string[]>>();
+  private readonly fetchSlots = limiter();
+
+  private fetchOutputs(rec: UnitRecord): Promise<string[]> {
+    let p = this.fetched.get(rec.uid);
+    if (!p) {
+      p = this.fetchSlots(() => downloadOutputs(this.transferRoute, rec));
+      this.fetched.set(rec.uid, p);
+    }
+    return p;
+  }
+
+  /**
+   * @internal Downloads a unit's TRANSFER outputs again (`unit.stageOut()`): for a user who wants them
+   * later, elsewhere (another working directory) or again. Returns the paths written.
+   */
+  async stageOutUnit(uid: string): Promise<string[]> {
+    await this.watcher.poll();
+    const rec = this.watcher.records.get(uid);
+    if (!rec)
+      throw new DoesNotExist(`stageOut: unknown unit ${JSON.stringify(uid)} in ${this.uid}`, { obj: uid });
+    if (rec.state !== UnitState.DONE)
+      throw new IncorrectState(`stageOut: unit ${uid} is ${rec.state}; outputs are fetched from DONE units`, {
+        obj: uid,
+      });
+    const p = downloadOutputs(this.transferRoute, rec);
+    this.fetched.set(uid, p);
+    return p;
   }
 
   /** Creates a unit manager; `scheduler` is required, as in RP. */
@@ -175,6 +217,8 @@ export class UnitManager {
     const list = Array.isArray(input) ? input : [input];
     if (list.length === 0) throw new BadParameter('submitUnits: no unit descriptions given');
     const descriptions = parseUnitDescriptions(list);
+    // TRANSFER inputs go to S3 first; each directive then names its object.
+    await uploadInputs(this.transferRoute, descriptions);
     const units: ComputeUnit[] = [];
     for (let i = 0; i < descriptions.length; i += SUBMIT_CHUNK) {
       const r = await this.session.transport.request<{ items: UnitRecord[] }>(
@@ -236,6 +280,12 @@ export class UnitManager {
         ...(opts.throwOnTimeout ? { throwOnTimeout: true } : {}),
       },
       `waitUnits(${this.uid})`,
+    );
+    // A DONE unit's TRANSFER outputs are on this machine when the wait returns (or the wait says why not).
+    await Promise.all(
+      recs
+        .filter((r) => r.state === UnitState.DONE && outputTransfers(r).length)
+        .map((r) => this.fetchOutputs(r)),
     );
     const out = recs.map((r) => r.state);
     return typeof opts.uids === 'string' ? (out[0] as UnitState) : out;
@@ -321,6 +371,8 @@ export class UnitManager {
   async close(): Promise<void> {
     this.watcher.close();
     this.queueCallbacks.clear();
+    // Downloads under way finish first: the session's close deletes their objects next.
+    await Promise.allSettled(this.fetched.values());
     this.session.unitManagers.delete(this.uid);
   }
 }

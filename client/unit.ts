@@ -92,6 +92,14 @@ export class ComputeUnit {
     return this.unitManager.waitUnits({ uids: this.uid, ...opts });
   }
 
+  /**
+   * Downloads the unit's TRANSFER outputs (again) to their targets on this machine; the SDK also does it
+   * by itself when the unit reaches DONE. Returns the paths written. The unit must be DONE.
+   */
+  async stageOut(): Promise<string[]> {
+    return this.unitManager.stageOutUnit(this.uid);
+  }
+
   /** Cancels the unit (no-op when final). */
   async cancel(): Promise<void> {
     await this.unitManager.cancelUnits([this.uid]);

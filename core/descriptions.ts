@@ -116,13 +116,16 @@ export type ComputePilotDescription = z.output<typeof computePilotDescriptionSch
 export type ComputePilotDescriptionInput = z.input<typeof computePilotDescriptionSchema>;
 /** A parsed, normalised unit description: `cores` set, staging directives as full objects. */
 export type ComputeUnitDescription = z.output<typeof computeUnitDescriptionSchema>;
-/** A unit description as a caller writes it (staging may use the string shorthand). */
+/**
+ * A unit description as a caller writes it: staging may use the string shorthand, and one directive may
+ * stand alone instead of in a list (RP: `cud.input_staging = "/etc/passwd"`).
+ */
 export type ComputeUnitDescriptionInput = Omit<
   z.input<typeof computeUnitDescriptionSchema>,
   'inputStaging' | 'outputStaging' | 'environment'
 > & {
-  inputStaging?: StagingDirectiveInput[];
-  outputStaging?: StagingDirectiveInput[];
+  inputStaging?: StagingDirectiveInput | StagingDirectiveInput[];
+  outputStaging?: StagingDirectiveInput | StagingDirectiveInput[];
   environment?: Record<string, string | number> | null;
 };
 

@@ -36,6 +36,16 @@ export const stagingDirectiveSchema = z
       })
       .default([StagingFlag.CREATE_PARENTS, StagingFlag.SKIP_FAILED]),
     priority: z.number({ error: 'must be an integer' }).int({ error: 'must be an integer' }).default(0),
+    /**
+     * The S3 object that carries a Transfer input (set by the SDK after it uploaded the file; checked
+     * against the session at submit, core/transfer.ts `inputObjectProblem`).
+     */
+    object: z
+      .strictObject(
+        { key: z.string(), size: z.number(), sha256: z.string() },
+        { error: 'must be { key, size, sha256 }' },
+      )
+      .optional(),
   })
   .transform((d) => ({ ...d, target: d.target ?? basename(d.source) }));
 
@@ -106,14 +116,22 @@ export function expandLists(d: unknown): unknown[] | { error: string } {
 const SCHEME = /^([a-z][a-z0-9+.-]*):\/\//i;
 
 /**
- * Why a directive cannot run yet, or undefined when it can (checked at submit, so nothing accepted is
- * ignored): TRANSFER (between the user's machine and the resource) is not built, nor are remote
- * schemes (`sftp://`, `https://`…); only `staging:///` and `file://` (a path on the resource) are.
- * `field` names the directive, e.g. `inputStaging[0]`.
+ * Why a directive cannot run, or undefined when it can (checked at submit, so nothing accepted is
+ * ignored): remote schemes (`sftp://`, `https://`…) are not built, only `staging:///` and `file://`
+ * (a path on the resource). A Transfer moves a file between the user's machine and the resource through
+ * S3: an input names the object the SDK uploaded it to (checked against the session by the caller), an
+ * output's object is made by the agent, so it must not name one. `field` names the directive, e.g.
+ * `inputStaging[0]`.
  */
-export function unbuiltDirective(d: StagingDirective, field: string): string | undefined {
-  if (d.action === StagingAction.TRANSFER)
-    return `${field}.action: Transfer (between your machine and the resource) is not built yet; use Copy, Link or Move with a path on the resource, got "Transfer" (RP's default action for a directive without one)`;
+export function unbuiltDirective(
+  d: StagingDirective,
+  field: string,
+  direction: 'input' | 'output' = 'input',
+): string | undefined {
+  if (d.action === StagingAction.TRANSFER && direction === 'output' && d.object)
+    return `${field}.object: only a Transfer input names an object (the agent makes an output's), got ${JSON.stringify(d.object)}`;
+  if (d.action !== StagingAction.TRANSFER && d.object)
+    return `${field}.object: only a Transfer names an object, got action ${JSON.stringify(d.action)}`;
   for (const key of ['source', 'target'] as const) {
     const m = SCHEME.exec(d[key]);
     const scheme = m?.[1]?.toLowerCase();

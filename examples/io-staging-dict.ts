@@ -2,15 +2,15 @@
  * RP's `io_staging_dict.py` (staging directives as objects): one unit sorts a copy of `/etc/passwd`
  * (`sort -o result.dat input.dat`) and its `result.dat` is staged back to a file outside the sandbox.
  *
- * RP's directives name no action, so they default to TRANSFER (between the client's machine and the
- * resource), which Sortie does not build yet. On `local.localhost` the client's files are the resource's,
- * so the same files move with COPY on the resource: that is the one change of this translation. The result
- * must equal `sort /etc/passwd`, and the unit's history must show each staging state once, in order.
+ * RP's directives name no action, so they are TRANSFERs between this machine and the resource: the SDK
+ * uploads `/etc/passwd` through S3 before submit, the agent downloads it into the unit sandbox, uploads
+ * `result.dat`, and the SDK downloads it when the unit is DONE. The result must equal `sort /etc/passwd`,
+ * and the unit's history must show each staging state once, in order.
  */
 import { mkdtempSync, readFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { COPY, PilotManager, Session, UnitManager, UnitState } from '../client/index.ts';
+import { PilotManager, Session, UnitManager, UnitState } from '../client/index.ts';
 import { type ExampleOptions, type ExampleResult, follow, isMain, runMain, withBackend } from './harness.ts';
 
 /** The input RP's example sorts. */
@@ -35,8 +35,8 @@ export async function ioStagingDict(
     const unit = await umgr.submitUnits({
       executable: 'sort',
       arguments: ['-o', 'result.dat', 'input.dat'],
-      inputStaging: [{ source: INPUT, target: 'input.dat', action: COPY }],
-      outputStaging: [{ source: 'result.dat', target: resultFile, action: COPY }],
+      inputStaging: [{ source: INPUT, target: 'input.dat' }],
+      outputStaging: [{ source: 'result.dat', target: resultFile }],
     });
     await umgr.waitUnits({ timeout: 120 });
     finish([unit]);

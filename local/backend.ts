@@ -1,6 +1,6 @@
 /**
  * The embedded backend: what LocalStack would give Sortie, without Docker, in one Node process on
- * 127.0.0.1 — DynamoDB (dynalite, or Amazon's DynamoDB Local), SQS (fauxqs), a Step Functions API
+ * 127.0.0.1 — DynamoDB (dynalite, or Amazon's DynamoDB Local), SQS and S3 (fauxqs), a Step Functions API
  * running the same ASL file that stacks/ deploys, and the HTTP API routes of stacks/manifest.ts mapped
  * to the same handlers. Handlers and agents find it only through environment variables
  * (`AWS_ENDPOINT_URL_*`, `SORTIE_*`): nothing in functions/ or agent/ knows it runs locally.
@@ -9,11 +9,12 @@ import { randomBytes } from 'node:crypto';
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
+import { CreateBucketCommand, S3Client } from '@aws-sdk/client-s3';
 import { CreateStateMachineCommand, SFNClient } from '@aws-sdk/client-sfn';
 import { CreateQueueCommand, GetQueueAttributesCommand, SQSClient } from '@aws-sdk/client-sqs';
 import { buildAgentBundle } from '../agent/bundle.ts';
 import { DEFAULT_LEASE_SECONDS } from '../core/reconcile.ts';
-import { ENV, EVENT_SOURCES, QUEUES, SCHEDULES, STATE_MACHINES, TABLE } from '../stacks/manifest.ts';
+import { BUCKET, ENV, EVENT_SOURCES, QUEUES, SCHEDULES, STATE_MACHINES, TABLE } from '../stacks/manifest.ts';
 import { SESSION_ROUTE, sessionAuthFrom } from '../stacks/session-auth.ts';
 import { createTable } from '../store/schema.ts';
 import { type LocalDynamoDb, startDynalite, startDynamoDbLocal } from './dynamodb.ts';
@@ -23,6 +24,7 @@ import { type JwtAuthorizerConfig, jwtAuthorizer } from './jwt-authorizer.ts';
 import { invoke } from './lambdas.ts';
 import { type CapturedMetrics, captureMetrics } from './metrics.ts';
 import { type Recovery, recoverPilots } from './recover.ts';
+import { guardS3, type S3Faults } from './s3.ts';
 import { startSchedules } from './schedules.ts';
 import { startLocalStepFunctions } from './stepfunctions/index.ts';
 
@@ -61,6 +63,10 @@ export interface BackendOptions {
    * local/recover.ts), so agents that rode out the outage carry on. In memory when absent.
    */
   dataDir?: string;
+  /** Seconds a presigned TRANSFER URL stays valid; default 3600. */
+  transferUrlSeconds?: number;
+  /** Faults of the embedded S3 for tests (read per request, so a test may change them while it runs). */
+  s3Faults?: S3Faults;
   /** Log level of the handlers (Powertools); default WARN so that a terminal stays readable. */
   logLevel?: string;
 }
@@ -189,6 +195,8 @@ export async function startBackend(opts: BackendOptions = {}): Promise<Backend> 
     const { buildApp } = await import('fauxqs');
     // fauxqs names queue URLs after `host` (sqs.<region>.<host>): 'localhost' keeps them valid URLs; it listens on 127.0.0.1 only.
     const sqsApp = buildApp({ logger: false, host: 'localhost' });
+    // The same app serves S3 (path-style): the TRANSFER bucket, with presigned URLs that expire.
+    guardS3(sqsApp, opts.s3Faults ?? {});
     await sqsApp.listen({ port: 0, host: '127.0.0.1' });
     closers.push(async () => {
       await sqsApp.close();
@@ -197,6 +205,9 @@ export async function startBackend(opts: BackendOptions = {}): Promise<Backend> 
     if (!sqsAddr || typeof sqsAddr === 'string')
       throw new BackendStartError('SQS emulator did not bind a port');
     process.env.AWS_ENDPOINT_URL_SQS = `http://127.0.0.1:${sqsAddr.port}`;
+    process.env.AWS_ENDPOINT_URL_S3 = process.env.AWS_ENDPOINT_URL_SQS;
+    const bucket = `${BUCKET.name}-local`;
+    await new S3Client({ forcePathStyle: true }).send(new CreateBucketCommand({ Bucket: bucket }));
 
     const tableName = `${TABLE.name}-local`;
     await createTable(new DynamoDBClient({}), tableName);
@@ -250,6 +261,8 @@ export async function startBackend(opts: BackendOptions = {}): Promise<Backend> 
       [ENV.jobCheckSeconds]: String(opts.jobCheckSeconds ?? 30),
       [ENV.pilotsPerMinute]: String(opts.pilotsPerMinute ?? 100),
       [ENV.leaseSeconds]: String(opts.leaseSeconds ?? DEFAULT_LEASE_SECONDS),
+      [ENV.bucket]: bucket,
+      [ENV.transferUrlSeconds]: String(opts.transferUrlSeconds ?? 3600),
     };
     Object.assign(process.env, own);
     const events = startEventSources(sqs, queues);
@@ -263,6 +276,7 @@ export async function startBackend(opts: BackendOptions = {}): Promise<Backend> 
       AWS_ENDPOINT_URL_DYNAMODB: ddb.endpoint,
       AWS_ENDPOINT_URL_SQS: process.env.AWS_ENDPOINT_URL_SQS ?? '',
       AWS_ENDPOINT_URL_SFN: sfn.endpoint,
+      AWS_ENDPOINT_URL_S3: process.env.AWS_ENDPOINT_URL_S3 ?? '',
       ...own,
     };
     const queueUrls = Object.fromEntries(Object.entries(queues).map(([k, q]) => [k, q.url])) as Record<

@@ -3,10 +3,11 @@
  */
 import { Duration, RemovalPolicy } from 'aws-cdk-lib';
 import { AttributeType, BillingMode, ProjectionType, Table } from 'aws-cdk-lib/aws-dynamodb';
+import { BlockPublicAccess, Bucket, BucketEncryption } from 'aws-cdk-lib/aws-s3';
 import { Secret } from 'aws-cdk-lib/aws-secretsmanager';
 import { Queue, QueueEncryption } from 'aws-cdk-lib/aws-sqs';
 import type { StackContext } from 'sst/constructs';
-import { QUEUES, TABLE } from './manifest.ts';
+import { BUCKET, QUEUES, TABLE } from './manifest.ts';
 import { physicalName, type SortieData } from './support.ts';
 
 const ATTRIBUTE_TYPES = { S: AttributeType.STRING, N: AttributeType.NUMBER } as const;
@@ -16,7 +17,7 @@ function key(name: keyof typeof TABLE.attributeTypes): { name: string; type: Att
   return { name, type: ATTRIBUTE_TYPES[TABLE.attributeTypes[name]] };
 }
 
-/** The Data stack: table (`TABLE`), the DLQs (`QUEUES.unitsDlq`, `QUEUES.submissionsDlq`) and the `SORTIE_SECRET_KEY` secret. */
+/** The Data stack: table (`TABLE`), the DLQs (`QUEUES.unitsDlq`, `QUEUES.submissionsDlq`), the TRANSFER bucket (`BUCKET`) and the `SORTIE_SECRET_KEY` secret. */
 export function Data({ stack, app }: StackContext): SortieData {
   // Only prod keeps its data when the stack is removed; dev and test stages clean up after themselves.
   const removalPolicy = app.stage === 'prod' ? RemovalPolicy.RETAIN : RemovalPolicy.DESTROY;
@@ -58,6 +59,23 @@ export function Data({ stack, app }: StackContext): SortieData {
     encryption: QueueEncryption.SQS_MANAGED,
   });
 
+  // TRANSFER files: private, reached only through presigned URLs (the SDK and agents hold no AWS rights),
+  // and expired by a lifecycle rule, so a session closed without cleanup (or never closed) costs nothing
+  // for ever. Unfinished multipart uploads (a cut transfer) are aborted after a day.
+  const bucket = new Bucket(stack, 'Transfers', {
+    blockPublicAccess: BlockPublicAccess.BLOCK_ALL,
+    encryption: BucketEncryption.S3_MANAGED,
+    enforceSSL: true,
+    lifecycleRules: [
+      {
+        id: 'expire-transfers',
+        expiration: Duration.days(BUCKET.expireDays),
+        abortIncompleteMultipartUploadAfter: Duration.days(1),
+      },
+    ],
+    removalPolicy,
+  });
+
   // SORTIE_SECRET_KEY: a Secrets Manager secret generated at first deploy (nobody ever types or sees it),
   // handed to the functions as a CloudFormation dynamic reference that is resolved at deploy time.
   // Why not an ARN the handlers fetch: the handlers then read the key the same way in AWS and in the
@@ -72,6 +90,6 @@ export function Data({ stack, app }: StackContext): SortieData {
     removalPolicy,
   });
 
-  stack.addOutputs({ TableName: table.tableName });
-  return { table, unitsDlq, submissionsDlq, secretKeyValue: secretKey.secretValue.unsafeUnwrap() };
+  stack.addOutputs({ TableName: table.tableName, BucketName: bucket.bucketName });
+  return { table, unitsDlq, submissionsDlq, bucket, secretKeyValue: secretKey.secretValue.unsafeUnwrap() };
 }

@@ -66,6 +66,18 @@ export const EVENT_SOURCES = [
   maxReceiveCount: number;
 }[];
 
+/**
+ * The bucket that carries TRANSFER directives between the user's machine and the resource. Objects are
+ * `<sessionId>/…`: the SDK and the agents reach them only through presigned URLs that the API issues,
+ * and a lifecycle rule expires them, so a session nobody closes with cleanup leaves nothing for ever.
+ */
+export const BUCKET = {
+  /** Logical name; the physical name comes from env `SORTIE_BUCKET` at runtime. */
+  name: 'sortie-transfers',
+  /** Days after which the lifecycle rule deletes an object (and aborts an unfinished multipart upload). */
+  expireDays: 7,
+} as const;
+
 /** Prefix of the per-pilot unit queues (`sortie-<session>-<pilot>`); IAM scopes agents to it. */
 export const PILOT_QUEUE_PREFIX = 'sortie-';
 
@@ -128,6 +140,8 @@ export const ROUTES: Record<string, FunctionName> = {
   'GET /endpoint': 'api',
   'POST /endpoint/poll': 'api',
   'POST /endpoint/answer': 'api',
+  /** Presigned URLs for a unit's TRANSFER files (upload before submit, download after DONE). */
+  'POST /sessions/{sid}/transfers': 'api',
   'POST /agent/activate': 'agentApi',
   'POST /agent/heartbeat': 'agentApi',
   'POST /agent/commands': 'agentApi',
@@ -135,6 +149,8 @@ export const ROUTES: Record<string, FunctionName> = {
   'POST /agent/states': 'agentApi',
   'POST /agent/started': 'agentApi',
   'POST /agent/done': 'agentApi',
+  /** Presigned URLs for the agent's side of TRANSFER directives (it holds no AWS credentials). */
+  'POST /agent/transfers': 'agentApi',
 };
 
 /** The pilot state machine: ASL (JSONPath) file and the substitutions its `${...}` names take. */
@@ -178,6 +194,10 @@ export const ENV = {
   leaseSeconds: 'SORTIE_LEASE_SECONDS',
   /** Seconds a Lambda container keeps a session's usage counts before writing them (functions/lib/usage.ts). */
   usageFlushSeconds: 'SORTIE_USAGE_FLUSH_SECONDS',
+  /** The TRANSFER bucket (`BUCKET`). */
+  bucket: 'SORTIE_BUCKET',
+  /** Seconds a presigned transfer URL stays valid; default 3600. */
+  transferUrlSeconds: 'SORTIE_TRANSFER_URL_SECONDS',
   /** Path of the agent bundle the launch function ships (built by esbuild). */
   agentBundle: 'SORTIE_AGENT_BUNDLE',
 } as const;

@@ -6,6 +6,7 @@
 import { ArnFormat } from 'aws-cdk-lib';
 import type { Table } from 'aws-cdk-lib/aws-dynamodb';
 import { PolicyStatement } from 'aws-cdk-lib/aws-iam';
+import type { Bucket } from 'aws-cdk-lib/aws-s3';
 import type { Queue } from 'aws-cdk-lib/aws-sqs';
 import { Function as SstFunction, type Stack } from 'sst/constructs';
 import {
@@ -30,6 +31,8 @@ export interface SortieData {
   readonly unitsDlq: Queue;
   /** Refused or failing event-triggered submissions (`QUEUES.submissionsDlq`). */
   readonly submissionsDlq: Queue;
+  /** The TRANSFER bucket (`BUCKET`). */
+  readonly bucket: Bucket;
   /** The value of `SORTIE_SECRET_KEY`, as a CloudFormation dynamic reference (see Data.ts). */
   readonly secretKeyValue: string;
 }
@@ -83,6 +86,8 @@ export function sortieEnv(stack: Stack, data: SortieData, apiUrl: string): Sorti
     [ENV.pilotsPerMinute]: '100',
     [ENV.leaseSeconds]: '300',
     [ENV.usageFlushSeconds]: '60',
+    [ENV.bucket]: data.bucket.bucketName,
+    [ENV.transferUrlSeconds]: '3600',
     // Copied next to the launch function's code (see Pilots.ts); `npm run build:agent` makes it.
     [ENV.agentBundle]: '/var/task/agent.cjs',
   };
@@ -186,6 +191,10 @@ export function sortieFunction(
     ...(name === 'launch' ? { copyFiles: [{ from: AGENT_BUNDLE_FILE, to: 'agent.cjs' }] } : {}),
   });
   data.table.grantReadWriteData(fn);
+  // The API and the agent API presign URLs on the TRANSFER bucket (a URL carries its signer's rights)
+  // and the API deletes a session's objects at close; no other function touches it.
+  if (name === 'api' || name === 'agentApi') data.bucket.grantReadWrite(fn);
+  if (name === 'api') data.bucket.grantDelete(fn);
   const role = QUEUE_ROLE[name];
   fn.addToRolePolicy(
     new PolicyStatement({

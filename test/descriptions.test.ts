@@ -200,10 +200,21 @@ describe('parseUnitDescription', () => {
       );
     });
 
-    it('names what is not built: TRANSFER (the default action) and remote schemes', () => {
+    it('names what is not built (remote schemes) and a Transfer object where none belongs', () => {
       const [t] = parseUnitDescription({ executable: 'x', inputStaging: ['input.dat'] }).inputStaging ?? [];
-      expect(unbuiltDirective(t as StagingDirective, 'inputStaging[0]')).toContain(
-        'inputStaging[0].action: Transfer (between your machine and the resource) is not built yet',
+      expect(unbuiltDirective(t as StagingDirective, 'inputStaging[0]')).toBeUndefined();
+      const object = { key: 's/in/x', size: 1, sha256: 'a'.repeat(64) };
+      const [o] =
+        parseUnitDescription({ executable: 'x', outputStaging: [{ source: 'o', object }] }).outputStaging ??
+        [];
+      expect(unbuiltDirective(o as StagingDirective, 'outputStaging[0]', 'output')).toContain(
+        'outputStaging[0].object: only a Transfer input names an object',
+      );
+      const [c] =
+        parseUnitDescription({ executable: 'x', inputStaging: [{ source: 'i', action: 'Copy', object }] })
+          .inputStaging ?? [];
+      expect(unbuiltDirective(c as StagingDirective, 'inputStaging[0]')).toContain(
+        'inputStaging[0].object: only a Transfer names an object, got action "Copy"',
       );
       const [r] =
         parseUnitDescription({ executable: 'x', inputStaging: [{ source: 'https://h/x', action: 'Copy' }] })

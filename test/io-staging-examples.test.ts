@@ -9,6 +9,8 @@ import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { checkIoStagingDict, ioStagingDict } from '../examples/io-staging-dict.ts';
 import { checkIoStagingPipeline, ioStagingPipeline } from '../examples/io-staging-pipeline.ts';
+import { checkIoStagingShared, ioStagingShared } from '../examples/io-staging-shared.ts';
+import { checkIoStagingSimple, ioStagingSimple } from '../examples/io-staging-simple.ts';
 import { type Backend, startBackend } from '../local/backend.ts';
 import { CallbackLog, historyProblems } from './e2e.ts';
 
@@ -26,7 +28,7 @@ afterAll(async () => {
 const quiet = { log: () => {}, quiet: true } as const;
 
 describe.concurrent('RP io_staging examples', () => {
-  it('io_staging_dict: /etc/passwd copied in, sorted, result.dat copied out', async () => {
+  it('io_staging_dict: /etc/passwd transferred in, sorted, result.dat transferred back', async () => {
     const callbacks = new CallbackLog();
     const resultFile = path.join(work, 'dict', 'result.dat');
     const result = await ioStagingDict(backend.apiUrl, resultFile, {
@@ -43,6 +45,20 @@ describe.concurrent('RP io_staging examples', () => {
     const dir = mkdtempSync(path.join(work, 'pipeline-'));
     const result = await ioStagingPipeline(backend.apiUrl, dir, quiet);
     expect(checkIoStagingPipeline(result, dir)).toEqual([]);
+    expect(result.units.flatMap(historyProblems)).toEqual([]);
+  });
+
+  it('io_staging_simple: plain string directives transfer /etc/passwd in and result.dat back', async () => {
+    const dir = mkdtempSync(path.join(work, 'simple-'));
+    const result = await ioStagingSimple(backend.apiUrl, dir, quiet);
+    expect(checkIoStagingSimple(result, dir)).toEqual([]);
+    expect(result.units.flatMap(historyProblems)).toEqual([]);
+  });
+
+  it('io_staging_shared: pilot.stageIn puts the shared file in staging:///, four units LINK it', async () => {
+    const dir = mkdtempSync(path.join(work, 'shared-'));
+    const result = await ioStagingShared(backend.apiUrl, dir, quiet);
+    expect(checkIoStagingShared(result, dir)).toEqual([]);
     expect(result.units.flatMap(historyProblems)).toEqual([]);
   });
 });

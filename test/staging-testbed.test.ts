@@ -18,6 +18,7 @@ import {
   PilotManager,
   PilotState,
   Session,
+  TRANSFER,
   UnitManager,
   UnitState,
 } from '../client/index.ts';
@@ -101,6 +102,34 @@ describe.skipIf(skip !== undefined)(
       expect(missing?.state).toBe(UnitState.FAILED);
       expect(missing?.log.join('\n')).toMatch(/input staging Copy .*absent\.txt → .* failed: ENOENT/);
       expect([first, second, missing].flatMap((u) => (u ? historyProblems(u) : []))).toEqual([]);
+    }, 300_000);
+
+    it('TRANSFERs files from this machine into a SLURM job and back through S3, and stages into the pilot', async () => {
+      // Prepare: a 12 MiB file (multipart) and a small one, on this machine (the test's user, not hpcuser)
+      const big = path.join(work, 'big.bin');
+      writeFileSync(big, Buffer.alloc(12 * 1024 * 1024, 7));
+      const note = path.join(work, 'note.txt');
+      writeFileSync(note, 'from the client\n');
+      // Act: the note into the staging area, then a unit that links it and transfers both back
+      await pilot.stageIn({ source: note, target: 'note.txt', action: TRANSFER });
+      const unit = await umgr.submitUnits({
+        executable: '/bin/sh',
+        arguments: ['-c', 'cat note.txt > note.out; wc -c < big.bin > size.out; whoami >> note.out'],
+        inputStaging: [
+          { source: 'staging:///note.txt', target: 'note.txt', action: LINK },
+          { source: big, target: 'big.bin', action: TRANSFER },
+        ],
+        outputStaging: [
+          { source: 'note.out', target: path.join(work, 'back', 'note.out'), action: TRANSFER },
+          { source: 'size.out', target: path.join(work, 'back', 'size.out'), action: TRANSFER },
+        ],
+      });
+      await unit.wait({ timeout: 120 });
+      // Assess: the unit ran as hpcuser in the job; its outputs are on this machine
+      expect(unit.state, unit.log.join('\n')).toBe(UnitState.DONE);
+      expect(readFileSync(path.join(work, 'back', 'note.out'), 'utf8')).toBe('from the client\nhpcuser\n');
+      expect(readFileSync(path.join(work, 'back', 'size.out'), 'utf8').trim()).toBe(String(12 * 1024 * 1024));
+      expect(historyProblems(unit)).toEqual([]);
     }, 300_000);
   },
 );

@@ -21,6 +21,7 @@ import { Match, Template } from 'aws-cdk-lib/assertions';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { buildAgentBundle } from '../agent/bundle.ts';
 import {
+  BUCKET,
   ENV,
   EVENT_SOURCES,
   FUNCTIONS,
@@ -321,6 +322,43 @@ describe.skipIf(missing.length > 0)(suiteName, () => {
       PointInTimeRecoverySpecification: { PointInTimeRecoveryEnabled: true },
     });
     expect(resourcesOf(templates, 'AWS::DynamoDB::Table')).toHaveLength(1);
+  });
+
+  it('declares the TRANSFER bucket: private, encrypted, TLS only, objects expired by a lifecycle rule', () => {
+    const data = template('Data');
+    data.resourceCountIs('AWS::S3::Bucket', 1);
+    data.hasResourceProperties('AWS::S3::Bucket', {
+      PublicAccessBlockConfiguration: {
+        BlockPublicAcls: true,
+        BlockPublicPolicy: true,
+        IgnorePublicAcls: true,
+        RestrictPublicBuckets: true,
+      },
+      LifecycleConfiguration: {
+        Rules: [
+          Match.objectLike({
+            Status: 'Enabled',
+            ExpirationInDays: BUCKET.expireDays,
+            AbortIncompleteMultipartUpload: { DaysAfterInitiation: 1 },
+          }),
+        ],
+      },
+    });
+    // Only the two functions that presign (and the API, which deletes at close) may touch it.
+    for (const fn of ['api', 'agentApi'] as const) {
+      template('Api').hasResourceProperties('AWS::IAM::Policy', {
+        PolicyDocument: {
+          Statement: Match.arrayWith([Match.objectLike({ Action: Match.arrayWith(['s3:PutObject']) })]),
+        },
+        Roles: [{ Ref: Match.stringLikeRegexp(`^${fn}ServiceRole`) }],
+      });
+    }
+    for (const fn of ['launch', 'finalize', 'reconcile'] as const) {
+      const policies = template(functionIds.get(fn)?.stack ?? '').findResources('AWS::IAM::Policy');
+      for (const p of Object.values(policies) as Json[]) {
+        if (JSON.stringify(p).includes(`${fn}ServiceRole`)) expect(JSON.stringify(p)).not.toContain('s3:');
+      }
+    }
   });
 
   it('declares the manifest queues, outside the per-pilot queue prefix, and the event source mappings', () => {

@@ -12,6 +12,7 @@ import { allItems } from '../../core/pages.ts';
 import { checkQueueTimeout, checkSandbox, type ResourceConfig } from '../../core/resources.ts';
 import { bindsLate, parseScheduler } from '../../core/schedulers.ts';
 import { isFinal, pilotModel } from '../../core/states.ts';
+import { sessionPrefix } from '../../core/transfer.ts';
 import type { PageOptions, PilotRecord, SessionRecord, UnitRecord } from '../../store/index.ts';
 import { authSession } from '../lib/auth.ts';
 import { cancelQueued, wakeQueue } from '../lib/backfill.ts';
@@ -23,6 +24,8 @@ import { createPilotQueue } from '../lib/queues.ts';
 import { sessionResources } from '../lib/resources.ts';
 import { hashSecret, newSecret, seal, secretMatches, unseal } from '../lib/secrets.ts';
 import { store } from '../lib/store.ts';
+import { sessionTransfer } from '../lib/transfer-routes.ts';
+import { deletePrefix } from '../lib/transfers.ts';
 import { MAX_UNITS_PER_REQUEST, submitUnits } from '../lib/units.ts';
 import { chargeTo, flushUsage } from '../lib/usage.ts';
 import { dashboardResponse } from './dashboard.ts';
@@ -211,8 +214,12 @@ export const handler = httpHandler({
     // meanwhile either sees the session closed or has its units cancelled here.
     for (const m of await allItems((next) => store().listUnitManagers(s.sessionId, { next })))
       if (bindsLate(m.scheduler)) await cancelQueued(s.sessionId, m.uid, 'cancelled: session closed');
+    // RP's cleanup deletes the session's data: here its TRANSFER files (the bucket's lifecycle rule
+    // expires whatever a session closed without cleanup leaves). After the pilots ended: no agent still
+    // uploads. Repeating a close repeats the deletion, which is harmless.
+    const deletedObjects = req.body.cleanup === true ? await deletePrefix(sessionPrefix(s.sessionId)) : 0;
     await flushUsage([s.sessionId]);
-    return { uid: closed.sessionId, closed: closed.closed };
+    return { uid: closed.sessionId, closed: closed.closed, deletedObjects };
   },
 
   'POST /sessions/{sid}/contexts': async (req) => {
@@ -472,6 +479,11 @@ export const handler = httpHandler({
     const page = await store().listUnits(s.sessionId, req.params.umid as string, pageOpts(req));
     if (page.items.length === 0) await store().getUnitManager(s.sessionId, req.params.umid as string);
     return { items: page.items.map(unitOut), cursor: page.cursor, ...(page.next ? { next: page.next } : {}) };
+  },
+
+  'POST /sessions/{sid}/transfers': async (req) => {
+    const s = await session(req);
+    return sessionTransfer(s.sessionId, req.body);
   },
 
   'POST /sessions/{sid}/units/cancel': async (req) => {

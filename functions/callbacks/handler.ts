@@ -17,6 +17,7 @@ import { httpHandler, MAX_ID_BYTES } from '../lib/http.ts';
 import { heartbeatSeconds, heartbeatToken, leaseSeconds, succeedToken } from '../lib/pilots.ts';
 import { deleteReceived, type QueuedUnit, receiveUnits, sendUnits } from '../lib/queues.ts';
 import { store } from '../lib/store.ts';
+import { agentTransfer } from '../lib/transfer-routes.ts';
 import { commandsFor, commandsSeen } from './commands.ts';
 import { parseReports, parseStarts, planRounds, planStarts, startedOf } from './reports.ts';
 
@@ -54,6 +55,8 @@ function queued(u: UnitRecord): QueuedUnit {
 }
 
 export const handler = httpHandler({
+  'POST /agent/transfers': async (req) => agentTransfer(await authAgent(req.headers), req.body),
+
   'POST /agent/activate': async (req) => {
     const pilot = await authAgent(req.headers);
     const d = req.body.resourceDetail as Record<string, unknown> | undefined;

@@ -5,6 +5,7 @@
  * operation (a middleware, so nothing is estimated); the bench prices those counts.
  */
 import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
+import { S3Client } from '@aws-sdk/client-s3';
 import { SFNClient } from '@aws-sdk/client-sfn';
 import { SQSClient } from '@aws-sdk/client-sqs';
 
@@ -38,6 +39,7 @@ function counted<C>(client: C, service: string): C {
 let ddb: DynamoDBClient | undefined;
 let sqs: SQSClient | undefined;
 let sfn: SFNClient | undefined;
+let s3: S3Client | undefined;
 
 /** The DynamoDB client (one per process). */
 export function dynamodb(): DynamoDBClient {
@@ -56,6 +58,18 @@ export function sqsClient(): SQSClient {
 export function sfnClient(): SFNClient {
   sfn ??= counted(new SFNClient({ maxAttempts: 5 }), 'SFN');
   return sfn;
+}
+
+/**
+ * The S3 client (one per process). Path-style addressing when an endpoint is configured (the embedded S3
+ * on 127.0.0.1 has no DNS for `<bucket>.host`); virtual-hosted in AWS.
+ */
+export function s3Client(): S3Client {
+  s3 ??= counted(
+    new S3Client({ maxAttempts: 5, forcePathStyle: Boolean(process.env.AWS_ENDPOINT_URL_S3) }),
+    'S3',
+  );
+  return s3;
 }
 
 /** Reads a required environment variable, failing loudly with its name. */

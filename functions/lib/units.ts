@@ -8,8 +8,9 @@ import { groupBy } from '../../core/group.ts';
 import type { ResourceRegistry } from '../../core/resource-registry.ts';
 import { bindsLate, bindUnits, type SchedulerName } from '../../core/schedulers.ts';
 import { type PilotSize, tooBigForPilot } from '../../core/slots.ts';
-import { unbuiltDirective } from '../../core/staging.ts';
+import { StagingAction, unbuiltDirective } from '../../core/staging.ts';
 import { isFinal, pendingState, pilotModel, UnitState } from '../../core/states.ts';
+import { inputObjectProblem } from '../../core/transfer.ts';
 import type { UnitRecord } from '../../store/index.ts';
 import { wakeQueue } from './backfill.ts';
 import { logger } from './log.ts';
@@ -56,7 +57,12 @@ export async function submitUnits(sessionId: string, umid: string, raw: unknown)
   descriptions.forEach((d, i) => {
     for (const key of ['inputStaging', 'outputStaging'] as const)
       d[key]?.forEach((x, j) => {
-        const why = unbuiltDirective(x, `${key}[${j}]`);
+        const field = `${key}[${j}]`;
+        const why =
+          unbuiltDirective(x, field, key === 'inputStaging' ? 'input' : 'output') ??
+          (key === 'inputStaging' && x.action === StagingAction.TRANSFER
+            ? inputObjectProblem(x.object, sessionId, field)
+            : undefined);
         if (why) throw new BadParameter(`submitUnits.descriptions[${i}].${why}`);
       });
   });
