@@ -243,17 +243,22 @@ describe.skipIf(skip !== undefined)(
         60_000,
         250,
       );
-      // Async: the backend serving its request runs in this very process.
-      const { stdout: status } = await run(
-        'runuser',
-        sortieArgs(['endpoint', 'status', '--resource', 'mfa.slurm']),
-        {
-          cwd: root,
-          env: endpointEnv(),
-          encoding: 'utf8',
+      // Async: the backend serving its request runs in this very process. The SIGKILLed
+      // endpoint may take a moment to leave the process table after runuser has exited.
+      let status = '';
+      await until(
+        'status says the endpoint is not running',
+        async () => {
+          ({ stdout: status } = await run(
+            'runuser',
+            sortieArgs(['endpoint', 'status', '--resource', 'mfa.slurm']),
+            { cwd: root, env: endpointEnv(), encoding: 'utf8' },
+          ));
+          return status.includes('not running') ? true : undefined;
         },
+        30_000,
+        250,
       );
-      expect(status).toContain('not running');
       expect(status).toMatch(new RegExp(`${late.uid.replace('.', '\\.')} launch`));
       // What the killed process handled last: the first pilot's cancel.
       expect(status).toContain(`${pilot.uid} cancel: cancelled job ${pilot.jobId}`);

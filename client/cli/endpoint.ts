@@ -78,9 +78,17 @@ export async function start(flags: EndpointStartFlags): Promise<number> {
 function alive(pid: number): boolean {
   try {
     process.kill(pid, 0);
-    return true;
   } catch (e) {
     return (e as NodeJS.ErrnoException).code === 'EPERM';
+  }
+  // A killed process whose parent died with it stays a zombie until init reaps it, and
+  // signal 0 still reaches a zombie; where init does not reap (containers), that lasts.
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    return !/^[ZX]/.test(stat.slice(stat.lastIndexOf(')') + 2));
+  } catch {
+    // Gone since the signal, or no procfs (macOS), where signal 0 is all there is.
+    return !existsSync('/proc/self/stat');
   }
 }
 
