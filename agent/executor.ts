@@ -45,6 +45,11 @@ export interface ExecutorContext {
   nodeOffsets: readonly number[];
   /** The node's persistent spawner; without it (no compiler, or agentSpawner POPEN) the agent spawns. */
   spawner?: HelperSpawner;
+  /**
+   * Spawners on the other nodes (per-node executors), by node index: a single-node unit placed there
+   * starts through it as it would on the agent's node (FORK), not through the task method's ssh or srun.
+   */
+  nodeSpawners?: ReadonlyMap<number, HelperSpawner>;
   /** The control plane's transfer route (TRANSFER directives); absent, a TRANSFER fails naming why. */
   transfer?: TransferCall;
 }
@@ -105,6 +110,8 @@ interface Running {
   /** How a killed unit is reported: CANCELED unless the pilot's end says otherwise (walltime: FAILED). */
   killedAs?: KilledAs | Promise<KilledAs>;
   remote?: { node: string; sid: number };
+  /** The spawner that started it when that runs on another node: kills go through it (pid is its node's). */
+  executor?: HelperSpawner;
 }
 
 /** The state and reason a unit killed by the agent is reported with. */
@@ -156,10 +163,17 @@ export class Executor {
   private async launch(
     unit: PulledUnit,
     slots: readonly Slot[],
-    method: Method,
+    placedMethod: Method,
     entry: Running,
   ): Promise<void> {
     const d = unit.description as UnitDescription;
+    // A single-node unit on a node with its own executor starts there as a FORK unit would here.
+    const candidate =
+      (placedMethod === 'SSH' || placedMethod === 'SRUN') && slots.length === 1 && !d.mpi
+        ? this.ctx.nodeSpawners?.get(slots[0]?.node ?? -1)
+        : undefined;
+    const onNode = candidate?.usable ? candidate : undefined;
+    const method: Method = onNode ? 'FORK' : placedMethod;
     const dir = path.join(this.ctx.sandbox, unit.uid);
     const cores = slots.reduce((n, s) => n + s.cores.length, 0);
     const gpus = slots[0]?.gpus ?? [];
@@ -199,7 +213,7 @@ export class Executor {
     });
     // Through the spawner (not for SSH: the agent reads ssh's output), the spawner's child makes the
     // sandbox and writes launch.sh; the agent makes it only to stage inputs into it first.
-    const helper = method === 'SSH' ? undefined : this.ctx.spawner;
+    const helper = onNode ?? (method === 'SSH' ? undefined : this.ctx.spawner);
     let made = false;
     if (!helper || d.inputStaging?.length) {
       await mkdirAsync(dir);
@@ -279,8 +293,10 @@ export class Executor {
         setTimeout(() => this.ended(unit, slots, method, entry, code, signal, sshErr), SIGNAL_GRACE_MS);
       else this.ended(unit, slots, method, entry, code, signal, sshErr);
     };
-    if (helper?.usable) {
-      helper.spawn(
+    // A node's executor that died since the check above fails the unit through `lost` (its start may be
+    // recorded already); the agent's own spawner has the agent to fall back on.
+    if (helper?.usable || onNode) {
+      (helper as HelperSpawner).spawn(
         {
           cwd: dir,
           ...(direct
@@ -298,8 +314,9 @@ export class Executor {
         {
           spawned: (pid) => {
             entry.pid = pid;
+            if (onNode) entry.executor = onNode;
             // Cancelled while the spawner was starting it: the group exists only now.
-            if (entry.cancelled) killGroup(pid);
+            if (entry.cancelled) this.kill(entry);
             onSpawn();
           },
           failed: (stage, code) => {
@@ -315,8 +332,9 @@ export class Executor {
           },
           exited: (code, signal) => onClose(code, signal),
           lost: (reason) => {
-            // Its end can no longer be heard: it is killed, and ends FAILED with the reason.
-            if (entry.pid > 0) killGroup(entry.pid);
+            // Its end can no longer be heard: it is killed (on another node, its spawner killed it when
+            // its connection closed), and ends FAILED with the reason.
+            if (entry.pid > 0 && !entry.executor) killGroup(entry.pid);
             this.finish(unit, slots, 'Failed', undefined, `unit lost: ${reason}`);
           },
         },
@@ -490,10 +508,17 @@ export class Executor {
     // The first decision holds: a later cancelAll (the agent's end) does not override a pending one.
     if (as && !entry.killedAs) entry.killedAs = as;
     if (entry.pid < 0) return true; // not spawned yet: launch() sees the flag
-    // Over SSH the local ssh lives until the remote session ends: kill that first, the local ssh after.
-    if (entry.remote) this.killRemote(entry);
-    else killGroup(entry.pid);
+    this.kill(entry);
     return true;
+  }
+
+  /** Kills a started unit wherever it runs. */
+  private kill(entry: Running): void {
+    // On another node's executor: through it. Over SSH the local ssh lives until the remote session ends:
+    // kill that first, the local ssh after.
+    if (entry.executor) entry.executor.kill(entry.pid);
+    else if (entry.remote) this.killRemote(entry);
+    else killGroup(entry.pid);
   }
 
   /** Kills a unit's session on its remote node over SSH, then its local ssh. */

@@ -267,6 +267,40 @@ export function spawnCommand(
   return { file: '/bin/bash', args: ['launch.sh'] };
 }
 
+/**
+ * The command that runs the spawner `program` on `node` for the whole pilot (a per-node executor), through
+ * the task method: over SSH, or as one job step that shares the node's cores with the units it starts
+ * (`--overlap`, SLURM ≥ 20.11), so that their cores stay the agent's to place. `-k`: the spawner kills its
+ * units when this connection closes. Undefined for methods that cannot start a process on one node.
+ */
+export function executorCommand(
+  method: Method,
+  node: string,
+  program: string,
+  sshFlags: readonly string[] = [],
+): { file: string; args: string[] } | undefined {
+  if (method === 'SSH')
+    return {
+      file: 'ssh',
+      args: ['-o', 'BatchMode=yes', ...sshFlags, node, `exec ${shellQuote(program)} -k`],
+    };
+  if (method === 'SRUN')
+    return {
+      file: 'srun',
+      args: [
+        '--overlap',
+        '--nodes=1',
+        '--ntasks=1',
+        '--cpu-bind=none',
+        `--nodelist=${node}`,
+        '--job-name=sortie-executor',
+        program,
+        '-k',
+      ],
+    };
+  return undefined;
+}
+
 /** Kills the session `sid` (a unit started over SSH, see {@link spawnCommand}) on `node`. */
 export function remoteKillCommand(
   node: string,

@@ -18,7 +18,7 @@ import { type Allocation, discoverAllocation, fitPilot } from './allocation.ts';
 import { AgentApi, PermanentApiError, type PulledUnit } from './api.ts';
 import { readConfig } from './config.ts';
 import { Executor, type KilledAs, type UnitDescription } from './executor.ts';
-import { chooseMethods, type Methods, methodFor } from './launch-methods.ts';
+import { chooseMethods, executorCommand, type Methods, methodFor } from './launch-methods.ts';
 import { Reporter } from './reporter.ts';
 import { HelperSpawner } from './spawner.ts';
 import { cleanupPilotSandbox } from './staging.ts';
@@ -58,6 +58,34 @@ function usableNodes(
     local: 0,
     note: `only ${only.name} is used: the resource has no launch method for other nodes (launchMethods.order: ${methods.order.join(', ')})`,
   };
+}
+
+/**
+ * Per-node executors (issue 14): the spawner on every other node of a multi-node pilot, started once
+ * through the task method (one ssh connection or one job step per node, in parallel), so that a unit placed
+ * there costs no ssh login or srun step of its own. A node whose executor does not come up is served by
+ * the task method unit by unit, as without executors.
+ */
+async function startExecutors(
+  program: string,
+  nodes: readonly SlotNode[],
+  local: number,
+  methods: Methods,
+): Promise<Map<number, HelperSpawner>> {
+  const out = new Map<number, HelperSpawner>();
+  if (!methods.task || nodes.length < 2) return out;
+  const task = methods.task;
+  await Promise.all(
+    nodes.map(async (n, i) => {
+      if (i === local) return;
+      const via = executorCommand(task, n.name, program, methods.sshFlags);
+      const s = via ? await HelperSpawner.onNode(program, n.name, via, log) : undefined;
+      if (s) out.set(i, s);
+    }),
+  );
+  if (out.size < nodes.length - 1)
+    log(`executors: ${out.size} of ${nodes.length - 1} other nodes; the rest start units with ${task}`);
+  return out;
 }
 
 async function main(configFile: string): Promise<number> {
@@ -108,6 +136,7 @@ async function main(configFile: string): Promise<number> {
   }
   const local = usable?.local ?? 0;
   if (usable?.note) log(usable.note);
+  const nodeSpawners = spawner ? await startExecutors(spawner.program, nodes, local, methods) : new Map();
   const scheduler = new SlotScheduler(nodes, cfg.oversubscribe === true);
   const totalCores = scheduler.cores;
   const nodeOffsets = nodes.map((_, i) => nodes.slice(0, i).reduce((c, n) => c + n.cores, 0));
@@ -154,6 +183,7 @@ async function main(configFile: string): Promise<number> {
       hasGpus: detail.gpus > 0,
       nodeOffsets,
       ...(spawner ? { spawner } : {}),
+      nodeSpawners,
       transfer: (body) => api.call('/agent/transfers', body),
     },
     (r) => reporter.report(r),
@@ -337,6 +367,7 @@ async function main(configFile: string): Promise<number> {
   const deadline = Date.now() + 5_000;
   while (executor.active && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
   spawner?.close();
+  for (const s of nodeSpawners.values()) s.close();
   await reporter.close();
   if (cfg.cleanup)
     await cleanupPilotSandbox(cfg.sandbox).then(

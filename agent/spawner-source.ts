@@ -6,11 +6,14 @@ export const SPAWNER_C = String.raw`/* Sortie's persistent spawner: one small pr
  * agent's large heap never has to fork. Reads launch records from stdin, writes events to stdout.
  * Record (agent -> spawner): NUL-terminated fields
  *   id, cwd, stdout, stderr, script path, script text, argc, argv..., envc, env...
- * (empty stdout/stderr: /dev/null; empty script path: no script is written).
+ * (empty stdout/stderr: /dev/null; empty script path: no script is written), or a kill: "K", pid, signal
+ * (the signal goes to the unit's process group).
  * Events (spawner -> agent), one line each: "R pid" ready, "S id pid" started, "F id errno stage" not
  * started, "E pid code signal" ended (code -1 when killed by a signal). Each unit gets its own session
  * (so its process group is its pid), its directory made, its script written and its output files opened
- * in the child, before exec. */
+ * in the child, before exec. With -k (a spawner on another node, started over SSH or srun) the units still
+ * running when the agent's pipe closes (the agent died, or its connection did) are killed: nothing would
+ * hear their end, and the pilot's end has already decided it. */
 #define _GNU_SOURCE
 #include <errno.h>
 #include <fcntl.h>
@@ -29,6 +32,9 @@ static char *in;
 static size_t in_len, in_cap;
 static char out[65536];
 static size_t out_len;
+/* Started and not yet reaped (for -k). */
+static pid_t *kids;
+static size_t nkids, capkids;
 
 static void flush_out(void) {
   size_t off = 0;
@@ -133,6 +139,8 @@ static void launch(char *id, char *cwd, char *so, char *se, char *sp, char *st, 
     }
     emit("F %ld %ld %ld\n", atol(id), err[0], err[1]);
   } else {
+    if (nkids == capkids) kids = realloc(kids, (capkids = capkids ? capkids * 2 : 64) * sizeof *kids);
+    kids[nkids++] = pid;
     emit("S %ld %ld\n", atol(id), (long)pid, 0);
   }
 }
@@ -142,8 +150,18 @@ static void drain(void) {
   size_t pos = 0;
   for (;;) {
     size_t p = pos;
-    char *id = field(&p), *cwd = field(&p), *so = field(&p), *se = field(&p), *sp = field(&p),
-         *st = field(&p), *ac = field(&p);
+    char *id = field(&p);
+    if (!id) break;
+    if (id[0] == 'K' && id[1] == 0) {
+      char *kp = field(&p), *ks = kp ? field(&p) : NULL;
+      if (!ks) break;
+      long k = atol(kp);
+      if (k > 1) kill(-(pid_t)k, atoi(ks));
+      pos = p;
+      continue;
+    }
+    char *cwd = field(&p), *so = field(&p), *se = field(&p), *sp = field(&p), *st = field(&p),
+         *ac = field(&p);
     if (!ac) break;
     long argc = atol(ac);
     char **argv = calloc((size_t)argc + 1, sizeof *argv);
@@ -171,12 +189,18 @@ static void reap(void) {
   int st;
   pid_t pid;
   while ((pid = waitpid(-1, &st, WNOHANG)) > 0) {
+    for (size_t i = 0; i < nkids; i++)
+      if (kids[i] == pid) {
+        kids[i] = kids[--nkids];
+        break;
+      }
     if (WIFEXITED(st)) emit("E %ld %ld %ld\n", (long)pid, (long)WEXITSTATUS(st), 0);
     else if (WIFSIGNALED(st)) emit("E %ld %ld %ld\n", (long)pid, -1, (long)WTERMSIG(st));
   }
 }
 
-int main(void) {
+int main(int argc, char **argv) {
+  int kill_on_eof = argc > 1 && strcmp(argv[1], "-k") == 0;
   if (pipe2(sigpipe_fds, O_CLOEXEC | O_NONBLOCK) < 0) return 2;
   struct sigaction sa;
   memset(&sa, 0, sizeof sa);
@@ -203,7 +227,13 @@ int main(void) {
     if (fds[0].revents & (POLLIN | POLLHUP | POLLERR)) {
       if (in_cap - in_len < 4096) in = realloc(in, in_cap *= 2);
       ssize_t n = read(0, in + in_len, in_cap - in_len);
-      if (n == 0) return 0; /* the agent closed the pipe: its units run on, as orphans of it */
+      if (n == 0) {
+        /* The agent closed the pipe. On its own node its units run on (the agent's end decided them, and
+         * the orphan sweep follows a crash); on another node, with -k, they die with the connection. */
+        if (kill_on_eof)
+          for (size_t i = 0; i < nkids; i++) kill(-kids[i], SIGKILL);
+        return 0;
+      }
       if (n > 0) {
         in_len += (size_t)n;
         drain();

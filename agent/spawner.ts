@@ -52,6 +52,8 @@ const SIGNAL_NAMES = new Map(Object.entries(os.constants.signals).map(([k, v]) =
 /** How long the compiler and the spawner's first line may take before the agent spawns with Node. */
 const COMPILE_TIMEOUT_MS = 60_000;
 const READY_TIMEOUT_MS = 10_000;
+/** A spawner on another node comes up through ssh or a job step, which may queue briefly for the step. */
+const REMOTE_READY_TIMEOUT_MS = 30_000;
 
 /** A running spawner process and the units it has been handed. */
 export class HelperSpawner {
@@ -64,7 +66,13 @@ export class HelperSpawner {
   private deadReason: string | undefined;
   private corked = false;
 
-  private constructor(private readonly child: ChildProcess) {
+  private constructor(
+    private readonly child: ChildProcess,
+    /** The spawner program (on a shared file system, so other nodes can run it too). */
+    readonly program: string,
+    /** The node it runs on when that is not the agent's (then pids are that node's, see {@link kill}). */
+    readonly node?: string,
+  ) {
     child.stdout?.setEncoding('utf8');
     child.stdout?.on('data', (s: string) => this.read(s));
     child.once('exit', (code, signal) => this.died(`spawner exited (${signal ?? `code ${code}`})`));
@@ -120,14 +128,42 @@ export class HelperSpawner {
     return s;
   }
 
-  /** Starts the spawner program `bin` and waits for its ready line. */
-  private static async run(bin: string, log: (msg: string) => void): Promise<HelperSpawner | undefined> {
+  /**
+   * Starts `program` (this node's spawner, see {@link program}) on another node of the allocation with
+   * `via`, the command that runs it there through the pilot's task launch method (launch-methods.ts
+   * `executorCommand`: `ssh node … -k`, `srun … --nodelist=node … -k`), so that the node's units start there
+   * with no ssh or job step each (the per-node executor of issue 14). Undefined (the reason logged) when it
+   * does not come up: units for that node then go through the launch method, one by one.
+   */
+  static async onNode(
+    program: string,
+    node: string,
+    via: { file: string; args: readonly string[] },
+    log: (msg: string) => void,
+  ): Promise<HelperSpawner | undefined> {
+    return HelperSpawner.run(program, log, { node, via });
+  }
+
+  /** Starts the spawner program `bin` (here, or on a node `via` a launcher) and waits for its ready line. */
+  private static async run(
+    bin: string,
+    log: (msg: string) => void,
+    remote?: { node: string; via: { file: string; args: readonly string[] } },
+  ): Promise<HelperSpawner | undefined> {
     // Its own session: a SIGTERM to the agent's process group (a pilot's cancel, the batch system's
     // signal to the job) reaches the agent, which then decides the units' ends; the spawner ends when the
     // agent closes its input, or dies.
-    const child = spawn(bin, [], { stdio: ['pipe', 'pipe', 'inherit'], detached: true });
+    const child = remote
+      ? spawn(remote.via.file, [...remote.via.args], {
+          stdio: ['pipe', 'pipe', 'inherit'],
+          detached: true,
+        })
+      : spawn(bin, [], { stdio: ['pipe', 'pipe', 'inherit'], detached: true });
     const ready = await new Promise<string | undefined>((resolve) => {
-      const timer = setTimeout(() => resolve('no ready line'), READY_TIMEOUT_MS);
+      const timer = setTimeout(
+        () => resolve('no ready line'),
+        remote ? REMOTE_READY_TIMEOUT_MS : READY_TIMEOUT_MS,
+      );
       child.once('error', (err) => resolve(err.message));
       child.once('exit', (code) => resolve(`exited with ${code}`));
       child.stdout?.once('data', (b: Buffer) => {
@@ -138,14 +174,27 @@ export class HelperSpawner {
     });
     if (ready !== undefined) {
       child.kill('SIGKILL');
-      log(`spawner: ${bin} did not start (${ready})`);
+      log(`spawner: ${bin}${remote ? ` on ${remote.node}` : ''} did not start (${ready})`);
       return undefined;
     }
+    if (remote) {
+      log(`spawner: ${bin} on ${remote.node} (via ${remote.via.file}) starts that node's units`);
+      return new HelperSpawner(child, bin, remote.node);
+    }
     log(`spawner: ${bin} (pid ${child.pid}) starts the units`);
-    return new HelperSpawner(child);
+    return new HelperSpawner(child, bin);
   }
 
-  /** The spawner's process id. */
+  /**
+   * Sends `signal` to the process group of a unit it started (`pid` as its spawned event gave it): the
+   * only way to reach a unit on another node without a connection of its own. Nothing when it is dead.
+   */
+  kill(pid: number, signal: NodeJS.Signals = 'SIGKILL'): void {
+    if (this.deadReason !== undefined || pid <= 1) return;
+    this.write(`K\0${pid}\0${os.constants.signals[signal]}\0`);
+  }
+
+  /** The spawner's process id (of its ssh or srun when it runs on another node). */
   get pid(): number {
     return this.child.pid ?? -1;
   }
@@ -181,8 +230,12 @@ export class HelperSpawner {
     }
     const id = this.nextId++;
     this.pending.set(id, events);
+    this.write(`${id}\0${fields.join('\0')}\0`);
+  }
+
+  /** Every record of one turn of the event loop goes to the spawner in one write. */
+  private write(record: string): void {
     const stdin = this.child.stdin as NonNullable<ChildProcess['stdin']>;
-    // Every launch of one turn of the event loop goes to the spawner in one write.
     if (!this.corked) {
       this.corked = true;
       stdin.cork();
@@ -191,7 +244,7 @@ export class HelperSpawner {
         stdin.uncork();
       });
     }
-    stdin.write(`${id}\0${fields.join('\0')}\0`);
+    stdin.write(record);
   }
 
   private read(s: string): void {

@@ -5,10 +5,12 @@
  * nodes, hpcuser ssh's between nodes) and that a Sortie pilot on local.slurm-cluster runs units on it.
  * Skipped, saying why, when the cluster is not up.
  */
+import { readFileSync } from 'node:fs';
 import { afterAll, beforeAll, describe, expect, it, onTestFinished } from 'vitest';
 import { Context, PilotManager, PilotState, Session, UnitManager, UnitState } from '../client/index.ts';
 import { type Backend, startBackend } from '../local/backend.ts';
 import { ENV } from '../stacks/manifest.ts';
+import { until } from './e2e.ts';
 import { onLogin, readCluster, relayApi } from './support/cluster.ts';
 
 const cl = readCluster();
@@ -150,21 +152,32 @@ describe.skipIf(skip !== undefined)(`multi-node SLURM cluster${skip ? ` (skipped
       expect(await pilot.wait({ timeout: 60 })).toBe(PilotState.CANCELED);
     }, 180_000);
 
-    // The task method starts a unit on a node other than the agent's: SRUN (a job step) as configured, and
-    // SSH (hpcuser's cluster key, found by its ssh config in the shared home) on a session copy of the config.
-    for (const [task, count] of [
-      ['SRUN', UNITS],
-      ['SSH', 60],
+    /** A session copy of local.slurm-cluster with `task` the method for other nodes, and the spawner. */
+    async function clusterConfig(task: 'SRUN' | 'SSH', spawner: 'PERSISTENT' | 'POPEN'): Promise<string> {
+      if (task === 'SRUN' && spawner === 'PERSISTENT') return 'local.slurm-cluster';
+      const resource = `local.slurm-cluster-${task.toLowerCase()}-${spawner.toLowerCase()}`;
+      const base = await session.getResourceConfig('local.slurm-cluster');
+      await session.addResourceConfig({
+        [resource]: {
+          ...base,
+          agentSpawner: spawner,
+          launchMethods: { ...base.launchMethods, order: [task, 'FORK'] },
+        },
+      });
+      return resource;
+    }
+
+    // The task method starts a unit on a node other than the agent's: with the persistent spawner (the
+    // default) it starts one executor per node once, through SRUN (a job step) as configured or SSH
+    // (hpcuser's cluster key, found by its ssh config in the shared home); with POPEN every unit goes
+    // through the method on its own.
+    for (const [task, count, spawner] of [
+      ['SRUN', UNITS, 'PERSISTENT'],
+      ['SSH', 60, 'POPEN'],
+      ['SRUN', 30, 'POPEN'],
     ] as const)
-      it(`runs ${count} units of 1-4 cores on all 3 nodes of a 12-core pilot (${task} to other nodes), never more cores on a node than it has`, async () => {
-        let resource = 'local.slurm-cluster';
-        if (task === 'SSH') {
-          resource = 'local.slurm-cluster-ssh';
-          const base = await session.getResourceConfig('local.slurm-cluster');
-          await session.addResourceConfig({
-            [resource]: { ...base, launchMethods: { ...base.launchMethods, order: ['SSH', 'FORK'] } },
-          });
-        }
+      it(`runs ${count} units of 1-4 cores on all 3 nodes of a 12-core pilot (${task} to other nodes, ${spawner}), never more cores on a node than it has`, async () => {
+        const resource = await clusterConfig(task, spawner);
         const pmgr = await PilotManager.create(session);
         const pilot = await pmgr.submitPilots({ resource, runtime: 10, cores: 12 });
         onTestFinished(() => pilot.cancel().catch(() => {}));
@@ -219,12 +232,76 @@ describe.skipIf(skip !== undefined)(`multi-node SLURM cluster${skip ? ` (skipped
         expect(await pilot.wait({ timeout: 60 })).toBe(PilotState.CANCELED);
       }, 400_000);
 
-    it('cancelling a unit started over SSH on another node kills its process there, not only the local ssh', async () => {
-      const resource = 'local.slurm-cluster-ssh';
-      const base = await session.getResourceConfig('local.slurm-cluster');
-      await session.addResourceConfig({
-        [resource]: { ...base, launchMethods: { ...base.launchMethods, order: ['SSH', 'FORK'] } },
-      });
+    // Per-node executors (issue 14): every unit's parent is its node's spawner, one process per node that
+    // the agent started once through the task method, not an ssh session or a job step per unit.
+    for (const task of ['SRUN', 'SSH'] as const)
+      it(`starts units on every node through one executor per node, started with ${task}; cancels reach them`, async () => {
+        const resource = await clusterConfig(task, 'PERSISTENT');
+        const pmgr = await PilotManager.create(session);
+        const pilot = await pmgr.submitPilots({ resource, runtime: 10, cores: 12 });
+        onTestFinished(() => pilot.cancel().catch(() => {}));
+        await pilot.wait({ state: [PilotState.ACTIVE, PilotState.FAILED], timeout: 90 });
+        expect(pilot.state, pilot.log.join('\n')).toBe(PilotState.ACTIVE);
+        const umgr = await UnitManager.create(session, 'direct_submission');
+        await umgr.addPilots(pilot);
+        // A whole node each for the sleepers, so one lands on each node; then cats, which print their own
+        // /proc stat ("pid (cat) state ppid …"), on whatever node frees up.
+        const arg0 = 5000 + 3 * (process.pid % 1000);
+        const sleepers = await umgr.submitUnits(
+          [0, 1, 2].map((i) => ({ executable: '/bin/sleep', arguments: [String(arg0 + i)], cores: 4 })),
+        );
+        await umgr.waitUnits({
+          uids: sleepers.map((u) => u.uid),
+          state: [UnitState.EXECUTING, UnitState.FAILED],
+          timeout: 60,
+        });
+        expect(new Set(sleepers.map((u) => u.executionLocations[0]))).toEqual(new Set(nodes));
+        const pgrep = (node: string, arg: string) =>
+          onLogin(env, `ssh ${node} "pgrep -u hpcuser -f '^/bin/sleep ${arg}$' || true"`);
+        // Each sleeper's parent is a spawner, a different one on each node. The nodes share this host's
+        // process table (namespaces, not machines), so /proc here shows what they run.
+        const executors = new Map<string, number>();
+        for (const u of sleepers) {
+          const node = u.executionLocations[0] ?? '';
+          const arg = u.description.arguments?.[0] ?? '';
+          const pid = Number(
+            await until(
+              `the sleeper on ${node}`,
+              async () => (await pgrep(node, arg)).trim() || undefined,
+              30_000,
+              250,
+            ),
+          );
+          const ppid = Number(/^PPid:\s+(\d+)/m.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))?.[1]);
+          // comm: the program's name (the session's shared copy is .sortie-spawner-<hash>), cut at 15 bytes.
+          expect(readFileSync(`/proc/${ppid}/comm`, 'utf8').trim(), node).toMatch(/sortie-spawner/);
+          executors.set(node, ppid);
+        }
+        expect(new Set(executors.values()).size).toBe(3);
+        // Cancel them all: the remote ones through their node's executor (no ssh of their own to kill).
+        await umgr.cancelUnits(sleepers.map((u) => u.uid));
+        await umgr.waitUnits({ uids: sleepers.map((u) => u.uid), timeout: 60 });
+        for (const u of sleepers) expect(u.state, u.uid).toBe(UnitState.CANCELED);
+        for (const u of sleepers) {
+          const probe = () => pgrep(u.executionLocations[0] ?? '', u.description.arguments?.[0] ?? '');
+          await expect.poll(probe, { timeout: 30_000 }).toBe('');
+        }
+        const cats = await umgr.submitUnits(
+          Array.from({ length: 24 }, () => ({ executable: '/bin/cat', arguments: ['/proc/self/stat'] })),
+        );
+        await umgr.waitUnits({ uids: cats.map((u) => u.uid), timeout: 120 });
+        // The same executor started every later unit of its node: no new process per unit.
+        for (const u of cats) {
+          expect(u.state, `${u.uid}: ${u.stderr}`).toBe(UnitState.DONE);
+          const ppid = Number((u.stdout ?? '').split(') ')[1]?.split(' ')[1]);
+          expect(ppid, u.uid).toBe(executors.get(u.executionLocations[0] ?? ''));
+        }
+        await pilot.cancel();
+        expect(await pilot.wait({ timeout: 60 })).toBe(PilotState.CANCELED);
+      }, 240_000);
+
+    it('cancelling a unit started over SSH on another node (POPEN) kills its process there, not only the local ssh', async () => {
+      const resource = await clusterConfig('SSH', 'POPEN');
       const pmgr = await PilotManager.create(session);
       const pilot = await pmgr.submitPilots({ resource, runtime: 10, cores: 8 });
       onTestFinished(() => pilot.cancel().catch(() => {}));

@@ -141,6 +141,44 @@ describe.skipIf(!hasCc)('persistent spawner', () => {
     expect(() => spawner.spawn({ cwd: dir, file: '/bin/true', args: ['a\0b'], env: {} }, ev)).toThrow(/NUL/);
   });
 
+  it('kills a unit process group when asked through its pipe (the way to reach a unit on another node)', async () => {
+    const cwd = path.join(dir, 'unit.killed');
+    const seen = run({ cwd, file: '/bin/sh', args: ['-c', 'sleep 300 & echo $! > kid; exec sleep 300'] });
+    await until(
+      'spawned and its child up',
+      () =>
+        seen.pid && readFileSync(path.join(cwd, 'kid'), { flag: 'a+', encoding: 'utf8' }).trim()
+          ? true
+          : undefined,
+      20_000,
+    );
+    const kid = Number(readFileSync(path.join(cwd, 'kid'), 'utf8'));
+    spawner.kill(seen.pid as number, 'SIGTERM');
+    expect(await within(seen.end)).toBe('exited null SIGTERM');
+    await until('the child died with the group', () => (alive(kid) ? undefined : true), 10_000);
+  });
+
+  it('started for another node (-k, through a launcher): its units die when the agent connection closes', async () => {
+    const logs2: string[] = [];
+    // `env` stands in for ssh/srun: the same pipes, the program and -k as the last words.
+    const remote = await HelperSpawner.onNode(
+      spawner.program,
+      'here',
+      { file: 'env', args: [spawner.program, '-k'] },
+      (m) => logs2.push(m),
+    );
+    if (!remote) throw new Error(`remote spawner did not start: ${logs2.join('; ')}`);
+    expect(remote.node).toBe('here');
+    expect(logs2.join('\n')).toMatch(/on here \(via env\)/);
+    const { ev, seen } = watch();
+    remote.spawn({ cwd: path.join(dir, 'unit.remote'), file: '/bin/sleep', args: ['300'], env: {} }, ev);
+    await until('spawned', () => seen.pid, 20_000);
+    const pid = seen.pid as number;
+    remote.close();
+    // The spawner killed its unit on the way out: the process is gone, with nobody else killing it.
+    await until('the unit died with the connection', () => (alive(pid) ? undefined : true), 10_000);
+  });
+
   it('a spawner that dies loses its running units (reported, not silent) and refuses new ones', async () => {
     const own = await HelperSpawner.start(mkdtempSync(path.join(dir, 'own-')), () => {});
     if (!own) throw new Error('second spawner did not start');
