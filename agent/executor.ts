@@ -335,7 +335,12 @@ export class Executor {
             // Its end can no longer be heard: it is killed (on another node, its spawner killed it when
             // its connection closed), and ends FAILED with the reason.
             if (entry.pid > 0 && !entry.executor) killGroup(entry.pid);
-            this.finish(unit, slots, 'Failed', undefined, `unit lost: ${reason}`);
+            // Already being killed on purpose (a cancel, the pilot's end): reported as that decided.
+            if (entry.cancelled)
+              void Promise.resolve(entry.killedAs ?? CANCELLED).then((as) =>
+                this.finish(unit, slots, as.state, undefined, as.reason),
+              );
+            else this.finish(unit, slots, 'Failed', undefined, `unit lost: ${reason}`);
           },
         },
       );

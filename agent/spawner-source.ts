@@ -104,6 +104,7 @@ static void launch(char *id, char *cwd, char *so, char *se, char *sp, char *st, 
     sigprocmask(SIG_SETMASK, &none, NULL);
     signal(SIGCHLD, SIG_DFL);
     signal(SIGPIPE, SIG_DFL);
+    signal(SIGTERM, SIG_DFL);
     setsid();
     if (mkdir(cwd, 0755) < 0 && errno != EEXIST) child_fail(ep[1], 1);
     if (chdir(cwd) < 0) child_fail(ep[1], 1);
@@ -208,6 +209,11 @@ int main(int argc, char **argv) {
   sa.sa_flags = SA_RESTART | SA_NOCLDSTOP;
   sigaction(SIGCHLD, &sa, NULL);
   signal(SIGPIPE, SIG_IGN);
+  /* A batch system's cancel sends SIGTERM to every process of the job: the agent then decides how its
+   * units end (CANCELED when the user cancelled the pilot); the spawner must outlive that to report their
+   * exits. It ends when the agent closes its pipe (or at the SIGKILL that follows). Units get SIGTERM back
+   * (an ignored signal stays ignored across exec). */
+  signal(SIGTERM, SIG_IGN);
   in_cap = 1 << 16;
   in = malloc(in_cap);
   emit("R %ld %ld %ld\n", (long)getpid(), 0, 0);

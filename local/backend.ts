@@ -24,7 +24,8 @@ import { type JwtAuthorizerConfig, jwtAuthorizer } from './jwt-authorizer.ts';
 import { invoke } from './lambdas.ts';
 import { type CapturedMetrics, captureMetrics } from './metrics.ts';
 import { type Recovery, recoverPilots } from './recover.ts';
-import { guardS3, type S3Faults } from './s3.ts';
+import { guardS3 } from './s3.ts';
+import type { S3Faults } from './s3-faults.ts';
 import { startSchedules } from './schedules.ts';
 import { startLocalStepFunctions } from './stepfunctions/index.ts';
 

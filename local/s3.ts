@@ -7,6 +7,9 @@
  */
 import { Readable } from 'node:stream';
 import type { buildApp } from 'fauxqs';
+import type { S3Faults } from './s3-faults.ts';
+
+export type { S3Faults } from './s3-faults.ts';
 
 type FauxqsApp = ReturnType<typeof buildApp>;
 /** The parts of fastify's request and reply these hooks use. */
@@ -19,14 +22,6 @@ interface HookReply {
   code(n: number): HookReply;
   header(k: string, v: string): HookReply;
   send(body: string): unknown;
-}
-
-/** Faults the embedded S3 injects for tests. */
-export interface S3Faults {
-  /** Seconds the S3 clock runs ahead of the signer's: URLs expire that much sooner. */
-  clockAheadSeconds?: number;
-  /** Every presigned GET sends this many bytes of the object, then drops the connection. */
-  cutDownloadsAfterBytes?: number;
 }
 
 /** `20260101T120000Z` → epoch milliseconds, or NaN. */

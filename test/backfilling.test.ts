@@ -254,9 +254,11 @@ describe('backfilling (late binding)', () => {
     });
     await umgr.addPilots([p2, p4]);
     const units = await umgr.submitUnits(
+      // Mostly small units, as ensembles are; every eighth needs 4 cores (only p4 holds those, one at a time,
+      // so they set the pace: 1 + i % 4 made it 500 in a row there, minutes on a loaded machine).
       Array.from({ length: 2000 }, (_, i) => ({
         executable: '/bin/true',
-        cores: 1 + (i % 4),
+        cores: [1, 2, 1, 3, 1, 2, 1, 4][i % 8],
         restartable: true,
       })),
     );
@@ -265,7 +267,7 @@ describe('backfilling (late binding)', () => {
     expect(await p3.wait({ timeout: 60 })).toBe(PilotState.FAILED);
 
     const all = [hang, ...units];
-    const final = await umgr.waitUnits({ uids: all.map((u) => u.uid), timeout: 300 });
+    const final = await umgr.waitUnits({ uids: all.map((u) => u.uid), timeout: 420 });
     const notDone = all.filter((_, i) => final[i] !== UnitState.DONE);
     expect(
       notDone.map((u) => `${u.uid} ${u.state} ${u.log.join(' | ')}`),
