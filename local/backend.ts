@@ -13,6 +13,7 @@ import { CreateBucketCommand, S3Client } from '@aws-sdk/client-s3';
 import { CreateStateMachineCommand, SFNClient } from '@aws-sdk/client-sfn';
 import { CreateQueueCommand, GetQueueAttributesCommand, SQSClient } from '@aws-sdk/client-sqs';
 import { buildAgentBundle } from '../agent/bundle.ts';
+import { DEFAULT_PURGE_BUDGET_ITEMS, parseRetentionSeconds } from '../core/purge.ts';
 import { DEFAULT_LEASE_SECONDS } from '../core/reconcile.ts';
 import { BUCKET, ENV, EVENT_SOURCES, QUEUES, SCHEDULES, STATE_MACHINES, TABLE } from '../stacks/manifest.ts';
 import { SESSION_ROUTE, sessionAuthFrom } from '../stacks/session-auth.ts';
@@ -64,6 +65,13 @@ export interface BackendOptions {
    * local/recover.ts), so agents that rode out the outage carry on. In memory when absent.
    */
   dataDir?: string;
+  /**
+   * Seconds between a session's close with cleanup and the reconciler's purge of its records; default
+   * 86400 (core/purge.ts). Tests set 0.
+   */
+  cleanupRetentionSeconds?: number;
+  /** Records one reconciler run deletes at most; default 10000 (core/purge.ts). */
+  purgeBudgetItems?: number;
   /** Seconds a presigned TRANSFER URL stays valid; default 3600. */
   transferUrlSeconds?: number;
   /** Faults of the embedded S3 for tests (read per request, so a test may change them while it runs). */
@@ -264,6 +272,10 @@ export async function startBackend(opts: BackendOptions = {}): Promise<Backend> 
       [ENV.leaseSeconds]: String(opts.leaseSeconds ?? DEFAULT_LEASE_SECONDS),
       [ENV.bucket]: bucket,
       [ENV.transferUrlSeconds]: String(opts.transferUrlSeconds ?? 3600),
+      [ENV.cleanupRetentionSeconds]: String(
+        opts.cleanupRetentionSeconds ?? parseRetentionSeconds(process.env[ENV.cleanupRetentionSeconds]),
+      ),
+      [ENV.purgeBudgetItems]: String(opts.purgeBudgetItems ?? DEFAULT_PURGE_BUDGET_ITEMS),
     };
     Object.assign(process.env, own);
     const events = startEventSources(sqs, queues);

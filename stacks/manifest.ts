@@ -27,8 +27,10 @@ export const TABLE = {
    */
   attributeTypes: { pk: 'S', parent: 'S', changed: 'S', pilotKey: 'S' },
   /**
-   * TTL attribute (epoch seconds): only request-token claims carry it (store/requests.ts), so nothing else
-   * ever expires. The code treats a claim past it as gone, since DynamoDB deletes late and dynalite never.
+   * TTL attribute (epoch seconds): request-token claims carry it (store/requests.ts) and so do per-minute
+   * quota counters (store/quotas.ts), which no index lists, so a session's purge could not find them.
+   * Nothing else expires. The code treats a claim past it as gone, since DynamoDB deletes late and
+   * dynalite never.
    */
   timeToLive: 'expires',
 } as const;
@@ -198,6 +200,13 @@ export const ENV = {
   bucket: 'SORTIE_BUCKET',
   /** Seconds a presigned transfer URL stays valid; default 3600. */
   transferUrlSeconds: 'SORTIE_TRANSFER_URL_SECONDS',
+  /**
+   * Seconds between a close with cleanup and the reconciler's purge of the session's records (default
+   * 86400: `sortie report` and the dashboard keep working for a day after a script closes its session).
+   */
+  cleanupRetentionSeconds: 'SORTIE_CLEANUP_RETENTION_SECONDS',
+  /** Records one reconciler run deletes at most over all purged sessions (default 10000). */
+  purgeBudgetItems: 'SORTIE_PURGE_BUDGET_ITEMS',
   /** Path of the agent bundle the launch function ships (built by esbuild). */
   agentBundle: 'SORTIE_AGENT_BUNDLE',
 } as const;

@@ -9,6 +9,7 @@ import { PolicyStatement } from 'aws-cdk-lib/aws-iam';
 import type { Bucket } from 'aws-cdk-lib/aws-s3';
 import type { Queue } from 'aws-cdk-lib/aws-sqs';
 import { Function as SstFunction, type Stack } from 'sst/constructs';
+import { DEFAULT_PURGE_BUDGET_ITEMS, parseRetentionSeconds } from '../core/purge.ts';
 import {
   ENV,
   EVENT_SOURCES,
@@ -88,6 +89,9 @@ export function sortieEnv(stack: Stack, data: SortieData, apiUrl: string): Sorti
     [ENV.usageFlushSeconds]: '60',
     [ENV.bucket]: data.bucket.bucketName,
     [ENV.transferUrlSeconds]: '3600',
+    // A deployment setting: taken from the deploying shell, checked here so that a typo fails the deploy.
+    [ENV.cleanupRetentionSeconds]: String(parseRetentionSeconds(process.env[ENV.cleanupRetentionSeconds])),
+    [ENV.purgeBudgetItems]: String(DEFAULT_PURGE_BUDGET_ITEMS),
     // Copied next to the launch function's code (see Pilots.ts); `npm run build:agent` makes it.
     [ENV.agentBundle]: '/var/task/agent.cjs',
   };

@@ -86,6 +86,27 @@ export async function batchPut(db: Db, items: readonly Item[]): Promise<void> {
 }
 
 /**
+ * Delete the items of `pks` (unconditionally; a key that is gone already is no error), 25 per request, in
+ * parallel.
+ * @throws DatabaseError when deletes remain unprocessed after the retries.
+ */
+export async function batchDelete(db: Db, pks: readonly string[]): Promise<void> {
+  await mapLimit(chunk([...new Set(pks)], WRITE_BATCH), BATCH_CONCURRENCY, (batch) =>
+    untilProcessed(
+      'writes',
+      batch.map((pk) => ({ DeleteRequest: { Key: { [PK]: pk } } })),
+      async (requests) => {
+        const out = await db.send<BatchWriteCommandOutput>(
+          'BatchWriteItem',
+          new BatchWriteCommand({ RequestItems: { [db.tableName]: requests } }),
+        );
+        return (out.UnprocessedItems?.[db.tableName] ?? []) as typeof requests;
+      },
+    ),
+  );
+}
+
+/**
  * Strongly consistent reads of `pks`, 100 per request, in parallel. Missing items are absent from the map.
  * @throws DatabaseError when keys remain unprocessed after the retries.
  */

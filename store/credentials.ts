@@ -12,8 +12,11 @@ import { entityPk, PK } from './keys.ts';
 import { queryByParent } from './query.ts';
 
 const contextPk = (sessionId: string, resource: string) => entityPk(sessionId, `context:${resource}`);
-/** The byParent partition of a session's contexts: they are listed without a scan. */
-const contextsParent = (sessionId: string) => entityPk(sessionId, 'contexts');
+/**
+ * The byParent partition of a session's contexts: they are listed, and purged with the session, without a
+ * scan. Every context is in it, also one stored without `info` (a generated key's), which is not listed.
+ */
+export const contextsParent = (sessionId: string) => entityPk(sessionId, 'contexts');
 
 /** What may be shown of a context (RP's `list_contexts()` after reconnect): never a key or password. */
 export interface ContextInfo {
@@ -47,21 +50,27 @@ export async function putContext(
         sessionId,
         resource,
         sealed,
-        ...(info ? { info, parent: contextsParent(sessionId) } : {}),
+        ...(info ? { info } : {}),
+        parent: contextsParent(sessionId),
         changed: ctx.now(),
       },
     }),
   );
 }
 
-/** The session's contexts as they may be shown (one per resource key: the last one added there). */
+/**
+ * The session's contexts as they may be shown (one per resource key: the last one added there). Contexts
+ * the user did not add (a generated key's, which has no `info`) are not shown.
+ */
 export async function listContexts(ctx: StoreContext, sessionId: string): Promise<ContextInfo[]> {
-  return allItems((next) =>
-    queryByParent(ctx, contextsParent(sessionId), next ? { next } : {}, (item) => ({
-      ...(item.info as Omit<ContextInfo, 'resource'>),
-      resource: String(item.resource),
-    })),
+  const all = await allItems((next) =>
+    queryByParent(ctx, contextsParent(sessionId), next ? { next } : {}, (item) =>
+      item.info === undefined
+        ? undefined
+        : { ...(item.info as Omit<ContextInfo, 'resource'>), resource: String(item.resource) },
+    ),
   );
+  return all.filter((c): c is ContextInfo => c !== undefined);
 }
 
 /** The sealed context for `resource`, else the session's catch-all one, else undefined. */

@@ -53,8 +53,13 @@ export interface EndpointRequestRecord {
   lastStatus?: EndpointJobState;
 }
 
-const endpointsParent = (sessionId: string) => entityPk(sessionId, 'endpoints');
-const requestPk = (sessionId: string, pilotId: string, op: EndpointOp) =>
+/** byParent partition of a session's endpoints (listed, and purged with the session). */
+export const endpointsParent = (sessionId: string) => entityPk(sessionId, 'endpoints');
+/**
+ * pk of a pilot's request of one kind. Requests leave their byParent partition once answered, so the
+ * purge deletes them by these known keys.
+ */
+export const requestPk = (sessionId: string, pilotId: string, op: EndpointOp) =>
   entityPk(sessionId, `ereq:${pilotId}:${op}`);
 /** The byParent partition of a resource's pending requests in a session (the endpoint's inbox). */
 const pendingParent = (sessionId: string, resource: string) => entityPk(sessionId, `ereqs:${resource}`);

@@ -1,9 +1,12 @@
 /**
  * The store: the only code that talks to DynamoDB. One table (stacks/manifest.ts); every request goes
  * through {@link Db}, which counts it. State changes are guarded single-item writes (store/guarded.ts);
- * no transactions, TTL or streams are used, so dynalite and DynamoDB Local both run it.
+ * no transactions or streams are used, so dynalite and DynamoDB Local both run it. The TTL attribute
+ * (`expires`) only lets DynamoDB drop items that are dead anyway (request claims, past quota minutes);
+ * the code never relies on it, since dynalite does not expire anything.
  */
 import type { DynamoDBClient } from '@aws-sdk/client-dynamodb';
+import type { PurgeBudget, PurgeStep } from '../core/purge.ts';
 import type { PilotState, UnitState } from '../core/states.ts';
 import type { UsageCounters } from '../core/usage.ts';
 import type { StoreContext } from './context.ts';
@@ -15,6 +18,7 @@ import type { UidKind } from './keys.ts';
 import * as managers from './managers.ts';
 import type { StoreObserver } from './observer.ts';
 import * as pilots from './pilots.ts';
+import * as purge from './purge.ts';
 import type { Page, PageOptions } from './query.ts';
 import * as quotas from './quotas.ts';
 import type {
@@ -36,6 +40,7 @@ export type { Expect, PatchOutcome, Refusal, TransitionOutcome } from './guarded
 export type { UidKind } from './keys.ts';
 export type { ObservedKind, StoreObserver } from './observer.ts';
 export type { NewPilot, PilotGuard, PilotPatch } from './pilots.ts';
+export type { PurgeProgress, PurgeSubjects } from './purge.ts';
 export { type Page, type PageOptions, rewindCursor } from './query.ts';
 export type * from './records.ts';
 export { CLAIM_TTL_SECONDS, canTakeOver, PENDING_TAKEOVER_SECONDS, type RequestClaim } from './requests.ts';
@@ -226,8 +231,8 @@ export class Store {
   }
 
   /** See {@link sessions.closeSession}. */
-  closeSession(sessionId: string): Promise<SessionRecord> {
-    return sessions.closeSession(this.#ctx, sessionId);
+  closeSession(sessionId: string, options?: { purgeAt?: string }): Promise<SessionRecord> {
+    return sessions.closeSession(this.#ctx, sessionId, options);
   }
   /** See {@link sessions.addSessionUsage}. */
   addSessionUsage(sessionId: string, usage: Partial<UsageCounters>): Promise<void> {
@@ -236,6 +241,26 @@ export class Store {
   /** See {@link sessions.reserveIds}. */
   reserveIds(sessionId: string, kind: UidKind, n: number): Promise<string[]> {
     return sessions.reserveIds(this.#ctx, sessionId, kind, n);
+  }
+
+  // Purge ---------------------------------------------------------------------------------------------
+
+  /** See {@link purge.listSessionsToPurge}. */
+  listSessionsToPurge(options?: Omit<PageOptions, 'since'>): Promise<Page<SessionRecord>> {
+    return purge.listSessionsToPurge(this.#ctx, options);
+  }
+  /** See {@link purge.purgeSubjects}. */
+  purgeSubjects(sessionId: string): Promise<purge.PurgeSubjects> {
+    return purge.purgeSubjects(this.#ctx, sessionId);
+  }
+  /** See {@link purge.purgeRecords}. */
+  purgeRecords(
+    sessionId: string,
+    steps: readonly PurgeStep[],
+    budget: PurgeBudget,
+    spent?: number,
+  ): Promise<purge.PurgeProgress> {
+    return purge.purgeRecords(this.#ctx, sessionId, steps, budget, spent);
   }
 
   // Managers ------------------------------------------------------------------------------------------

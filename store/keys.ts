@@ -38,6 +38,13 @@ export function managersParent(sessionId: string, kind: 'pmgr' | 'umgr'): string
 export const LIVE_PILOTS = '#live-pilots';
 
 /**
+ * byPilot partition that holds every session closed with cleanup whose records are not purged yet (the
+ * session item carries it from the close until the reconciler deletes it, last of the session's records).
+ * Like {@link LIVE_PILOTS}, no pilot's partition can be named this; read by the reconciler only.
+ */
+export const PURGE_SESSIONS = '#purge';
+
+/**
  * byPilot partition of a backfilling unit manager's wait queue: its UNSCHEDULED units, bound to no pilot
  * yet, ordered by pk (uids are zero-padded, so submission order: FIFO). A claim moves a unit from here
  * to its pilot's partition in the same guarded write. `#queue` cannot be a pilot's uid, so no pilot's

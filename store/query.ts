@@ -86,6 +86,30 @@ export async function queryByPilot<R>(
   return withNext({ items, cursor: '' }, page.next);
 }
 
+/**
+ * Query byParent for the named attributes only (ProjectionExpression), in `changed` order: walks that need
+ * keys and a field or two, not whole records (the index projects ALL, so a plain query reads every byte).
+ */
+export async function queryByParentAttrs(
+  ctx: StoreContext,
+  parent: string,
+  attrs: readonly string[],
+  options: Omit<PageOptions, 'since'>,
+): Promise<Page<Item>> {
+  const idx = TABLE.indexes.byParent;
+  const page = await query(
+    ctx,
+    idx.name,
+    '#p = :p',
+    { '#p': idx.partitionKey },
+    { ':p': parent },
+    options,
+    (item) => item,
+    attrs,
+  );
+  return withNext({ items: page.items, cursor: '' }, page.next);
+}
+
 async function query<R>(
   ctx: StoreContext,
   index: string,
@@ -94,13 +118,16 @@ async function query<R>(
   values: Record<string, unknown>,
   options: PageOptions,
   toRecord: (item: Item) => R,
+  attrs?: readonly string[],
 ): Promise<{ items: R[]; raw: Item[]; next: string | undefined }> {
+  const projected = attrs?.map((a, i) => [`#a${i}`, a] as const) ?? [];
   const command = new QueryCommand({
     TableName: ctx.db.tableName,
     IndexName: index,
     KeyConditionExpression: condition,
-    ExpressionAttributeNames: names,
+    ExpressionAttributeNames: { ...names, ...Object.fromEntries(projected) },
     ExpressionAttributeValues: values,
+    ...(projected.length ? { ProjectionExpression: projected.map(([n]) => n).join(', ') } : {}),
     ...(options.limit ? { Limit: options.limit } : {}),
     ...(options.next ? { ExclusiveStartKey: decodeNext(options.next) } : {}),
   });

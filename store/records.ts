@@ -22,6 +22,8 @@ export interface SessionRecord {
   /** Last reconnect by uid (RP's `last_reconnect`). */
   lastReconnect?: string;
   closed?: string;
+  /** Closed with cleanup: when the reconciler may purge its records (ISO time; see core/purge.ts). */
+  purgeAt?: string;
   changed: string;
   /** Counted control-plane usage (functions/lib/usage.ts); absent until a first count is flushed. */
   usage?: UsageCounters;

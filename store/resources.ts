@@ -20,8 +20,8 @@ export interface SessionResourceConfig {
   created: string;
 }
 
-/** byParent partition of a session's resource configs. */
-const resourcesParent = (sessionId: string) => `${sessionId}#resources`;
+/** byParent partition of a session's resource configs (listed, and purged with the session). */
+export const resourcesParent = (sessionId: string) => `${sessionId}#resources`;
 
 /** Stores (or replaces) configs of a session, one item each. */
 export async function putResourceConfigs(

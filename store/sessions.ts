@@ -8,7 +8,15 @@ import { emptyUsage, USAGE_COUNTERS, type UsageCounters } from '../core/usage.ts
 import { getItem, type StoreContext } from './context.ts';
 import { ConditionFailed } from './db.ts';
 import { Update } from './expr.ts';
-import { changedKey, checkSessionId, counterAttr, formatUid, PK, type UidKind } from './keys.ts';
+import {
+  changedKey,
+  checkSessionId,
+  counterAttr,
+  formatUid,
+  PK,
+  PURGE_SESSIONS,
+  type UidKind,
+} from './keys.ts';
 import { type Item, type SessionRecord, stripKeys } from './records.ts';
 
 /** What a new session needs. */
@@ -61,12 +69,22 @@ export async function getSession(ctx: StoreContext, sessionId: string): Promise<
 }
 
 /**
- * Mark a session closed (idempotent: closing a closed session keeps its first close time).
+ * Mark a session closed (idempotent: closing a closed session keeps its first close time). With `purgeAt`
+ * (a close with cleanup) the session is also marked for the reconciler's purge: it gets `purgeAt`, kept
+ * from the first such close (a repeated close never pushes the purge later), and joins the partition of
+ * sessions to purge ({@link PURGE_SESSIONS}).
  * @throws DoesNotExist, DatabaseError
  */
-export function closeSession(ctx: StoreContext, sessionId: string): Promise<SessionRecord> {
+export function closeSession(
+  ctx: StoreContext,
+  sessionId: string,
+  options: { purgeAt?: string } = {},
+): Promise<SessionRecord> {
   const now = ctx.now();
-  return updateSession(ctx, sessionId, now, new Update().set('state', 'closed').setIfAbsent('closed', now));
+  const u = new Update().set('state', 'closed').setIfAbsent('closed', now);
+  if (options.purgeAt !== undefined)
+    u.setIfAbsent('purgeAt', options.purgeAt).set('pilotKey', PURGE_SESSIONS);
+  return updateSession(ctx, sessionId, now, u);
 }
 
 /**
@@ -111,7 +129,7 @@ export async function addSessionUsage(
 const USAGE_PREFIX = 'usage_';
 
 /** A session item as its record: the flat `usage_*` counters gathered into `usage`. */
-function sessionOf(item: Item): SessionRecord {
+export function sessionOf(item: Item): SessionRecord {
   const record = stripKeys<SessionRecord & Record<string, unknown>>(item);
   const usage = emptyUsage();
   let counted = false;

@@ -9,6 +9,7 @@ import { itemBytes } from '../bench/pricing.ts';
 import type { ComputeUnitDescription } from '../core/descriptions.ts';
 import { DoesNotExist, IncorrectState } from '../core/errors.ts';
 import { allItems } from '../core/pages.ts';
+import { purgePlan } from '../core/purge.ts';
 import { sweepTarget, type UnitState, unitModel } from '../core/states.ts';
 import { planRounds, type Report } from '../functions/callbacks/reports.ts';
 import {
@@ -659,6 +660,133 @@ describe.each(engines)('Store on $name', ({ start }) => {
       expect(wrongPilot.ok).toBe(false);
       expect(wrongState.ok === false && wrongState.error.message).toContain('Executing');
       expect((await store.patchUnit(sid, 'unit.777777', { stdout: 'x' })).ok).toBe(false);
+    });
+  });
+
+  describe('purge', () => {
+    const endless = { items: Number.MAX_SAFE_INTEGER, deadlineMs: Number.POSITIVE_INFINITY };
+
+    /** A session with a record of every kind the purge knows, closed with cleanup. */
+    async function fullSession(store: Store) {
+      const { sessionId: sid } = await store.createSession({ tokenHash: 'h' });
+      const pmgr = (await store.createPilotManager(sid)).uid;
+      const umgrs = [(await store.createUnitManager(sid, 'round_robin')).uid];
+      umgrs.push((await store.createUnitManager(sid, 'backfilling')).uid);
+      const [pilot] = await store.createPilots(sid, pmgr, [{ description: PD }]);
+      const pid = (pilot as { uid: string }).uid;
+      await store.createUnits(
+        sid,
+        umgrs[0] as string,
+        Array.from({ length: 30 }, () => ({ description: UD, pilot: pid })),
+      );
+      await store.createUnits(
+        sid,
+        umgrs[1] as string,
+        Array.from({ length: 7 }, () => ({ description: UD, queued: true as const })),
+      );
+      await store.putContext(sid, '*', 'sealed', { type: 'ssh', credential: 'none' });
+      await store.putContext(sid, 'local.localhost', 'sealed-generated');
+      await store.putResourceConfigs(sid, [['my.site', { a: 1 }]]);
+      await store.putEndpoint({ sessionId: sid, uid: 'endpoint.00ff', resource: 'my.site', secretHash: 'x' });
+      await store.askEndpoint({ sessionId: sid, pilotId: pid, op: 'launch', resource: 'my.site' });
+      await store.takeQuota(sid, 'pilots', 1, 10);
+      return { sid, pmgr, umgrs, pid };
+    }
+
+    it('marks at close, keeps the first purge time, and lists the session as one to purge', async () => {
+      const store = newStore();
+      const { sessionId: sid } = await store.createSession({ tokenHash: 'h' });
+      const first = await store.closeSession(sid, { purgeAt: '2030-01-02T00:00:00.000Z' });
+      const again = await store.closeSession(sid, { purgeAt: '2030-01-09T00:00:00.000Z' });
+      expect(first.purgeAt).toBe('2030-01-02T00:00:00.000Z');
+      expect(again.purgeAt).toBe('2030-01-02T00:00:00.000Z');
+      const marked = await allItems((next) => store.listSessionsToPurge({ next }));
+      expect(marked.find((s) => s.sessionId === sid)).toMatchObject({
+        state: 'closed',
+        purgeAt: first.purgeAt,
+      });
+      // A close without cleanup does not mark.
+      const { sessionId: kept } = await store.createSession({ tokenHash: 'h' });
+      await store.closeSession(kept);
+      const after = await allItems((next) => store.listSessionsToPurge({ next }));
+      expect(after.map((s) => s.sessionId)).not.toContain(kept);
+    });
+
+    it("lists contexts the user added, not a generated key's, though both are in the partition", async () => {
+      const store = newStore();
+      const { sid } = await fullSession(store);
+      expect(await store.listContexts(sid)).toEqual([{ type: 'ssh', credential: 'none', resource: '*' }]);
+      expect(await store.getContext(sid, 'local.localhost')).toBe('sealed-generated');
+    });
+
+    it('gives quota counters a TTL a couple of minutes after their minute', async () => {
+      const store = newStore();
+      const { sessionId: sid } = await store.createSession({ tokenHash: 'h' });
+      await store.takeQuota(sid, 'pilots', 1, 10);
+      const minute = store.now().slice(0, 16);
+      const out = await client.send(
+        new GetItemCommand({ TableName: tableName, Key: { pk: { S: `${sid}#quota#pilots#${minute}` } } }),
+      );
+      expect(Number(out.Item?.expires?.N)).toBe(Date.parse(`${minute}:00Z`) / 1000 + 180);
+    });
+
+    it('sees unfinished pilots, then deletes every record within a budget over several passes, the session last', async () => {
+      const store = newStore();
+      const other = await fullSession(store);
+      const { sid, pmgr, umgrs, pid } = await fullSession(store);
+      await store.closeSession(sid, { purgeAt: '2030-01-01T00:00:00.000Z' });
+
+      const live = await store.purgeSubjects(sid);
+      expect(live).toEqual({ umgrs, pmgrs: [pmgr], pilots: [{ uid: pid, final: false, live: true }] });
+      await store.transitionPilot(sid, pid, 'Canceled');
+      expect((await store.purgeSubjects(sid)).pilots).toEqual([{ uid: pid, final: true, live: true }]);
+      await store.patchPilot(sid, pid, { retire: true });
+      const subjects = await store.purgeSubjects(sid);
+      expect(subjects.pilots).toEqual([{ uid: pid, final: true, live: false }]);
+
+      const plan = purgePlan({ ...subjects, pilots: subjects.pilots.map((p) => p.uid) });
+      // 37 units, 4 request keys, 1 pilot, 1 endpoint, 2 contexts, 1 config, 3 managers, the session.
+      const passes: { deleted: number; done: boolean }[] = [];
+      do
+        passes.push(await store.purgeRecords(sid, plan, { items: 12, deadlineMs: Number.POSITIVE_INFINITY }));
+      while (!passes.at(-1)?.done && passes.length < 20);
+      expect(passes.at(-1)?.done).toBe(true);
+      expect(passes.length).toBeGreaterThan(3);
+      for (const p of passes) expect(p.deleted).toBeLessThanOrEqual(12);
+      // Known keys (a pilot's four endpoint requests) are sent again by every pass that starts over.
+      expect(passes.reduce((n, p) => n + p.deleted, 0)).toBeGreaterThanOrEqual(50);
+
+      await expect(store.getSession(sid)).rejects.toBeInstanceOf(DoesNotExist);
+      for (const u of umgrs) expect((await store.listUnits(sid, u)).items).toEqual([]);
+      expect((await store.listPilots(sid, pmgr)).items).toEqual([]);
+      expect((await store.listUnitManagers(sid)).items).toEqual([]);
+      expect((await store.listPilotManagers(sid)).items).toEqual([]);
+      expect(await store.listContexts(sid)).toEqual([]);
+      expect(await store.getContext(sid, 'local.localhost')).toBeUndefined();
+      expect(await store.listResourceConfigs(sid)).toEqual([]);
+      expect(await store.listEndpoints(sid)).toEqual([]);
+      expect(await store.getEndpointRequest(sid, pid, 'launch')).toBeUndefined();
+      const marked = await allItems((next) => store.listSessionsToPurge({ next }));
+      expect(marked.map((s) => s.sessionId)).not.toContain(sid);
+      // Purging again finds nothing and is done at once.
+      expect(await store.purgeRecords(sid, plan, endless)).toMatchObject({ done: true });
+
+      // The other session is whole.
+      expect((await store.getSession(other.sid)).state).toBe('open');
+      expect((await store.listUnits(other.sid, other.umgrs[0] as string)).items).toHaveLength(30);
+      expect(await store.listContexts(other.sid)).toHaveLength(1);
+      expect(await store.getEndpointRequest(other.sid, other.pid, 'launch')).toBeDefined();
+    });
+
+    it('stops at once when the deadline has passed', async () => {
+      const store = newStore();
+      const { sid } = await fullSession(store);
+      const plan = purgePlan({ umgrs: [], pmgrs: [], pilots: [] });
+      expect(await store.purgeRecords(sid, plan, { items: 100, deadlineMs: 0 })).toEqual({
+        deleted: 0,
+        done: false,
+      });
+      expect((await store.getSession(sid)).sessionId).toBe(sid);
     });
   });
 

@@ -9,6 +9,7 @@ import ssh2 from 'ssh2';
 import { parsePilotDescription } from '../../core/descriptions.ts';
 import { BadParameter, DoesNotExist, PermissionDenied } from '../../core/errors.ts';
 import { allItems } from '../../core/pages.ts';
+import { purgeAtFor } from '../../core/purge.ts';
 import { checkQueueTimeout, checkSandbox, type ResourceConfig } from '../../core/resources.ts';
 import { bindsLate, parseScheduler } from '../../core/schedulers.ts';
 import { isFinal, pilotModel } from '../../core/states.ts';
@@ -20,6 +21,7 @@ import { type CancelOutcome, cancelUnitRecords } from '../lib/cancel.ts';
 import { httpHandler, type Request, str, strList } from '../lib/http.ts';
 import { asIs, once, type Replay } from '../lib/idempotency.ts';
 import { cancelPilot, pilotsPerMinute, startPilotExecution } from '../lib/pilots.ts';
+import { cleanupRetentionSeconds } from '../lib/purge.ts';
 import { createPilotQueue } from '../lib/queues.ts';
 import { sessionResources } from '../lib/resources.ts';
 import { hashSecret, newSecret, seal, secretMatches, unseal } from '../lib/secrets.ts';
@@ -208,16 +210,26 @@ export const handler = httpHandler({
           if (!isFinal(pilotModel, p.state)) await cancelPilot(s.sessionId, p.uid, 'session close');
       }
     }
-    const closed = s.state === 'closed' ? s : await store().closeSession(s.sessionId);
+    const cleanup = req.body.cleanup === true;
+    // Cleanup marks the session for the reconciler's purge of its records (after the retention, so that
+    // report and dashboard still read it): a 100k-unit session cannot be deleted within one request. A
+    // repeated close keeps the first mark's time.
+    const closed =
+      s.state === 'closed' && (!cleanup || s.purgeAt !== undefined)
+        ? s
+        : await store().closeSession(
+            s.sessionId,
+            cleanup ? { purgeAt: purgeAtFor(Date.now(), cleanupRetentionSeconds()) } : {},
+          );
     // Units still waiting in a backfilling manager's queue: no pilot will come for them now (RP's close
     // cancels what did not run). After the close, so that a pilot's end sweeping units back into a queue
     // meanwhile either sees the session closed or has its units cancelled here.
     for (const m of await allItems((next) => store().listUnitManagers(s.sessionId, { next })))
       if (bindsLate(m.scheduler)) await cancelQueued(s.sessionId, m.uid, 'cancelled: session closed');
-    // RP's cleanup deletes the session's data: here its TRANSFER files (the bucket's lifecycle rule
-    // expires whatever a session closed without cleanup leaves). After the pilots ended: no agent still
-    // uploads. Repeating a close repeats the deletion, which is harmless.
-    const deletedObjects = req.body.cleanup === true ? await deletePrefix(sessionPrefix(s.sessionId)) : 0;
+    // RP's cleanup deletes the session's data: its TRANSFER files now (the bucket's lifecycle rule
+    // expires whatever a session closed without cleanup leaves), its records at the purge. After the
+    // pilots ended: no agent still uploads. Repeating a close repeats the deletion, which is harmless.
+    const deletedObjects = cleanup ? await deletePrefix(sessionPrefix(s.sessionId)) : 0;
     await flushUsage([s.sessionId]);
     return { uid: closed.sessionId, closed: closed.closed, deletedObjects };
   },

@@ -12,6 +12,8 @@
  *
  * A silent agent is not the reconciler's business while its execution runs: the Active state's
  * HeartbeatSeconds ends the pilot then, with the heartbeat as reason.
+ *
+ * Last, it purges the records of sessions closed with cleanup whose retention has passed (purge.ts).
  */
 import { DescribeExecutionCommand } from '@aws-sdk/client-sfn';
 import { allItems } from '../../core/pages.ts';
@@ -27,6 +29,7 @@ import { executionArn } from '../lib/pilots.ts';
 import { sendUnits } from '../lib/queues.ts';
 import { store } from '../lib/store.ts';
 import { handler as finalize } from './finalize.ts';
+import { type PurgeReport, purgeBudget, purgeSessions } from './purge.ts';
 
 /** What one run did, for the log and for tests. */
 export interface ReconcileReport {
@@ -38,6 +41,8 @@ export interface ReconcileReport {
   failed: { sid: string; pid: string; error: string }[];
   /** Units whose expired lease was returned to their pilot's queue (including those sent again). */
   returned: { sid: string; pid: string; uids: string[] }[];
+  /** Sessions closed with cleanup whose records this run purged, left for later, or failed to purge. */
+  purge: PurgeReport;
 }
 
 async function executionStatus(pilot: PilotRecord): Promise<ExecutionStatus> {
@@ -96,7 +101,13 @@ async function returnExpiredLeases(pilot: PilotRecord, nowMs: number): Promise<s
 
 /** One reconciliation pass over every live pilot. */
 async function run(): Promise<ReconcileReport> {
-  const report: ReconcileReport = { checked: 0, finalized: [], failed: [], returned: [] };
+  const report: ReconcileReport = {
+    checked: 0,
+    finalized: [],
+    failed: [],
+    returned: [],
+    purge: { purged: [], waiting: [], failed: [] },
+  };
   const now = Date.now();
   let next: string | undefined;
   do {
@@ -129,7 +140,17 @@ async function run(): Promise<ReconcileReport> {
       }
     }
   } while (next);
-  if (report.finalized.length || report.failed.length || report.returned.length)
+  // After the pilots: a pilot ended above may be what a session's purge was waiting for.
+  const purgeStart = Date.now();
+  report.purge = await purgeSessions(purgeStart, purgeBudget(purgeStart));
+  const { purged, failed } = report.purge;
+  if (
+    report.finalized.length ||
+    report.failed.length ||
+    report.returned.length ||
+    purged.length ||
+    failed.length
+  )
     logger.info('reconciled', { ...report });
   return report;
 }
