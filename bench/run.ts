@@ -1,5 +1,5 @@
 /**
- * `npm run bench [-- --quick | --only=8 | --only=9]`: Sortie's benchmark suite. Every figure is measured beside its own
+ * `npm run bench [-- --quick | --only=8 | --only=9 | --only=10]`: Sortie's benchmark suite. Every figure is measured beside its own
  * physical baseline in the same run and reported as value, baseline and ratio, so that a busy shared
  * machine moves both sides together. Writes bench/out/report.md and bench/out/results.json and prints
  * the table. Quick mode (< 2 min) uses small counts and skips the 100k scale run; full mode < 10 min.
@@ -43,6 +43,7 @@ import {
   snapshotMeter,
   usageOf,
 } from './meter.ts';
+import { nodesRuns } from './nodes.ts';
 import { peers } from './peers.ts';
 import { type AttributeValue, type CostBreakdown, itemBytes, priceUsage, type Usage } from './pricing.ts';
 import { startProfile } from './profile.ts';
@@ -57,8 +58,10 @@ const scaleArg = process.argv.find((a) => a.startsWith('--scale='))?.slice('--sc
  * baseline from the rest of the run, and it is the one to check on a machine too busy for the whole run.
  */
 const only = process.argv.find((a) => a.startsWith('--only='))?.slice('--only='.length);
-if (only !== undefined && only !== '8' && only !== '9')
-  throw new Error(`--only: figure 8 (cancel latency) or 9 (peers) runs alone, got ${JSON.stringify(only)}`);
+if (only !== undefined && only !== '8' && only !== '9' && only !== '10')
+  throw new Error(
+    `--only: figure 8 (cancel latency), 9 (peers) or 10 (1-3 nodes) runs alone, got ${JSON.stringify(only)}`,
+  );
 const cores = os.availableParallelism();
 const N = quick
   ? {
@@ -194,6 +197,43 @@ async function main(): Promise<void> {
         await m.addPilots(pilot);
         return m;
       });
+      writeReport(outDir, undefined, t0);
+      return;
+    }
+    if (only === '10') {
+      // Figure 10: 1, 2, 3 nodes of the multi-node test bed; it starts its own backend (with the relay).
+      const runs = await nodesRuns(quick ? 1_000 : 3_000, log);
+      details.nodes = runs;
+      const [one] = runs;
+      if (!one) throw new Error('10: no run on one node');
+      for (const r of runs.slice(1)) {
+        const same = `1 node, same run (${one.units} units)`;
+        figure({
+          id: '10',
+          name: `Control-plane requests per unit, ${r.nodes} nodes (per-node executors)`,
+          value: r.requestsPerUnit,
+          unit: 'requests/unit',
+          baseline: one.requestsPerUnit,
+          baselineName: same,
+        });
+        figure({
+          id: '10',
+          name: `Agent CPU per unit, ${r.nodes} nodes (per-node executors)`,
+          value: r.agentCpuMsPerUnit,
+          unit: 'ms/unit',
+          baseline: one.agentCpuMsPerUnit,
+          baselineName: same,
+        });
+        figure({
+          id: '10',
+          name: `End-to-end null-unit rate, ${r.nodes} nodes`,
+          value: r.rate,
+          unit: 'units/s',
+          baseline: one.rate,
+          baselineName: same,
+          note: "the test bed's nodes share this host's cores: the rate cannot grow with them here",
+        });
+      }
       writeReport(outDir, undefined, t0);
       return;
     }
