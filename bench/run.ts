@@ -231,7 +231,7 @@ async function main(): Promise<void> {
           unit: 'units/s',
           baseline: one.rate,
           baselineName: same,
-          note: "the test bed's nodes share this host's cores: the rate cannot grow with them here",
+          note: "the nodes share this host's cores; more slots still overlap more round trips",
         });
       }
       writeReport(outDir, undefined, t0);
