@@ -251,9 +251,7 @@ export class Executor {
       return;
     }
     if (entry.cancelled) {
-      void Promise.resolve(entry.killedAs ?? CANCELLED).then((as) =>
-        this.finish(unit, slots, as.state, undefined, as.reason),
-      );
+      this.finishKilled(unit, slots, entry);
       return;
     }
     // When the script would only export and exec the command with nothing for bash to expand (FORK, no
@@ -295,8 +293,9 @@ export class Executor {
     };
     // A node's executor that died since the check above fails the unit through `lost` (its start may be
     // recorded already); the agent's own spawner has the agent to fall back on.
-    if (helper?.usable || onNode) {
-      (helper as HelperSpawner).spawn(
+    const spawner = onNode ?? (helper?.usable ? helper : undefined);
+    if (spawner) {
+      spawner.spawn(
         {
           cwd: dir,
           ...(direct
@@ -336,10 +335,7 @@ export class Executor {
             // its connection closed), and ends FAILED with the reason.
             if (entry.pid > 0 && !entry.executor) killGroup(entry.pid);
             // Already being killed on purpose (a cancel, the pilot's end): reported as that decided.
-            if (entry.cancelled)
-              void Promise.resolve(entry.killedAs ?? CANCELLED).then((as) =>
-                this.finish(unit, slots, as.state, undefined, as.reason),
-              );
+            if (entry.cancelled) this.finishKilled(unit, slots, entry);
             else this.finish(unit, slots, 'Failed', undefined, `unit lost: ${reason}`);
           },
         },
@@ -407,12 +403,8 @@ export class Executor {
   ): void {
     const reason =
       method === 'SSH' && code === 255 ? `ssh to ${slots[0]?.name} failed: ${sshErr.trim()}` : undefined;
-    if (entry.cancelled) {
-      // Killed now, reported as decided (at once, or when the agent knows why it was stopped).
-      void Promise.resolve(entry.killedAs ?? CANCELLED).then((as) =>
-        this.finish(unit, slots, as.state, code ?? undefined, as.reason),
-      );
-    } else if (code === 0) this.stageOut(unit, slots, 'Done', 0);
+    if (entry.cancelled) this.finishKilled(unit, slots, entry, code ?? undefined);
+    else if (code === 0) this.stageOut(unit, slots, 'Done', 0);
     else
       this.stageOut(
         unit,
@@ -466,6 +458,16 @@ export class Executor {
           }
         : {}),
     };
+  }
+
+  /**
+   * Reports a unit the agent killed (or never started) on purpose as decided: CANCELED, or what the pilot's
+   * end says, at once or when the agent knows why it was stopped (SIGTERM, see main.ts).
+   */
+  private finishKilled(unit: PulledUnit, slots: readonly Slot[], entry: Running, exitCode?: number): void {
+    void Promise.resolve(entry.killedAs ?? CANCELLED).then((as) =>
+      this.finish(unit, slots, as.state, exitCode, as.reason),
+    );
   }
 
   /** Reports the unit's end with the tails of its output, then gives its slots back. */

@@ -7,12 +7,12 @@
  * The rate is reported too, but the three "nodes" share this machine's cores, so it cannot grow here.
  */
 
-import { execFileSync } from 'node:child_process';
-import { readdirSync, readFileSync, readlinkSync } from 'node:fs';
 import { Context, PilotManager, PilotState, Session, UnitManager, UnitState } from '../client/index.ts';
 import { startBackend } from '../local/backend.ts';
 import { ENV } from '../stacks/manifest.ts';
+import { agentPids } from '../test/e2e.ts';
 import { readCluster, relayApi } from '../test/support/cluster.ts';
+import { procCpuMs } from './agent-stub.ts';
 import { installMeter, type MeterSnapshot, resetMeter, snapshotMeter } from './meter.ts';
 
 /** One run: `units` null units on a pilot of `nodes` whole nodes. */
@@ -31,37 +31,6 @@ export interface NodesRun {
 
 /** Cores per node of the test cluster (resources/local.json local.slurm-cluster). */
 const CORES_PER_NODE = 4;
-
-const ticks = (() => {
-  try {
-    return Number(execFileSync('getconf', ['CLK_TCK'], { encoding: 'utf8' }).trim()) || 100;
-  } catch {
-    return 100;
-  }
-})();
-
-/** The agent process of a pilot (node running agent.cjs in its sandbox), on whichever node it runs. */
-function agentPid(sessionId: string, pilotId: string): number {
-  for (const name of readdirSync('/proc')) {
-    const pid = Number(name);
-    if (!Number.isInteger(pid)) continue;
-    try {
-      const cmd = readFileSync(`/proc/${pid}/cmdline`, 'utf8');
-      if (readlinkSync(`/proc/${pid}/cwd`).endsWith(`/${sessionId}/${pilotId}`) && cmd.includes('agent.cjs'))
-        return pid;
-    } catch {
-      // gone meanwhile, or not ours to read
-    }
-  }
-  throw new Error(`10: no agent process of ${pilotId} found in /proc`);
-}
-
-/** utime + stime of a process, in ms. */
-function cpuMs(pid: number): number {
-  const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-  const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-  return ((Number(f[11]) + Number(f[12])) * 1000) / ticks;
-}
 
 function requestsOf(s: MeterSnapshot): Record<string, number> {
   const out: Record<string, number> = {};
@@ -110,8 +79,9 @@ export async function nodesRuns(units: number, log: (s: string) => void): Promis
           Array.from({ length: nodes * CORES_PER_NODE * 2 }, () => ({ executable: '/bin/true' })),
         );
         await umgr.waitUnits({ uids: warm.map((u) => u.uid), timeout: 120, throwOnTimeout: true });
-        const pid = agentPid(session.uid, pilot.uid);
-        const cpu0 = cpuMs(pid);
+        const [pid] = agentPids(session.uid, pilot.uid);
+        if (pid === undefined) throw new Error(`10: no agent process of ${pilot.uid} found in /proc`);
+        const cpu0 = procCpuMs(pid).self;
         resetMeter();
         const t0 = performance.now();
         const batch = await umgr.submitUnits(
@@ -124,7 +94,7 @@ export async function nodesRuns(units: number, log: (s: string) => void): Promis
         });
         const seconds = (performance.now() - t0) / 1000;
         const snap = snapshotMeter();
-        const cpu = cpuMs(pid) - cpu0;
+        const cpu = procCpuMs(pid).self - cpu0;
         const notDone = states.filter((s) => s !== UnitState.DONE).length;
         if (notDone) throw new Error(`10: ${notDone} of ${units} units not DONE on ${nodes} node(s)`);
         const used = new Set(batch.map((u) => u.executionLocations[0])).size;

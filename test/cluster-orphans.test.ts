@@ -1,38 +1,14 @@
-/**
- * No orphans on any node (issue 11 item 5) on the 3-node SLURM cluster (scripts/testbed.sh cluster up):
- * a pilot whose units run on other nodes over SSH (outside the batch job's process tracking) loses its
- * agent to SIGKILL; once the pilot is FAILED, no unit process is left on any node. The nodes are
- * namespaces sharing this host's process table, so /proc here sees every node's processes — and so does
- * the login node's own sweep: that the sweep reaches each node over SSH is shown by its per-node output.
- * Skipped, saying why, when the cluster is not up.
- */
-import { readdirSync, readFileSync, readlinkSync } from 'node:fs';
 import { afterAll, beforeAll, describe, expect, it, onTestFinished } from 'vitest';
 import { Context, PilotManager, PilotState, Session, UnitManager, UnitState } from '../client/index.ts';
 import { orphanSweepEverywhere } from '../functions/pilot/launcher/orphans.ts';
 import { type Backend, startBackend } from '../local/backend.ts';
 import { ENV } from '../stacks/manifest.ts';
-import { unitProcesses, until } from './e2e.ts';
+import { agentPids, unitProcesses, until } from './e2e.ts';
 import { onLogin, readCluster, relayApi } from './support/cluster.ts';
 
 const cl = readCluster();
 const skip = 'skip' in cl ? cl.skip : undefined;
 const env = 'env' in cl ? cl.env : {};
-
-/** PIDs of a pilot's agent (node running agent.cjs in its sandbox), on whichever node it runs. */
-function agentPids(sessionId: string, pilotId: string): number[] {
-  return readdirSync('/proc').flatMap((name) => {
-    const pid = Number(name);
-    if (!Number.isInteger(pid)) return [];
-    try {
-      const cmd = readFileSync(`/proc/${pid}/cmdline`, 'utf8');
-      const cwd = readlinkSync(`/proc/${pid}/cwd`);
-      return cwd.endsWith(`/${sessionId}/${pilotId}`) && cmd.includes('agent.cjs') ? [pid] : [];
-    } catch {
-      return [];
-    }
-  });
-}
 
 describe.skipIf(skip !== undefined)(`orphans on the cluster${skip ? ` (skipped: ${skip})` : ''}`, () => {
   let backend: Backend;

@@ -2,7 +2,7 @@
  * Helpers of the end-to-end tests (examples, faults, API): what a test needs to judge a run from the
  * outside — the callbacks it saw, the order of state histories, and the unit processes on this host.
  */
-import { readdirSync, readFileSync } from 'node:fs';
+import { readdirSync, readFileSync, readlinkSync } from 'node:fs';
 import type { ComputeUnit, UnitState } from '../client/index.ts';
 import { isFinal, unitModel } from '../core/states.ts';
 
@@ -57,6 +57,21 @@ function environOf(pid: number): Map<string, string> {
   } catch {
     return new Map();
   }
+}
+
+/** PIDs of a pilot's agent (node running agent.cjs in its sandbox) on this host, or on a node sharing its process table. */
+export function agentPids(sessionId: string, pilotId: string): number[] {
+  return readdirSync('/proc').flatMap((name) => {
+    const pid = Number(name);
+    if (!Number.isInteger(pid)) return [];
+    try {
+      const cmd = readFileSync(`/proc/${pid}/cmdline`, 'utf8');
+      const cwd = readlinkSync(`/proc/${pid}/cwd`);
+      return cwd.endsWith(`/${sessionId}/${pilotId}`) && cmd.includes('agent.cjs') ? [pid] : [];
+    } catch {
+      return [];
+    }
+  });
 }
 
 /**

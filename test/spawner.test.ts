@@ -91,18 +91,21 @@ describe.skipIf(!hasCc)('persistent spawner', () => {
     expect(statSync(path.join(cwd, 'launch.sh')).mode & 0o777).toBe(0o700);
   });
 
-  it('starts each unit in its own session, so a kill of its group reaches its children; reports the signal', async () => {
-    const cwd = path.join(dir, 'unit.000002');
+  /** A unit (sh) that starts a child and writes its pid, once both are up. */
+  const withChild = async (name: string): Promise<{ seen: Seen; kid: number }> => {
+    const cwd = path.join(dir, name);
     const seen = run({ cwd, file: '/bin/sh', args: ['-c', 'sleep 300 & echo $! > kid; exec sleep 300'] });
-    await until(
+    const kidFile = path.join(cwd, 'kid');
+    const kid = await until(
       'spawned and its child up',
-      () =>
-        seen.pid && existsSync(path.join(cwd, 'kid')) && readFileSync(path.join(cwd, 'kid'), 'utf8').trim()
-          ? true
-          : undefined,
+      () => (seen.pid && existsSync(kidFile) && readFileSync(kidFile, 'utf8').trim()) || undefined,
       20_000,
     );
-    const kid = Number(readFileSync(path.join(cwd, 'kid'), 'utf8'));
+    return { seen, kid: Number(kid) };
+  };
+
+  it('starts each unit in its own session, so a kill of its group reaches its children; reports the signal', async () => {
+    const { seen, kid } = await withChild('unit.000002');
     const pid = seen.pid as number;
     // Its own session and group: pgid = sid = pid.
     const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
@@ -142,17 +145,7 @@ describe.skipIf(!hasCc)('persistent spawner', () => {
   });
 
   it('kills a unit process group when asked through its pipe (the way to reach a unit on another node)', async () => {
-    const cwd = path.join(dir, 'unit.killed');
-    const seen = run({ cwd, file: '/bin/sh', args: ['-c', 'sleep 300 & echo $! > kid; exec sleep 300'] });
-    await until(
-      'spawned and its child up',
-      () =>
-        seen.pid && readFileSync(path.join(cwd, 'kid'), { flag: 'a+', encoding: 'utf8' }).trim()
-          ? true
-          : undefined,
-      20_000,
-    );
-    const kid = Number(readFileSync(path.join(cwd, 'kid'), 'utf8'));
+    const { seen, kid } = await withChild('unit.killed');
     spawner.kill(seen.pid as number, 'SIGTERM');
     expect(await within(seen.end)).toBe('exited null SIGTERM');
     await until('the child died with the group', () => (alive(kid) ? undefined : true), 10_000);

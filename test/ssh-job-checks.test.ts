@@ -8,34 +8,19 @@
  * The SLURM part skips, saying why, when the test bed is down.
  */
 import { execFileSync } from 'node:child_process';
-import { readdirSync, readFileSync, readlinkSync } from 'node:fs';
+import { readFileSync } from 'node:fs';
 import { GetExecutionHistoryCommand, type HistoryEvent, SFNClient } from '@aws-sdk/client-sfn';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Context, PilotManager, PilotState, Session, UnitManager, UnitState } from '../client/index.ts';
 import { RUNTIME_REACHED } from '../core/pilot-end.ts';
 import { executionArn } from '../functions/lib/pilots.ts';
 import { type Backend, startBackend } from '../local/backend.ts';
-import { unitProcesses, until } from './e2e.ts';
+import { agentPids, unitProcesses, until } from './e2e.ts';
 import { readTestbed } from './support/testbed.ts';
 
 const tb = readTestbed();
 const skip = 'skip' in tb ? tb.skip : undefined;
 const env = 'env' in tb ? tb.env : {};
-
-/** PIDs of a pilot's agent on this host (the test bed's node): node running agent.cjs in its sandbox. */
-function agentPids(sessionId: string, pilotId: string): number[] {
-  return readdirSync('/proc').flatMap((name) => {
-    const pid = Number(name);
-    if (!Number.isInteger(pid)) return [];
-    try {
-      const cmd = readFileSync(`/proc/${pid}/cmdline`, 'utf8');
-      const cwd = readlinkSync(`/proc/${pid}/cwd`);
-      return cwd.endsWith(`/${sessionId}/${pilotId}`) && cmd.includes('agent.cjs') ? [pid] : [];
-    } catch {
-      return [];
-    }
-  });
-}
 
 /** A SLURM command as root on the test bed (scontrol release, scancel). */
 function slurm(cmd: string, args: string[]): string {

@@ -5,7 +5,7 @@
  * Skipped, saying why, when the test bed is not up (scripts/testbed.sh up, as root).
  */
 import { execFileSync } from 'node:child_process';
-import { appendFileSync, readdirSync, readFileSync, readlinkSync, writeFileSync } from 'node:fs';
+import { appendFileSync, readFileSync, writeFileSync } from 'node:fs';
 import { afterAll, beforeAll, describe, expect, it, onTestFailed } from 'vitest';
 import {
   type ComputePilot,
@@ -17,7 +17,7 @@ import {
   UnitState,
 } from '../client/index.ts';
 import { type Backend, startBackend } from '../local/backend.ts';
-import { unitProcesses, until } from './e2e.ts';
+import { agentPids, unitProcesses, until } from './e2e.ts';
 import { readTestbed } from './support/testbed.ts';
 
 const tb = readTestbed();
@@ -41,21 +41,6 @@ async function gone(jobId: string): Promise<string> {
     state = squeue(jobId);
   }
   return state;
-}
-
-/** PIDs of the agent of a pilot on this host (the test bed's login and compute node): node running in its sandbox. */
-function agentPids(sessionId: string, pilotId: string): number[] {
-  return readdirSync('/proc').flatMap((name) => {
-    const pid = Number(name);
-    if (!Number.isInteger(pid)) return [];
-    try {
-      const cmd = readFileSync(`/proc/${pid}/cmdline`, 'utf8');
-      const cwd = readlinkSync(`/proc/${pid}/cwd`);
-      return cwd.endsWith(`/${sessionId}/${pilotId}`) && cmd.includes('agent.cjs') ? [pid] : [];
-    } catch {
-      return [];
-    }
-  });
 }
 
 describe.skipIf(skip !== undefined)(`pilots over SSH${skip ? ` (skipped: ${skip})` : ''}`, () => {

@@ -5,11 +5,11 @@
  * the job checks read `qstat` and cancel runs `qdel`.
  * Skipped, saying why, when the bed or Grid Engine is not up (scripts/testbed.sh up; scripts/testbed.sh sge up).
  */
-import { readdirSync, readFileSync, readlinkSync } from 'node:fs';
+import { readFileSync } from 'node:fs';
 import { afterAll, beforeAll, describe, expect, it, onTestFailed } from 'vitest';
 import { Context, PilotManager, PilotState, Session, UnitManager, UnitState } from '../client/index.ts';
 import { type Backend, startBackend } from '../local/backend.ts';
-import { unitProcesses, until } from './e2e.ts';
+import { agentPids, unitProcesses, until } from './e2e.ts';
 import { readSgeTestbed, sgeJobState } from './support/testbed.ts';
 
 const tb = readSgeTestbed();
@@ -24,21 +24,6 @@ function gone(jobId: string): Promise<true> {
     30_000,
     250,
   );
-}
-
-/** PIDs of a pilot's agent on this host (the bed's login and exec host): node running in its sandbox. */
-function agentPids(sessionId: string, pilotId: string): number[] {
-  return readdirSync('/proc').flatMap((name) => {
-    const pid = Number(name);
-    if (!Number.isInteger(pid)) return [];
-    try {
-      const cmd = readFileSync(`/proc/${pid}/cmdline`, 'utf8');
-      const cwd = readlinkSync(`/proc/${pid}/cwd`);
-      return cwd.endsWith(`/${sessionId}/${pilotId}`) && cmd.includes('agent.cjs') ? [pid] : [];
-    } catch {
-      return [];
-    }
-  });
 }
 
 describe.skipIf(skip !== undefined)(`pilots on Grid Engine${skip ? ` (skipped: ${skip})` : ''}`, () => {
