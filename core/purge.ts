@@ -78,7 +78,7 @@ export function purgeDecision(view: PurgeView, nowMs: number): PurgeDecision {
 /** One group of a session's records, named by how it is found (the store knows the keys). */
 export type PurgeStep =
   | { what: 'units'; umgr: string }
-  | { what: 'endpointRequests'; pilot: string }
+  | { what: 'pilotSideItems'; pilot: string }
   | { what: 'pilots'; pmgr: string }
   | { what: 'endpoints' }
   | { what: 'contexts' }
@@ -95,7 +95,7 @@ export interface PurgeIds {
 
 /**
  * The order a session's records are deleted in. Each group is found through one that goes after it: units
- * through their unit manager, endpoint requests through their pilot's id, pilots through their pilot
+ * through their unit manager, a pilot's side items (endpoint requests, its last pull) through its id, pilots through their pilot
  * manager, and everything through the session item, which holds the purge mark. So a run cut short by its
  * budget or a crash leaves every remaining record findable, and the next run resumes where it stopped.
  * Units come first because they are the bulk; the session item goes last, which also ends the purge
@@ -104,7 +104,7 @@ export interface PurgeIds {
 export function purgePlan(ids: PurgeIds): PurgeStep[] {
   return [
     ...ids.umgrs.map((umgr): PurgeStep => ({ what: 'units', umgr })),
-    ...ids.pilots.map((pilot): PurgeStep => ({ what: 'endpointRequests', pilot })),
+    ...ids.pilots.map((pilot): PurgeStep => ({ what: 'pilotSideItems', pilot })),
     ...ids.pmgrs.map((pmgr): PurgeStep => ({ what: 'pilots', pmgr })),
     { what: 'endpoints' },
     { what: 'contexts' },

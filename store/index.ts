@@ -18,6 +18,7 @@ import type { UidKind } from './keys.ts';
 import * as managers from './managers.ts';
 import type { StoreObserver } from './observer.ts';
 import * as pilots from './pilots.ts';
+import * as pulls from './pulls.ts';
 import * as purge from './purge.ts';
 import type { Page, PageOptions } from './query.ts';
 import * as quotas from './quotas.ts';
@@ -196,6 +197,23 @@ export class Store {
   /** See {@link credentials.getHostKey}. */
   getHostKey(hostPort: string): Promise<string | undefined> {
     return credentials.getHostKey(this.#ctx, hostPort);
+  }
+
+  /** See {@link pilots.trimCommands}. */
+  trimCommands(
+    sessionId: string,
+    pilot: Pick<PilotRecord, 'uid' | 'commands' | 'commandsBase'>,
+    count: number,
+  ): Promise<boolean> {
+    return pilots.trimCommands(this.#ctx, sessionId, pilot, count);
+  }
+  /** See {@link pulls.recordPull}. */
+  recordPull(sessionId: string, pilotId: string, pull: pulls.PullRecord): Promise<void> {
+    return pulls.recordPull(this.#ctx, sessionId, pilotId, pull);
+  }
+  /** See {@link pulls.lastPull}. */
+  lastPull(sessionId: string, pilotId: string): Promise<pulls.PullRecord | undefined> {
+    return pulls.lastPull(this.#ctx, sessionId, pilotId);
   }
 
   /** See {@link credentials.putHostKeyIfAbsent}. */

@@ -2,11 +2,13 @@
  * Pilots: created in PENDING_LAUNCH under a pilot manager, changed only through guarded writes.
  */
 
+import { UpdateCommand } from '@aws-sdk/lib-dynamodb';
 import type { ComputePilotDescription } from '../core/descriptions.ts';
 import { BadParameter, DoesNotExist } from '../core/errors.ts';
 import { isFinal, type PilotState, pilotModel, progress, progressOrStay } from '../core/states.ts';
 import { batchGet, batchPut } from './batch.ts';
 import type { StoreContext } from './context.ts';
+import { ConditionFailed } from './db.ts';
 import type { Update } from './expr.ts';
 import { applyPatch, applyTransition, type PatchOutcome, type TransitionOutcome } from './guarded.ts';
 import { changedKey, entityPk, LIVE_PILOTS, PK } from './keys.ts';
@@ -44,8 +46,6 @@ export interface PilotPatch {
   /** The agent's heartbeat and its own end (see PilotRecord). */
   lastHeartbeat?: string;
   agentEnd?: { state: string; reason: string };
-  /** The agent's pull just answered (see PilotRecord.lastPull). */
-  lastPull?: { id: string; uids: string[]; lease?: string };
   /** The pilot takes units from this backfilling unit manager's queue from now on (addPilots). */
   joinQueue?: string;
   /** The pilot takes no more units from this manager's queue (removePilots). */
@@ -234,7 +234,6 @@ function applyPilotPatch(u: Update, patch: PilotPatch, now: string): void {
     'started',
     'finished',
     'secretHash',
-    'lastPull',
     'lastHeartbeat',
     'agentEnd',
   ] as const) {
@@ -255,4 +254,44 @@ function applyPilotPatch(u: Update, patch: PilotPatch, now: string): void {
     throw new BadParameter('a pilot patch cannot both join and leave a queue');
   if (patch.joinQueue !== undefined) u.add('backfill', new Set([patch.joinQueue]));
   if (patch.leaveQueue !== undefined) u.delete('backfill', new Set([patch.leaveQueue]));
+}
+
+/**
+ * Drops the first `count` commands, which the agent has taken, so the pilot item (rewritten whole by every
+ * pilot write, and copied into its byParent entry) does not grow with every cancel of a long-lived pilot.
+ * Guarded by what the caller read: the same base and list length, so a command appended meanwhile (or a
+ * trim by a repeated request) makes it a no-op; the next heartbeat tries again. False when it did nothing.
+ * @throws DatabaseError
+ */
+export async function trimCommands(
+  ctx: StoreContext,
+  sessionId: string,
+  pilot: Pick<PilotRecord, 'uid' | 'commands' | 'commandsBase'>,
+  count: number,
+): Promise<boolean> {
+  const base = pilot.commandsBase ?? 0;
+  if (count <= 0 || count > pilot.commands.length) return false;
+  try {
+    await ctx.db.send(
+      'UpdateItem',
+      new UpdateCommand({
+        TableName: ctx.db.tableName,
+        Key: { [PK]: entityPk(sessionId, pilot.uid) },
+        UpdateExpression: 'SET #c = :rest, #b = :newBase',
+        ConditionExpression:
+          base === 0 ? 'attribute_not_exists(#b) AND size(#c) = :len' : '#b = :base AND size(#c) = :len',
+        ExpressionAttributeNames: { '#c': 'commands', '#b': 'commandsBase' },
+        ExpressionAttributeValues: {
+          ':rest': pilot.commands.slice(count),
+          ':newBase': base + count,
+          ':len': pilot.commands.length,
+          ...(base === 0 ? {} : { ':base': base }),
+        },
+      }),
+    );
+    return true;
+  } catch (e) {
+    if (e instanceof ConditionFailed) return false;
+    throw e;
+  }
 }

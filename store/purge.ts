@@ -14,6 +14,7 @@ import { contextsParent } from './credentials.ts';
 import { ConditionFailed } from './db.ts';
 import { endpointsParent, requestPk } from './endpoints.ts';
 import { entityPk, LIVE_PILOTS, managersParent, PK, PURGE_SESSIONS } from './keys.ts';
+import { pullPk } from './pulls.ts';
 import { type Page, type PageOptions, queryByParentAttrs, queryByPilot } from './query.ts';
 import type { SessionRecord } from './records.ts';
 import { resourcesParent } from './resources.ts';
@@ -80,8 +81,13 @@ function locate(sessionId: string, step: PurgeStep): { parent: string } | { pks:
       return { parent: entityPk(sessionId, step.umgr) };
     case 'pilots':
       return { parent: entityPk(sessionId, step.pmgr) };
-    case 'endpointRequests':
-      return { pks: ENDPOINT_OPS.map((op) => requestPk(sessionId, step.pilot, op)) };
+    case 'pilotSideItems':
+      return {
+        pks: [
+          ...ENDPOINT_OPS.map((op) => requestPk(sessionId, step.pilot, op)),
+          pullPk(sessionId, step.pilot),
+        ],
+      };
     case 'endpoints':
       return { parent: endpointsParent(sessionId) };
     case 'contexts':

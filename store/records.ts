@@ -67,8 +67,6 @@ export interface TaskTokens {
 /** A pilot (RP's pilot doc): what the API shows, plus what only the backend may see. */
 export interface PilotRecord extends WirePilotRecord {
   sessionId: string;
-  /** The agent's last answered pull: a retry with the same id gets the same units (its answer was lost). */
-  lastPull?: { id: string; uids: string[]; lease?: string };
   secretHash?: string;
   /**
    * The agent's last heartbeat: the Active wait runs in turns (a job check between them), each with a
@@ -78,7 +76,13 @@ export interface PilotRecord extends WirePilotRecord {
   /** The agent's own end, kept so that an Active turn starting after it still gets it (see await-agent). */
   agentEnd?: { state: string; reason: string };
   taskTokens: TaskTokens;
+  /** Commands for the agent not yet trimmed (see {@link commandsBase}). */
   commands: PilotCommand[];
+  /**
+   * How many commands were trimmed off the front of {@link commands} once the agent had taken them: the
+   * agent counts every command it took (`commandsSeen`), trimmed or not. Absent: none trimmed.
+   */
+  commandsBase?: number;
   /** The backfilling unit managers whose queues this pilot takes units from (added, not removed). */
   backfill?: string[];
 }

@@ -19,7 +19,7 @@ import {
   UnitManager,
   UnitState,
 } from '../client/index.ts';
-import { commandsFor, commandsSeen } from '../functions/callbacks/commands.ts';
+import { commandsFor, commandsSeen, trimmable } from '../functions/callbacks/commands.ts';
 import { type Backend, startBackend } from '../local/backend.ts';
 import { alive, killUnitProcesses, unitProcesses, until } from './e2e.ts';
 
@@ -218,12 +218,28 @@ describe('commands on every agent answer, each taken once', () => {
     expect(commandsFor(pilot, 0)).toEqual({ cancelUnits: ['u1', 'u2', 'u3'], cancelPilot: true, seen: 3 });
     expect(commandsFor(pilot, 2)).toEqual({ cancelUnits: ['u2', 'u3'], cancelPilot: false, seen: 3 });
     expect(commandsFor(pilot, 3)).toEqual({ cancelUnits: [], cancelPilot: false, seen: 3 });
-    // A count beyond the list (never in practice: it is only appended to) gives all; the agent dedupes.
+    // A count beyond the list (never in practice) gives all; the agent dedupes.
     expect(commandsFor(pilot, 9).cancelUnits).toEqual(['u1', 'u2', 'u3']);
     expect([commandsSeen({ commandsSeen: 2 }), commandsSeen({}), commandsSeen({ commandsSeen: -1 })]).toEqual(
       [2, 0, 0],
     );
     expect(commandsSeen({ commandsSeen: '2' })).toBe(0);
+  });
+
+  it('counts stay the same once taken commands are trimmed off the record; a pilot cancel is never trimmed', () => {
+    // The record after the first command was trimmed: the agent's counts still start from the very first.
+    const trimmed = { commands: pilot.commands.slice(1), commandsBase: 1 };
+    expect(commandsFor(trimmed, 1)).toEqual(commandsFor(pilot, 1));
+    expect(commandsFor(trimmed, 3)).toEqual(commandsFor(pilot, 3));
+    // A count from before the trim (a slow answer) gets all that is left; the agent ignores repeats.
+    expect(commandsFor(trimmed, 0)).toEqual({ cancelUnits: ['u2', 'u3'], cancelPilot: true, seen: 3 });
+    // Taken commands go up to the pilot cancel, which stays (the backend checks for it).
+    expect([trimmable(pilot, 0), trimmable(pilot, 1), trimmable(pilot, 3)]).toEqual([0, 1, 1]);
+    const noPilotCancel = { commands: [cmd(['u1']), cmd(['u2'])], commandsBase: 4 };
+    expect([trimmable(noPilotCancel, 5), trimmable(noPilotCancel, 6), trimmable(noPilotCancel, 9)]).toEqual([
+      1, 2, 2,
+    ]);
+    expect(trimmable(noPilotCancel, 2)).toBe(0);
   });
 
   it('the inbox takes each cancel once, keeps the highest count, and holds cancels of units not here yet', () => {

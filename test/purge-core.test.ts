@@ -86,7 +86,7 @@ describe('purgePlan', () => {
     expect(plan).toEqual([
       { what: 'units', umgr: 'umgr.0000' },
       { what: 'units', umgr: 'umgr.0001' },
-      { what: 'endpointRequests', pilot: 'pilot.0000' },
+      { what: 'pilotSideItems', pilot: 'pilot.0000' },
       { what: 'pilots', pmgr: 'pmgr.0000' },
       { what: 'endpoints' },
       { what: 'contexts' },
@@ -97,7 +97,7 @@ describe('purgePlan', () => {
     ]);
     const at = (p: (typeof plan)[number]) => plan.findIndex((s) => JSON.stringify(s) === JSON.stringify(p));
     expect(at({ what: 'pilots', pmgr: 'pmgr.0000' })).toBeGreaterThan(
-      at({ what: 'endpointRequests', pilot: 'pilot.0000' }),
+      at({ what: 'pilotSideItems', pilot: 'pilot.0000' }),
     );
   });
 

@@ -188,6 +188,40 @@ describe.each(engines)('Store on $name', ({ start }) => {
       await expect(store.getPilot(sid, 'pilot.0009')).rejects.toBeInstanceOf(DoesNotExist);
     });
 
+    it('trims the commands the agent took, and only while nothing was appended meanwhile', async () => {
+      const { store, sid, pmgr } = await setup();
+      const [p] = await store.createPilots(sid, pmgr, [{ description: PD }]);
+      const pid = p?.uid ?? '';
+      const cmd = (uid: string) => ({ type: 'cancel_units' as const, uids: [uid], time: 't' });
+      await store.patchPilot(sid, pid, { appendCommands: [cmd('u1'), cmd('u2')] });
+      const read = await store.getPilot(sid, pid);
+      await store.patchPilot(sid, pid, { appendCommands: [cmd('u3')] });
+      // Read before u3 was appended: the guard refuses, nothing is lost.
+      expect(await store.trimCommands(sid, read, 2)).toBe(false);
+      const now = await store.getPilot(sid, pid);
+      expect(now.commands.map((c) => c.uids)).toEqual([['u1'], ['u2'], ['u3']]);
+      expect(await store.trimCommands(sid, now, 2)).toBe(true);
+      // The same trim again (a repeated heartbeat) does nothing: the base moved.
+      expect(await store.trimCommands(sid, now, 2)).toBe(false);
+      const trimmed = await store.getPilot(sid, pid);
+      expect(trimmed.commands.map((c) => c.uids)).toEqual([['u3']]);
+      expect(trimmed.commandsBase).toBe(2);
+      expect(await store.trimCommands(sid, trimmed, 1)).toBe(true);
+      expect(await store.getPilot(sid, pid)).toMatchObject({ commands: [], commandsBase: 3 });
+    });
+
+    it("keeps the agent's last pull in a small item of its own, overwritten by the next", async () => {
+      const { store, sid, pmgr } = await setup();
+      const [p] = await store.createPilots(sid, pmgr, [{ description: PD }]);
+      const pid = p?.uid ?? '';
+      expect(await store.lastPull(sid, pid)).toBeUndefined();
+      await store.recordPull(sid, pid, { id: 'a', uids: ['unit.000001'], lease: 'l1' });
+      await store.recordPull(sid, pid, { id: 'b', uids: ['unit.000002', 'unit.000003'] });
+      expect(await store.lastPull(sid, pid)).toEqual({ id: 'b', uids: ['unit.000002', 'unit.000003'] });
+      // The pilot item is not touched by pulls.
+      expect((await store.getPilot(sid, pid)).changed).toBe(p?.changed);
+    });
+
     it('moves a pilot forward, recording every passed state, and refuses a stale move', async () => {
       // Prepare
       const { store, sid, pmgr } = await setup();

@@ -42,8 +42,8 @@ function pilotOut(
   | 'secretHash'
   | 'taskTokens'
   | 'commands'
+  | 'commandsBase'
   | 'sessionId'
-  | 'lastPull'
   | 'lastHeartbeat'
   | 'agentEnd'
   | 'backfill'
@@ -52,8 +52,8 @@ function pilotOut(
     secretHash: _s,
     taskTokens: _t,
     commands: _c,
+    commandsBase: _cb,
     sessionId: _sid,
-    lastPull: _p,
     lastHeartbeat: _h,
     agentEnd: _e,
     backfill: _b,

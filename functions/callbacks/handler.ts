@@ -18,7 +18,7 @@ import { heartbeatSeconds, heartbeatToken, leaseSeconds, succeedToken } from '..
 import { deleteReceived, type QueuedUnit, receiveUnits, sendUnits } from '../lib/queues.ts';
 import { store } from '../lib/store.ts';
 import { agentTransfer } from '../lib/transfer-routes.ts';
-import { commandsFor, commandsSeen } from './commands.ts';
+import { commandsFor, commandsSeen, trimmable } from './commands.ts';
 import { parseReports, parseStarts, planRounds, planStarts, startedOf } from './reports.ts';
 
 /** Small units travel ~100–160 to a message (queues.ts packs 24 KiB); a guess is enough to size a receive. */
@@ -95,11 +95,12 @@ export const handler = httpHandler({
     const pullId =
       typeof req.body.pullId === 'string' && req.body.pullId.length <= 64 ? req.body.pullId : undefined;
     const seen = commandsSeen(req.body);
-    if (pullId && pilot.lastPull?.id === pullId) {
+    const last = pullId ? await store().lastPull(pilot.sessionId, pilot.uid) : undefined;
+    if (pullId && last?.id === pullId) {
       // The agent retries a pull whose answer it never got: the same units, those still claimed under this
       // pull's lease and not started (a claim is final in DynamoDB and their messages are gone, so nothing
       // but the lease's expiry would bring them back).
-      const { lease, uids } = pilot.lastPull;
+      const { lease, uids } = last;
       const again = await store().getUnits(pilot.sessionId, uids);
       return {
         units: again
@@ -161,10 +162,13 @@ export const handler = httpHandler({
     await deleteReceived(pilot.sessionId, pilot.uid, receipts);
     const direct = new Set(outs.filter((o) => o.ok).map((o) => (o.ok ? o.record.uid : '')));
     const claimed = [...fromQueues.units, ...units.filter((u) => direct.has(u.uid))];
-    // Remembered before answering, so that a retry of this very pull finds them (one pilot write per pull).
+    // Remembered before answering, so that a retry of this very pull finds them (one small write per
+    // pull, beside the pilot item: store/pulls.ts).
     if (pullId && claimed.length)
-      await store().patchPilot(pilot.sessionId, pilot.uid, {
-        lastPull: { id: pullId, uids: claimed.map((u) => u.uid), lease },
+      await store().recordPull(pilot.sessionId, pilot.uid, {
+        id: pullId,
+        uids: claimed.map((u) => u.uid),
+        lease,
       });
     return {
       units: claimed.map((u) => ({ ...u, lease })),
@@ -199,9 +203,12 @@ export const handler = httpHandler({
     // heartbeat clock): one small write per heartbeat, every heartbeatSeconds/4.
     await store().patchPilot(pilot.sessionId, pilot.uid, { lastHeartbeat: new Date().toISOString() });
     await heartbeatToken(pilot.taskTokens.active);
-    // Commands stay on the record (clearing them could lose one appended meanwhile); the agent's count of
-    // those it took selects the new ones.
-    return commandsFor(pilot, commandsSeen(req.body));
+    // The agent's count of the commands it took selects the new ones; those it took are trimmed off the
+    // record here (a guarded write that skips itself if a command was appended meanwhile).
+    const seen = commandsSeen(req.body);
+    const trim = trimmable(pilot, seen);
+    if (trim > 0) await store().trimCommands(pilot.sessionId, pilot, trim);
+    return commandsFor(pilot, seen);
   },
 
   'POST /agent/commands': async (req) => {

@@ -5,7 +5,7 @@
  * the pilot's pull is woken (functions/callbacks/commands.ts).
  */
 import { groupBy } from '../../core/group.ts';
-import { isFinal, pilotModel, UnitState, unitModel } from '../../core/states.ts';
+import { claimState, isFinal, pilotModel, UnitState, unitModel } from '../../core/states.ts';
 import type { UnitRecord } from '../../store/index.ts';
 import { logger } from './log.ts';
 import { wakePilot } from './queues.ts';
@@ -61,10 +61,19 @@ async function cancelBound(sid: string, units: readonly UnitRecord[], why: strin
       patch: { appendLog: [why] },
     })),
   );
-  // Every open unit bound to a pilot is also told to its agent: a running one is killed there, a queued
-  // one dropped (a restartable unit is spawned without a write-ahead, so only the agent can stop it).
+  // Every open unit bound to a pilot that its agent may hold is also told to the agent: a running one is
+  // killed there, a claimed one dropped (a restartable unit is spawned without a write-ahead, so only the
+  // agent can stop it). One cancelled in the table before any claim is not: the guarded write proved it
+  // unclaimed, and its claim is now refused, so the agent never sees it (and the pilot's command list does
+  // not grow by every unit of a large cancel of queued work).
+  const unclaimed = new Set(
+    outs.flatMap((o, i) => {
+      const u = notRunning[i] as UnitRecord;
+      return o.ok && unitModel.order[u.state] < unitModel.order[claimState(u.description)] ? [u.uid] : [];
+    }),
+  );
   const onAgent = groupBy(
-    open.filter((u) => u.pilot !== undefined),
+    open.filter((u) => u.pilot !== undefined && !unclaimed.has(u.uid)),
     (u) => u.pilot as string,
   );
   await Promise.all([...onAgent].map(([pid, us]) => signalAgent(sid, pid, us)));
