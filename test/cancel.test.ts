@@ -20,6 +20,7 @@ import {
   UnitState,
 } from '../client/index.ts';
 import { commandsFor, commandsSeen, trimmable } from '../functions/callbacks/commands.ts';
+import { store } from '../functions/lib/store.ts';
 import { type Backend, startBackend } from '../local/backend.ts';
 import { alive, killUnitProcesses, unitProcesses, until } from './e2e.ts';
 
@@ -52,7 +53,7 @@ async function pilotWith(name: string, cores: number) {
   const umgr = await UnitManager.create(session, 'direct_submission');
   await umgr.addPilots(pilot);
   await pilot.wait({ state: PilotState.ACTIVE, ...WAIT });
-  return { session, umgr };
+  return { session, umgr, pilot };
 }
 
 const sleep600 = { executable: '/bin/sleep', arguments: ['600'] };
@@ -117,7 +118,7 @@ describe('unit cancel reaches the agent on the pull/report channel', () => {
   });
 
   it('an agent whose buffer of claimed units is full (not pulling) still gets the cancel', async () => {
-    const { session, umgr } = await pilotWith('cancel-full', 1);
+    const { session, umgr, pilot } = await pilotWith('cancel-full', 1);
     // One core and 300 units: the agent claims its buffer (256 beyond its cores) and stops pulling.
     const [first, ...rest] = await umgr.submitUnits(Array.from({ length: 300 }, () => sleep600));
     if (!first) throw new Error('submitUnits returned no unit');
@@ -131,6 +132,15 @@ describe('unit cancel reaches the agent on the pull/report channel', () => {
       },
       30_000,
     );
+
+    // The units beyond the buffer wait unclaimed: cancelled in the table alone, never sent to the agent
+    // (the pilot record, rewritten by every pilot write, does not grow by a cancel of queued work).
+    await umgr.refresh();
+    const unclaimed = rest.filter((u) => u.state === UnitState.PENDING_EXECUTION).map((u) => u.uid);
+    expect(unclaimed.length).toBeGreaterThan(0);
+    await umgr.cancelUnits(unclaimed);
+    const commands = (await store().getPilot(session.uid, pilot.uid)).commands;
+    expect(commands.flatMap((c) => c.uids ?? []).filter((u) => unclaimed.includes(u))).toEqual([]);
 
     await first.cancel();
     expect(await first.wait(WAIT)).toBe(UnitState.CANCELED);

@@ -35,6 +35,7 @@ import {
   WAIT_QUEUE_SIZE,
 } from '../client/index.ts';
 import { unitModel } from '../core/states.ts';
+import { store } from '../functions/lib/store.ts';
 import { type Backend, startBackend } from '../local/backend.ts';
 import { killUnitProcesses, until } from './e2e.ts';
 
@@ -221,6 +222,30 @@ describe('RP semantics of the SDK', () => {
     expect(managers[0]).toEqual([umgr, 'q']);
     const moved = units.slice(1).map((u: ComputeUnit) => u.stateHistory.map((e) => e.state));
     for (const h of moved) expect(h).toContain(UNSCHEDULED);
+  });
+
+  it('commands the agent took are trimmed off the pilot at its next heartbeat; later cancels still arrive', async () => {
+    const { session, pmgr } = await open('trim');
+    const pilot = await pmgr.submitPilots(pd(2));
+    const umgr = await UnitManager.create(session, 'direct_submission');
+    await umgr.addPilots(pilot);
+    const sleep = { executable: '/bin/sleep', arguments: ['30'] };
+    const pilotItem = () => store().getPilot(session.uid, pilot.uid);
+    for (let i = 1; i <= 2; i++) {
+      const unit = await umgr.submitUnits(sleep);
+      await unit.wait({ state: EXECUTING, timeout: 60, throwOnTimeout: true });
+      await unit.cancel();
+      expect(await unit.wait({ timeout: 30, throwOnTimeout: true })).toBe(CANCELED);
+      // The agent took the command (the unit is CANCELED by its kill); a heartbeat (every ~1 s here) trims it.
+      await until(
+        `command ${i} trimmed`,
+        async () => {
+          const p = await pilotItem();
+          return p.commands.length === 0 && p.commandsBase === i ? true : undefined;
+        },
+        30_000,
+      );
+    }
   });
 
   it('RP module surface: constants, schedulerDetails, umgr.getPilots(), asDict(), contexts with only a userId', async () => {
