@@ -144,10 +144,21 @@ export class AgentApi {
 
   /**
    * Write-ahead of unit starts: the control plane moves each unit SCHEDULING → EXECUTING (only if still
-   * bound to this pilot) and answers the uids it moved; only those may be spawned.
+   * bound to this pilot) and answers the uids it moved; only those may be spawned. `updates`: state
+   * reports carried along (applied as `/agent/states` would), and the answer carries commands like every other.
    */
-  started(starts: StartReport[]): Promise<{ started: string[] }> {
-    return this.call('/agent/started', { starts });
+  async started(
+    starts: StartReport[],
+    updates?: UnitReport[],
+  ): Promise<{ started: string[]; applied?: number; refused?: number }> {
+    const answer = await this.call<{
+      started: string[];
+      applied?: number;
+      refused?: number;
+      commands?: Commands;
+    }>('/agent/started', { starts, ...(updates?.length ? { updates } : {}), commandsSeen: this.inbox.seen });
+    this.inbox.take(answer.commands);
+    return answer;
   }
 
   async heartbeat(stats: unknown): Promise<void> {

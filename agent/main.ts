@@ -163,7 +163,7 @@ async function main(configFile: string): Promise<number> {
   };
 
   const queue: PulledUnit[] = [];
-  const reporter = new Reporter(
+  const reporter: Reporter = new Reporter(
     api,
     100,
     500,
@@ -171,8 +171,8 @@ async function main(configFile: string): Promise<number> {
     undefined,
     () => executor.active === 0 && queue.length === 0,
   );
-  const writeAhead = new WriteAhead(api);
-  const executor = new Executor(
+  const writeAhead: WriteAhead = new WriteAhead(api, reporter);
+  const executor: Executor = new Executor(
     {
       sessionId: cfg.sessionId,
       pilotId: cfg.pilotId,

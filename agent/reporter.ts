@@ -19,6 +19,9 @@ const FINAL: ReadonlySet<string> = new Set(['Done', 'Failed', 'Canceled']);
  */
 export const MAX_BATCH_BYTES = 4 * 1024 * 1024;
 
+/** Reports lent to another request are at most this big together: a start must not wait on a big upload. */
+const MAX_LENT_BYTES = 256 * 1024;
+
 /** Rough JSON size of a report: its output dominates (characters ≈ bytes for the guess). */
 const sizeOf = (r: UnitReport) => 200 + (r.stdout?.length ?? 0) + (r.stderr?.length ?? 0);
 
@@ -57,6 +60,48 @@ export class Reporter {
         void this.flush();
       }, this.intervalMs);
     }
+  }
+
+  /**
+   * Hands the pending reports to another request about to go out (the write-ahead's start of the units
+   * whose cores these ends freed), so one request carries both. Only when no call of this reporter is in
+   * flight and they are small; the reporter then waits for that request as for a call of its own, so a
+   * unit's reports still reach the control plane in order. `done` with the answer's counts, or with
+   * undefined when the request failed: the reports are then kept to be sent again.
+   */
+  lend():
+    | { reports: UnitReport[]; done: (answer?: { applied: number; refused: number }) => void }
+    | undefined {
+    if (this.inflight || this.pending.length === 0 || this.pendingBytes > MAX_LENT_BYTES) return undefined;
+    const reports = this.pending.splice(0, this.maxBatch);
+    const bytes = reports.reduce((n, r) => n + sizeOf(r), 0);
+    this.pendingBytes -= bytes;
+    clearTimeout(this.timer);
+    this.timer = undefined;
+    this.lastSend = this.clock();
+    let settle: () => void = () => {};
+    this.inflight = new Promise<void>((r) => {
+      settle = r;
+    });
+    return {
+      reports,
+      done: (answer) => {
+        if (answer) {
+          this.sent += answer.applied;
+          this.refused += answer.refused;
+        } else {
+          this.pending.unshift(...reports);
+          this.pendingBytes += bytes;
+        }
+        this.inflight = undefined;
+        settle();
+        if (this.pending.length && !this.timer)
+          this.timer = setTimeout(() => {
+            this.timer = undefined;
+            void this.flush();
+          }, this.intervalMs);
+      },
+    };
   }
 
   /** Sends everything pending; resolves when it has been acknowledged (or failed for good). */

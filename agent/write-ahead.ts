@@ -9,8 +9,19 @@
  * together in the next, so a busy agent batches by itself while an idle one waits no longer than one pass.
  * Each unit's promise then says whether the control plane moved it (true: spawn it) or refused it (false:
  * it was cancelled or rescheduled meanwhile; do not spawn it).
+ *
+ * Each request also carries the agent's pending state reports (when its reporter has none in flight):
+ * at steady state a unit's end frees the cores the next start takes, so the end and the start go in one
+ * request rather than two.
  */
-import type { AgentApi, StartReport } from './api.ts';
+import type { AgentApi, StartReport, UnitReport } from './api.ts';
+
+/** Where the write-ahead takes reports to carry along (agent/reporter.ts `lend`). */
+export interface ReportLender {
+  lend():
+    | { reports: UnitReport[]; done: (answer?: { applied: number; refused: number }) => void }
+    | undefined;
+}
 
 /** Starts per request: well under the route's limit and the 6 MB body of a Lambda behind API Gateway. */
 export const MAX_STARTS = 500;
@@ -29,7 +40,11 @@ export class WriteAhead {
   requests = 0;
   refused = 0;
 
-  constructor(private readonly api: Pick<AgentApi, 'started'>) {}
+  constructor(
+    private readonly api: Pick<AgentApi, 'started'>,
+    /** Pending state reports ride along with each start request (one request instead of two). */
+    private readonly reports?: ReportLender,
+  ) {}
 
   /** Resolves true when the control plane recorded the start; rejects when it could not be asked. */
   start(start: StartReport): Promise<boolean> {
@@ -50,15 +65,21 @@ export class WriteAhead {
     const batch = this.pending.splice(0, MAX_STARTS);
     this.inflight = true;
     this.requests++;
+    const lent = this.reports?.lend();
     try {
-      const { started } = await this.api.started(batch.map((w) => w.start));
-      const ok = new Set(started);
+      const answer = await this.api.started(
+        batch.map((w) => w.start),
+        lent?.reports,
+      );
+      lent?.done({ applied: answer.applied ?? 0, refused: answer.refused ?? 0 });
+      const ok = new Set(answer.started);
       for (const w of batch) {
         const yes = ok.has(w.start.uid);
         if (!yes) this.refused++;
         w.resolve(yes);
       }
     } catch (err) {
+      lent?.done();
       for (const w of batch) w.reject(err);
     } finally {
       this.inflight = false;

@@ -103,6 +103,21 @@ export async function runAgentAlone(opts: {
         res.writeHead(200, { 'content-type': 'application/json' });
         res.end(JSON.stringify(o));
       };
+      /** Counts state reports (`/agent/states`, or carried by `/agent/started`); how many. */
+      const count = (updates: unknown) => {
+        const list = (updates as { state: string; time: string }[] | undefined) ?? [];
+        for (const r of list) {
+          const t = Date.parse(r.time);
+          if (r.state === 'Executing') firstExec = Math.min(firstExec, t);
+          else {
+            finals++;
+            if (r.state !== 'Done') failed++;
+            lastFinal = Math.max(lastFinal, t);
+          }
+        }
+        if (finals >= opts.n) allDone();
+        return list.length;
+      };
       switch (req.url) {
         case '/agent/activate':
           return reply({ heartbeatIntervalSeconds: 30 });
@@ -116,24 +131,17 @@ export async function runAgentAlone(opts: {
         }
         case '/agent/states': {
           stateCalls++;
-          for (const r of (body.updates as { state: string; time: string }[]) ?? []) {
-            const t = Date.parse(r.time);
-            if (r.state === 'Executing') firstExec = Math.min(firstExec, t);
-            else {
-              finals++;
-              if (r.state !== 'Done') failed++;
-              lastFinal = Math.max(lastFinal, t);
-            }
-          }
-          if (finals >= opts.n) allDone();
-          return reply({ applied: (body.updates as unknown[])?.length ?? 0, refused: 0 });
+          const applied = count(body.updates);
+          return reply({ applied, refused: 0 });
         }
         case '/agent/started': {
           // The write-ahead of starts: every unit is accepted; its time is the first moment it counts as running.
+          // State reports may ride along (agent/write-ahead.ts): counted as `/agent/states` counts them.
           startCalls++;
           const starts = (body.starts as { uid: string; time: string }[]) ?? [];
           for (const s of starts) firstExec = Math.min(firstExec, Date.parse(s.time));
-          return reply({ started: starts.map((s) => s.uid) });
+          const applied = count(body.updates);
+          return reply({ started: starts.map((s) => s.uid), applied, refused: 0 });
         }
         case '/agent/heartbeat':
         case '/agent/commands':

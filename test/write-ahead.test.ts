@@ -7,6 +7,8 @@
 import { randomUUID } from 'node:crypto';
 import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { AgentApi, UnitReport } from '../agent/api.ts';
+import { Reporter } from '../agent/reporter.ts';
 import { WriteAhead } from '../agent/write-ahead.ts';
 import type { ComputeUnitDescription } from '../core/descriptions.ts';
 import { sweepTarget, UnitState } from '../core/states.ts';
@@ -73,6 +75,109 @@ describe('WriteAhead (agent)', () => {
     const wa = new WriteAhead({ started: () => Promise.reject(new Error('control plane gone')) });
     const outs = await Promise.allSettled([wa.start(start('u0')), wa.start(start('u1'))]);
     expect(outs.map((o) => o.status)).toEqual(['rejected', 'rejected']);
+  });
+});
+
+describe('WriteAhead carries pending state reports (agent/reporter.ts lend)', () => {
+  const done = (uid: string) => ({
+    uid,
+    state: 'Done' as const,
+    time: '2030-01-01T00:00:01.000Z',
+    exitCode: 0,
+  });
+
+  /**
+   * A reporter that has just sent (its clock stands still), as at steady state: an end is then held for
+   * the batch interval rather than sent at once, which is when a start can carry it.
+   */
+  async function busyReporter(p: ReturnType<typeof plane>) {
+    const reporter = new Reporter(p as unknown as AgentApi, 60_000, 500, undefined, () => 0);
+    reporter.report(done('before'));
+    await reporter.flush();
+    p.log.length = 0;
+    return reporter;
+  }
+
+  /** A control plane that records both routes; `fail` makes `/agent/started` fail once. */
+  function plane() {
+    const log: { route: string; starts?: string[]; updates?: string[] }[] = [];
+    let fail = false;
+    return {
+      log,
+      failNext: () => {
+        fail = true;
+      },
+      started: async (starts: StartReport[], updates?: UnitReport[]) => {
+        log.push({
+          route: 'started',
+          starts: starts.map((s) => s.uid),
+          updates: updates?.map((u) => u.uid) ?? [],
+        });
+        if (fail) {
+          fail = false;
+          throw new Error('control plane gone');
+        }
+        return { started: starts.map((s) => s.uid), applied: updates?.length ?? 0, refused: 0 };
+      },
+      states: async (updates: UnitReport[]) => {
+        log.push({ route: 'states', updates: updates.map((u) => u.uid) });
+        return { applied: updates.length, refused: 0 };
+      },
+    };
+  }
+
+  it('the ends pending when a start goes out travel in the same request, once', async () => {
+    const p = plane();
+    const reporter = await busyReporter(p);
+    const wa = new WriteAhead(p, reporter);
+    reporter.report(done('u0'));
+    reporter.report(done('u1'));
+    expect(await wa.start(start('u2'))).toBe(true);
+    await reporter.close();
+    expect(p.log).toEqual([{ route: 'started', starts: ['u2'], updates: ['u0', 'u1'] }]);
+    expect(reporter.sent).toBe(3);
+  });
+
+  it('reports lent to a request that fails are kept and sent again by the reporter', async () => {
+    const p = plane();
+    const reporter = await busyReporter(p);
+    const wa = new WriteAhead(p, reporter);
+    reporter.report(done('u0'));
+    p.failNext();
+    await expect(wa.start(start('u1'))).rejects.toThrow(/control plane gone/);
+    await reporter.close();
+    expect(p.log).toEqual([
+      { route: 'started', starts: ['u1'], updates: ['u0'] },
+      { route: 'states', updates: ['u0'] },
+    ]);
+    expect(reporter.sent).toBe(2);
+  });
+
+  it('while the reporter has a call of its own in flight, a start carries nothing (order per unit kept)', async () => {
+    const p = plane();
+    let release: () => void = () => {};
+    const held = new Promise<void>((r) => {
+      release = r;
+    });
+    const states = p.states;
+    p.states = async (u) => {
+      await held;
+      return states(u);
+    };
+    const reporter = new Reporter(p as unknown as AgentApi, 60_000);
+    const wa = new WriteAhead(p, reporter);
+    reporter.report(done('u0'));
+    const flushing = reporter.flush();
+    reporter.report(done('u1'));
+    expect(await wa.start(start('u2'))).toBe(true);
+    release();
+    await flushing;
+    await reporter.close();
+    expect(p.log).toEqual([
+      { route: 'started', starts: ['u2'], updates: [] },
+      { route: 'states', updates: ['u0'] },
+      { route: 'states', updates: ['u1'] },
+    ]);
   });
 });
 

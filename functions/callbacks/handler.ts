@@ -54,6 +54,20 @@ function queued(u: UnitRecord): QueuedUnit {
   return { uid: u.uid, ...(u.name ? { name: u.name } : {}), description: u.description };
 }
 
+/** Applies an agent's state reports in rounds (core order per unit); how many were applied and refused. */
+async function applyReports(
+  pilot: { sessionId: string; uid: string },
+  reports: ReturnType<typeof parseReports>,
+): Promise<{ applied: number; refused: number }> {
+  let applied = 0;
+  let refused = 0;
+  for (const round of planRounds(reports, pilot.uid)) {
+    const outs = await store().transitionUnits(pilot.sessionId, round);
+    for (const o of outs) o.ok ? applied++ : refused++;
+  }
+  return { applied, refused };
+}
+
 export const handler = httpHandler({
   'POST /agent/transfers': async (req) => agentTransfer(await authAgent(req.headers), req.body),
 
@@ -180,21 +194,25 @@ export const handler = httpHandler({
   'POST /agent/states': async (req) => {
     const pilot = await authAgent(req.headers);
     const reports = parseReports(req.body.updates);
-    let applied = 0;
-    let refused = 0;
-    for (const round of planRounds(reports, pilot.uid)) {
-      const outs = await store().transitionUnits(pilot.sessionId, round);
-      for (const o of outs) o.ok ? applied++ : refused++;
-    }
-    return { applied, refused, commands: commandsFor(pilot, commandsSeen(req.body)) };
+    return { ...(await applyReports(pilot, reports)), commands: commandsFor(pilot, commandsSeen(req.body)) };
   },
 
   'POST /agent/started': async (req) => {
     const pilot = await authAgent(req.headers);
     const starts = parseStarts(req.body.starts);
+    // Reports may ride along (the ends of the units whose cores these starts take): one request instead
+    // of two. Starts and reports never concern the same unit (a unit reports only after its start).
+    const reports = req.body.updates === undefined ? [] : parseReports(req.body.updates);
     // One guarded write per unit, all in one request; the agent spawns only the uids answered.
-    const outs = await store().transitionUnits(pilot.sessionId, planStarts(starts, pilot.uid));
-    return { started: startedOf(starts, outs, pilot.uid) };
+    const [outs, counts] = await Promise.all([
+      store().transitionUnits(pilot.sessionId, planStarts(starts, pilot.uid)),
+      applyReports(pilot, reports),
+    ]);
+    return {
+      started: startedOf(starts, outs, pilot.uid),
+      ...counts,
+      commands: commandsFor(pilot, commandsSeen(req.body)),
+    };
   },
 
   'POST /agent/heartbeat': async (req) => {
