@@ -373,8 +373,13 @@ export class Store {
   // Units ---------------------------------------------------------------------------------------------
 
   /** See {@link units.createUnits}. */
-  createUnits(sessionId: string, umgrId: string, input: readonly units.NewUnit[]): Promise<UnitRecord[]> {
-    return units.createUnits(this.#ctx, sessionId, umgrId, input);
+  createUnits(
+    sessionId: string,
+    umgrId: string,
+    input: readonly units.NewUnit[],
+    managerRead = false,
+  ): Promise<UnitRecord[]> {
+    return units.createUnits(this.#ctx, sessionId, umgrId, input, managerRead);
   }
   /** See {@link units.getUnits}. */
   getUnits(sessionId: string, uids: readonly string[]): Promise<UnitRecord[]> {

@@ -126,8 +126,10 @@ export async function createUnits(
   sessionId: string,
   umgrId: string,
   units: readonly NewUnit[],
+  /** The caller has just read the manager (submit does): not read again. */
+  managerRead = false,
 ): Promise<UnitRecord[]> {
-  await getUnitManager(ctx, sessionId, umgrId);
+  if (!managerRead) await getUnitManager(ctx, sessionId, umgrId);
   const uids = await reserveIds(ctx, sessionId, 'unit', units.length);
   const now = ctx.now();
   const created = units.map((u, i) => {

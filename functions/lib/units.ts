@@ -3,7 +3,7 @@
  * (the unit manager's scheduler), store in bulk, and queue many units per SQS message.
  */
 import { type ComputeUnitDescription, parseUnitDescriptions } from '../../core/descriptions.ts';
-import { BadParameter, IncorrectState } from '../../core/errors.ts';
+import { BadParameter } from '../../core/errors.ts';
 import { groupBy } from '../../core/group.ts';
 import type { ResourceRegistry } from '../../core/resource-registry.ts';
 import { bindsLate, bindUnits, type SchedulerName } from '../../core/schedulers.ts';
@@ -66,10 +66,13 @@ export async function submitUnits(sessionId: string, umid: string, raw: unknown)
         if (why) throw new BadParameter(`submitUnits.descriptions[${i}].${why}`);
       });
   });
-  const session = await store().getSession(sessionId);
-  if (session.state !== 'open')
-    throw new IncorrectState(`session ${sessionId} is closed`, { obj: sessionId });
-  const umgr = await store().getUnitManager(sessionId, umid);
+  // Reads before the first write, as few and as parallel as they can be: the manager and the session's
+  // resource configs together, then its pilots. The session's being open is not read here: reserving the
+  // uids is a write guarded on it (store/sessions.ts reserveIds), which refuses a closed one the same way.
+  const [umgr, registry] = await Promise.all([
+    store().getUnitManager(sessionId, umid),
+    sessionResources(sessionId),
+  ]);
   if (bindsLate(umgr.scheduler)) return submitLate(sessionId, umid, descriptions);
   const livePilots = umgr.pilots.length
     ? (await store().getPilots(sessionId, umgr.pilots)).filter((p) => !isFinal(pilotModel, p.state))
@@ -82,7 +85,6 @@ export async function submitUnits(sessionId: string, umid: string, raw: unknown)
       : 0;
   const binding = bindUnits(umgr.scheduler as SchedulerName, live, descriptions.length, start);
   // A unit bound to a pilot that can never hold it is refused now, not accepted to fail later.
-  const registry = await sessionResources(sessionId);
   const sizes = new Map(livePilots.map((p) => [p.uid, pilotSize(registry, p.description)]));
   descriptions.forEach((d, i) => {
     const pid = binding.pilots[i] as string;
@@ -99,6 +101,7 @@ export async function submitUnits(sessionId: string, umid: string, raw: unknown)
       state: pendingState(description),
       pilot: binding.pilots[i] as string,
     })),
+    true,
   );
   const byPilot = groupBy(units, (u) => u.pilot as string);
   const failed = new Map<string, UnitRecord>();
@@ -141,6 +144,7 @@ async function submitLate(
     sessionId,
     umid,
     descriptions.map((description) => ({ description, state: UnitState.UNSCHEDULED, queued: true })),
+    true,
   );
   // The units are safe in the queue; a failed wake-up only delays them to the agents' next pull.
   await wakeQueue(sessionId, umid).catch((err: unknown) =>
