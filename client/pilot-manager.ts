@@ -7,7 +7,7 @@ import type { PilotRecord } from '../core/wire.ts';
 import { newRequestToken } from './http.ts';
 import { ComputePilot, PILOT_FINAL } from './pilot.ts';
 import type { Session } from './session.ts';
-import { Watcher } from './watcher.ts';
+import { holdQuery, Watcher } from './watcher.ts';
 
 /** A pilot callback (RP: `cb(pilot, state)`, `[v0.23+]` `cb(pilot, state, callbackData)`). */
 export type PilotCallback = (pilot: ComputePilot, state: PilotState, callbackData?: unknown) => void;
@@ -32,7 +32,12 @@ export class PilotManager {
     readonly uid: string,
   ) {
     this.watcher = new Watcher<PilotState, PilotRecord>(
-      (since) => session.transport.paginate<PilotRecord>(session.path('/pilots'), { pmgr: uid, since }),
+      (since, hold) =>
+        session.transport.paginate<PilotRecord>(session.path('/pilots'), {
+          pmgr: uid,
+          since,
+          ...holdQuery(hold),
+        }),
       PILOT_FINAL,
       (state) => pilotModel.order[state],
     );

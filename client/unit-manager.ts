@@ -11,7 +11,7 @@ import { PilotManager } from './pilot-manager.ts';
 import type { Session } from './session.ts';
 import { downloadOutputs, limiter, outputTransfers, type TransferRoute, uploadInputs } from './transfer.ts';
 import { ComputeUnit, UNIT_FINAL } from './unit.ts';
-import { type Entered, Watcher } from './watcher.ts';
+import { type Entered, holdQuery, Watcher } from './watcher.ts';
 
 /** Scheduler names (RP's SCHED_* constants). */
 export { SCHEDULERS, type SchedulerName } from '../core/schedulers.ts';
@@ -60,7 +60,11 @@ export class UnitManager {
     readonly scheduler: SchedulerName,
   ) {
     this.watcher = new Watcher<UnitState, UnitRecord>(
-      (since) => session.transport.paginate<UnitRecord>(session.path(`/umgrs/${uid}/units`), { since }),
+      (since, hold) =>
+        session.transport.paginate<UnitRecord>(session.path(`/umgrs/${uid}/units`), {
+          since,
+          ...holdQuery(hold),
+        }),
       UNIT_FINAL,
       (state) => unitModel.order[state],
     );

@@ -18,6 +18,17 @@ export interface Followed<S extends string> {
   changed: string;
 }
 
+/** A long poll: the feed holds its answer up to `ms` until a record changed after `newer`. */
+export interface FeedHold {
+  ms: number;
+  newer: string;
+}
+
+/** The list routes' query parameters of a hold (none without one). */
+export function holdQuery(hold: FeedHold | undefined): { wait?: string; newer?: string } {
+  return hold ? { wait: String(hold.ms), newer: hold.newer } : {};
+}
+
 /** A state callback: called once per record and state entered. */
 export type StateCallback<R> = (record: R, state: string) => void;
 
@@ -47,6 +58,13 @@ const OVERLAP_MS = 2_000;
  */
 const BUSY_READS = 200;
 
+/**
+ * A poll that found changes but read no more records than this was a quiet feed (a few units moving):
+ * the next poll is held at once (a change lands → seen), which costs little at this size. More, and the
+ * next poll waits the interval first, so a steadily moving feed is not re-read back to back.
+ */
+const QUIET_READS = 50;
+
 /** The poll interval for the first moments after a submission (about ten polls in all). */
 const FAST_START = { intervalMs: 20, forMs: 250 };
 
@@ -71,6 +89,11 @@ export class Watcher<S extends string, R extends Followed<S>> {
   /** Re-arms the running chain's timer (set while a chain runs). */
   private rearm: ((ms: number) => void) | undefined;
   private polling: Promise<void> | undefined;
+  /**
+   * The last poll found nothing new, or little (see {@link QUIET_READS}): the next one, when someone
+   * listens, is a long poll that the API holds until something changes, rather than a poll after an interval.
+   */
+  private holdNext = false;
   private intervalMs: number;
   /** When the feed last showed a change (or records were seeded): the backoff grows with the quiet since. */
   private movedAt = performance.now();
@@ -78,8 +101,11 @@ export class Watcher<S extends string, R extends Followed<S>> {
   private lastError: unknown;
 
   constructor(
-    /** The feed's pages of changes after `since` (all records when undefined), e.g. {@link Transport.paginate}. */
-    private readonly feed: (since: string | undefined) => AsyncIterable<Page<R>>,
+    /**
+     * The feed's pages of changes after `since` (all records when undefined), e.g. {@link Transport.paginate};
+     * with `hold`, the first page is a long poll (functions/lib/changes.ts).
+     */
+    private readonly feed: (since: string | undefined, hold?: FeedHold) => AsyncIterable<Page<R>>,
     /** Final states: a wait ends when a record reaches one, wanted or not (it will never move again). */
     private readonly finals: readonly S[] = [],
     /** Rank of a state in its model: a wait for a state is over once a record reached it or went past it. */
@@ -164,11 +190,19 @@ export class Watcher<S extends string, R extends Followed<S>> {
     return this.polling;
   }
 
-  private async pollOnce(): Promise<void> {
+  /**
+   * A long poll (see {@link holdNext}): apart from {@link poll}, so that a wait asking for a fresh read
+   * does not sit behind a held request. Two polls at once are safe: older copies of a record are dropped.
+   */
+  private pollHeld(): Promise<void> {
+    return this.pollOnce({ ms: this.maxIntervalMs, newer: this.cursor ?? '' });
+  }
+
+  private async pollOnce(hold?: FeedHold): Promise<void> {
     const since = this.cursor ? rewind(this.cursor, OVERLAP_MS) : undefined;
     let changed = 0;
     let read = 0;
-    for await (const page of this.feed(since)) {
+    for await (const page of this.feed(since, hold)) {
       read += page.items.length;
       const fresh: R[] = [];
       for (const r of page.items) {
@@ -187,6 +221,7 @@ export class Watcher<S extends string, R extends Followed<S>> {
     // milliseconds, and submit-then-wait is how RP scripts run.
     const now = performance.now();
     if (changed) this.movedAt = now;
+    this.holdNext = read <= (changed ? QUIET_READS : BUSY_READS);
     const floor = now - this.seededAt < FAST_START.forMs ? FAST_START.intervalMs : this.minIntervalMs;
     this.intervalMs =
       read > BUSY_READS
@@ -261,20 +296,24 @@ export class Watcher<S extends string, R extends Followed<S>> {
         this.chain = false;
         return;
       }
-      this.poll()
+      // Only a listener's poll is held: a held request keeps the process up, like the listener's timer.
+      const held = this.holdNext && this.listened();
+      (held ? this.pollHeld() : this.poll())
         .then(
           () => {
             this.lastError = undefined;
           },
           (err: unknown) => {
             this.lastError = err;
+            this.holdNext = false;
             this.intervalMs = this.maxIntervalMs;
             for (const w of this.waiters) w();
           },
         )
         .finally(() => {
           if (idle()) this.chain = false;
-          else schedule(this.intervalMs);
+          // Quiet: ask again at once, held (the hold is the interval); else after the interval.
+          else schedule(this.holdNext && this.listened() ? 0 : this.intervalMs);
         });
     };
     schedule(0);

@@ -193,7 +193,13 @@ async function sendUpdate(ctx: StoreContext, pk: string, u: Update): Promise<Ite
       ...u.build(),
     }),
   );
-  return out.Attributes ?? {};
+  const item = out.Attributes ?? {};
+  const o = ctx.observer;
+  if (o?.wrote && typeof item.parent === 'string') {
+    const parent = item.parent;
+    notify(() => o.wrote?.(parent));
+  }
+  return item;
 }
 
 function addExpect(u: Update, expect: Expect | undefined): void {

@@ -38,7 +38,7 @@ export type { ContextInfo, GeneratedKey } from './credentials.ts';
 export type { Operation } from './db.ts';
 export type { EndpointRecord, EndpointRequestRecord } from './endpoints.ts';
 export type { Expect, PatchOutcome, Refusal, TransitionOutcome } from './guarded.ts';
-export type { UidKind } from './keys.ts';
+export { feedOf, type UidKind } from './keys.ts';
 export type { ObservedKind, StoreObserver } from './observer.ts';
 export type { NewPilot, PilotGuard, PilotPatch } from './pilots.ts';
 export type { PurgeProgress, PurgeSubjects } from './purge.ts';

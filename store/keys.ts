@@ -24,6 +24,14 @@ export function entityPk(sessionId: string, uid: string): string {
   return `${sessionId}#${uid}`;
 }
 
+/**
+ * byParent partition of a manager's records (a pmgr's pilots, a umgr's units): its change feed, and what
+ * the store's observer names when one of them is written (store/observer.ts `wrote`).
+ */
+export function feedOf(sessionId: string, managerUid: string): string {
+  return entityPk(sessionId, managerUid);
+}
+
 /** byParent partition of a session's managers of one kind (managers have no owning manager). */
 export function managersParent(sessionId: string, kind: 'pmgr' | 'umgr'): string {
   return `${sessionId}#${kind}s`;

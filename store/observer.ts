@@ -16,6 +16,11 @@ export interface StoreObserver {
   transitioned?(what: ObservedKind, passed: readonly string[]): void;
   /** A change to `target` was refused (lost race, already passed, bound elsewhere, missing record). */
   refused?(what: ObservedKind, target: string | undefined): void;
+  /**
+   * An item of this byParent partition was written (created, or changed through a guarded write): the
+   * change feed of its manager moved. A held list request wakes on it (functions/lib/changes.ts).
+   */
+  wrote?(parent: string): void;
 }
 
 /** Calls `fn` and swallows what it throws: an observer's fault must never fail a write that succeeded. */

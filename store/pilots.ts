@@ -11,7 +11,7 @@ import type { StoreContext } from './context.ts';
 import { ConditionFailed } from './db.ts';
 import type { Update } from './expr.ts';
 import { applyPatch, applyTransition, type PatchOutcome, type TransitionOutcome } from './guarded.ts';
-import { changedKey, entityPk, LIVE_PILOTS, PK } from './keys.ts';
+import { changedKey, entityPk, feedOf, LIVE_PILOTS, PK } from './keys.ts';
 import { getPilotManager } from './managers.ts';
 import { notify } from './observer.ts';
 import { type Page, type PageOptions, queryByParent, queryByPilot } from './query.ts';
@@ -97,7 +97,7 @@ export async function createPilots(
     const keys = {
       [PK]: entityPk(sessionId, uid),
       kind: 'pilot',
-      parent: entityPk(sessionId, pmgrId),
+      parent: feedOf(sessionId, pmgrId),
       // Live until retired (see LIVE_PILOTS): the reconciler finds pilots whose execution died here.
       pilotKey: LIVE_PILOTS,
     };
@@ -115,6 +115,7 @@ export async function createPilots(
         items.map((x) => x.record.state),
       ),
     );
+  if (o && items.length) notify(() => o.wrote?.(feedOf(sessionId, pmgrId)));
   return items.map((x) => x.record);
 }
 
@@ -151,7 +152,7 @@ export function listPilots(
   pmgrId: string,
   options: PageOptions = {},
 ): Promise<Page<PilotRecord>> {
-  return queryByParent(ctx, entityPk(sessionId, pmgrId), options, toRecord);
+  return queryByParent(ctx, feedOf(sessionId, pmgrId), options, toRecord);
 }
 
 /**

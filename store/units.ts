@@ -27,7 +27,7 @@ import {
   type PatchOutcome,
   type TransitionOutcome,
 } from './guarded.ts';
-import { changedKey, entityPk, PK, queueKey } from './keys.ts';
+import { changedKey, entityPk, feedOf, PK, queueKey } from './keys.ts';
 import { getUnitManager } from './managers.ts';
 import { notify } from './observer.ts';
 import { type Page, type PageOptions, queryByParent, queryByPilot } from './query.ts';
@@ -153,7 +153,7 @@ export async function createUnits(
       log: [],
       changed: changedKey(now, uid),
     };
-    const keys = { [PK]: entityPk(sessionId, uid), kind: 'unit', parent: entityPk(sessionId, umgrId) };
+    const keys = { [PK]: entityPk(sessionId, uid), kind: 'unit', parent: feedOf(sessionId, umgrId) };
     const pilotKey =
       u.pilot !== undefined
         ? { pilotKey: entityPk(sessionId, u.pilot) }
@@ -175,6 +175,7 @@ export async function createUnits(
         created.map((c) => c.record.state),
       ),
     );
+  if (o && created.length) notify(() => o.wrote?.(feedOf(sessionId, umgrId)));
   return created.map((c) => c.record);
 }
 
@@ -217,7 +218,7 @@ export function listUnits(
   umgrId: string,
   options: PageOptions = {},
 ): Promise<Page<UnitRecord>> {
-  return queryByParent(ctx, entityPk(sessionId, umgrId), options, toRecord);
+  return queryByParent(ctx, feedOf(sessionId, umgrId), options, toRecord);
 }
 
 /**

@@ -14,10 +14,17 @@ import { checkQueueTimeout, checkSandbox, type ResourceConfig } from '../../core
 import { bindsLate, parseScheduler } from '../../core/schedulers.ts';
 import { isFinal, pilotModel } from '../../core/states.ts';
 import { sessionPrefix } from '../../core/transfer.ts';
-import type { PageOptions, PilotRecord, SessionRecord, UnitRecord } from '../../store/index.ts';
+import {
+  feedOf,
+  type PageOptions,
+  type PilotRecord,
+  type SessionRecord,
+  type UnitRecord,
+} from '../../store/index.ts';
 import { authSession } from '../lib/auth.ts';
 import { cancelQueued, wakeQueue } from '../lib/backfill.ts';
 import { type CancelOutcome, cancelUnitRecords } from '../lib/cancel.ts';
+import { heldPage, parseHold } from '../lib/changes.ts';
 import { httpHandler, type Request, str, strList } from '../lib/http.ts';
 import { asIs, once, type Replay } from '../lib/idempotency.ts';
 import { cancelPilot, pilotsPerMinute, startPilotExecution } from '../lib/pilots.ts';
@@ -372,7 +379,10 @@ export const handler = httpHandler({
     const s = await session(req);
     const pmgr = req.query.pmgr;
     if (!pmgr) throw new BadParameter('listPilots: query parameter pmgr is required');
-    const page = await store().listPilots(s.sessionId, pmgr, pageOpts(req));
+    const opts = pageOpts(req);
+    const page = await heldPage(feedOf(s.sessionId, pmgr), opts.next ? undefined : parseHold(req.query), () =>
+      store().listPilots(s.sessionId, pmgr, opts),
+    );
     // An empty page may mean a wrong manager id: say so (404) rather than poll an empty feed forever.
     if (page.items.length === 0) await store().getPilotManager(s.sessionId, pmgr);
     return {
@@ -488,7 +498,12 @@ export const handler = httpHandler({
 
   'GET /sessions/{sid}/umgrs/{umid}/units': async (req) => {
     const s = await session(req);
-    const page = await store().listUnits(s.sessionId, req.params.umid as string, pageOpts(req));
+    const umid = req.params.umid as string;
+    const opts = pageOpts(req);
+    // `wait` + `newer`: a long poll (functions/lib/changes.ts) on the manager's change feed.
+    const page = await heldPage(feedOf(s.sessionId, umid), opts.next ? undefined : parseHold(req.query), () =>
+      store().listUnits(s.sessionId, umid, opts),
+    );
     if (page.items.length === 0) await store().getUnitManager(s.sessionId, req.params.umid as string);
     return { items: page.items.map(unitOut), cursor: page.cursor, ...(page.next ? { next: page.next } : {}) };
   },

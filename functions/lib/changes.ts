@@ -1,0 +1,105 @@
+/**
+ * Change-feed long polls: a list route asked to `wait` holds its answer until a record of the feed
+ * changed after the client's cursor, or the wait is over. It re-reads the feed at most every
+ * {@link RECHECK_MS}; a write made by this same process (the store's observer sees every one, with the
+ * feed's byParent partition) wakes it at once. Deployed, each Lambda sees only its own writes, so a
+ * change made elsewhere is seen within RECHECK_MS, i.e. a long poll is never worse than the client's
+ * own polling was; the embedded backend runs every handler in one process, so there every change wakes it.
+ */
+import { BadParameter } from '../../core/errors.ts';
+import type { Page } from '../../core/wire.ts';
+
+/** Longest hold a client may ask for: well under API Gateway's 30 s integration timeout. */
+export const MAX_WAIT_MS = 20_000;
+
+/** How often a held request re-reads its feed when no local write wakes it. */
+export const RECHECK_MS = 100;
+
+/**
+ * Per byParent partition that some request of this process held: how many writes this process saw since,
+ * and who waits for the next one. Entries stay (one small entry per feed ever held here).
+ */
+const feeds = new Map<string, { version: number; waiters: Set<() => void> }>();
+
+function feed(parent: string) {
+  let f = feeds.get(parent);
+  if (!f) {
+    f = { version: 0, waiters: new Set() };
+    feeds.set(parent, f);
+  }
+  return f;
+}
+
+/** The store observer's hook: an item of this partition was written. */
+export function feedWritten(parent: string): void {
+  const f = feeds.get(parent);
+  if (!f) return; // never held in this process: nothing to wake
+  f.version++;
+  for (const w of f.waiters) w();
+  f.waiters.clear();
+}
+
+/** Requests of this process held on `parent`'s feed right now (tests wait on it; nothing else reads it). */
+export function heldOn(parent: string): number {
+  return feeds.get(parent)?.waiters.size ?? 0;
+}
+
+/** Resolves when `parent` was written after `version`, or after `ms`. */
+function writtenSince(parent: string, version: number, ms: number): Promise<void> {
+  const f = feed(parent);
+  if (f.version !== version) return Promise.resolve();
+  return new Promise((resolve) => {
+    const done = () => {
+      clearTimeout(timer);
+      f.waiters.delete(done);
+      resolve();
+    };
+    const timer = setTimeout(done, ms);
+    f.waiters.add(done);
+  });
+}
+
+/** What a held list request waits for. */
+export interface Hold {
+  /** Milliseconds to hold at most. */
+  ms: number;
+  /** The client's cursor: any record changed after it ends the hold ('' : any record at all). */
+  newer: string;
+}
+
+/**
+ * `wait` (and `newer`, the client's cursor: absent, any record ends the hold) of a list request.
+ * @throws BadParameter naming the field and the value
+ */
+export function parseHold(query: Record<string, string | undefined>): Hold | undefined {
+  const { wait, newer } = query;
+  if (wait === undefined) return undefined;
+  const ms = /^[0-9]+$/.test(wait) ? Number(wait) : Number.NaN;
+  if (!(ms >= 1 && ms <= MAX_WAIT_MS))
+    throw new BadParameter(
+      `wait: must be a whole number of milliseconds from 1 to ${MAX_WAIT_MS}, got ${JSON.stringify(wait)}`,
+    );
+  return { ms, newer: newer ?? '' };
+}
+
+/**
+ * The first page of a feed, held (see the module note) until it shows a record changed after
+ * `hold.newer`, or has more pages (a busy feed), or the hold is over. Without a hold: the page at once.
+ */
+export async function heldPage<R extends { changed?: string }>(
+  parent: string,
+  hold: Hold | undefined,
+  list: () => Promise<Page<R>>,
+): Promise<Page<R>> {
+  const deadline = performance.now() + (hold?.ms ?? 0);
+  for (;;) {
+    // The version is taken before the read: a write landing between the read and the wait still wakes it.
+    const version = feed(parent).version;
+    const page = await list();
+    const left = deadline - performance.now();
+    if (!hold || page.next || left <= 0 || page.items.some((r) => (r.changed ?? '') > hold.newer)) {
+      return page;
+    }
+    await writtenSince(parent, version, Math.min(left, RECHECK_MS));
+  }
+}

@@ -1,0 +1,102 @@
+/**
+ * Long polls on the change feeds (functions/lib/changes.ts), on the embedded backend: a list request with
+ * `wait` is held until a record changes after the client's cursor — woken at once by a write of this
+ * process, and by its own re-read when the write came from elsewhere (another Lambda, deployed); a hold
+ * that sees nothing new ends with the page as it is; a bad `wait` is a 400 naming it. The SDK's watcher
+ * holds its polls while a wait listens (test/sdk.test.ts covers its semantics).
+ */
+import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
+import { SCHED_BACKFILLING, Session, UnitManager } from '../client/index.ts';
+import { heldOn } from '../functions/lib/changes.ts';
+import { type Backend, startBackend } from '../local/backend.ts';
+import { ENV } from '../stacks/manifest.ts';
+import { feedOf, Store } from '../store/index.ts';
+
+let backend: Backend;
+let session: Session;
+let umgr: UnitManager;
+
+interface PageBody {
+  items: { uid: string; state: string; changed: string }[];
+  cursor: string;
+}
+
+async function list(
+  query: Record<string, string>,
+): Promise<{ status: number; body: PageBody & { error?: { code: string; message: string } } }> {
+  const url = new URL(`${backend.apiUrl}/sessions/${session.uid}/umgrs/${umgr.uid}/units`);
+  for (const [k, v] of Object.entries(query)) url.searchParams.set(k, v);
+  const res = await fetch(url, { headers: { authorization: `Bearer ${session.token}` } });
+  return { status: res.status, body: (await res.json()) as PageBody };
+}
+
+/** The feed's cursor now (everything so far read). */
+async function cursorNow(): Promise<string> {
+  const r = await list({});
+  expect(r.status).toBe(200);
+  return r.body.cursor;
+}
+
+beforeAll(async () => {
+  backend = await startBackend();
+  session = await Session.create({ endpoint: backend.apiUrl });
+  // Backfilling with no pilot: units wait UNSCHEDULED, so nothing moves unless the test moves it.
+  umgr = await UnitManager.create(session, SCHED_BACKFILLING);
+  await umgr.submitUnits({ executable: '/bin/true' });
+});
+
+afterAll(async () => {
+  await session?.close({ timeout: 20 }).catch(() => {});
+  await backend?.close();
+});
+
+describe('GET …/units?wait=…&newer=… (long poll)', () => {
+  it('is held until a unit changes after the cursor, and answers with it (woken by the write)', async () => {
+    const cursor = await cursorNow();
+    const held = list({ since: cursor, newer: cursor, wait: '15000' });
+    await vi.waitFor(() => expect(heldOn(feedOf(session.uid, umgr.uid))).toBe(1), { timeout: 10_000 });
+    const added = await umgr.submitUnits({ executable: '/bin/true' });
+    const r = await held;
+    expect(r.status).toBe(200);
+    expect(r.body.items.map((i) => i.uid)).toEqual([added.uid]);
+    expect(r.body.cursor > cursor).toBe(true);
+  });
+
+  it('a change written by another process (no local wake-up) is found by the held request re-reading', async () => {
+    const unit = await umgr.submitUnits({ executable: '/bin/true' });
+    const cursor = await cursorNow();
+    const held = list({ since: cursor, newer: cursor, wait: '15000' });
+    await vi.waitFor(() => expect(heldOn(feedOf(session.uid, umgr.uid))).toBe(1), { timeout: 10_000 });
+    // A store of its own, without the backend's observer: as a write from another Lambda would be.
+    const elsewhere = new Store({
+      tableName: backend.env[ENV.table] as string,
+      client: new DynamoDBClient({}),
+    });
+    const [out] = await elsewhere.transitionUnits(session.uid, [{ uid: unit.uid, target: 'Canceled' }]);
+    expect(out?.ok).toBe(true);
+    const r = await held;
+    expect(r.body.items.map((i) => `${i.uid}:${i.state}`)).toEqual([`${unit.uid}:Canceled`]);
+  });
+
+  it('a hold that sees nothing new ends with the page as it is', async () => {
+    const cursor = await cursorNow();
+    const r = await list({ since: cursor, newer: cursor, wait: '30' });
+    expect(r.status).toBe(200);
+    expect(r.body.items).toEqual([]);
+    expect(r.body.cursor).toBe(cursor);
+  });
+
+  it('a bad wait is a 400 naming the field and the value', async () => {
+    for (const wait of ['abc', '0', '20001', '-5'])
+      expect(await list({ wait })).toMatchObject({
+        status: 400,
+        body: {
+          error: {
+            code: 'BadParameter',
+            message: `wait: must be a whole number of milliseconds from 1 to 20000, got "${wait}"`,
+          },
+        },
+      });
+  });
+});
