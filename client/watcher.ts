@@ -65,6 +65,14 @@ const BUSY_READS = 200;
  */
 const QUIET_READS = 50;
 
+/**
+ * Polls are held only this long after the feed last moved: then a change is likely and its latency
+ * matters. Deployed, a held request bills its Lambda for the whole hold (512 MB: ~$0.024 per hour held,
+ * ~6× a plain poll per second), so a feed quiet for longer goes back to plain polls at the backed-off
+ * interval (at most {@link Watcher} `maxIntervalMs` late, as before long polls).
+ */
+const HOLD_AFTER_MOVE_MS = 10_000;
+
 /** The poll interval for the first moments after a submission (about ten polls in all). */
 const FAST_START = { intervalMs: 20, forMs: 250 };
 
@@ -221,7 +229,7 @@ export class Watcher<S extends string, R extends Followed<S>> {
     // milliseconds, and submit-then-wait is how RP scripts run.
     const now = performance.now();
     if (changed) this.movedAt = now;
-    this.holdNext = read <= (changed ? QUIET_READS : BUSY_READS);
+    this.holdNext = now - this.movedAt < HOLD_AFTER_MOVE_MS && read <= (changed ? QUIET_READS : BUSY_READS);
     const floor = now - this.seededAt < FAST_START.forMs ? FAST_START.intervalMs : this.minIntervalMs;
     this.intervalMs =
       read > BUSY_READS
