@@ -6,7 +6,7 @@
  */
 import { randomUUID } from 'node:crypto';
 import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import type { AgentApi, UnitReport } from '../agent/api.ts';
 import { Reporter } from '../agent/reporter.ts';
 import { WriteAhead } from '../agent/write-ahead.ts';
@@ -90,8 +90,8 @@ describe('WriteAhead carries pending state reports (agent/reporter.ts lend)', ()
    * A reporter that has just sent (its clock stands still), as at steady state: an end is then held for
    * the batch interval rather than sent at once, which is when a start can carry it.
    */
-  async function busyReporter(p: ReturnType<typeof plane>) {
-    const reporter = new Reporter(p as unknown as AgentApi, 60_000, 500, undefined, () => 0);
+  async function busyReporter(p: ReturnType<typeof plane>, intervalMs = 60_000) {
+    const reporter = new Reporter(p as unknown as AgentApi, intervalMs, 500, undefined, () => 0);
     reporter.report(done('before'));
     await reporter.flush();
     p.log.length = 0;
@@ -151,6 +151,20 @@ describe('WriteAhead carries pending state reports (agent/reporter.ts lend)', ()
       { route: 'states', updates: ['u0'] },
     ]);
     expect(reporter.sent).toBe(2);
+  });
+
+  it('reports handed back by a failed request go out on the reporter timer, no flush asked', async () => {
+    const p = plane();
+    const reporter = await busyReporter(p, 10);
+    const wa = new WriteAhead(p, reporter);
+    reporter.report(done('u0'));
+    p.failNext();
+    await expect(wa.start(start('u1'))).rejects.toThrow(/control plane gone/);
+    await vi.waitFor(() => expect(p.log).toContainEqual({ route: 'states', updates: ['u0'] }), {
+      timeout: 10_000,
+    });
+    expect(reporter.sent).toBe(2);
+    await reporter.close();
   });
 
   it('while the reporter has a call of its own in flight, a start carries nothing (order per unit kept)', async () => {
