@@ -25,6 +25,7 @@ import {
   applyTransitionFrom,
   type Expect,
   type PatchOutcome,
+  type Presumption,
   type TransitionOutcome,
 } from './guarded.ts';
 import { changedKey, entityPk, feedOf, PK, queueKey } from './keys.ts';
@@ -103,6 +104,14 @@ export interface UnitTransition {
    * late, reordered or twice), its facts are still kept (see {@link keepReportFacts}).
    */
   report?: boolean;
+  /**
+   * The state the unit is presumed to be in (the common path: a claim presumes it queued, a start
+   * claimed, an end executing): the guarded write goes out without a read before it, decided as for a
+   * unit without staging directives and conditioned on that state and on the absence of any directive
+   * that would change the decision. A unit found otherwise is read and decided as usual (one failed
+   * conditional write more, which DynamoDB bills as a write).
+   */
+  presume?: UnitState;
 }
 
 /** One unit of {@link rescheduleUnits}. */
@@ -268,7 +277,38 @@ export function transitionUnits(
     patch: u.patch ?? {},
     expect: u.expect,
     ...(u.report ? { late: (w: Update, item: Item) => keepReportFacts(w, item, u.patch ?? {}) } : {}),
+    ...(u.presume ? { presume: u.presume } : {}),
   }));
+}
+
+const STAGING_KEYS = ['inputStaging', 'outputStaging'] as const;
+
+/**
+ * A unit presumed in `state`, decided as one without staging directives. The write's condition pins
+ * absent those directives whose presence would change `decide`'s answer from this state (found by asking
+ * it with each present and absent), so no real item the write can land on is decided differently: a
+ * claim or a start does not depend on them, an end depends on output staging.
+ */
+function presumeUnit(state: UnitState, decide: Change['decide']): Presumption {
+  const answer = (has: Record<string, boolean>) => {
+    const description = Object.fromEntries(STAGING_KEYS.filter((k) => has[k]).map((k) => [k, [{}]]));
+    return JSON.stringify(decide(state, { kind: 'unit', state, description }));
+  };
+  const pinned = STAGING_KEYS.filter((k) =>
+    [false, true].some((other) => {
+      const rest = Object.fromEntries(STAGING_KEYS.filter((o) => o !== k).map((o) => [o, other]));
+      return answer({ ...rest, [k]: false }) !== answer({ ...rest, [k]: true });
+    }),
+  );
+  return {
+    item: { kind: 'unit', state, description: {} },
+    pin: (u) => {
+      for (const k of pinned) {
+        const p = u.path(`description.${k}`);
+        u.when((c) => `attribute_not_exists(${p}) OR size(${p}) = ${c.value(0)}`);
+      }
+    },
+  };
 }
 
 /**
@@ -356,6 +396,7 @@ interface Change {
   patch: UnitPatch;
   expect: UnitExpect | undefined;
   late?(u: Update, item: Item): boolean;
+  presume?: UnitState;
 }
 
 async function applyAll<T extends { uid: string; expect?: UnitExpect }>(
@@ -364,11 +405,16 @@ async function applyAll<T extends { uid: string; expect?: UnitExpect }>(
   updates: readonly T[],
   change: (u: T) => Change,
 ): Promise<TransitionOutcome<UnitRecord, UnitState>[]> {
+  const byUnit = groupBy(updates.keys(), (i) => (updates[i] as T).uid);
+  // Read first only the units whose first change presumes nothing.
+  const first = (indexes: number[]) => change(updates[indexes[0] as number] as T);
+  const unread = new Set(
+    [...byUnit.entries()].filter(([, indexes]) => first(indexes).presume !== undefined).map(([uid]) => uid),
+  );
   const items = await batchGet(
     ctx.db,
-    updates.map((u) => entityPk(sessionId, u.uid)),
+    [...byUnit.keys()].filter((uid) => !unread.has(uid)).map((uid) => entityPk(sessionId, uid)),
   );
-  const byUnit = groupBy(updates.keys(), (i) => (updates[i] as T).uid);
   const results = new Array<TransitionOutcome<UnitRecord, UnitState>>(updates.length);
   await mapLimit([...byUnit.values()], ctx.concurrency, async (indexes) => {
     for (const i of indexes) {
@@ -376,6 +422,7 @@ async function applyAll<T extends { uid: string; expect?: UnitExpect }>(
       const pk = entityPk(sessionId, u.uid);
       const item = items.get(pk);
       const c = change(u);
+      const presumed = unread.delete(u.uid) && c.presume ? presumeUnit(c.presume, c.decide) : undefined;
       const { outcome, item: seen } = await applyTransitionFrom(
         ctx,
         {
@@ -394,7 +441,7 @@ async function applyAll<T extends { uid: string; expect?: UnitExpect }>(
           ...(c.late ? { late: c.late } : {}),
           toRecord,
         },
-        item?.kind === 'unit' ? item : undefined,
+        presumed ?? (item?.kind === 'unit' ? item : undefined),
       );
       // Later changes of the same unit start from what this one wrote (or found).
       if (seen) items.set(pk, seen);

@@ -459,6 +459,100 @@ describe.each(engines)('Store on $name', ({ start }) => {
       );
     });
 
+    it('decides a change presumed in a state exactly as one read first, in one write on the common path', async () => {
+      // Prepare: pairs of like units (each staging mix, each state on its path, bound to a pilot)
+      const { store, sid, umgr, pmgr } = await setup();
+      const [pilot] = await store.createPilots(sid, pmgr, [{ description: PD }]);
+      const pid = pilot?.uid as string;
+      const IN = { ...UD, inputStaging: UDS.inputStaging } as ComputeUnitDescription;
+      const OUT = { ...UD, outputStaging: UDS.outputStaging } as ComputeUnitDescription;
+      const mixes: [ComputeUnitDescription, UnitState[]][] = [
+        [UD, PATH.slice(0, -1)],
+        [IN, ['PendingInputStaging', 'StagingInput', 'PendingExecution', 'Scheduling', 'Executing']],
+        [OUT, ['PendingExecution', 'Scheduling', 'Executing', 'PendingOutputStaging', 'StagingOutput']],
+        [UDS, STAGED_PATH.slice(0, -1)],
+      ];
+      const targets: UnitState[] = ['Scheduling', 'Executing', 'StagingOutput', 'Done', 'Failed', 'Canceled'];
+      const presumes: UnitState[] = ['PendingExecution', 'Scheduling', 'Executing'];
+      const cases = mixes.flatMap(([description, states]) =>
+        states.flatMap((state) =>
+          targets.flatMap((target) =>
+            presumes.flatMap((presume) =>
+              [pid, 'pilot.0009'].map((expectPilot) => ({
+                description,
+                state,
+                target,
+                presume,
+                expectPilot,
+              })),
+            ),
+          ),
+        ),
+      );
+      const units = await store.createUnits(
+        sid,
+        umgr,
+        cases.flatMap((c) => {
+          const first = c.description.inputStaging ? 'PendingInputStaging' : 'PendingExecution';
+          return [0, 1].map(() => ({ description: c.description, state: first as UnitState, pilot: pid }));
+        }),
+      );
+      const moved = await store.transitionUnits(
+        sid,
+        units
+          .map((u, i) => ({ uid: u.uid, target: (cases[i >> 1] as (typeof cases)[number]).state }))
+          .filter((m, i) => m.target !== units[i]?.state),
+      );
+      expect(moved.every((o) => o.ok)).toBe(true);
+      // Act: the same change on each pair, read first on one unit, presumed on the other
+      const change = (i: number, presume?: UnitState) => {
+        const c = cases[i] as (typeof cases)[number];
+        return {
+          uid: (units[2 * i + (presume ? 1 : 0)] as UnitRecord).uid,
+          target: c.target,
+          patch: { exitCode: 3, sandbox: '/s' },
+          expect: { pilot: c.expectPilot },
+          report: true,
+          ...(presume ? { presume } : {}),
+        };
+      };
+      const read = await store.transitionUnits(
+        sid,
+        cases.map((_, i) => change(i)),
+      );
+      store.resetRequests();
+      const presumed = await store.transitionUnits(
+        sid,
+        cases.map((c, i) => change(i, c.presume)),
+      );
+      const requests = { ...store.requests };
+      // Assess: same outcome, same reason, same record but for times, for every case
+      const shape = (o: (typeof read)[number]) => ({
+        ok: o.ok,
+        why: o.ok ? '' : o.error.message.replace(/unit\.\d+/g, 'unit'),
+      });
+      expect(presumed.map(shape)).toEqual(read.map(shape));
+      const records = await store.getUnits(
+        sid,
+        units.map((u) => u.uid),
+      );
+      const facts = (u: UnitRecord | undefined) => ({
+        state: u?.state,
+        history: u ? historyOf(u) : [],
+        exitCode: u?.exitCode,
+        sandbox: u?.sandbox,
+      });
+      for (let i = 0; i < cases.length; i++)
+        expect(facts(records[2 * i + 1]), JSON.stringify(cases[i])).toEqual(facts(records[2 * i]));
+      // A read only where the presumption did not hold (the common path's counts: next test)
+      const common = cases.filter(
+        (c, i) => c.description === UD && c.state === c.presume && c.expectPilot === pid && read[i]?.ok,
+      ).length;
+      expect(common).toBeGreaterThan(0);
+      expect(requests.BatchGetItem).toBeUndefined();
+      expect(requests.GetItem).toBeLessThanOrEqual(cases.length - common);
+    });
+
     it('refuses a stale update and carries the current record', async () => {
       const { store, sid, umgr } = await setup();
       const [u] = await store.createUnits(sid, umgr, [{ description: UD }]);
@@ -868,6 +962,28 @@ describe.each(engines)('Store on $name', ({ start }) => {
         units.map((u) => ({ uid: u.uid, target: 'PendingExecution' as const })),
       );
       expect(store.requests).toEqual({ BatchGetItem: 1, UpdateItem: 100 });
+      // Claim, start and end each presumed where the unit is: one write per unit and change, no read
+      for (const [presume, target] of [
+        ['PendingExecution', 'Scheduling'],
+        ['Scheduling', 'Executing'],
+        ['Executing', 'Done'],
+      ] as const) {
+        store.resetRequests();
+        const outs = await store.transitionUnits(
+          sid,
+          units.map((u) => ({ uid: u.uid, target, presume })),
+        );
+        expect(outs.every((o) => o.ok)).toBe(true);
+        expect(store.requests).toEqual({ UpdateItem: 100 });
+      }
+      // Presumed wrong: the write fails its condition, the unit is read, and the change decided on it
+      const [other] = await store.createUnits(sid, umgr, [{ description: UD, state: 'PendingExecution' }]);
+      store.resetRequests();
+      const [late] = await store.transitionUnits(sid, [
+        { uid: other?.uid as string, target: 'Executing', presume: 'Scheduling' },
+      ]);
+      expect(late?.ok).toBe(true);
+      expect(store.requests).toEqual({ UpdateItem: 2, GetItem: 1 });
     });
   });
 });

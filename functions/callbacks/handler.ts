@@ -8,7 +8,7 @@
 import { randomUUID } from 'node:crypto';
 import { parseFreeRoom } from '../../core/backfill.ts';
 import { IncorrectState } from '../../core/errors.ts';
-import { claimState, isFinal, PilotState, pilotModel } from '../../core/states.ts';
+import { claimState, isFinal, PilotState, pilotModel, UnitState } from '../../core/states.ts';
 import type { NodeDetail } from '../../core/wire.ts';
 import type { UnitRecord } from '../../store/index.ts';
 import { authAgent } from '../lib/auth.ts';
@@ -171,19 +171,28 @@ export const handler = httpHandler({
               target: claimState(u.description),
               patch: { lease, leaseUntil },
               expect: { pilot: pilot.uid },
+              // Queued: written without a read first (a unit that stages its inputs is claimed from
+              // PENDING_INPUT_STAGING: read first).
+              ...(claimState(u.description) === UnitState.SCHEDULING
+                ? { presume: UnitState.PENDING_EXECUTION }
+                : {}),
             })),
           );
-    await deleteReceived(pilot.sessionId, pilot.uid, receipts);
     const direct = new Set(outs.filter((o) => o.ok).map((o) => (o.ok ? o.record.uid : '')));
     const claimed = [...fromQueues.units, ...units.filter((u) => direct.has(u.uid))];
-    // Remembered before answering, so that a retry of this very pull finds them (one small write per
-    // pull, beside the pilot item: store/pulls.ts).
-    if (pullId && claimed.length)
-      await store().recordPull(pilot.sessionId, pilot.uid, {
-        id: pullId,
-        uids: claimed.map((u) => u.uid),
-        lease,
-      });
+    // The messages go once their units are claimed; the claim is remembered before answering, so that a
+    // retry of this very pull finds them (one small write per pull, beside the pilot item:
+    // store/pulls.ts). The two are independent: sent together.
+    await Promise.all([
+      deleteReceived(pilot.sessionId, pilot.uid, receipts),
+      pullId && claimed.length
+        ? store().recordPull(pilot.sessionId, pilot.uid, {
+            id: pullId,
+            uids: claimed.map((u) => u.uid),
+            lease,
+          })
+        : undefined,
+    ]);
     return {
       units: claimed.map((u) => ({ ...u, lease })),
       commands,

@@ -103,6 +103,8 @@ export function planStarts(starts: StartReport[], pilotId: string): UnitTransiti
     target: UnitState.EXECUTING,
     patch: patchOf({ ...s, state: UnitState.EXECUTING }),
     expect: { pilot: pilotId, lease: s.lease },
+    // Claimed: written without a read first (a unit that stages its inputs is read: it is StagingInput).
+    presume: UnitState.SCHEDULING,
   }));
 }
 
@@ -146,6 +148,19 @@ function patchOf(r: Report): UnitPatch {
   return p;
 }
 
+/**
+ * What a report presumes its unit is in on the common path, so that its write needs no read first
+ * (store/units.ts `presume`): a start follows the claim, an end follows the start. A report that finds
+ * its unit elsewhere (a unit cancelled before it started, a late or repeated report) is read and decided
+ * as usual; output staging is never presumed.
+ */
+function presumedBefore(state: UnitState): { presume?: UnitState } {
+  if (state === UnitState.EXECUTING) return { presume: UnitState.SCHEDULING };
+  if (state === UnitState.DONE || state === UnitState.FAILED || state === UnitState.CANCELED)
+    return { presume: UnitState.EXECUTING };
+  return {};
+}
+
 function roundAt<T>(rounds: T[][], i: number): T[] {
   rounds[i] ??= [];
   return rounds[i];
@@ -168,6 +183,7 @@ export function planRounds(reports: Report[], pilotId: string): UnitTransition[]
         patch: { ...patchOf(a), ...patchOf(b) },
         expect: { pilot: pilotId },
         report: true,
+        presume: UnitState.SCHEDULING,
       };
       roundAt(rounds, 0).push(merged);
       continue;
@@ -179,6 +195,7 @@ export function planRounds(reports: Report[], pilotId: string): UnitTransition[]
         patch: patchOf(r),
         expect: { pilot: pilotId },
         report: true,
+        ...presumedBefore(r.state as UnitState),
       });
     });
   }
