@@ -105,8 +105,8 @@ export interface UnitTransition {
    */
   report?: boolean;
   /**
-   * The state the unit is presumed to be in (the common path: a claim presumes it queued, a start
-   * claimed, an end executing): the guarded write goes out without a read before it, decided as for a
+   * The state the unit is presumed to be in (the common path: an agent's start presumes its unit
+   * claimed, its end executing): the guarded write goes out without a read before it, decided as for a
    * unit without staging directives and conditioned on that state and on the absence of any directive
    * that would change the decision. A unit found otherwise is read and decided as usual (one failed
    * conditional write more, which DynamoDB bills as a write).

@@ -8,7 +8,7 @@
 import { randomUUID } from 'node:crypto';
 import { parseFreeRoom } from '../../core/backfill.ts';
 import { IncorrectState } from '../../core/errors.ts';
-import { claimState, isFinal, PilotState, pilotModel, UnitState } from '../../core/states.ts';
+import { claimState, isFinal, PilotState, pilotModel } from '../../core/states.ts';
 import type { NodeDetail } from '../../core/wire.ts';
 import type { UnitRecord } from '../../store/index.ts';
 import { authAgent } from '../lib/auth.ts';
@@ -171,11 +171,9 @@ export const handler = httpHandler({
               target: claimState(u.description),
               patch: { lease, leaseUntil },
               expect: { pilot: pilot.uid },
-              // Queued: written without a read first (a unit that stages its inputs is claimed from
-              // PENDING_INPUT_STAGING: read first).
-              ...(claimState(u.description) === UnitState.SCHEDULING
-                ? { presume: UnitState.PENDING_EXECUTION }
-                : {}),
+              // Read first, not presumed queued (store/units.ts `presume`): units cancelled while
+              // queued keep their messages, and a claim that presumed them would fail a write (billed as
+              // one) for each, where one read per hundred units finds them.
             })),
           );
     const direct = new Set(outs.filter((o) => o.ok).map((o) => (o.ok ? o.record.uid : '')));

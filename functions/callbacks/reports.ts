@@ -151,13 +151,13 @@ function patchOf(r: Report): UnitPatch {
 /**
  * What a report presumes its unit is in on the common path, so that its write needs no read first
  * (store/units.ts `presume`): a start follows the claim, an end follows the start. A report that finds
- * its unit elsewhere (a unit cancelled before it started, a late or repeated report) is read and decided
- * as usual; output staging is never presumed.
+ * its unit elsewhere (a late or repeated report) is read and decided as usual, after a failed write that
+ * DynamoDB bills like any other; so CANCELED, mostly reported of units the agent held unstarted and the
+ * table has cancelled already, and output staging are not presumed.
  */
 function presumedBefore(state: UnitState): { presume?: UnitState } {
   if (state === UnitState.EXECUTING) return { presume: UnitState.SCHEDULING };
-  if (state === UnitState.DONE || state === UnitState.FAILED || state === UnitState.CANCELED)
-    return { presume: UnitState.EXECUTING };
+  if (state === UnitState.DONE || state === UnitState.FAILED) return { presume: UnitState.EXECUTING };
   return {};
 }
 
