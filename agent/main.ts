@@ -307,7 +307,10 @@ async function main(configFile: string): Promise<number> {
   let backlogged = false;
   while (!stopping) {
     const want = Math.max(scheduler.freeCores + totalCores, buffer) - queue.length;
-    if (want <= 0 || backlogged) {
+    // Pull again only once the buffer is half spent: a pull then claims many units in one request, not
+    // the one or two that just ended (each pull is a request, an SQS receive and delete, and the unclaimed
+    // rest of the messages it took sent back to the queue).
+    if (want <= 0 || backlogged || queue.length > buffer / 2) {
       backlogged = false;
       // Not pulling, so no pull answer brings commands: ask for them, at most once a second and one
       // request at a time, while waiting for free room (units ending wake this loop far more often).
