@@ -333,6 +333,14 @@ describe('authentication and authorization', () => {
     await expect(
       Session.reconnect('rp.session.none', { endpoint: backend.apiUrl, token: 'rp.session.none~x' }),
     ).rejects.toThrow(AuthenticationFailed);
+    // A submission reads before its token is checked (to overlap the two): what it read is never the
+    // answer, an unknown manager included.
+    const submit = await call('POST', `/sessions/${b.uid}/umgrs/umgr.9999/units`, {
+      token: `${b.uid}~wrong-secret`,
+      body: { descriptions: [{ executable: '/bin/true' }] },
+    });
+    expect(submit.status).toBe(401);
+    expect(codeOf(submit)).toBe('AuthenticationFailed');
   });
 
   it("a pilot's token opens only its own pilot's agent routes and units", async () => {

@@ -35,7 +35,7 @@ import { hashSecret, newSecret, seal, secretMatches, unseal } from '../lib/secre
 import { store } from '../lib/store.ts';
 import { sessionTransfer } from '../lib/transfer-routes.ts';
 import { deletePrefix } from '../lib/transfers.ts';
-import { MAX_UNITS_PER_REQUEST, submitUnits } from '../lib/units.ts';
+import { MAX_UNITS_PER_REQUEST, submitReads, submitUnits } from '../lib/units.ts';
 import { chargeTo, flushUsage } from '../lib/usage.ts';
 import { dashboardResponse } from './dashboard.ts';
 import { endpointRoutes } from './endpoints.ts';
@@ -484,6 +484,11 @@ export const handler = httpHandler({
   },
 
   'POST /sessions/{sid}/umgrs/{umid}/units': async (req) => {
+    // The submission's reads write nothing: started now, they overlap the token check and the request's
+    // claim (three round trips fewer before the first write); their answer is used only after both
+    // passed, and dropped unseen if either fails.
+    const reads = submitReads(req.params.sid as string, req.params.umid as string);
+    reads.catch(() => {});
     const s = await session(req);
     // A repeat re-reads the units: the claim holds only their uids (5,000 fit; their records would not).
     const replay: Replay<{ items: ReturnType<typeof unitOut>[] }> = {
@@ -491,7 +496,7 @@ export const handler = httpHandler({
       load: async (uids) => ({ items: (await store().getUnits(s.sessionId, uids as string[])).map(unitOut) }),
     };
     return once(req, s.sessionId, replay, async () => {
-      const units = await submitUnits(s.sessionId, req.params.umid as string, req.body.descriptions);
+      const units = await submitUnits(s.sessionId, req.params.umid as string, req.body.descriptions, reads);
       return { items: units.map(unitOut) };
     });
   },

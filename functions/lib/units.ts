@@ -41,11 +41,43 @@ function pilotSize(
 /** Units accepted per request: clients chunk (the SDK sends 2,000 at a time). */
 export const MAX_UNITS_PER_REQUEST = 5_000;
 
+/** What a submission reads before its first write: the manager, the session's resource configs, its live pilots. */
+export interface SubmitReads {
+  umgr: Awaited<ReturnType<ReturnType<typeof store>['getUnitManager']>>;
+  registry: ResourceRegistry;
+  /** The manager's pilots that have not ended (none read for a late-binding manager). */
+  livePilots: Awaited<ReturnType<ReturnType<typeof store>['getPilots']>>;
+}
+
 /**
- * Submits unit descriptions (raw, validated here) to a unit manager of an open session.
+ * The reads of a submission, as few and as parallel as they can be: the manager and the session's
+ * resource configs together, then its pilots. They write nothing, so a route may start them before the
+ * token is checked and the request claimed, and use them after (see the submit route).
+ * @throws DoesNotExist (no such manager), DatabaseError
+ */
+export async function submitReads(sessionId: string, umid: string): Promise<SubmitReads> {
+  const [umgr, registry] = await Promise.all([
+    store().getUnitManager(sessionId, umid),
+    sessionResources(sessionId),
+  ]);
+  const livePilots =
+    !bindsLate(umgr.scheduler) && umgr.pilots.length
+      ? (await store().getPilots(sessionId, umgr.pilots)).filter((p) => !isFinal(pilotModel, p.state))
+      : [];
+  return { umgr, registry, livePilots };
+}
+
+/**
+ * Submits unit descriptions (raw, validated here) to a unit manager of an open session. `reads`: the
+ * session's {@link submitReads}, when the caller started them already.
  * @throws BadParameter naming the field and value, DoesNotExist, IncorrectState (closed session)
  */
-export async function submitUnits(sessionId: string, umid: string, raw: unknown): Promise<UnitRecord[]> {
+export async function submitUnits(
+  sessionId: string,
+  umid: string,
+  raw: unknown,
+  reads?: Promise<SubmitReads>,
+): Promise<UnitRecord[]> {
   if (Array.isArray(raw) && raw.length > MAX_UNITS_PER_REQUEST) {
     throw new BadParameter(
       `submitUnits.descriptions: at most ${MAX_UNITS_PER_REQUEST} per request, got ${raw.length}; send them in chunks`,
@@ -66,17 +98,10 @@ export async function submitUnits(sessionId: string, umid: string, raw: unknown)
         if (why) throw new BadParameter(`submitUnits.descriptions[${i}].${why}`);
       });
   });
-  // Reads before the first write, as few and as parallel as they can be: the manager and the session's
-  // resource configs together, then its pilots. The session's being open is not read here: reserving the
-  // uids is a write guarded on it (store/sessions.ts reserveIds), which refuses a closed one the same way.
-  const [umgr, registry] = await Promise.all([
-    store().getUnitManager(sessionId, umid),
-    sessionResources(sessionId),
-  ]);
+  // The session's being open is not read here: reserving the uids is a write guarded on it
+  // (store/sessions.ts reserveIds), which refuses a closed one the same way.
+  const { umgr, registry, livePilots } = await (reads ?? submitReads(sessionId, umid));
   if (bindsLate(umgr.scheduler)) return submitLate(sessionId, umid, descriptions);
-  const livePilots = umgr.pilots.length
-    ? (await store().getPilots(sessionId, umgr.pilots)).filter((p) => !isFinal(pilotModel, p.state))
-    : [];
   const live = livePilots.map((p) => p.uid);
   // Round robin continues where the manager's previous submission stopped (RP keeps its index).
   const start =
