@@ -13,6 +13,7 @@ import {
   plainItemBytes,
   readUnits,
   sqsBilledRequests,
+  utf8Length,
   itemBytes as wireItemBytes,
   writeUnits,
 } from './pricing.ts';
@@ -227,11 +228,6 @@ export function chargeSqs(
     for (const m of (out?.Messages as { Body?: string }[] | undefined) ?? [])
       bytes += utf8Length(m.Body ?? '');
   return { payloadBytes: bytes, billed: sqsBilledRequests(bytes) };
-}
-
-const encoder = new TextEncoder();
-function utf8Length(s: string): number {
-  return encoder.encode(s).length;
 }
 
 /**

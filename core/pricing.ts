@@ -41,8 +41,25 @@ export type AttributeValue =
   | { NS: string[] }
   | { BS: (string | Uint8Array)[] };
 
-const encoder = new TextEncoder();
-const utf8 = (s: string) => encoder.encode(s).length;
+/**
+ * UTF-8 length of a string without encoding it (every request is sized, so this runs per attribute of
+ * every item the control plane writes; `TextEncoder.encode` allocated a buffer each time). A lone
+ * surrogate counts 3 bytes, as the encoder writes U+FFFD for it.
+ */
+export function utf8Length(s: string): number {
+  let n = s.length;
+  for (let i = 0; i < s.length; i++) {
+    const c = s.charCodeAt(i);
+    if (c < 0x80) continue;
+    if (c < 0x800) n += 1;
+    else if (c >= 0xd800 && c < 0xdc00 && (s.charCodeAt(i + 1) & 0xfc00) === 0xdc00) {
+      n += 2; // a pair: 2 code units, 4 bytes
+      i++;
+    } else n += 2;
+  }
+  return n;
+}
+const utf8 = utf8Length;
 
 /** DynamoDB's size of a number: about one byte per two significant digits, plus one. */
 function numberBytes(n: string): number {

@@ -10,10 +10,28 @@ import {
   priceUsage,
   readUnits,
   sqsBilledRequests,
+  utf8Length,
   writeUnits,
 } from '../bench/pricing.ts';
 
 describe('DynamoDB item size and request units', () => {
+  it('counts UTF-8 bytes without encoding: ASCII, 2- and 3-byte characters, pairs and lone surrogates', () => {
+    const samples = [
+      '',
+      'unit.000001',
+      'é',
+      'Ωmega',
+      '€uro',
+      '日本語',
+      '😀x',
+      'a\ud800b',
+      '\udc00',
+      'z\ud83d',
+    ];
+    for (const s of samples)
+      expect(utf8Length(s), JSON.stringify(s)).toBe(new TextEncoder().encode(s).length);
+  });
+
   it('sums names and values by the documented rules', () => {
     // pk(2) + 'abc'(3) = 5; n(1) + 12345 → 3 digits-pairs + 1 = 4 → 5; ok(2) + BOOL 1 = 3
     expect(itemBytes({ pk: { S: 'abc' }, n: { N: '12345' }, ok: { BOOL: true } })).toBe(13);
