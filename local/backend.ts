@@ -15,6 +15,7 @@ import { CreateQueueCommand, GetQueueAttributesCommand, SQSClient } from '@aws-s
 import { buildAgentBundle } from '../agent/bundle.ts';
 import { DEFAULT_PURGE_BUDGET_ITEMS, parseRetentionSeconds } from '../core/purge.ts';
 import { DEFAULT_LEASE_SECONDS } from '../core/reconcile.ts';
+import { releaseHolds } from '../functions/lib/changes.ts';
 import { BUCKET, ENV, EVENT_SOURCES, QUEUES, SCHEDULES, STATE_MACHINES, TABLE } from '../stacks/manifest.ts';
 import { SESSION_ROUTE, sessionAuthFrom } from '../stacks/session-auth.ts';
 import { createTable } from '../store/schema.ts';
@@ -255,6 +256,8 @@ export async function startBackend(opts: BackendOptions = {}): Promise<Backend> 
       throw err;
     }
     closers.push(() => api.close());
+    // Before the API closes (closers run last first): held list requests stop re-reading the table.
+    closers.push(async () => releaseHolds());
 
     const own: Record<string, string> = {
       [ENV.table]: tableName,

@@ -8,7 +8,7 @@
 import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { SCHED_BACKFILLING, Session, UnitManager } from '../client/index.ts';
-import { heldOn } from '../functions/lib/changes.ts';
+import { heldOn, heldPage, releaseHolds } from '../functions/lib/changes.ts';
 import { type Backend, startBackend } from '../local/backend.ts';
 import { ENV } from '../stacks/manifest.ts';
 import { feedOf, Store } from '../store/index.ts';
@@ -99,4 +99,22 @@ describe('GET …/units?wait=…&newer=… (long poll)', () => {
         },
       });
   });
+});
+
+describe('releaseHolds (the embedded backend calls it as it closes)', () => {
+  it('ends every hold at once with the page it read, without reading the feed again', async () => {
+    const parent = `${session.uid}#release-test`;
+    let reads = 0;
+    const page = { items: [], cursor: 'c' };
+    const held = heldPage(parent, { ms: 20_000, newer: 'c' }, async () => {
+      reads++;
+      return page;
+    });
+    await vi.waitFor(() => expect(heldOn(parent)).toBe(1), { timeout: 5_000 });
+    releaseHolds();
+    // Without the release it would re-read every 100 ms for 20 s, past this test's timeout.
+    expect(await held).toBe(page);
+    expect(reads).toBe(1);
+    expect(heldOn(parent)).toBe(0);
+  }, 10_000);
 });

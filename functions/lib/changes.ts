@@ -39,6 +39,22 @@ export function feedWritten(parent: string): void {
   f.waiters.clear();
 }
 
+/** Bumped by {@link releaseHolds}: a hold begun before the bump stops holding. */
+let generation = 0;
+
+/**
+ * Ends every hold of this process now: each held request returns the page it read last instead of
+ * re-reading its feed until the hold is over. The embedded backend calls it as it closes, before its API:
+ * a held request used to go on re-reading a table that was shutting down (and logged the failure).
+ */
+export function releaseHolds(): void {
+  generation++;
+  for (const f of feeds.values()) {
+    for (const w of [...f.waiters]) w();
+    f.waiters.clear();
+  }
+}
+
 /** Requests of this process held on `parent`'s feed right now (tests wait on it; nothing else reads it). */
 export function heldOn(parent: string): number {
   return feeds.get(parent)?.waiters.size ?? 0;
@@ -92,6 +108,7 @@ export async function heldPage<R extends { changed?: string }>(
   list: () => Promise<Page<R>>,
 ): Promise<Page<R>> {
   const deadline = performance.now() + (hold?.ms ?? 0);
+  const begun = generation;
   for (;;) {
     // The version is taken before the read: a write landing between the read and the wait still wakes it.
     const version = feed(parent).version;
@@ -101,5 +118,6 @@ export async function heldPage<R extends { changed?: string }>(
       return page;
     }
     await writtenSince(parent, version, Math.min(left, RECHECK_MS));
+    if (generation !== begun) return page;
   }
 }
