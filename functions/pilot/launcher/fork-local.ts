@@ -39,6 +39,21 @@ function alive(pid: number): boolean {
   }
 }
 
+/**
+ * True while `pid` runs this sandbox's agent: its command line names the sandbox's agent.json. PIDs are
+ * reused (32,768 of them by default: a busy machine wraps within minutes), so a pid alone could name an
+ * unrelated process group by the time a check or a cancel comes, and a cancel would signal it.
+ */
+function ours(pid: number, sandbox: string): boolean {
+  if (!(pid > 0) || !alive(pid)) return false;
+  try {
+    const args = readFileSync(`/proc/${pid}/cmdline`, 'utf8').split('\0');
+    return args.includes(path.join(sandbox, 'agent.json'));
+  } catch {
+    return false;
+  }
+}
+
 /** Kills the process groups of every process of this user that runs a unit of the given pilot. */
 export function killPilotUnits(sessionId: string, pilotId: string): number {
   const marks = [`RP_SESSION_ID=${sessionId}`, `RP_PILOT_ID=${pilotId}`];
@@ -135,15 +150,15 @@ export class ForkLocalLauncher implements Launcher {
 
   async cancel(req: LaunchRequest, job: LaunchResult): Promise<void> {
     const pid = Number(job.jobId);
-    if (pid > 0 && alive(pid)) {
+    if (ours(pid, job.sandbox)) {
       try {
         process.kill(-pid, 'SIGTERM');
       } catch {
         // gone meanwhile
       }
       // Give the agent a moment to report and kill its units, then make sure.
-      for (let i = 0; i < 30 && alive(pid); i++) await new Promise((r) => setTimeout(r, 100));
-      if (alive(pid)) {
+      for (let i = 0; i < 30 && ours(pid, job.sandbox); i++) await new Promise((r) => setTimeout(r, 100));
+      if (ours(pid, job.sandbox)) {
         try {
           process.kill(-pid, 'SIGKILL');
         } catch {
@@ -159,7 +174,7 @@ export class ForkLocalLauncher implements Launcher {
 
   async status(_req: LaunchRequest, job: LaunchResult): Promise<JobStatus> {
     const pid = Number(job.jobId);
-    return pid > 0 && alive(pid)
+    return ours(pid, job.sandbox)
       ? { state: 'running', detail: `pid ${pid}` }
       : { state: 'finished', detail: `pid ${pid} not running` };
   }
