@@ -21,6 +21,7 @@ import {
   SshUnreachable,
 } from '../functions/pilot/launcher/ssh-errors.ts';
 import type { JobStatus, LaunchRequest, LaunchResult } from '../functions/pilot/launcher/types.ts';
+import { until } from './e2e.ts';
 import { readTestbed } from './support/testbed.ts';
 
 const tb = readTestbed();
@@ -274,6 +275,15 @@ describe.skipIf(skip !== undefined)(
         5_000,
       );
       expect(running.at(-1)?.state).toBe('running');
+      // Running means the process exists, not that it has written yet: under load a cancel right away
+      // could kill it before its first line (a CI run saw an empty tail). Wait for the line first.
+      const line = `stand-in agent ${req.pilotId}`;
+      await until(
+        'the stand-in agent wrote its first line',
+        async () => (await launcher.tail(req, job, 5)).includes(line) || undefined,
+        10_000,
+        100,
+      );
       await launcher.cancel(req, job);
       const after = await waitFor(
         () => launcher.status(req, job),
@@ -281,7 +291,7 @@ describe.skipIf(skip !== undefined)(
         5_000,
       );
       expect(after.at(-1)?.state).toBe('finished');
-      expect(await launcher.tail(req, job, 5)).toContain(`stand-in agent ${req.pilotId}`);
+      expect(await launcher.tail(req, job, 5)).toContain(line);
     });
 
     it('a fork agent that exits on its own is finished with its exit code', async () => {
