@@ -78,6 +78,8 @@ export interface LeasedUnitView {
   lease?: string;
   /** The lease deadline (ms since the epoch); kept after a return until the unit is back in its queue. */
   leaseUntilMs?: number;
+  /** Armed to start by its agent (agent/arm-ahead.ts): it may be running, so it is the agent's to start. */
+  armed?: boolean;
 }
 
 /**
@@ -94,7 +96,8 @@ export type LeaseAction = { kind: 'none' } | { kind: 'return' } | { kind: 'reque
 /** The reconciler's lease rule for one unit at `nowMs`. */
 export function leaseAction(view: LeasedUnitView, nowMs: number): LeaseAction {
   if (view.leaseUntilMs === undefined || view.leaseUntilMs > nowMs) return { kind: 'none' };
-  if (view.state === UnitState.SCHEDULING && view.lease !== undefined) return { kind: 'return' };
+  if (view.state === UnitState.SCHEDULING && view.lease !== undefined)
+    return view.armed ? { kind: 'none' } : { kind: 'return' };
   if (view.state === UnitState.PENDING_EXECUTION && view.lease === undefined) return { kind: 'requeue' };
   return { kind: 'none' };
 }

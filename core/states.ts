@@ -222,11 +222,12 @@ function refuse<S extends string>(model: StateModel<S>, current: S, target: S, w
 /**
  * Where a pilot's end sends one of its units (RP backfilling rule): null = leave it (final).
  * Not yet executing → UNSCHEDULED (it never ran); executing or staging out → UNSCHEDULED when the
- * description says `restartable`, else FAILED (its work is lost).
+ * description says `restartable`, else FAILED (its work is lost). An `armed` unit (claimed and armed to
+ * start, agent/arm-ahead.ts) counts as executing: its agent may have spawned it before it could say so.
  */
-export function sweepTarget(state: UnitState, restartable: boolean): UnitState | null {
+export function sweepTarget(state: UnitState, restartable: boolean, armed = false): UnitState | null {
   if (isFinal(unitModel, state)) return null;
-  if (unitModel.order[state] < unitModel.order.Executing) return UnitState.UNSCHEDULED;
+  if (unitModel.order[state] < unitModel.order.Executing && !armed) return UnitState.UNSCHEDULED;
   return restartable ? UnitState.UNSCHEDULED : UnitState.FAILED;
 }
 

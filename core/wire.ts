@@ -112,6 +112,15 @@ export interface StartReport {
   execLocations?: string[];
 }
 
+/**
+ * One unit the agent arms to start (or disarms), `arms`/`disarms` of `POST /agent/started`: see
+ * agent/arm-ahead.ts. The lease is the pull's, as for a start.
+ */
+export interface ArmReport {
+  uid: string;
+  lease: string;
+}
+
 /** A response body as JSON, or as the text itself when it is not JSON (a gateway's plain-text error). */
 export function parseBody(text: string): unknown {
   try {

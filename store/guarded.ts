@@ -36,8 +36,11 @@ export type TransitionOutcome<R, S> = { ok: true; record: R; passed: S[] } | Ref
 /** Result of a guarded field update. */
 export type PatchOutcome<R> = { ok: true; record: R } | Refusal<R>;
 
-/** Equality guards: attribute → value it must hold (e.g. `{pilot: 'pilot.0001'}`). */
-export type Expect = Readonly<Record<string, string>>;
+/**
+ * Guards: attribute → value it must hold (e.g. `{pilot: 'pilot.0001'}`), or null: the attribute must be
+ * absent (e.g. `{armed: null}`: a unit not armed to start, store/units.ts).
+ */
+export type Expect = Readonly<Record<string, string | null>>;
 
 /** One guarded state change, described for {@link applyTransition}. */
 export interface TransitionSpec<S extends string, R> {
@@ -178,6 +181,12 @@ export interface PatchSpec<S extends string, R> {
   expect?: Expect;
   patch(u: Update, now: string): void;
   toRecord(item: Item): R;
+  /**
+   * Not a change anyone watches (e.g. a unit's arm mark): `changed` is left as it is, so the item's
+   * change-feed index entry is rewritten in place rather than moved (a delete and a put) and no watcher
+   * wakes.
+   */
+  quiet?: boolean;
 }
 
 /**
@@ -189,9 +198,8 @@ export async function applyPatch<S extends string, R>(
   spec: PatchSpec<S, R>,
 ): Promise<PatchOutcome<R>> {
   const now = ctx.now();
-  const u = new Update()
-    .set('changed', changedKey(now, spec.uid))
-    .when((c) => `attribute_exists(${c.path(PK)})`);
+  const u = new Update().when((c) => `attribute_exists(${c.path(PK)})`);
+  if (!spec.quiet) u.set('changed', changedKey(now, spec.uid));
   if (spec.states) {
     const states = spec.states;
     u.when((c) => `${c.path('state')} IN (${states.map((s) => c.value(s)).join(', ')})`);
@@ -237,14 +245,15 @@ function isPresumption(v: Item | Presumption | undefined): v is Presumption {
 
 function addExpect(u: Update, expect: Expect | undefined): void {
   for (const [attr, value] of Object.entries(expect ?? {})) {
-    u.when((c) => `${c.path(attr)} = ${c.value(value)}`);
+    if (value === null) u.when((c) => `attribute_not_exists(${c.path(attr)})`);
+    else u.when((c) => `${c.path(attr)} = ${c.value(value)}`);
   }
 }
 
 function expectMismatch(expect: Expect | undefined, item: Item): string | undefined {
   for (const [attr, value] of Object.entries(expect ?? {})) {
-    if (item[attr] !== value)
-      return `${attr} is ${JSON.stringify(item[attr] ?? null)}, expected ${JSON.stringify(value)}`;
+    if (value === null ? item[attr] !== undefined : item[attr] !== value)
+      return `${attr} is ${JSON.stringify(item[attr] ?? null)}, expected ${value === null ? 'none' : JSON.stringify(value)}`;
   }
   return undefined;
 }

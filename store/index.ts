@@ -48,7 +48,7 @@ export { CLAIM_TTL_SECONDS, canTakeOver, PENDING_TAKEOVER_SECONDS, type RequestC
 export type { SessionResourceConfig } from './resources.ts';
 export { createTable } from './schema.ts';
 export type { NewSession } from './sessions.ts';
-export type { NewUnit, UnitExpect, UnitPatch, UnitReschedule, UnitTransition } from './units.ts';
+export type { NewUnit, UnitArm, UnitExpect, UnitPatch, UnitReschedule, UnitTransition } from './units.ts';
 
 /** How to reach the table. */
 export interface StoreOptions {
@@ -429,6 +429,10 @@ export class Store {
     input: readonly units.UnitReschedule[],
   ): Promise<TransitionOutcome<UnitRecord, UnitState>[]> {
     return units.returnLeases(this.#ctx, sessionId, input);
+  }
+  /** See {@link units.armUnits}. */
+  armUnits(sessionId: string, arms: readonly units.UnitArm[]): Promise<PatchOutcome<UnitRecord>[]> {
+    return units.armUnits(this.#ctx, sessionId, arms);
   }
   /** See {@link units.clearLeaseDeadline}. */
   clearLeaseDeadline(sessionId: string, uid: string, pilotId: string): Promise<PatchOutcome<UnitRecord>> {

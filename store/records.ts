@@ -94,6 +94,12 @@ export interface UnitRecord extends WireUnitRecord {
   lease?: string;
   /** The lease's deadline (ms since the epoch): unstarted by then, the reconciler returns the unit to its queue. */
   leaseUntil?: number;
+  /**
+   * Armed to start: its agent may spawn it the moment a core frees, without a write-ahead, and reports
+   * EXECUTING after the spawn. Until then everyone else treats it as possibly started: no cancel in the
+   * table, no lease return, no reschedule; a sweep fails it (agent/arm-ahead.ts).
+   */
+  armed?: boolean;
 }
 
 /** Attributes that exist only for keys and indexes. */

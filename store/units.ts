@@ -84,6 +84,12 @@ export interface UnitExpect {
   lease?: string;
   /** The unit must wait in this unit manager's queue (a backfilling claim). */
   queue?: string;
+  /**
+   * The unit must not be armed ({@link armUnits}): its agent may have spawned it without a write-ahead,
+   * so only that agent may say it did not start. Set by the store itself on every write that takes a
+   * unit back or ends it as unstarted (a cancel `before` EXECUTING, a reschedule, a lease return).
+   */
+  unarmed?: true;
 }
 
 /** One change of {@link transitionUnits}. */
@@ -275,7 +281,8 @@ export function transitionUnits(
           ? { ok: false as const, reason: `unit is ${s}, not ${u.from}` }
           : progress(unitModel, s, u.target, unitSkips(item.description as StagingShape)),
     patch: u.patch ?? {},
-    expect: u.expect,
+    // "Not running yet" must also mean "not armed": an armed unit may be running already.
+    expect: u.before === undefined ? u.expect : { ...u.expect, unarmed: true },
     ...(u.report ? { late: (w: Update, item: Item) => keepReportFacts(w, item, u.patch ?? {}) } : {}),
     ...(u.presume ? { presume: u.presume } : {}),
   }));
@@ -332,7 +339,8 @@ export function rescheduleUnits(
       ...(u.queue ? { queue: u.queue } : {}),
       ...(u.appendLog ? { appendLog: u.appendLog } : {}),
     },
-    expect: u.expect,
+    // An armed unit may have started on the ended pilot's agent: never rescheduled (the sweep fails it).
+    expect: { ...u.expect, unarmed: true },
   }));
 }
 
@@ -351,8 +359,48 @@ export function returnLeases(
   return applyAll(ctx, sessionId, units, (u) => ({
     decide: returnLease,
     patch: { lease: null },
-    expect: u.expect,
+    // An armed unit is its live agent's to start whenever a core frees: its lease is not returned.
+    expect: { ...u.expect, unarmed: true },
   }));
+}
+
+/** One unit of {@link armUnits}. */
+export interface UnitArm {
+  uid: string;
+  /** The agent's pilot and the lease its pull holds: only the holder of an unstarted claim arms it. */
+  pilot: string;
+  lease: string;
+  /** Arm (true) or disarm (false: the agent stops and says it never spawned the unit). */
+  armed: boolean;
+}
+
+/**
+ * Arms units to start (or disarms them): one conditional write per unit, only while the unit is
+ * SCHEDULING, bound to `pilot` and leased to `lease`. A quiet write: the state does not change, so the
+ * unit's change-feed entry is not moved and no watcher wakes. Refused for a unit cancelled, returned or rescheduled
+ * meanwhile: its agent must not start it. Arming an armed unit again succeeds (a retried request).
+ * @throws DatabaseError only
+ */
+export async function armUnits(
+  ctx: StoreContext,
+  sessionId: string,
+  arms: readonly UnitArm[],
+): Promise<PatchOutcome<UnitRecord>[]> {
+  return mapLimit([...arms], ctx.concurrency, (a) =>
+    applyPatch(ctx, {
+      what: 'unit',
+      pk: entityPk(sessionId, a.uid),
+      uid: a.uid,
+      states: ['Scheduling'],
+      expect: toExpect(sessionId, { pilot: a.pilot, lease: a.lease }),
+      patch: (u) => {
+        if (a.armed) u.set('armed', true);
+        else u.remove('armed');
+      },
+      toRecord,
+      quiet: true,
+    }),
+  );
 }
 
 /** A returned unit reached its queue: clear its deadline (only while it is still PENDING_EXECUTION, unleased). */
@@ -525,6 +573,7 @@ function toExpect(sessionId: string, e: UnitExpect): Expect {
     ...(e.pilot === undefined ? {} : { pilot: e.pilot }),
     ...(e.lease === undefined ? {} : { lease: e.lease }),
     ...(e.queue === undefined ? {} : { pilotKey: queueKey(sessionId, e.queue) }),
+    ...(e.unarmed ? { armed: null } : {}),
   };
 }
 

@@ -19,7 +19,7 @@ import { deleteReceived, type QueuedUnit, receiveUnits, sendUnits } from '../lib
 import { store } from '../lib/store.ts';
 import { agentTransfer } from '../lib/transfer-routes.ts';
 import { commandsFor, commandsSeen, trimmable } from './commands.ts';
-import { parseReports, parseStarts, planRounds, planStarts, startedOf } from './reports.ts';
+import { parseArms, parseReports, parseStarts, planRounds, planStarts, startedOf } from './reports.ts';
 
 /** Small units travel ~100–160 to a message (queues.ts packs 24 KiB); a guess is enough to size a receive. */
 const UNITS_PER_MESSAGE_GUESS = 100;
@@ -210,13 +210,24 @@ export const handler = httpHandler({
     // Reports may ride along (the ends of the units whose cores these starts take): one request instead
     // of two. Starts and reports never concern the same unit (a unit reports only after its start).
     const reports = req.body.updates === undefined ? [] : parseReports(req.body.updates);
+    // Arms of the units next in line (agent/arm-ahead.ts), and disarms of those an ending agent never
+    // started: one quiet conditional write each, beside the starts (never the same unit in one request).
+    const arms = [
+      ...parseArms(req.body.arms, 'arms').map((a) => ({ ...a, pilot: pilot.uid, armed: true })),
+      ...parseArms(req.body.disarms, 'disarms').map((a) => ({ ...a, pilot: pilot.uid, armed: false })),
+    ];
     // One guarded write per unit, all in one request; the agent spawns only the uids answered.
-    const [outs, counts] = await Promise.all([
-      store().transitionUnits(pilot.sessionId, planStarts(starts, pilot.uid)),
+    const [outs, counts, armOuts] = await Promise.all([
+      starts.length ? store().transitionUnits(pilot.sessionId, planStarts(starts, pilot.uid)) : [],
       applyReports(pilot, reports),
+      arms.length ? store().armUnits(pilot.sessionId, arms) : [],
     ]);
+    const answered = (armed: boolean) =>
+      arms.flatMap((a, i) => (a.armed === armed && armOuts[i]?.ok ? [a.uid] : []));
     return {
       started: startedOf(starts, outs, pilot.uid),
+      ...(arms.some((a) => a.armed) ? { armed: answered(true) } : {}),
+      ...(arms.some((a) => !a.armed) ? { disarmed: answered(false) } : {}),
       ...counts,
       commands: commandsFor(pilot, commandsSeen(req.body)),
     };

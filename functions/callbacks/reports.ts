@@ -7,7 +7,7 @@ import { BadParameter } from '../../core/errors.ts';
 import { groupBy } from '../../core/group.ts';
 import { clipTail } from '../../core/output.ts';
 import { UnitState } from '../../core/states.ts';
-import type { StartReport, UnitReport } from '../../core/wire.ts';
+import type { ArmReport, StartReport, UnitReport } from '../../core/wire.ts';
 import type { TransitionOutcome, UnitPatch, UnitRecord, UnitTransition } from '../../store/index.ts';
 import { MAX_ID_BYTES } from '../lib/http.ts';
 
@@ -70,6 +70,7 @@ export function parseReports(v: unknown): Report[] {
  * (a start without it could start a unit returned and claimed again by another pull).
  */
 export function parseStarts(v: unknown): StartReport[] {
+  if (v === undefined) return [];
   if (!Array.isArray(v)) throw new BadParameter('started.starts: must be a list');
   if (v.length > MAX_REPORTS)
     throw new BadParameter(`started.starts: at most ${MAX_REPORTS} per request, got ${v.length}`);
@@ -89,6 +90,27 @@ export function parseStarts(v: unknown): StartReport[] {
         );
     }
     return o as unknown as StartReport;
+  });
+}
+
+/**
+ * Arms or disarms (`POST /agent/started` `arms`, `disarms`): uids with the lease they were pulled under,
+ * nothing else. Same limits as starts; an absent list is an empty one.
+ */
+export function parseArms(v: unknown, field: 'arms' | 'disarms'): ArmReport[] {
+  if (v === undefined) return [];
+  if (!Array.isArray(v)) throw new BadParameter(`started.${field}: must be a list`);
+  if (v.length > MAX_REPORTS)
+    throw new BadParameter(`started.${field}: at most ${MAX_REPORTS} per request, got ${v.length}`);
+  return v.map((r, i) => {
+    const o = r as Record<string, unknown>;
+    if (typeof o?.uid !== 'string' || Buffer.byteLength(o.uid) > MAX_ID_BYTES)
+      throw new BadParameter(`started.${field}[${i}]: needs a uid, got ${JSON.stringify(r)?.slice(0, 120)}`);
+    if (typeof o.lease !== 'string' || o.lease.length === 0 || Buffer.byteLength(o.lease) > MAX_ID_BYTES)
+      throw new BadParameter(
+        `started.${field}[${i}].lease: needs the lease the unit was pulled under, got ${JSON.stringify(o.lease ?? null)?.slice(0, 80)}`,
+      );
+    return { uid: o.uid, lease: o.lease };
   });
 }
 

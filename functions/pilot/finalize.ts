@@ -24,8 +24,16 @@ import {
   RECONCILED_ERROR,
 } from '../../core/pilot-end.ts';
 import { bindsLate, bindUnits, type SchedulerName } from '../../core/schedulers.ts';
-import { isFinal, PilotState, pendingState, pilotModel, sweepTarget, UnitState } from '../../core/states.ts';
-import type { PilotRecord, UnitRecord } from '../../store/index.ts';
+import {
+  isFinal,
+  PilotState,
+  pendingState,
+  pilotModel,
+  sweepTarget,
+  UnitState,
+  unitModel,
+} from '../../core/states.ts';
+import type { PilotRecord, TransitionOutcome, UnitRecord } from '../../store/index.ts';
 import { cancelQueued, wakeQueue } from '../lib/backfill.ts';
 import { logger } from '../lib/log.ts';
 import { withMetrics } from '../lib/metrics.ts';
@@ -70,7 +78,13 @@ function allPilotUnits(sid: string, pid: string): Promise<UnitRecord[]> {
  * wait queue) until one is added or the session closes: a closed session's close, or this sweep when it
  * finds the session closed, cancels them. Returns how many went back.
  */
-async function requeue(pilot: PilotRecord, units: readonly UnitRecord[], why: string): Promise<number> {
+async function requeue(
+  pilot: PilotRecord,
+  units: readonly UnitRecord[],
+  why: string,
+  /** Gets the units refused because they were armed meanwhile. */
+  armed: UnitRecord[],
+): Promise<number> {
   if (units.length === 0) return 0;
   const s = store();
   const sid = pilot.sessionId;
@@ -84,6 +98,7 @@ async function requeue(pilot: PilotRecord, units: readonly UnitRecord[], why: st
     })),
   );
   const back = outs.flatMap((o) => (o.ok ? [o.record] : []));
+  armed.push(...armedOf(outs));
   const managers = [...new Set(back.map((u) => u.umgr))];
   // Read after the units are back: either the close route (which closes first, then cancels the queues)
   // sees them, or this read sees the session closed.
@@ -93,6 +108,39 @@ async function requeue(pilot: PilotRecord, units: readonly UnitRecord[], why: st
     else await wakeQueue(sid, umid, pilot.uid);
   }
   return back.length;
+}
+
+/** A lost unit's log line: an armed one that never said it started may or may not have run. */
+function armedWhy(u: UnitRecord, why: string): string {
+  return u.armed && unitModel.order[u.state] < unitModel.order.Executing
+    ? `${why}; it was armed to start there, so it may have started: not run again`
+    : why;
+}
+
+/** Units a reschedule refused because their agent had armed them meanwhile (store/units.ts `unarmed`). */
+function armedOf(outs: readonly TransitionOutcome<UnitRecord, UnitState>[]): UnitRecord[] {
+  return outs.flatMap((o) =>
+    !o.ok && o.current?.armed && !isFinal(unitModel, o.current.state) ? [o.current] : [],
+  );
+}
+
+/** Ends units of the ended pilot as lost (core/pilot-end.ts `lostUnit`), saying so of armed ones. */
+async function endLost(
+  pilot: PilotRecord,
+  units: readonly UnitRecord[],
+  lost: UnitState,
+  reason: string,
+): Promise<void> {
+  if (units.length === 0) return;
+  await store().transitionUnits(
+    pilot.sessionId,
+    units.map((u) => ({
+      uid: u.uid,
+      target: lost,
+      patch: { appendLog: [armedWhy(u, reason)] },
+      expect: { pilot: pilot.uid },
+    })),
+  );
 }
 
 /** The sweep (step 3). Returns counts for the log. */
@@ -107,12 +155,12 @@ async function sweep(pilot: PilotRecord, state: PilotState, reason: string): Pro
       ),
     ),
   );
-  const toFail: string[] = [];
+  const toFail: UnitRecord[] = [];
   const toReschedule: UnitRecord[] = [];
   const toRequeue: UnitRecord[] = [];
   for (const u of units) {
-    const t = sweepTarget(u.state, u.description.restartable ?? false);
-    if (t === UnitState.FAILED) toFail.push(u.uid);
+    const t = sweepTarget(u.state, u.description.restartable ?? false, u.armed === true);
+    if (t === UnitState.FAILED) toFail.push(u);
     else if (t === UnitState.UNSCHEDULED && bindsLate(umgrs.get(u.umgr)?.scheduler ?? '')) toRequeue.push(u);
     else if (t === UnitState.UNSCHEDULED) toReschedule.push(u);
   }
@@ -120,21 +168,16 @@ async function sweep(pilot: PilotRecord, state: PilotState, reason: string): Pro
   // walltime killed did ("pilot runtime reached"). This is also what the agent reports when it kills them,
   // so the outcome does not depend on who writes first.
   const { state: lost, reason: why } = lostUnit(pilot.uid, state, reason);
-  await s.transitionUnits(
-    sid,
-    toFail.map((uid) => ({
-      uid,
-      target: lost,
-      patch: { appendLog: [why] },
-      expect: { pilot: pilot.uid },
-    })),
-  );
+  await endLost(pilot, toFail, lost, why);
   const back = await s.rescheduleUnits(
     sid,
     toReschedule.map((u) => ({ uid: u.uid, expect: { pilot: pilot.uid } })),
   );
   const unscheduled = back.filter((o) => o.ok).map((o) => (o.ok ? o.record : (undefined as never)));
-  const requeued = await requeue(pilot, toRequeue, why);
+  // Armed by the agent after the read above (it was still running): those may have started too.
+  const armed = armedOf(back);
+  const requeued = await requeue(pilot, toRequeue, why, armed);
+  await endLost(pilot, armed, lost, why);
   let rebound = requeued;
   let ended = 0;
   // Rebind per unit manager to its other live pilots, or end the units: nothing waits for a pilot that will never come.

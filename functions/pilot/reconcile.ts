@@ -76,6 +76,7 @@ async function returnExpiredLeases(pilot: PilotRecord, nowMs: number): Promise<s
       state: u.state,
       ...(u.lease === undefined ? {} : { lease: u.lease }),
       ...(u.leaseUntil === undefined ? {} : { leaseUntilMs: u.leaseUntil }),
+      ...(u.armed ? { armed: true } : {}),
     };
     const action = leaseAction(view, nowMs);
     if (action.kind === 'return') toReturn.push(u);
