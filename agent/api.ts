@@ -8,7 +8,7 @@
 import { randomUUID } from 'node:crypto';
 import { httpAttempt, isHttpAnswer, RETRY_POLICIES, type RetryPolicy, withRetry } from '../core/retry.ts';
 import type { StagingDirective } from '../core/staging.ts';
-import type { StartReport, UnitReport } from '../core/wire.ts';
+import type { ArmReport, StartReport, UnitReport } from '../core/wire.ts';
 import { CommandInbox, type Commands } from './commands.ts';
 
 /** A unit as the agent receives it from `POST /agent/pull`. */
@@ -39,7 +39,7 @@ export interface PulledUnit {
   };
 }
 
-export type { StartReport, UnitReport } from '../core/wire.ts';
+export type { ArmReport, StartReport, UnitReport } from '../core/wire.ts';
 
 export type { Commands } from './commands.ts';
 
@@ -150,13 +150,29 @@ export class AgentApi {
   async started(
     starts: StartReport[],
     updates?: UnitReport[],
-  ): Promise<{ started: string[]; applied?: number; refused?: number }> {
+    /** Units to arm or disarm (agent/arm-ahead.ts); answered in `armed` and `disarmed`. */
+    marks: { arms?: ArmReport[]; disarms?: ArmReport[] } = {},
+  ): Promise<{
+    started: string[];
+    armed?: string[];
+    disarmed?: string[];
+    applied?: number;
+    refused?: number;
+  }> {
     const answer = await this.call<{
       started: string[];
+      armed?: string[];
+      disarmed?: string[];
       applied?: number;
       refused?: number;
       commands?: Commands;
-    }>('/agent/started', { starts, ...(updates?.length ? { updates } : {}), commandsSeen: this.inbox.seen });
+    }>('/agent/started', {
+      ...(starts.length ? { starts } : {}),
+      ...(updates?.length ? { updates } : {}),
+      ...(marks.arms?.length ? { arms: marks.arms } : {}),
+      ...(marks.disarms?.length ? { disarms: marks.disarms } : {}),
+      commandsSeen: this.inbox.seen,
+    });
     this.inbox.take(answer.commands);
     return answer;
   }

@@ -36,6 +36,8 @@ export interface AgentConfig {
   cleanup?: boolean;
   /** The resource config's `agentSpawner` (default PERSISTENT; see core/resources.ts). */
   spawner?: AgentSpawner;
+  /** The resource config's `armAhead` (default true; agent/arm-ahead.ts). */
+  armAhead?: boolean;
 }
 
 /** Reads and checks `agent.json`; a broken file ends the agent with a message naming the field. */
@@ -55,6 +57,8 @@ export function readConfig(file: string): AgentConfig {
     throw new Error(
       `${file}: 'spawner' must be one of ${AGENT_SPAWNERS.join(', ')}, got ${JSON.stringify(raw.spawner)}`,
     );
+  if (raw.armAhead !== undefined && typeof raw.armAhead !== 'boolean')
+    throw new Error(`${file}: 'armAhead' must be true or false, got ${JSON.stringify(raw.armAhead)}`);
   const lm = raw.launchMethods as { order?: unknown } | undefined;
   if (lm !== undefined && !(Array.isArray(lm?.order) && lm.order.every((m) => typeof m === 'string')))
     throw new Error(`${file}: 'launchMethods.order' must be a list of method names`);

@@ -14,6 +14,7 @@ import path from 'node:path';
 import { cutMark, OUTPUT_TAIL_BYTES, tailBytes } from '../core/output.ts';
 import type { Slot } from '../core/slots.ts';
 import type { PulledUnit, StartReport, UnitReport } from './api.ts';
+import { ARM_BELOW_MS } from './arm-ahead.ts';
 import {
   launchScript,
   type Method,
@@ -112,7 +113,15 @@ interface Running {
   remote?: { node: string; sid: number };
   /** The spawner that started it when that runs on another node: kills go through it (pid is its node's). */
   executor?: HelperSpawner;
+  /** An armed unit's EXECUTING, held back a moment to go with its end in one write (see onSpawn). */
+  heldStart?: { report: UnitReport; timer: NodeJS.Timeout };
 }
+
+/**
+ * How long an armed unit's EXECUTING report may wait for its end (arm-ahead.ts arms only units shorter
+ * than this): the mark already tells the control plane it may be running, so the report is for people.
+ */
+const HOLD_ARMED_START_MS = ARM_BELOW_MS;
 
 /** The state and reason a unit killed by the agent is reported with. */
 export interface KilledAs {
@@ -135,12 +144,14 @@ export class Executor {
     private readonly onExit: (uid: string, slots: readonly Slot[]) => void,
     /**
      * Write-ahead of a start (see write-ahead.ts): undefined when the unit needs none (then EXECUTING is
-     * reported at spawn), else resolves whether the control plane recorded it; a refused unit is not spawned.
+     * reported at spawn), 'armed' when it is armed (arm-ahead.ts: EXECUTING is reported with its end, or
+     * after {@link HOLD_ARMED_START_MS}), else resolves whether the control plane recorded it; a refused
+     * unit is not spawned.
      */
     private readonly writeAhead: (
       unit: PulledUnit,
       start: StartReport,
-    ) => Promise<boolean> | undefined = () => undefined,
+    ) => Promise<boolean> | 'armed' | undefined = () => undefined,
   ) {}
 
   get active(): number {
@@ -243,7 +254,8 @@ export class Executor {
       sandbox: dir,
       execLocations,
     });
-    if (announced && !(await announced)) {
+    const armed = announced === 'armed';
+    if (announced && announced !== 'armed' && !(await announced)) {
       // Cancelled, rescheduled or its lease returned meanwhile: the control plane has its state; give the
       // slots back unrun.
       this.running.delete(unit.uid);
@@ -265,14 +277,18 @@ export class Executor {
       ? { file: d.executable, args: d.arguments ?? [] }
       : spawnCommand(method, slots, dir, this.ctx.methods.sshFlags);
     const onSpawn = () => {
-      if (announced) return; // recorded before the spawn: the end is the next write
-      this.report({
+      if (announced && !armed) return; // recorded before the spawn: the end is the next write
+      const report: UnitReport = {
         uid: unit.uid,
         state: 'Executing',
         time: new Date().toISOString(),
         sandbox: dir,
         execLocations,
-      });
+      };
+      if (!armed) return this.report(report);
+      const timer = setTimeout(() => this.releaseStart(entry), HOLD_ARMED_START_MS);
+      timer.unref();
+      entry.heldStart = { report, timer };
     };
     const cannotExecute = (code: string | undefined, message: string) =>
       // The shell's codes (127 not found, 126 not executable), so users see what a terminal would show.
@@ -432,6 +448,8 @@ export class Executor {
       this.finish(unit, slots, state, exitCode, reason);
       return;
     }
+    const entry = this.running.get(unit.uid);
+    if (entry) this.releaseStart(entry);
     this.report({ uid: unit.uid, state: 'StagingOutput', time: new Date().toISOString() });
     const dir = path.join(this.ctx.sandbox, unit.uid);
     runDirectives(todo, 'output', this.places(unit, dir)).then(
@@ -471,6 +489,15 @@ export class Executor {
   }
 
   /** Reports the unit's end with the tails of its output, then gives its slots back. */
+  /** Reports an armed unit's held EXECUTING now (its end or its output staging comes next). */
+  private releaseStart(entry: Running): void {
+    const held = entry.heldStart;
+    if (!held) return;
+    clearTimeout(held.timer);
+    delete entry.heldStart;
+    this.report(held.report);
+  }
+
   private finish(
     unit: PulledUnit,
     slots: readonly Slot[],
@@ -478,7 +505,9 @@ export class Executor {
     exitCode: number | undefined,
     reason?: string,
   ): void {
+    const entry = this.running.get(unit.uid);
     if (!this.running.delete(unit.uid)) return;
+    if (entry) this.releaseStart(entry);
     const d = unit.description;
     const dir = path.join(this.ctx.sandbox, unit.uid);
     const time = new Date().toISOString();

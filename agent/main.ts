@@ -16,6 +16,7 @@ import { RUNTIME_REACHED } from '../core/pilot-end.ts';
 import { type SlotNode, SlotScheduler } from '../core/slots.ts';
 import { type Allocation, discoverAllocation, fitPilot } from './allocation.ts';
 import { AgentApi, PermanentApiError, type PulledUnit } from './api.ts';
+import { ArmAhead } from './arm-ahead.ts';
 import { readConfig } from './config.ts';
 import { Executor, type KilledAs, type UnitDescription } from './executor.ts';
 import { chooseMethods, executorCommand, type Methods, methodFor } from './launch-methods.ts';
@@ -172,6 +173,20 @@ async function main(configFile: string): Promise<number> {
     () => executor.active === 0 && queue.length === 0,
   );
   const writeAhead: WriteAhead = new WriteAhead(api, reporter);
+  // Units armed to start (arm-ahead.ts): the head of the queue, up to twice the cores' worth.
+  const armAhead: ArmAhead = new ArmAhead(
+    writeAhead,
+    2 * totalCores,
+    (uid) => {
+      const i = queue.findIndex((u) => u.uid === uid);
+      if (i >= 0) queue.splice(i, 1);
+    },
+    cfg.armAhead !== false,
+  );
+  /** Units leaving the queue armed: spawned without a write-ahead. */
+  const startsArmed = new Set<string>();
+  /** When each running unit left the queue, for the runtime that decides whether to arm. */
+  const startedAt = new Map<string, number>();
   const executor: Executor = new Executor(
     {
       sessionId: cfg.sessionId,
@@ -187,21 +202,27 @@ async function main(configFile: string): Promise<number> {
       transfer: (body) => api.call('/agent/transfers', body),
     },
     (r) => reporter.report(r),
-    (_uid, slots) => {
+    (uid, slots) => {
       scheduler.release(slots);
       releases++;
+      const t0 = startedAt.get(uid);
+      startedAt.delete(uid);
+      if (t0 !== undefined) armAhead.ran(performance.now() - t0);
       schedule();
       wake?.();
     },
     // Exactly-once start: a non-restartable unit is recorded EXECUTING before it is spawned, so a sweep
     // after this agent's death fails it rather than running it twice; a restartable one may rerun (RP).
+    // An armed unit (arm-ahead.ts) is known to the control plane as possibly started already.
     (u, start) =>
       u.description.restartable
         ? undefined
-        : writeAhead.start(start).catch((err: unknown) => {
-            stop('Failed', `cannot record unit starts: ${String(err)}`);
-            throw err;
-          }),
+        : startsArmed.delete(u.uid)
+          ? 'armed'
+          : writeAhead.start(start).catch((err: unknown) => {
+              stop('Failed', `cannot record unit starts: ${String(err)}`);
+              throw err;
+            }),
   );
   let executed = 0;
   /** Units ended so far: room freed while a pull was out is not waited for (its wake-up found no waiter). */
@@ -213,6 +234,7 @@ async function main(configFile: string): Promise<number> {
     cancelUnit: (uid) => {
       const i = queue.findIndex((u) => u.uid === uid);
       if (i < 0) return executor.cancel(uid);
+      armAhead.forget(uid);
       cancelled(queue.splice(i, 1)[0] as PulledUnit);
       return true;
     },
@@ -234,6 +256,7 @@ async function main(configFile: string): Promise<number> {
       const never = scheduler.neverFits(req);
       if (never) {
         queue.shift();
+        armAhead.forget(next.uid);
         fail(next, never);
         continue;
       }
@@ -243,12 +266,16 @@ async function main(configFile: string): Promise<number> {
       const m = methodFor(req.mpi, slots, local, methods);
       if ('error' in m) {
         scheduler.release(slots);
+        armAhead.forget(next.uid);
         fail(next, m.error);
         continue;
       }
       executed++;
+      if (armAhead.take(next.uid)) startsArmed.add(next.uid);
+      startedAt.set(next.uid, performance.now());
       executor.start(next, slots, m.method);
     }
+    if (!stopping && !terminating) armAhead.top(queue);
   };
 
   const margin = cfg.shutdownMarginSeconds ?? Math.min(60, cfg.runtimeSeconds * 0.05);
@@ -358,6 +385,14 @@ async function main(configFile: string): Promise<number> {
 
   clearTimeout(walltime);
   clearInterval(heartbeat);
+  // Units armed but never started here are disarmed, so the sweep reschedules them as any queued unit
+  // (an armed one it would fail: it cannot know it never started). Bounded: the batch system's grace.
+  const stillArmed = await Promise.race([
+    armAhead.disarm(queue),
+    new Promise<undefined>((r) => setTimeout(() => r(undefined), 10_000).unref()),
+  ]);
+  if (stillArmed?.length !== 0)
+    log(`could not disarm ${stillArmed?.length ?? 'some'} unstarted units: the sweep fails them`);
   // Units still queued were claimed but never started: the sweep reschedules them. Running ones are
   // killed: CANCELED when the user cancelled the pilot (RP); otherwise they did not finish: FAILED, with
   // "pilot runtime reached" at the walltime, else the reason the pilot ended.
@@ -380,7 +415,7 @@ async function main(configFile: string): Promise<number> {
   const final = stopping ?? { state: 'Failed' as const, reason: 'agent loop ended without a reason' };
   await api.done(final.state, final.reason).catch((err) => log(`done callback failed: ${String(err)}`));
   log(
-    `agent ends: ${final.state} (${final.reason}); ${executed} units started, ${writeAhead.refused} refused at start`,
+    `agent ends: ${final.state} (${final.reason}); ${executed} units started (${armAhead.armed} armed ahead), ${writeAhead.refused} refused at start, ${armAhead.refused} arms refused`,
   );
   return final.state === 'Done' ? 0 : 1;
 }

@@ -27,6 +27,8 @@ const sizeOf = (r: UnitReport) => 200 + (r.stdout?.length ?? 0) + (r.stderr?.len
 
 export class Reporter {
   private pending: UnitReport[] = [];
+  /** When each pending report was made (this reporter's clock), by report. */
+  private readonly madeAt = new WeakMap<UnitReport, number>();
   private pendingBytes = 0;
   private inflight: Promise<void> | undefined;
   private timer: NodeJS.Timeout | undefined;
@@ -47,6 +49,7 @@ export class Reporter {
 
   report(r: UnitReport): void {
     this.pending.push(r);
+    this.madeAt.set(r, this.clock());
     this.pendingBytes += sizeOf(r);
     const idle = !this.inflight && (this.quiet() || this.clock() - this.lastSend >= this.intervalMs);
     const full = this.pending.length >= this.maxBatch || this.pendingBytes >= MAX_BATCH_BYTES;
@@ -73,7 +76,21 @@ export class Reporter {
     | { reports: UnitReport[]; done: (answer?: { applied: number; refused: number }) => void }
     | undefined {
     if (this.inflight || this.pending.length === 0 || this.pendingBytes > MAX_LENT_BYTES) return undefined;
-    const reports = this.pending.splice(0, this.maxBatch);
+    // A start made less than an interval ago stays for its unit's end, to go in the same write (as the
+    // timer would have it); with it, every later report of that unit, so each unit's reports stay in order.
+    const now = this.clock();
+    const held = new Set<string>();
+    const reports: UnitReport[] = [];
+    const kept: UnitReport[] = [];
+    for (const r of this.pending) {
+      const young = !FINAL.has(r.state) && now - (this.madeAt.get(r) ?? now) < this.intervalMs;
+      if (held.has(r.uid) || young || reports.length >= this.maxBatch) {
+        held.add(r.uid);
+        kept.push(r);
+      } else reports.push(r);
+    }
+    if (reports.length === 0) return undefined;
+    this.pending = kept;
     const bytes = reports.reduce((n, r) => n + sizeOf(r), 0);
     this.pendingBytes -= bytes;
     clearTimeout(this.timer);
@@ -90,7 +107,8 @@ export class Reporter {
           this.sent += answer.applied;
           this.refused += answer.refused;
         } else {
-          this.pending.unshift(...reports);
+          // Back in the order they were made (those kept were made no earlier, unit by unit).
+          this.pending = [...reports, ...this.pending];
           this.pendingBytes += bytes;
         }
         this.inflight = undefined;

@@ -10,11 +10,14 @@
  * Each unit's promise then says whether the control plane moved it (true: spawn it) or refused it (false:
  * it was cancelled or rescheduled meanwhile; do not spawn it).
  *
+ * The same requests carry arms and disarms (agent/arm-ahead.ts): an arm resolves true when the control
+ * plane marked the unit, a disarm when it took the mark off.
+ *
  * Each request also carries the agent's pending state reports (when its reporter has none in flight):
  * at steady state a unit's end frees the cores the next start takes, so the end and the start go in one
  * request rather than two.
  */
-import type { AgentApi, StartReport, UnitReport } from './api.ts';
+import type { AgentApi, ArmReport, StartReport, UnitReport } from './api.ts';
 
 /** Where the write-ahead takes reports to carry along (agent/reporter.ts `lend`). */
 export interface ReportLender {
@@ -27,8 +30,9 @@ export interface ReportLender {
 export const MAX_STARTS = 500;
 
 interface Waiting {
+  kind: 'start' | 'arm' | 'disarm';
   start: StartReport;
-  resolve: (started: boolean) => void;
+  resolve: (yes: boolean) => void;
   reject: (err: unknown) => void;
 }
 
@@ -48,8 +52,22 @@ export class WriteAhead {
 
   /** Resolves true when the control plane recorded the start; rejects when it could not be asked. */
   start(start: StartReport): Promise<boolean> {
+    return this.ask('start', start);
+  }
+
+  /** Resolves true when the unit is armed (it may be spawned without a start); rejects when not asked. */
+  arm(unit: ArmReport): Promise<boolean> {
+    return this.ask('arm', { ...unit, time: '' });
+  }
+
+  /** Resolves true when the unit's arm mark is off (it will not be spawned here). */
+  disarm(unit: ArmReport): Promise<boolean> {
+    return this.ask('disarm', { ...unit, time: '' });
+  }
+
+  private ask(kind: Waiting['kind'], start: StartReport): Promise<boolean> {
     return new Promise<boolean>((resolve, reject) => {
-      this.pending.push({ start, resolve, reject });
+      this.pending.push({ kind, start, resolve, reject });
       if (this.scheduled || this.inflight) return;
       this.scheduled = true;
       // setImmediate, not a timer: the batch is what one scheduling pass asked for, and it waits no longer.
@@ -67,16 +85,23 @@ export class WriteAhead {
     this.requests++;
     const lent = this.reports?.lend();
     try {
+      const of = (kind: Waiting['kind']) => batch.filter((w) => w.kind === kind);
+      const mark = (w: Waiting) => ({ uid: w.start.uid, lease: w.start.lease });
       const answer = await this.api.started(
-        batch.map((w) => w.start),
+        of('start').map((w) => w.start),
         lent?.reports,
+        { arms: of('arm').map(mark), disarms: of('disarm').map(mark) },
       );
       lent?.done({ applied: answer.applied ?? 0, refused: answer.refused ?? 0 });
-      const ok = new Set(answer.started);
+      const yes = {
+        start: new Set(answer.started),
+        arm: new Set(answer.armed ?? []),
+        disarm: new Set(answer.disarmed ?? []),
+      };
       for (const w of batch) {
-        const yes = ok.has(w.start.uid);
-        if (!yes) this.refused++;
-        w.resolve(yes);
+        const ok = yes[w.kind].has(w.start.uid);
+        if (!ok && w.kind === 'start') this.refused++;
+        w.resolve(ok);
       }
     } catch (err) {
       lent?.done();

@@ -141,7 +141,14 @@ export async function runAgentAlone(opts: {
           const starts = (body.starts as { uid: string; time: string }[]) ?? [];
           for (const s of starts) firstExec = Math.min(firstExec, Date.parse(s.time));
           const applied = count(body.updates);
-          return reply({ started: starts.map((s) => s.uid), applied, refused: 0 });
+          const uids = (v: unknown) => ((v as { uid: string }[] | undefined) ?? []).map((a) => a.uid);
+          return reply({
+            started: starts.map((s) => s.uid),
+            armed: uids(body.arms),
+            disarmed: uids(body.disarms),
+            applied,
+            refused: 0,
+          });
         }
         case '/agent/heartbeat':
         case '/agent/commands':

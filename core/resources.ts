@@ -140,6 +140,13 @@ export const resourceConfigSchema = z
      * back to POPEN and logs why), or POPEN, the agent's own Node spawn per unit.
      */
     agentSpawner: oneOf(AGENT_SPAWNERS).default('PERSISTENT'),
+    /**
+     * Arm short units ahead (agent/arm-ahead.ts): while units run, the next ones (up to 2 × cores) are
+     * marked as possibly started, so each spawns the moment a core frees instead of after a round trip
+     * to the control plane. If the agent dies, those it never started end FAILED ("may have started")
+     * rather than rescheduled. Default true; false writes every start ahead of its spawn.
+     */
+    armAhead: z.boolean({ error: 'must be true or false' }).default(true),
     launchMethods: z
       .strictObject({
         order: z

@@ -68,6 +68,7 @@ describe('shipped resource configs', () => {
       gpuEnv: ['CUDA_VISIBLE_DEVICES'],
       oversubscribe: false,
       agentSpawner: 'PERSISTENT',
+      armAhead: true,
     });
   });
 });
@@ -106,6 +107,7 @@ describe('bad configs are rejected naming the field', () => {
       { ...minimal, agentSpawner: 'SHELL' },
       /agentSpawner: must be one of PERSISTENT, POPEN/,
     ],
+    ['arm-ahead not a boolean', { ...minimal, armAhead: 'yes' }, /armAhead: must be true or false/],
     [
       'bad GPU variable',
       { ...minimal, gpuEnv: ['GPU_IDS'] },

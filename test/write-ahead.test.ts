@@ -138,6 +138,36 @@ describe('WriteAhead carries pending state reports (agent/reporter.ts lend)', ()
     expect(reporter.sent).toBe(3);
   });
 
+  it("a unit's EXECUTING made less than an interval ago waits for its end, and with it its later reports", async () => {
+    const p = plane();
+    let now = 0;
+    const reporter = new Reporter(p as unknown as AgentApi, 100, 500, undefined, () => now);
+    reporter.report(done('before'));
+    await reporter.flush();
+    p.log.length = 0;
+    const executing = (uid: string) => ({
+      uid,
+      state: 'Executing' as const,
+      time: '2030-01-01T00:00:00.000Z',
+    });
+    const wa = new WriteAhead(p, reporter);
+    reporter.report(executing('old'));
+    now = 110;
+    reporter.report(executing('young'));
+    expect(await wa.arm({ uid: 'u9', lease: 'lease-a' })).toBe(false); // this plane arms nothing
+    now = 120;
+    reporter.report(done('old'));
+    reporter.report(done('young'));
+    now = 150;
+    expect(await wa.start(start('u2'))).toBe(true);
+    await reporter.close();
+    expect(p.log).toEqual([
+      { route: 'started', starts: [], updates: ['old'] },
+      { route: 'started', starts: ['u2'], updates: ['old'] },
+      { route: 'states', updates: ['young', 'young'] },
+    ]);
+  });
+
   it('reports lent to a request that fails are kept and sent again by the reporter', async () => {
     const p = plane();
     const reporter = await busyReporter(p);

@@ -26,6 +26,7 @@ export function agentConfigOf(pilot: PilotRecord, rc: ResourceConfig): Record<st
     gpuEnv: rc.gpuEnv,
     oversubscribe: rc.oversubscribe,
     spawner: rc.agentSpawner,
+    armAhead: rc.armAhead,
     cleanup: d.cleanup === true,
   };
 }
