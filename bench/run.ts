@@ -35,6 +35,7 @@ import {
   rawSpawnRate,
   scratchTable,
 } from './baselines.ts';
+import { delayProxy } from './delay-proxy.ts';
 import {
   installMeter,
   type MeterSnapshot,
@@ -540,6 +541,71 @@ async function main(): Promise<void> {
         sampleUnitItemBytes: itemBytes(await rawItem(new DynamoDBClient({}), sid, recs[0]?.uid ?? '')),
       };
       umgr.close();
+
+      // 2b: the same units on a pilot that writes every start ahead of its spawn (armAhead false).
+      await session.addResourceConfig({
+        'bench.writeahead': {
+          ...(JSON.parse(
+            readFileSync(path.join(import.meta.dirname, '..', 'resources', 'local.json'), 'utf8'),
+          ).localhost as Record<string, unknown>),
+          description: 'local.localhost without arm-ahead (figure 2b)',
+          armAhead: false,
+        },
+      });
+      /** A fresh pilot on `resource` runs `n` null units end to end: units/s and how many not DONE. */
+      const runOn = async (resource: string, n: number) => {
+        const p = await pmgr.submitPilots({ ...pilotDescription, resource });
+        try {
+          await p.wait({ state: PilotState.ACTIVE, timeout: 60, throwOnTimeout: true });
+          const m = await UnitManager.create(session as Session, 'direct_submission');
+          await m.addPilots(p);
+          const t = performance.now();
+          await m.submitUnits(descs(n));
+          const st = await m.waitUnits({ timeout: 900 });
+          m.close();
+          return {
+            rate: n / ((performance.now() - t) / 1000),
+            notDone: st.filter((x) => x !== UnitState.DONE).length,
+          };
+        } finally {
+          await p.cancel().catch(() => {});
+          await p.wait({ timeout: 60 }).catch(() => {});
+        }
+      };
+      const off = await runOn('bench.writeahead', N.e2e);
+      figure({
+        id: '2b',
+        name: `End to end with arm-ahead (2) vs every start written ahead (armAhead false), ${N.e2e} null units`,
+        value: e2e,
+        unit: 'units/s',
+        baseline: off.rate,
+        baselineName: 'end to end, armAhead false, right after (2)',
+        note: `×${fmt(off.rate / alone.rate)} of the agent alone (1) without arm-ahead, ×${fmt(e2e / alone.rate)} with it${off.notDone ? `; ${off.notDone} not DONE` : ''}`,
+      });
+      // 2c: the same A/B with the round trip of a deployed control plane between agent and API: a proxy
+      // of ours delays each direction by 10 ms (the client still talks to the backend directly).
+      const proxy = await delayProxy(new URL(backend.apiUrl), 10);
+      const direct = process.env[ENV.apiUrl];
+      process.env[ENV.apiUrl] = proxy.url;
+      const wan: Record<string, { rate: number; notDone: number }> = {};
+      try {
+        const half = Math.ceil(N.e2e / 2);
+        wan.on = await runOn('local.localhost', half);
+        wan.off = await runOn('bench.writeahead', half);
+      } finally {
+        process.env[ENV.apiUrl] = direct;
+        await proxy.close();
+      }
+      details.e2eWriteAhead = { units: N.e2e, direct: off, delayed10ms: wan };
+      figure({
+        id: '2c',
+        name: `End to end over a 20 ms round trip (agent ↔ API), arm-ahead vs every start written ahead, ${Math.ceil(N.e2e / 2)} null units`,
+        value: wan.on?.rate ?? Number.NaN,
+        unit: 'units/s',
+        baseline: wan.off?.rate ?? Number.NaN,
+        baselineName: 'the same with armAhead false, right after',
+        note: `not DONE: ${(wan.on?.notDone ?? 0) + (wan.off?.notDone ?? 0)}`,
+      });
     }
 
     // ---- 6. Scale: 100k units in one session ------------------------------------------------------------
@@ -727,24 +793,37 @@ async function peersFigure(session: Session, bundle: string, dir: string): Promi
     push(k, v);
     log(`9 round: ${k} ${fmt(v)} units/s`);
   };
+  const local8 = {
+    ...(JSON.parse(readFileSync(path.join(import.meta.dirname, '..', 'resources', 'local.json'), 'utf8'))
+      .localhost as Record<string, unknown>),
+    description: 'local.localhost with more cores than the host (figure 9 runs 8 units at a time)',
+    oversubscribe: true,
+  };
+  // The same with every start written ahead of its spawn (no arm-ahead): the end-to-end A/B.
   await session.addResourceConfig({
-    'bench.local8': {
-      ...(JSON.parse(readFileSync(path.join(import.meta.dirname, '..', 'resources', 'local.json'), 'utf8'))
-        .localhost as Record<string, unknown>),
-      description: 'local.localhost with more cores than the host (figure 9 runs 8 units at a time)',
-      oversubscribe: true,
-    },
+    'bench.local8': local8,
+    'bench.local8.writeahead': { ...local8, armAhead: false },
   });
   const pmgr = await PilotManager.create(session);
-  const pilot = await pmgr.submitPilots({
-    resource: 'bench.local8',
-    runtime: 60,
-    cores: PEER_WINDOW,
-    sandbox: dir,
-  });
+  const pilotOn = (resource: string) =>
+    pmgr.submitPilots({ resource, runtime: 60, cores: PEER_WINDOW, sandbox: dir });
+  const pilot = await pilotOn('bench.local8');
+  const pilotOff = await pilotOn('bench.local8.writeahead');
   await pilot.wait({ state: PilotState.ACTIVE, timeout: 60, throwOnTimeout: true });
+  await pilotOff.wait({ state: PilotState.ACTIVE, timeout: 60, throwOnTimeout: true });
   const umgr = await UnitManager.create(session, 'direct_submission');
   await umgr.addPilots(pilot);
+  const umgrOff = await UnitManager.create(session, 'direct_submission');
+  await umgrOff.addPilots(pilotOff);
+  const endToEnd = async (m: UnitManager): Promise<number> => {
+    const c0 = performance.now();
+    const units = await m.submitUnits(descs(N.peers));
+    const states = await m.waitUnits({ uids: units.map((u) => u.uid), timeout: 900 });
+    const rate = N.peers / ((performance.now() - c0) / 1000);
+    const notDone = states.filter((s) => s !== UnitState.DONE).length;
+    if (notDone) throw new Error(`9: ${notDone} of ${N.peers} end-to-end units not DONE`);
+    return rate;
+  };
   try {
     for (let r = 0; r < N.peerRounds; r++) {
       for (const p of list) if (p.run) add(p.name, await p.run(N.peers, PEER_WINDOW));
@@ -762,18 +841,16 @@ async function peersFigure(session: Session, bundle: string, dir: string): Promi
         add(`agent ${spawner}`, a.rate);
         push(`agent ${spawner} CPU ms/unit`, a.agentCpuMsPerUnit);
       }
-      const c0 = performance.now();
-      const units = await umgr.submitUnits(descs(N.peers));
-      const states = await umgr.waitUnits({ uids: units.map((u) => u.uid), timeout: 900 });
-      const e2e = N.peers / ((performance.now() - c0) / 1000);
-      const notDone = states.filter((s) => s !== UnitState.DONE).length;
-      if (notDone) throw new Error(`9: ${notDone} of ${N.peers} end-to-end units not DONE`);
-      add('end to end', e2e);
+      // Alternating which goes first, so neither always runs on the warmer machine.
+      const order = r % 2 === 0 ? ([umgr, umgrOff] as const) : ([umgrOff, umgr] as const);
+      for (const m of order)
+        add(m === umgr ? 'end to end' : 'end to end, write-ahead only', await endToEnd(m));
     }
   } finally {
     umgr.close();
-    await pilot.cancel().catch(() => {});
-    await pilot.wait({ timeout: 60 }).catch(() => {});
+    umgrOff.close();
+    for (const p of [pilot, pilotOff]) await p.cancel().catch(() => {});
+    for (const p of [pilot, pilotOff]) await p.wait({ timeout: 60 }).catch(() => {});
   }
   const med = Object.fromEntries(Object.entries(rates).map(([k, v]) => [k, median(v)]));
   details.peers = {
@@ -803,6 +880,28 @@ async function peersFigure(session: Session, bundle: string, dir: string): Promi
           ? { note: `agent CPU ${fmt(med[`${key} CPU ms/unit`] as number)} ms/unit` }
           : {}),
       });
+  // The issue's end-to-end target is a ratio to the agent alone; and the arm-ahead A/B.
+  const rounds = `${N.peers} units × ${N.peerRounds} rounds, window ${PEER_WINDOW}`;
+  for (const [key, label] of [
+    ['end to end', 'End to end null-unit rate, arm-ahead (default)'],
+    ['end to end, write-ahead only', 'End to end null-unit rate, every start written ahead (armAhead false)'],
+  ] as const)
+    figure({
+      id: '9',
+      name: `${label}, ${rounds}`,
+      value: med[key] as number,
+      unit: 'units/s',
+      baseline: med['agent PERSISTENT'] as number,
+      baselineName: 'agent alone, persistent spawner (stub control plane)',
+    });
+  figure({
+    id: '9',
+    name: `End to end null-unit rate, arm-ahead vs every start written ahead, ${rounds}`,
+    value: med['end to end'] as number,
+    unit: 'units/s',
+    baseline: med['end to end, write-ahead only'] as number,
+    baselineName: 'end to end, armAhead false (interleaved)',
+  });
   for (const p of list.filter((x) => x.skipped)) log(`9: ${p.name} skipped: ${p.skipped}`);
 }
 
