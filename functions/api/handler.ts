@@ -68,9 +68,9 @@ function pilotOut(
   } = p;
   return rest;
 }
-function unitOut(u: UnitRecord): Omit<UnitRecord, 'sessionId' | 'lease' | 'leaseUntil'> {
-  // The lease is between the control plane and the agent that pulled the unit.
-  const { sessionId: _sid, lease: _l, leaseUntil: _lu, ...rest } = u;
+function unitOut(u: UnitRecord): Omit<UnitRecord, 'sessionId' | 'lease' | 'leaseUntil' | 'armed'> {
+  // The lease and the arm mark are between the control plane and the agent that pulled the unit.
+  const { sessionId: _sid, lease: _l, leaseUntil: _lu, armed: _a, ...rest } = u;
   return rest;
 }
 
