@@ -284,7 +284,11 @@ describe('arm-ahead end to end (embedded backend, real agent)', () => {
    * behind them get armed; then A's agent gets `signal`. B, added afterwards, takes what A's sweep gives
    * back. Each long unit's first run makes a marker; a rerun leaves `.twice`.
    */
-  async function armedThenSignal(signal: 'SIGKILL' | 'SIGTERM') {
+  async function armedThenSignal(
+    signal: 'SIGKILL' | 'SIGTERM',
+    /** Runs right after the signal, before the pilot's end is noticed. */
+    after: (umgr: UnitManager, armed: string[]) => Promise<void> = async () => {},
+  ) {
     const markers = path.join(scratch, signal);
     mkdirSync(markers);
     const a = await pmgr.submitPilots(pd);
@@ -308,17 +312,19 @@ describe('arm-ahead end to end (embedded backend, real agent)', () => {
     // Armed and waiting: both cores run long units (their markers), and units behind them are armed. (An
     // armed unit that started reads Scheduling until its EXECUTING report lands: it has its marker.)
     const armed = await until(
-      'units armed behind two long ones',
+      'two units armed behind two long ones',
       async () => {
         const started = readdirSync(markers);
         if (started.length < 2) return undefined;
         const found = (await armedUnits(longUids)).filter((uid) => !started.includes(uid));
-        return found.length ? found : undefined;
+        // Two at least: one is cancelled in the SIGKILL case, the others must still end FAILED.
+        return found.length >= 2 ? found : undefined;
       },
       60_000,
     );
     const pid = Number(readFileSync(path.join(a.sandbox as string, 'agent.pid'), 'utf8'));
     process.kill(pid, signal);
+    await after(umgr, armed);
     await umgr.waitUnits({ timeout: 120, throwOnTimeout: true });
     await a.wait({ timeout: 60 });
     const twice = readdirSync(markers).filter((f) => f.endsWith('.twice'));
@@ -329,7 +335,21 @@ describe('arm-ahead end to end (embedded backend, real agent)', () => {
   }
 
   it('an agent SIGKILLed with armed units: none runs twice, the armed ones end FAILED saying why', async () => {
-    const { armed, units, markers } = await armedThenSignal('SIGKILL');
+    // One armed unit is cancelled after its agent died: the cancel goes to the agent (it may be running),
+    // which never answers; the sweep, finding the cancel still on the pilot, ends it CANCELED.
+    let cancelledUid = '';
+    const {
+      armed: all,
+      units,
+      markers,
+    } = await armedThenSignal('SIGKILL', async (umgr, uids) => {
+      cancelledUid = uids[0] as string;
+      await umgr.cancelUnits(cancelledUid);
+    });
+    const cancelled = all.find((u) => u.uid === cancelledUid) as ComputeUnit;
+    expect(cancelled.state, cancelled.log.join(' | ')).toBe(UnitState.CANCELED);
+    expect(cancelled.log.join('\n')).toMatch(/cancelled; its agent was lost/);
+    const armed = all.filter((u) => u !== cancelled);
     for (const u of armed) {
       expect(u.state, u.uid).toBe(UnitState.FAILED);
       expect(u.log.join('\n'), u.uid).toMatch(/armed to start there, so it may have started/);

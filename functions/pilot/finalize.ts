@@ -124,7 +124,11 @@ function armedOf(outs: readonly TransitionOutcome<UnitRecord, UnitState>[]): Uni
   );
 }
 
-/** Ends units of the ended pilot as lost (core/pilot-end.ts `lostUnit`), saying so of armed ones. */
+/**
+ * Ends units of the ended pilot as lost (core/pilot-end.ts `lostUnit`), saying so of armed ones. An armed
+ * unit the user cancelled meanwhile (the cancel went to its agent, which the sweep now speaks for: the
+ * command is still on the pilot) ends CANCELED, as it would have had the agent taken it.
+ */
 async function endLost(
   pilot: PilotRecord,
   units: readonly UnitRecord[],
@@ -132,14 +136,22 @@ async function endLost(
   reason: string,
 ): Promise<void> {
   if (units.length === 0) return;
+  const cancelled = new Set(
+    (pilot.commands ?? []).flatMap((c) => (c.type === 'cancel_units' ? (c.uids ?? []) : [])),
+  );
   await store().transitionUnits(
     pilot.sessionId,
-    units.map((u) => ({
-      uid: u.uid,
-      target: lost,
-      patch: { appendLog: [armedWhy(u, reason)] },
-      expect: { pilot: pilot.uid },
-    })),
+    units.map((u) => {
+      const asked = cancelled.has(u.uid) && u.armed && unitModel.order[u.state] < unitModel.order.Executing;
+      return {
+        uid: u.uid,
+        target: asked ? UnitState.CANCELED : lost,
+        patch: {
+          appendLog: [asked ? `cancelled; its agent was lost (${reason}) before it said so` : armedWhy(u, reason)],
+        },
+        expect: { pilot: pilot.uid },
+      };
+    }),
   );
 }
 
