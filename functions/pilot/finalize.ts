@@ -147,7 +147,9 @@ async function endLost(
         uid: u.uid,
         target: asked ? UnitState.CANCELED : lost,
         patch: {
-          appendLog: [asked ? `cancelled; its agent was lost (${reason}) before it said so` : armedWhy(u, reason)],
+          appendLog: [
+            asked ? `cancelled; its agent was lost (${reason}) before it said so` : armedWhy(u, reason),
+          ],
         },
         expect: { pilot: pilot.uid },
       };
