@@ -59,9 +59,9 @@ export class ArmAhead {
   }
 
   /**
-   * The unit leaves the queue to start: true when it is armed (spawn it without a write-ahead). A unit
-   * whose arm is still being asked starts with a write-ahead as usual; the late arm is then refused or
-   * lands on a unit that already started, where it changes nothing.
+   * The unit is about to be spawned: true when it is armed (spawn it without a write-ahead). A unit whose
+   * arm is still being asked starts with a write-ahead as usual; the late arm is then refused or lands on
+   * a unit that already started, where it changes nothing.
    */
   take(uid: string): boolean {
     const mark = this.marks.get(uid);

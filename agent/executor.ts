@@ -488,7 +488,6 @@ export class Executor {
     );
   }
 
-  /** Reports the unit's end with the tails of its output, then gives its slots back. */
   /** Reports an armed unit's held EXECUTING now (its end or its output staging comes next). */
   private releaseStart(entry: Running): void {
     const held = entry.heldStart;
@@ -498,6 +497,7 @@ export class Executor {
     this.report(held.report);
   }
 
+  /** Reports the unit's end with the tails of its output, then gives its slots back. */
   private finish(
     unit: PulledUnit,
     slots: readonly Slot[],

@@ -183,8 +183,6 @@ async function main(configFile: string): Promise<number> {
     },
     cfg.armAhead !== false,
   );
-  /** Units leaving the queue armed: spawned without a write-ahead. */
-  const startsArmed = new Set<string>();
   /** When each running unit left the queue, for the runtime that decides whether to arm. */
   const startedAt = new Map<string, number>();
   const executor: Executor = new Executor(
@@ -217,7 +215,7 @@ async function main(configFile: string): Promise<number> {
     (u, start) =>
       u.description.restartable
         ? undefined
-        : startsArmed.delete(u.uid)
+        : armAhead.take(u.uid)
           ? 'armed'
           : writeAhead.start(start).catch((err: unknown) => {
               stop('Failed', `cannot record unit starts: ${String(err)}`);
@@ -271,7 +269,6 @@ async function main(configFile: string): Promise<number> {
         continue;
       }
       executed++;
-      if (armAhead.take(next.uid)) startsArmed.add(next.uid);
       startedAt.set(next.uid, performance.now());
       executor.start(next, slots, m.method);
     }

@@ -24,6 +24,7 @@ import {
 } from '../client/index.ts';
 import { executionTransitions } from '../functions/lib/pilots.ts';
 import { startBackend } from '../local/backend.ts';
+import { relay } from '../local/relay.ts';
 import { ENV } from '../stacks/manifest.ts';
 import { procCpuMs, runAgentAlone, vmHwmKb } from './agent-stub.ts';
 import {
@@ -35,7 +36,6 @@ import {
   rawSpawnRate,
   scratchTable,
 } from './baselines.ts';
-import { delayProxy } from './delay-proxy.ts';
 import {
   installMeter,
   type MeterSnapshot,
@@ -545,9 +545,7 @@ async function main(): Promise<void> {
       // 2b: the same units on a pilot that writes every start ahead of its spawn (armAhead false).
       await session.addResourceConfig({
         'bench.writeahead': {
-          ...(JSON.parse(
-            readFileSync(path.join(import.meta.dirname, '..', 'resources', 'local.json'), 'utf8'),
-          ).localhost as Record<string, unknown>),
+          ...localhostConfig(),
           description: 'local.localhost without arm-ahead (figure 2b)',
           armAhead: false,
         },
@@ -584,7 +582,7 @@ async function main(): Promise<void> {
       });
       // 2c: the same A/B with the round trip of a deployed control plane between agent and API: a proxy
       // of ours delays each direction by 10 ms (the client still talks to the backend directly).
-      const proxy = await delayProxy(new URL(backend.apiUrl), 10);
+      const proxy = await relay(new URL(backend.apiUrl), { delayMs: 10 });
       const direct = process.env[ENV.apiUrl];
       process.env[ENV.apiUrl] = proxy.url;
       const wan: Record<string, { rate: number; notDone: number }> = {};
@@ -772,6 +770,12 @@ async function slurmPilotStartOnBed(session: Session, pmgr: PilotManager, localS
   });
 }
 
+/** The shipped `local.localhost` resource config, for the bench's variants of it (figures 2b and 9). */
+function localhostConfig(): Record<string, unknown> {
+  const file = path.join(import.meta.dirname, '..', 'resources', 'local.json');
+  return JSON.parse(readFileSync(file, 'utf8')).localhost as Record<string, unknown>;
+}
+
 /** Concurrency of figure 9 (the issue's): every peer and Sortie run 8 units at a time. */
 const PEER_WINDOW = 8;
 
@@ -794,8 +798,7 @@ async function peersFigure(session: Session, bundle: string, dir: string): Promi
     log(`9 round: ${k} ${fmt(v)} units/s`);
   };
   const local8 = {
-    ...(JSON.parse(readFileSync(path.join(import.meta.dirname, '..', 'resources', 'local.json'), 'utf8'))
-      .localhost as Record<string, unknown>),
+    ...localhostConfig(),
     description: 'local.localhost with more cores than the host (figure 9 runs 8 units at a time)',
     oversubscribe: true,
   };

@@ -82,10 +82,8 @@ async function requeue(
   pilot: PilotRecord,
   units: readonly UnitRecord[],
   why: string,
-  /** Gets the units refused because they were armed meanwhile. */
-  armed: UnitRecord[],
-): Promise<number> {
-  if (units.length === 0) return 0;
+): Promise<{ back: number; armed: UnitRecord[] }> {
+  if (units.length === 0) return { back: 0, armed: [] };
   const s = store();
   const sid = pilot.sessionId;
   const outs = await s.rescheduleUnits(
@@ -98,7 +96,6 @@ async function requeue(
     })),
   );
   const back = outs.flatMap((o) => (o.ok ? [o.record] : []));
-  armed.push(...armedOf(outs));
   const managers = [...new Set(back.map((u) => u.umgr))];
   // Read after the units are back: either the close route (which closes first, then cancels the queues)
   // sees them, or this read sees the session closed.
@@ -107,12 +104,17 @@ async function requeue(
     if (closed) await cancelQueued(sid, umid, 'cancelled: session closed');
     else await wakeQueue(sid, umid, pilot.uid);
   }
-  return back.length;
+  return { back: back.length, armed: armedOf(outs) };
+}
+
+/** Armed and not yet known to have started: its agent may have spawned it without saying so. */
+function armedUnstarted(u: UnitRecord): boolean {
+  return u.armed === true && unitModel.order[u.state] < unitModel.order.Executing;
 }
 
 /** A lost unit's log line: an armed one that never said it started may or may not have run. */
 function armedWhy(u: UnitRecord, why: string): string {
-  return u.armed && unitModel.order[u.state] < unitModel.order.Executing
+  return armedUnstarted(u)
     ? `${why}; it was armed to start there, so it may have started: not run again`
     : why;
 }
@@ -142,7 +144,7 @@ async function endLost(
   await store().transitionUnits(
     pilot.sessionId,
     units.map((u) => {
-      const asked = cancelled.has(u.uid) && u.armed && unitModel.order[u.state] < unitModel.order.Executing;
+      const asked = cancelled.has(u.uid) && armedUnstarted(u);
       return {
         uid: u.uid,
         target: asked ? UnitState.CANCELED : lost,
@@ -188,11 +190,10 @@ async function sweep(pilot: PilotRecord, state: PilotState, reason: string): Pro
     toReschedule.map((u) => ({ uid: u.uid, expect: { pilot: pilot.uid } })),
   );
   const unscheduled = back.filter((o) => o.ok).map((o) => (o.ok ? o.record : (undefined as never)));
+  const requeued = await requeue(pilot, toRequeue, why);
   // Armed by the agent after the read above (it was still running): those may have started too.
-  const armed = armedOf(back);
-  const requeued = await requeue(pilot, toRequeue, why, armed);
-  await endLost(pilot, armed, lost, why);
-  let rebound = requeued;
+  await endLost(pilot, [...armedOf(back), ...requeued.armed], lost, why);
+  let rebound = requeued.back;
   let ended = 0;
   // Rebind per unit manager to its other live pilots, or end the units: nothing waits for a pilot that will never come.
   const byUmgr = groupBy(unscheduled, (u) => u.umgr);

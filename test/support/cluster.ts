@@ -1,8 +1,8 @@
 /** The multi-node test cluster (scripts/testbed.sh cluster) as the suites see it. */
 import { execFile } from 'node:child_process';
 import { accessSync, constants, readFileSync } from 'node:fs';
-import net from 'node:net';
 import path from 'node:path';
+import { type Relay, relay } from '../../local/relay.ts';
 
 const dir = process.env.SORTIE_CLUSTER_DIR ?? '/var/tmp/sortie-cluster';
 
@@ -60,35 +60,6 @@ export function onLogin(env: Record<string, string>, command: string, timeoutMs 
  * embedded backend's API on 127.0.0.1, so an agent on a compute node can call it; the backend itself stays
  * on loopback. `url` is what the launch function must hand agents (SORTIE_API_URL).
  */
-export async function relayApi(
-  apiUrl: string,
-  host: string,
-): Promise<{ url: string; close(): Promise<void> }> {
-  const api = new URL(apiUrl);
-  const sockets = new Set<net.Socket>();
-  const server = net.createServer((inbound) => {
-    const outbound = net.connect(Number(api.port), api.hostname);
-    for (const s of [inbound, outbound]) {
-      sockets.add(s);
-      s.on('close', () => sockets.delete(s));
-      s.on('error', () => {
-        inbound.destroy();
-        outbound.destroy();
-      });
-    }
-    inbound.pipe(outbound).pipe(inbound);
-  });
-  await new Promise<void>((resolve, reject) => {
-    server.once('error', reject);
-    server.listen(0, host, () => resolve());
-  });
-  const { port } = server.address() as net.AddressInfo;
-  return {
-    url: `http://${host}:${port}`,
-    close: () =>
-      new Promise<void>((resolve) => {
-        for (const s of sockets) s.destroy();
-        server.close(() => resolve());
-      }),
-  };
+export function relayApi(apiUrl: string, host: string): Promise<Relay> {
+  return relay(new URL(apiUrl), { host });
 }
