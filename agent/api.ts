@@ -17,6 +17,8 @@ export interface PulledUnit {
   name?: string;
   /** The lease this pull holds on the unit's claim, sent back with its start (the write-ahead). */
   lease?: string;
+  /** Armed by its claim (the pull's `arm`, agent/arm-ahead.ts): it may be spawned without a write-ahead. */
+  armed?: boolean;
   description: {
     executable: string;
     arguments?: string[];
@@ -120,13 +122,22 @@ export class AgentApi {
     max: number,
     waitSeconds: number,
     free?: readonly { cores: number; gpus: number }[],
+    /** How many of the units claimed to arm in the same write (the first that need a write-ahead). */
+    arm = 0,
   ): Promise<{ units: PulledUnit[]; backlog: boolean }> {
     // One id per pull, the same on each of its retries: a retry whose first answer was lost gets the
     // units that answer held (they are claimed for this pilot already and would otherwise sit unstarted).
     const pullId = randomUUID();
     const answer = await this.call<{ units: PulledUnit[]; commands?: Commands; backlog?: boolean }>(
       '/agent/pull',
-      { max, waitSeconds, pullId, commandsSeen: this.inbox.seen, ...(free ? { free } : {}) },
+      {
+        max,
+        waitSeconds,
+        pullId,
+        commandsSeen: this.inbox.seen,
+        ...(free ? { free } : {}),
+        ...(arm > 0 ? { arm } : {}),
+      },
       (waitSeconds + 25) * 1000,
     );
     this.inbox.take(answer.commands);

@@ -18,6 +18,7 @@
  * agent that stops by itself disarms the units it holds unstarted, so they are rescheduled as before.
  * The resource config's `armAhead: false` turns it off (the bench compares both in figure 9).
  */
+import { armable as armableDescription } from '../core/states.ts';
 import type { ArmReport, PulledUnit } from './api.ts';
 
 /** Units are armed only while the last one to end ran shorter than this. */
@@ -31,7 +32,7 @@ export interface ArmChannel {
 
 /** True for a unit that needs a write-ahead and can be armed: not restartable, claimed SCHEDULING, leased. */
 export function armable(u: PulledUnit): boolean {
-  return !u.description.restartable && !u.description.inputStaging?.length && !!u.lease;
+  return armableDescription(u.description) && !!u.lease;
 }
 
 export class ArmAhead {
@@ -39,8 +40,9 @@ export class ArmAhead {
   private readonly marks = new Map<string, 'arming' | 'armed'>();
   private readonly asking = new Set<Promise<unknown>>();
   private lastRunMs: number | undefined;
-  /** Arms recorded and refused, for the agent's log and the tests. */
+  /** Arms recorded (apart and by claims) and refused, for the agent's log and the tests. */
   armed = 0;
+  armedAtClaim = 0;
   refused = 0;
 
   constructor(
@@ -56,6 +58,26 @@ export class ArmAhead {
   /** A unit ended after running `ms`: arming goes on only while units are short. */
   ran(ms: number): void {
     this.lastRunMs = ms;
+  }
+
+  /** Whether units are armed now: enabled, and the last unit to end was short. */
+  private get arming(): boolean {
+    return this.enabled && this.lastRunMs !== undefined && this.lastRunMs < ARM_BELOW_MS;
+  }
+
+  /**
+   * How many units a pull may have armed by their claim, given the `queued` units it will join: those
+   * that will land within the head of the queue (an idle agent's pull: the units it spawns at once, with no
+   * write-ahead round trip between their claim and their spawn).
+   */
+  claimRoom(queued: number): number {
+    return this.arming ? Math.max(0, this.depth - queued) : 0;
+  }
+
+  /** A pulled unit its claim armed (the pull's answer says so): spawned without a write-ahead. */
+  claimed(uid: string): void {
+    this.marks.set(uid, 'armed');
+    this.armedAtClaim++;
   }
 
   /**
@@ -79,7 +101,7 @@ export class ArmAhead {
    * are armed (so that arms go out several at a time, not one per unit that ends).
    */
   top(queue: readonly PulledUnit[]): void {
-    if (!this.enabled || this.lastRunMs === undefined || this.lastRunMs >= ARM_BELOW_MS) return;
+    if (!this.arming) return;
     const head = queue.slice(0, this.depth);
     if (head.filter((u) => this.marks.has(u.uid)).length > this.depth / 2) return;
     for (const u of head) {

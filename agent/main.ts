@@ -367,13 +367,20 @@ async function main(configFile: string): Promise<number> {
         cfg.oversubscribe === true,
       );
       const releasedBefore = releases;
-      const pulled = await Promise.race([api.pull(want, 5, free), stopped]);
+      // The units that will land at the head of the queue are armed by their claim (arm-ahead.ts): an
+      // idle agent spawns them the moment the answer comes, with no write-ahead round trip.
+      const arm = armAhead.claimRoom(queue.length);
+      const pulled = await Promise.race([api.pull(want, 5, free, arm), stopped]);
       if (!pulled) break;
       backlogged = pulled.backlog && pulled.units.length === 0 && releases === releasedBefore;
       // A cancel that reached the agent before the unit did (a pull answer racing it): never started.
-      for (const u of pulled.units)
-        if (api.inbox.cancelledEarly(u.uid)) cancelled(u);
-        else queue.push(u);
+      for (const u of pulled.units) {
+        if (u.armed) armAhead.claimed(u.uid);
+        if (api.inbox.cancelledEarly(u.uid)) {
+          armAhead.forget(u.uid);
+          cancelled(u);
+        } else queue.push(u);
+      }
       schedule();
     } catch (err) {
       stop('Failed', `cannot pull units: ${String(err)}`);
@@ -412,7 +419,7 @@ async function main(configFile: string): Promise<number> {
   const final = stopping ?? { state: 'Failed' as const, reason: 'agent loop ended without a reason' };
   await api.done(final.state, final.reason).catch((err) => log(`done callback failed: ${String(err)}`));
   log(
-    `agent ends: ${final.state} (${final.reason}); ${executed} units started (${armAhead.armed} armed ahead), ${writeAhead.refused} refused at start, ${armAhead.refused} arms refused`,
+    `agent ends: ${final.state} (${final.reason}); ${executed} units started (${armAhead.armed} armed ahead, ${armAhead.armedAtClaim} by their claim), ${writeAhead.refused} refused at start, ${armAhead.refused} arms refused`,
   );
   return final.state === 'Done' ? 0 : 1;
 }

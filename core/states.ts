@@ -204,6 +204,16 @@ export function claimState(d: StagingShape | undefined): UnitState {
   return has(d?.inputStaging) ? UnitState.STAGING_INPUT : UnitState.SCHEDULING;
 }
 
+/**
+ * Whether a unit may be armed (agent/arm-ahead.ts), by its claim or after it: only one that needs a
+ * write-ahead (not restartable: a restartable unit may rerun, and an armed one would fail instead of
+ * being rescheduled) and that its claim moves to SCHEDULING (one with input directives is staged first,
+ * then started with a write-ahead).
+ */
+export function armable(d: (StagingShape & { restartable?: boolean | undefined }) | undefined): boolean {
+  return d?.restartable !== true && claimState(d) === UnitState.SCHEDULING;
+}
+
 /** Non-final states ranked strictly between `from` and `to`, in rank order. */
 function between<S extends string>(model: StateModel<S>, from: number, to: number): S[] {
   const states = Object.keys(model.order) as S[];

@@ -74,6 +74,11 @@ export interface UnitPatch {
   lease?: string | null;
   /** The lease's deadline in ms since the epoch (number), or clear it (null). */
   leaseUntil?: number | null;
+  /**
+   * Arm the unit in the same write (a claim that arms, agent/arm-ahead.ts): from then on it is treated as
+   * possibly started, as after {@link armUnits}. Only on a claim into SCHEDULING, never taken off here.
+   */
+  armed?: true;
 }
 
 /** Guards a unit write may carry besides the state. */
@@ -521,6 +526,7 @@ function applyUnitPatch(u: Update, sessionId: string, patch: UnitPatch, now: str
   else if (patch.lease !== undefined) u.set('lease', patch.lease);
   if (patch.leaseUntil === null) u.remove('leaseUntil');
   else if (patch.leaseUntil !== undefined) u.set('leaseUntil', patch.leaseUntil);
+  if (patch.armed) u.set('armed', true);
 }
 
 /**

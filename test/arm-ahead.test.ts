@@ -17,7 +17,8 @@ import { ARM_BELOW_MS, ArmAhead } from '../agent/arm-ahead.ts';
 import { type ComputeUnit, PilotManager, Session, UnitManager, UnitState } from '../client/index.ts';
 import type { ComputeUnitDescription } from '../core/descriptions.ts';
 import { leaseAction } from '../core/reconcile.ts';
-import { sweepTarget } from '../core/states.ts';
+import { armable, sweepTarget } from '../core/states.ts';
+import { firstArmable, parseArmCount } from '../functions/callbacks/reports.ts';
 import { type Backend, startBackend } from '../local/backend.ts';
 import { type LocalDynamoDb, localClientConfig, startDynalite } from '../local/dynamodb.ts';
 import { ENV } from '../stacks/manifest.ts';
@@ -32,6 +33,32 @@ describe('sweep and lease rules for armed units (pure)', () => {
     const view = { state: UnitState.SCHEDULING, lease: 'l', leaseUntilMs: 0 };
     expect(leaseAction(view, 1).kind).toBe('return');
     expect(leaseAction({ ...view, armed: true }, 1).kind).toBe('none');
+  });
+});
+
+describe('claims that arm (pure)', () => {
+  it('a pull arms the first units of its count that need a write-ahead and are claimed Scheduling', () => {
+    const plain: ComputeUnitDescription = { executable: '/bin/true', cores: 1 };
+    const restartable: ComputeUnitDescription = { ...plain, restartable: true };
+    const staged = { ...plain, inputStaging: [{ source: 'x' }] };
+    expect(armable(plain)).toBe(true);
+    expect([armable(restartable), armable(staged)]).toEqual([false, false]);
+    expect(firstArmable([restartable, plain, staged, plain, plain], 2)).toEqual([
+      false,
+      true,
+      false,
+      true,
+      false,
+    ]);
+    expect(firstArmable([plain, plain], 0)).toEqual([false, false]);
+  });
+
+  it('the count is an integer from 0, capped by the pull; anything else is refused naming it', () => {
+    expect(parseArmCount(undefined, 10)).toBe(0);
+    expect(parseArmCount(3, 10)).toBe(3);
+    expect(parseArmCount(50, 10)).toBe(10);
+    for (const bad of [-1, 1.5, '2', null])
+      expect(() => parseArmCount(bad, 10), String(bad)).toThrow(/pull\.arm: a count of units to arm/);
   });
 });
 
@@ -138,6 +165,26 @@ describe('ArmAhead (agent policy)', () => {
     a.ran(5);
     a.top([unit('a')]);
     expect(ch.arms).toEqual([]);
+    expect(a.claimRoom(0)).toBe(0);
+  });
+
+  it('a pull may have armed by their claim the units that land within the head; they start armed, and disarm', async () => {
+    const ch = channel();
+    ch.release();
+    const a = new ArmAhead(ch, 4, () => {}, true);
+    // Before any unit ended short, nothing is armed, by a claim either.
+    expect(a.claimRoom(0)).toBe(0);
+    a.ran(5);
+    expect([a.claimRoom(0), a.claimRoom(3), a.claimRoom(9)]).toEqual([4, 1, 0]);
+    a.claimed('a');
+    a.claimed('b');
+    // Armed by its claim: spawned without a write-ahead, and not armed again by top().
+    a.top([unit('a'), unit('b')]);
+    expect(ch.arms).toEqual([]);
+    expect(a.take('a')).toBe(true);
+    expect(await a.disarm([unit('b')])).toEqual([]);
+    expect(ch.disarms).toEqual(['b']);
+    expect(a.armedAtClaim).toBe(2);
   });
 });
 
@@ -210,6 +257,25 @@ describe('arms on the store (dynalite)', () => {
     expect(back?.ok && back.record.armed).toBeUndefined();
   });
 
+  it('a claim may arm in its own write: the state change and the mark together', async () => {
+    const store = new Store({ tableName, client });
+    const { sessionId: sid } = await store.createSession({ tokenHash: 'h' });
+    const umgr = (await store.createUnitManager(sid, 'round_robin')).uid;
+    const [u] = await store.createUnits(sid, umgr, [
+      { description: UD, state: 'PendingExecution', pilot: P },
+    ]);
+    const uid = u?.uid as string;
+    const [claim] = await store.transitionUnits(sid, [
+      { uid, target: 'Scheduling', patch: { lease: 'a', leaseUntil: 0, armed: true }, expect: { pilot: P } },
+    ]);
+    expect(claim?.ok && [claim.record.state, claim.record.armed]).toEqual(['Scheduling', true]);
+    // From then on it is armed like any other: no cancel in the table, no return, no reschedule.
+    const [cancel] = await store.transitionUnits(sid, [{ uid, target: 'Canceled', before: 'Executing' }]);
+    const [ret] = await store.returnLeases(sid, [{ uid, expect: { pilot: P, lease: 'a' } }]);
+    const [resched] = await store.rescheduleUnits(sid, [{ uid, expect: { pilot: P } }]);
+    expect([cancel?.ok, ret?.ok, resched?.ok]).toEqual([false, false, false]);
+  });
+
   it('a unit cancelled before its arm is never armed (its agent then drops it)', async () => {
     const store = new Store({ tableName, client });
     const { sid, uid } = await claimed(store);
@@ -256,8 +322,8 @@ describe('arm-ahead end to end (embedded backend, real agent)', () => {
     await pmgr.cancelPilots(pilot.uid);
     await pilot.wait({ timeout: 60 });
     const out = readFileSync(path.join(pilot.sandbox as string, 'agent.out'), 'utf8');
-    const armed = Number(/\((\d+) armed ahead\)/.exec(out)?.[1]);
-    expect(armed, out.slice(-400)).toBeGreaterThan(100);
+    const [, ahead, byClaim] = /\((\d+) armed ahead, (\d+) by their claim\)/.exec(out) ?? [];
+    expect(Number(ahead) + Number(byClaim), out.slice(-400)).toBeGreaterThan(100);
     await umgr.close();
   }, 300_000);
 
@@ -275,7 +341,37 @@ describe('arm-ahead end to end (embedded backend, real agent)', () => {
     await pmgr.cancelPilots(pilot.uid);
     await pilot.wait({ timeout: 60 });
     const out = readFileSync(path.join(pilot.sandbox as string, 'agent.out'), 'utf8');
-    expect(out, out.slice(-400)).toMatch(/60 units started \(0 armed ahead\)/);
+    expect(out, out.slice(-400)).toMatch(/60 units started \(0 armed ahead, 0 by their claim\)/);
+    await umgr.close();
+  }, 300_000);
+
+  it('on an idle pilot a unit is armed by its claim: spawned with no write-ahead, DONE once', async () => {
+    const pilot = await pmgr.submitPilots(pd);
+    const umgr = await UnitManager.create(session, 'round_robin');
+    await umgr.addPilots(pilot);
+    // One at a time, each on an idle agent. Arming starts once a unit has ended short: the pull out while
+    // the first ran asked for none, so from the third unit on each is armed by the claim that brings it.
+    const units: ComputeUnit[] = [];
+    for (let i = 0; i < 5; i++) {
+      const [u] = await umgr.submitUnits([{ executable: '/bin/true' }]);
+      await (u as ComputeUnit).wait({ timeout: 60 });
+      units.push(u as ComputeUnit);
+    }
+    for (const u of units) {
+      expect(u.state, u.uid).toBe(UnitState.DONE);
+      expect(historyProblems(u), u.uid).toEqual([]);
+    }
+    const store = new Store({ tableName: backend.env[ENV.table] as string, client: new DynamoDBClient({}) });
+    const records = await store.getUnits(
+      session.uid,
+      units.map((u) => u.uid),
+    );
+    expect(records.slice(2).map((r) => [r.uid, r.armed])).toEqual(records.slice(2).map((r) => [r.uid, true]));
+    await pmgr.cancelPilots(pilot.uid);
+    await pilot.wait({ timeout: 60 });
+    const out = readFileSync(path.join(pilot.sandbox as string, 'agent.out'), 'utf8');
+    const byClaim = Number(/, (\d+) by their claim\)/.exec(out)?.[1]);
+    expect(byClaim, out.slice(-400)).toBeGreaterThanOrEqual(3);
     await umgr.close();
   }, 300_000);
 

@@ -19,7 +19,16 @@ import { deleteReceived, type QueuedUnit, receiveUnits, sendUnits } from '../lib
 import { store } from '../lib/store.ts';
 import { agentTransfer } from '../lib/transfer-routes.ts';
 import { commandsFor, commandsSeen, trimmable } from './commands.ts';
-import { parseArms, parseReports, parseStarts, planRounds, planStarts, startedOf } from './reports.ts';
+import {
+  firstArmable,
+  parseArmCount,
+  parseArms,
+  parseReports,
+  parseStarts,
+  planRounds,
+  planStarts,
+  startedOf,
+} from './reports.ts';
 
 /** Small units travel ~100–160 to a message (queues.ts packs 24 KiB); a guess is enough to size a receive. */
 const UNITS_PER_MESSAGE_GUESS = 100;
@@ -49,9 +58,14 @@ function launchMethodsOf(v: unknown): { launchMethods?: { task: string; mpi?: st
   };
 }
 
-/** A unit record as a pull hands it to the agent (as it travelled in the queue). */
-function queued(u: UnitRecord): QueuedUnit {
-  return { uid: u.uid, ...(u.name ? { name: u.name } : {}), description: u.description };
+/** A unit record as a pull hands it to the agent (as it travelled in the queue, and whether it is armed). */
+function queued(u: UnitRecord): QueuedUnit & { armed?: true } {
+  return {
+    uid: u.uid,
+    ...(u.name ? { name: u.name } : {}),
+    description: u.description,
+    ...(u.armed ? { armed: true } : {}),
+  };
 }
 
 /** Applies an agent's state reports in rounds (core order per unit); how many were applied and refused. */
@@ -108,6 +122,9 @@ export const handler = httpHandler({
     const max = Math.max(1, Math.floor(Number(req.body.max ?? 0) || UNITS_PER_MESSAGE_GUESS * 10));
     const pullId =
       typeof req.body.pullId === 'string' && req.body.pullId.length <= 64 ? req.body.pullId : undefined;
+    // Units the agent will start at once or hold at the head of its queue: armed by their claim, so that
+    // no write-ahead round trip stands between the claim and the spawn (agent/arm-ahead.ts).
+    const toArm = parseArmCount(req.body.arm, max);
     const seen = commandsSeen(req.body);
     const last = pullId ? await store().lastPull(pilot.sessionId, pilot.uid) : undefined;
     if (pullId && last?.id === pullId) {
@@ -161,15 +178,20 @@ export const handler = httpHandler({
     // unit the agent stages first), only for units bound to this pilot, leased
     // to this pull until a deadline (unstarted by then, the reconciler returns them to the queue). A unit
     // cancelled, rescheduled or already claimed (SQS redelivery) is refused and not run.
+    // The first `arm` of them that need a write-ahead are armed in the same write as their claim.
+    const arm = firstArmable(
+      units.map((u) => u.description),
+      toArm,
+    );
     const outs =
       units.length === 0
         ? []
         : await store().transitionUnits(
             pilot.sessionId,
-            units.map((u) => ({
+            units.map((u, i) => ({
               uid: u.uid,
               target: claimState(u.description),
-              patch: { lease, leaseUntil },
+              patch: { lease, leaseUntil, ...(arm[i] ? { armed: true as const } : {}) },
               expect: { pilot: pilot.uid },
               // Read first, not presumed queued (store/units.ts `presume`): units cancelled while
               // queued keep their messages, and a claim that presumed them would fail a write (billed as
@@ -177,7 +199,12 @@ export const handler = httpHandler({
             })),
           );
     const direct = new Set(outs.filter((o) => o.ok).map((o) => (o.ok ? o.record.uid : '')));
-    const claimed = [...fromQueues.units, ...units.filter((u) => direct.has(u.uid))];
+    const claimed = [
+      ...fromQueues.units,
+      ...units.flatMap((u, i) =>
+        direct.has(u.uid) ? [{ ...u, ...(arm[i] ? { armed: true as const } : {}) }] : [],
+      ),
+    ];
     // The messages go once their units are claimed; the claim is remembered before answering, so that a
     // retry of this very pull finds them (one small write per pull, beside the pilot item:
     // store/pulls.ts). The two are independent: sent together.

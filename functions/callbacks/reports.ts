@@ -6,7 +6,7 @@
 import { BadParameter } from '../../core/errors.ts';
 import { groupBy } from '../../core/group.ts';
 import { clipTail } from '../../core/output.ts';
-import { UnitState } from '../../core/states.ts';
+import { armable, UnitState } from '../../core/states.ts';
 import type { ArmReport, StartReport, UnitReport } from '../../core/wire.ts';
 import type { TransitionOutcome, UnitPatch, UnitRecord, UnitTransition } from '../../store/index.ts';
 import { MAX_ID_BYTES } from '../lib/http.ts';
@@ -111,6 +111,29 @@ export function parseArms(v: unknown, field: 'arms' | 'disarms'): ArmReport[] {
         `started.${field}[${i}].lease: needs the lease the unit was pulled under, got ${JSON.stringify(o.lease ?? null)?.slice(0, 80)}`,
       );
     return { uid: o.uid, lease: o.lease };
+  });
+}
+
+/**
+ * How many of the units a pull claims its agent asks to have armed by the claim (agent/arm-ahead.ts): a
+ * count from 0 to the pull's `max`; absent is 0.
+ */
+export function parseArmCount(v: unknown, max: number): number {
+  if (v === undefined) return 0;
+  if (!Number.isInteger(v) || (v as number) < 0)
+    throw new BadParameter(
+      `pull.arm: a count of units to arm (an integer from 0), got ${JSON.stringify(v)?.slice(0, 40)}`,
+    );
+  return Math.min(v as number, max);
+}
+
+/** Which of a pull's units its claim arms: the first `n` that can be armed (core/states.ts `armable`). */
+export function firstArmable(descriptions: readonly Parameters<typeof armable>[0][], n: number): boolean[] {
+  let left = n;
+  return descriptions.map((d) => {
+    if (left <= 0 || !armable(d)) return false;
+    left--;
+    return true;
   });
 }
 

@@ -1,0 +1,134 @@
+/**
+ * Claims that arm (agent/arm-ahead.ts, the pull's `arm`): through the pull route with the pilot's own
+ * token while a proxy holds the real agent's pulls — the first units a pull may arm are armed in their
+ * claim's write, a retried pull says so again, a bad count is refused naming the field, and an armed
+ * claim whose lease runs out is not returned (its holder may have spawned it) while the others are, and
+ * every unit still runs DONE once. One file of its own: the embedded backend is one per process.
+ */
+import { readFileSync } from 'node:fs';
+import path from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { PilotManager, PilotState, Session, UnitManager, UnitState } from '../client/index.ts';
+import type { ReconcileReport } from '../functions/pilot/reconcile.ts';
+import { type Backend, startBackend } from '../local/backend.ts';
+import { invoke } from '../local/lambdas.ts';
+import { ENV } from '../stacks/manifest.ts';
+import { until } from './e2e.ts';
+import { dropProxy } from './support/drop-proxy.ts';
+
+describe('claims that arm through the pull route (embedded backend, a held agent)', () => {
+  let backend: Backend;
+  let proxy: Awaited<ReturnType<typeof dropProxy>>;
+
+  beforeAll(async () => {
+    // Short leases; the reconciler is run by the test. The real agent's pulls wait in the proxy, so the
+    // test pulls with the pilot's own token, as its agent would.
+    backend = await startBackend({ leaseSeconds: 1, scheduleSeconds: 0 });
+    proxy = await dropProxy(new URL(backend.apiUrl), [], { hold: /^POST \/agent\/pull$/ });
+    process.env[ENV.apiUrl] = proxy.url;
+  }, 120_000);
+  afterAll(async () => {
+    await proxy?.close();
+    await backend?.close();
+  });
+
+  it('a pull arms the first units it may; its retry says so again; armed claims are not returned', async () => {
+    const session = await Session.create({ endpoint: backend.apiUrl, name: 'claim-arm' });
+    try {
+      // Prepare: an ACTIVE pilot whose agent's pulls are held; its token, as the agent has it.
+      const pmgr = await PilotManager.create(session);
+      const pilot = await pmgr.submitPilots({ resource: 'local.localhost', runtime: 10, cores: 2 });
+      await pilot.wait({ state: PilotState.ACTIVE, timeout: 60 });
+      await until('the agent pulls (held)', () => (proxy.holding > 0 ? true : undefined), 30_000);
+      const { token } = JSON.parse(readFileSync(path.join(pilot.sandbox ?? '', 'agent.json'), 'utf8'));
+      const agentCall = async (route: string, body: unknown) => {
+        const res = await fetch(`${backend.apiUrl}${route}`, {
+          method: 'POST',
+          headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json' },
+          body: JSON.stringify(body),
+        });
+        return { status: res.status, body: (await res.json()) as Record<string, unknown> };
+      };
+      const umgr = await UnitManager.create(session, 'direct_submission');
+      await umgr.addPilots(pilot);
+      const plain = { executable: '/bin/echo', arguments: ['ran'] };
+      const units = await umgr.submitUnits([plain, { ...plain, restartable: true }, plain, plain]);
+      const [u0, u1, u2, u3] = units.map((u) => u.uid);
+
+      // Act 1: bad counts are refused, naming the field; nothing is claimed by them.
+      const bad = await agentCall('/agent/pull', { max: 10, waitSeconds: 0, arm: -2 });
+      // Act 2: a pull asking two arms, then its retry (an answer lost on the way).
+      const ask = { max: 10, waitSeconds: 5, pullId: 'arm-1', arm: 2 };
+      const first = await agentCall('/agent/pull', ask);
+      const retry = await agentCall('/agent/pull', ask);
+
+      // Assess 1–2: the first two units that need a write-ahead (not the restartable one) are armed.
+      expect(bad.status).toBe(400);
+      expect(String((bad.body.error as { message?: string })?.message)).toMatch(
+        /pull\.arm: a count of units to arm .*got -2/,
+      );
+      type Pulled = { uid: string; lease: string; armed?: boolean };
+      const marks = (b: Record<string, unknown>) =>
+        Object.fromEntries((b.units as Pulled[]).map((u) => [u.uid, u.armed === true]));
+      expect(first.status).toBe(200);
+      expect(marks(first.body)).toEqual({
+        [u0 as string]: true,
+        [u1 as string]: false,
+        [u2 as string]: true,
+        [u3 as string]: false,
+      });
+      expect(marks(retry.body)).toEqual(marks(first.body));
+
+      // Act 3: the lease runs out unstarted; the reconciler returns what it may.
+      const returned = new Set<string>();
+      await until(
+        'the reconciler returns the unarmed claims',
+        async () => {
+          const r = (await invoke('reconcile', {})) as ReconcileReport;
+          for (const uid of r.returned.flatMap((x) => x.uids)) returned.add(uid);
+          return returned.size >= 2 ? true : undefined;
+        },
+        30_000,
+        200,
+      );
+      // Assess 3: the armed two stay with their holder (it may have spawned them): never returned.
+      expect(returned).toEqual(new Set([u1, u3]));
+      for (const u of units.filter((x) => x.uid === u0 || x.uid === u2)) {
+        await u.refresh();
+        expect(u.state, u.uid).toBe(UnitState.SCHEDULING);
+      }
+
+      // Act 4: the holder ran them, armed, and says so with their ends; the real agent takes the rest.
+      const now = new Date().toISOString();
+      const ends = await agentCall('/agent/states', {
+        updates: [u0, u2].flatMap((uid) => [
+          { uid, state: 'Executing', time: now },
+          { uid, state: 'Done', time: now, exitCode: 0, stdout: 'ran\n' },
+        ]),
+      });
+      proxy.release();
+      // Assess 4: every unit DONE once: the armed ones under the pull that armed them, the others after
+      // their return, on the real agent.
+      expect([ends.status, ends.body.refused]).toEqual([200, 0]);
+      expect(await umgr.waitUnits({ timeout: 120 })).toEqual(units.map(() => UnitState.DONE));
+      const once = ['New', 'PendingExecution', 'Scheduling', 'Executing', 'Done'];
+      const returnedOnce = [
+        'New',
+        'PendingExecution',
+        'Scheduling',
+        'PendingExecution',
+        'Scheduling',
+        'Executing',
+        'Done',
+      ];
+      for (const u of units)
+        expect(
+          u.stateHistory.map((e) => e.state),
+          u.uid,
+        ).toEqual(u.uid === u0 || u.uid === u2 ? once : returnedOnce);
+      expect(units.map((u) => u.stdout)).toEqual(units.map(() => 'ran\n'));
+    } finally {
+      await session.close({ timeout: 30 });
+    }
+  }, 180_000);
+});
