@@ -52,17 +52,20 @@ describe('claims that arm through the pull route (embedded backend, a held agent
       const umgr = await UnitManager.create(session, 'direct_submission');
       await umgr.addPilots(pilot);
       const plain = { executable: '/bin/echo', arguments: ['ran'] };
-      const units = await umgr.submitUnits([plain, { ...plain, restartable: true }, plain, plain]);
-      const [u0, u1, u2, u3] = units.map((u) => u.uid);
+      const units = await umgr.submitUnits([plain, { ...plain, restartable: true }, plain, plain, plain]);
+      const [u0, u1, u2, u3, u4] = units.map((u) => u.uid) as [string, string, string, string, string];
+      // Cancelled while queued: its message stays, and the pull's presumed claim of it must be refused.
+      await umgr.cancelUnits(u0);
 
       // Act 1: bad counts are refused, naming the field; nothing is claimed by them.
       const bad = await agentCall('/agent/pull', { max: 10, waitSeconds: 0, arm: -2 });
-      // Act 2: a pull asking two arms, then its retry (an answer lost on the way).
-      const ask = { max: 10, waitSeconds: 5, pullId: 'arm-1', arm: 2 };
+      // Act 2: a pull asking three arms, then its retry (an answer lost on the way).
+      const ask = { max: 10, waitSeconds: 5, pullId: 'arm-1', arm: 3 };
       const first = await agentCall('/agent/pull', ask);
       const retry = await agentCall('/agent/pull', ask);
 
-      // Assess 1–2: the first two units that need a write-ahead (not the restartable one) are armed.
+      // Assess 1–2: of the first three units that need a write-ahead (not the restartable one), the
+      // cancelled one is not claimed; the other two are claimed armed; the rest plainly.
       expect(bad.status).toBe(400);
       expect(String((bad.body.error as { message?: string })?.message)).toMatch(
         /pull\.arm: a count of units to arm .*got -2/,
@@ -71,12 +74,7 @@ describe('claims that arm through the pull route (embedded backend, a held agent
       const marks = (b: Record<string, unknown>) =>
         Object.fromEntries((b.units as Pulled[]).map((u) => [u.uid, u.armed === true]));
       expect(first.status).toBe(200);
-      expect(marks(first.body)).toEqual({
-        [u0 as string]: true,
-        [u1 as string]: false,
-        [u2 as string]: true,
-        [u3 as string]: false,
-      });
+      expect(marks(first.body)).toEqual({ [u1]: false, [u2]: true, [u3]: true, [u4]: false });
       expect(marks(retry.body)).toEqual(marks(first.body));
 
       // Act 3: the lease runs out unstarted; the reconciler returns what it may.
@@ -92,8 +90,8 @@ describe('claims that arm through the pull route (embedded backend, a held agent
         200,
       );
       // Assess 3: the armed two stay with their holder (it may have spawned them): never returned.
-      expect(returned).toEqual(new Set([u1, u3]));
-      for (const u of units.filter((x) => x.uid === u0 || x.uid === u2)) {
+      expect(returned).toEqual(new Set([u1, u4]));
+      for (const u of units.filter((x) => x.uid === u2 || x.uid === u3)) {
         await u.refresh();
         expect(u.state, u.uid).toBe(UnitState.SCHEDULING);
       }
@@ -101,16 +99,19 @@ describe('claims that arm through the pull route (embedded backend, a held agent
       // Act 4: the holder ran them, armed, and says so with their ends; the real agent takes the rest.
       const now = new Date().toISOString();
       const ends = await agentCall('/agent/states', {
-        updates: [u0, u2].flatMap((uid) => [
+        updates: [u2, u3].flatMap((uid) => [
           { uid, state: 'Executing', time: now },
           { uid, state: 'Done', time: now, exitCode: 0, stdout: 'ran\n' },
         ]),
       });
       proxy.release();
-      // Assess 4: every unit DONE once: the armed ones under the pull that armed them, the others after
-      // their return, on the real agent.
+      // Assess 4: every unit but the cancelled one DONE once: the armed ones under the pull that armed
+      // them, the others after their return, on the real agent.
       expect([ends.status, ends.body.refused]).toEqual([200, 0]);
-      expect(await umgr.waitUnits({ timeout: 120 })).toEqual(units.map(() => UnitState.DONE));
+      expect(await umgr.waitUnits({ timeout: 120 })).toEqual([
+        UnitState.CANCELED,
+        ...units.slice(1).map(() => UnitState.DONE),
+      ]);
       const once = ['New', 'PendingExecution', 'Scheduling', 'Executing', 'Done'];
       const returnedOnce = [
         'New',
@@ -121,12 +122,12 @@ describe('claims that arm through the pull route (embedded backend, a held agent
         'Executing',
         'Done',
       ];
-      for (const u of units)
+      for (const u of units.slice(1))
         expect(
           u.stateHistory.map((e) => e.state),
           u.uid,
-        ).toEqual(u.uid === u0 || u.uid === u2 ? once : returnedOnce);
-      expect(units.map((u) => u.stdout)).toEqual(units.map(() => 'ran\n'));
+        ).toEqual(u.uid === u2 || u.uid === u3 ? once : returnedOnce);
+      expect(units.slice(1).map((u) => u.stdout)).toEqual(units.slice(1).map(() => 'ran\n'));
     } finally {
       await session.close({ timeout: 30 });
     }

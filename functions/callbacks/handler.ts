@@ -8,7 +8,7 @@
 import { randomUUID } from 'node:crypto';
 import { parseFreeRoom } from '../../core/backfill.ts';
 import { IncorrectState } from '../../core/errors.ts';
-import { claimState, isFinal, PilotState, pilotModel } from '../../core/states.ts';
+import { claimState, isFinal, PilotState, pilotModel, UnitState } from '../../core/states.ts';
 import type { NodeDetail } from '../../core/wire.ts';
 import type { UnitRecord } from '../../store/index.ts';
 import { authAgent } from '../lib/auth.ts';
@@ -195,7 +195,10 @@ export const handler = httpHandler({
               expect: { pilot: pilot.uid },
               // Read first, not presumed queued (store/units.ts `presume`): units cancelled while
               // queued keep their messages, and a claim that presumed them would fail a write (billed as
-              // one) for each, where one read per hundred units finds them.
+              // one) for each, where one read per hundred units finds them. Except the few it arms: they
+              // start the moment the answer comes, so their claims skip the read's round trip (a unit
+              // found otherwise is read then, one failed write more).
+              ...(arm[i] ? { presume: UnitState.PENDING_EXECUTION } : {}),
             })),
           );
     const direct = new Set(outs.filter((o) => o.ok).map((o) => (o.ok ? o.record.uid : '')));
