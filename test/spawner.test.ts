@@ -4,7 +4,7 @@
  * exit codes and signals come back; failures name their step; a dead spawner loses its units loudly.
  */
 import { execFileSync } from 'node:child_process';
-import { existsSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -128,6 +128,40 @@ describe.skipIf(!hasCc)('persistent spawner', () => {
       stdout: path.join(dir, 'no-dir', 'OUT'),
     });
     expect(await within(noOut.end)).toBe('failed output ENOENT');
+  });
+
+  it("finds a bare command on the unit's own PATH, as execvp would: a script without #! runs with sh", async () => {
+    // Prepare: a bin folder only the unit's PATH names, with a #! script, a script without #! and a
+    // file that is not executable.
+    const bin = path.join(dir, 'unit-bin');
+    mkdirSync(bin);
+    writeFileSync(path.join(bin, 'hello'), '#!/bin/sh\necho "hello $GREETING"\n', { mode: 0o755 });
+    writeFileSync(path.join(bin, 'plain'), 'echo "plain $0"\n', { mode: 0o755 });
+    writeFileSync(path.join(bin, 'locked'), '#!/bin/sh\n', { mode: 0o644 });
+    const env = { PATH: `${bin}:/usr/bin:/bin`, GREETING: 'from the unit' };
+    const out = (name: string) => path.join(dir, name, 'OUT');
+    // Act
+    const hello = run({ cwd: path.join(dir, 'path.1'), file: 'hello', env, stdout: out('path.1') });
+    const plain = run({ cwd: path.join(dir, 'path.2'), file: 'plain', env, stdout: out('path.2') });
+    const locked = run({ cwd: path.join(dir, 'path.3'), file: 'locked', env });
+    const elsewhere = run({ cwd: path.join(dir, 'path.4'), file: 'hello' });
+    // A variable the unit sets replaces the spawner's own (one value, not two).
+    const home = run({
+      cwd: path.join(dir, 'path.5'),
+      file: 'sh',
+      args: ['-c', 'env | grep -c "^HOME="; echo "$HOME"'],
+      env: { HOME: '/unit/home' },
+      stdout: out('path.5'),
+    });
+    // Assess
+    expect(await within(hello.end)).toBe('exited 0 null');
+    expect(readFileSync(out('path.1'), 'utf8')).toBe('hello from the unit\n');
+    expect(await within(plain.end)).toBe('exited 0 null');
+    expect(readFileSync(out('path.2'), 'utf8')).toBe(`plain ${path.join(bin, 'plain')}\n`);
+    expect(await within(locked.end)).toBe('failed exec EACCES');
+    expect(await within(elsewhere.end)).toBe('failed exec ENOENT');
+    expect(await within(home.end)).toBe('exited 0 null');
+    expect(readFileSync(out('path.5'), 'utf8')).toBe('1\n/unit/home\n');
   });
 
   it('runs many units at once, each reported once with its own code', async () => {
