@@ -329,6 +329,8 @@ async function main(configFile: string): Promise<number> {
   // Units of a backfilling manager wait in its queue and none fit the room offered: wait for room (a unit
   // of ours ending wakes the loop) or a second, rather than asking again at once.
   let backlogged = false;
+  /** A pull that asked for arms and was still out when the agent stopped. */
+  let abandoned: Promise<{ units: PulledUnit[] }> | undefined;
   while (!stopping) {
     const want = Math.max(scheduler.freeCores + totalCores, buffer) - queue.length;
     // Pull again only once the buffer is half spent: a pull then claims many units in one request, not
@@ -370,8 +372,13 @@ async function main(configFile: string): Promise<number> {
       // The units that will land at the head of the queue are armed by their claim (arm-ahead.ts): an
       // idle agent spawns them the moment the answer comes, with no write-ahead round trip.
       const arm = armAhead.claimRoom(queue.length);
-      const pulled = await Promise.race([api.pull(want, 5, free, arm), stopped]);
-      if (!pulled) break;
+      const pulling = api.pull(want, 5, free, arm);
+      const pulled = await Promise.race([pulling, stopped]);
+      if (!pulled) {
+        // Stopped while this pull was out: if it may arm, what it claims must still be disarmed (below).
+        if (arm > 0) abandoned = pulling;
+        break;
+      }
       backlogged = pulled.backlog && pulled.units.length === 0 && releases === releasedBefore;
       // A cancel that reached the agent before the unit did (a pull answer racing it): never started.
       for (const u of pulled.units) {
@@ -390,9 +397,22 @@ async function main(configFile: string): Promise<number> {
   clearTimeout(walltime);
   clearInterval(heartbeat);
   // Units armed but never started here are disarmed, so the sweep reschedules them as any queued unit
-  // (an armed one it would fail: it cannot know it never started). Bounded: the batch system's grace.
+  // (an armed one it would fail: it cannot know it never started). That includes what a pull abandoned by
+  // the stop armed by its claim: its answer is awaited (its long poll is at most 5 s), then its units are
+  // disarmed with the queue's. Bounded: the batch system's grace.
+  const late = abandoned
+    ? abandoned.then(
+        (p) => {
+          for (const u of p.units) {
+            if (u.armed) armAhead.claimed(u.uid);
+            queue.push(u);
+          }
+        },
+        () => {},
+      )
+    : undefined;
   const stillArmed = await Promise.race([
-    armAhead.disarm(queue),
+    Promise.resolve(late).then(() => armAhead.disarm(queue)),
     new Promise<undefined>((r) => setTimeout(() => r(undefined), 10_000).unref()),
   ]);
   if (stillArmed?.length !== 0)

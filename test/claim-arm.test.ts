@@ -8,7 +8,14 @@
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { PilotManager, PilotState, Session, UnitManager, UnitState } from '../client/index.ts';
+import {
+  type ComputeUnit,
+  PilotManager,
+  PilotState,
+  Session,
+  UnitManager,
+  UnitState,
+} from '../client/index.ts';
 import type { ReconcileReport } from '../functions/pilot/reconcile.ts';
 import { type Backend, startBackend } from '../local/backend.ts';
 import { invoke } from '../local/lambdas.ts';
@@ -128,6 +135,48 @@ describe('claims that arm through the pull route (embedded backend, a held agent
           u.uid,
         ).toEqual(u.uid === u2 || u.uid === u3 ? once : returnedOnce);
       expect(units.slice(1).map((u) => u.stdout)).toEqual(units.slice(1).map(() => 'ran\n'));
+    } finally {
+      await session.close({ timeout: 30 });
+    }
+  }, 180_000);
+
+  it('a pull still out when its agent stops: what it armed is disarmed once its answer comes, and runs elsewhere', async () => {
+    proxy.release();
+    const session = await Session.create({ endpoint: backend.apiUrl, name: 'claim-arm-stop' });
+    try {
+      // Prepare: pilot A runs units one at a time, so its pulls ask for arms; then its next pull is held.
+      const pmgr = await PilotManager.create(session);
+      const a = await pmgr.submitPilots({ resource: 'local.localhost', runtime: 60, cores: 2 });
+      const umgr = await UnitManager.create(session, 'round_robin');
+      await umgr.addPilots(a);
+      for (let i = 0; i < 3; i++) {
+        const [u] = await umgr.submitUnits([{ executable: '/bin/true' }]);
+        await (u as ComputeUnit).wait({ timeout: 60 });
+      }
+      proxy.hold(/^POST \/agent\/pull$/);
+      await until('A pulls again (held)', () => (proxy.holding > 0 ? true : undefined), 30_000);
+      const [x] = (await umgr.submitUnits([{ executable: '/bin/true' }])) as ComputeUnit[];
+      // B takes over what A's end gives back.
+      const b = await pmgr.submitPilots({ resource: 'local.localhost', runtime: 60, cores: 2 });
+      await umgr.addPilots(b);
+      const agentOut = path.join(a.sandbox ?? '', 'agent.out');
+      // Act: A's agent stops (SIGTERM, not a cancel) while its pull is out; only then the pull goes on,
+      // claiming (and arming) the unit for an agent that will never start it.
+      const pid = Number(readFileSync(path.join(a.sandbox ?? '', 'agent.pid'), 'utf8'));
+      process.kill(pid, 'SIGTERM');
+      await until(
+        'A stops',
+        () => (readFileSync(agentOut, 'utf8').includes('stopping:') ? true : undefined),
+        30_000,
+      );
+      proxy.release();
+      await a.wait({ timeout: 60 });
+      // Assess: the unit was disarmed, so A's sweep rescheduled it; it ran once, on B.
+      await x?.wait({ timeout: 120 });
+      expect(x?.state, x?.log.join(' | ')).toBe(UnitState.DONE);
+      expect(x?.pilotId).toBe(b.uid);
+      expect(x?.log.join('\n')).not.toMatch(/armed to start/);
+      expect(readFileSync(agentOut, 'utf8')).not.toMatch(/could not disarm/);
     } finally {
       await session.close({ timeout: 30 });
     }

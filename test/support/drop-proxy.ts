@@ -83,6 +83,10 @@ export async function dropProxy(target: URL, rules: (RegExp | DropRule)[], optio
     get holding(): number {
       return held.size;
     },
+    /** Holds the requests matching `request` from now on (until {@link release}). */
+    hold(request: RegExp) {
+      holding = request;
+    },
     /** Passes on the held requests and holds no more. */
     release() {
       holding = undefined;
