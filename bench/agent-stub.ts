@@ -2,7 +2,8 @@
  * Runs the real agent bundle (.sortie/agent.cjs, the same file a pilot runs) against a stub of the
  * agent routes that answers from memory: no DynamoDB, SQS or Lambda behind it. Units are handed out as
  * a real pull would (as many as ten SQS messages packed by functions/lib/queues.ts hold), so what is
- * measured is the agent's own path: pull loop, scheduler, spawn, reports.
+ * measured is the agent's own path: pull loop, scheduler, spawn, reports. Units are leased and armed as the pull
+ * route would lease and arm them, so the agent arms ahead as it does against the real control plane.
  */
 import { type ChildProcess, spawn } from 'node:child_process';
 import { closeSync, mkdirSync, openSync, readFileSync, writeFileSync } from 'node:fs';
@@ -123,7 +124,13 @@ export async function runAgentAlone(opts: {
           return reply({ heartbeatIntervalSeconds: 30 });
         case '/agent/pull': {
           pulls++;
-          const out = units.slice(handed, handed + perPull);
+          // As the pull route hands them out: leased to the pull (so the agent may arm them ahead), and
+          // the first `arm` armed by their claim (functions/callbacks/handler.ts).
+          const lease = `stub-lease-${pulls}`;
+          const arm = Number(body.arm ?? 0) || 0;
+          const out = units
+            .slice(handed, handed + perPull)
+            .map((u, i) => ({ ...u, lease, ...(i < arm ? { armed: true } : {}) }));
           handed += out.length;
           if (out.length) return reply({ units: out });
           // Nothing left: a long poll that returns empty, as SQS does (bounded by the agent's wait).

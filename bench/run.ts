@@ -48,6 +48,7 @@ import { nodesRuns } from './nodes.ts';
 import { peers } from './peers.ts';
 import { type AttributeValue, type CostBreakdown, itemBytes, priceUsage, type Usage } from './pricing.ts';
 import { startProfile } from './profile.ts';
+import { spawnerAloneRate } from './spawner-alone.ts';
 
 const quick = process.argv.includes('--quick');
 /** `--profile`: CPU-profile this process during the end-to-end run (bench/out/e2e.cpuprofile). */
@@ -799,7 +800,7 @@ const PEER_WINDOW = 8;
 /**
  * Figure 9, peers (issue 14): null `/bin/true` units at concurrency 8 through each peer on this node (a C
  * posix_spawn loop, xargs -P, Node spawn, GNU parallel and Dask when installed) and through Sortie —
- * the agent against the stub control plane, with its persistent spawner and with Node's spawn (POPEN),
+ * its persistent spawner alone (with each unit's files), the agent against the stub control plane, with its persistent spawner and with Node's spawn (POPEN),
  * and end to end on the embedded backend (SDK submit → all DONE seen, on an 8-core pilot) — in
  * interleaved rounds; each rate is the median over the rounds, and Sortie's are reported as ratios to
  * every peer.
@@ -847,6 +848,10 @@ async function peersFigure(session: Session, bundle: string, dir: string): Promi
   try {
     for (let r = 0; r < N.peerRounds; r++) {
       for (const p of list) if (p.run) add(p.name, await p.run(N.peers, PEER_WINDOW));
+      add(
+        'spawner alone',
+        await spawnerAloneRate(path.join(dir, `spawner-alone-${r}`), N.peers, PEER_WINDOW),
+      );
       for (const spawner of ['PERSISTENT', 'POPEN'] as const) {
         const a = await runAgentAlone({
           bundle,
@@ -900,8 +905,27 @@ async function peersFigure(session: Session, bundle: string, dir: string): Promi
           ? { note: `agent CPU ${fmt(med[`${key} CPU ms/unit`] as number)} ms/unit` }
           : {}),
       });
-  // The issue's end-to-end target is a ratio to the agent alone; and the arm-ahead A/B.
+  // Where the agent's rate goes: the spawner alone (with each unit's files) against the C loop (none),
+  // then the agent against the spawner alone.
   const rounds = `${N.peers} units × ${N.peerRounds} rounds, window ${PEER_WINDOW}`;
+  if (med['C posix_spawn loop'] !== undefined)
+    figure({
+      id: '9',
+      name: `Persistent spawner alone (a sandbox, launch.sh and output files per unit), ${rounds}`,
+      value: med['spawner alone'] as number,
+      unit: 'units/s',
+      baseline: med['C posix_spawn loop'] as number,
+      baselineName: 'C posix_spawn loop',
+    });
+  figure({
+    id: '9',
+    name: `Agent null-unit rate (stub control plane) against its spawner alone, ${rounds}`,
+    value: med['agent PERSISTENT'] as number,
+    unit: 'units/s',
+    baseline: med['spawner alone'] as number,
+    baselineName: 'persistent spawner alone',
+  });
+  // The issue's end-to-end target is a ratio to the agent alone; and the arm-ahead A/B.
   for (const [key, label] of [
     ['end to end', 'End to end null-unit rate, arm-ahead (default)'],
     ['end to end, write-ahead only', 'End to end null-unit rate, every start written ahead (armAhead false)'],
