@@ -8,35 +8,26 @@
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import {
-  type ComputeUnit,
-  PilotManager,
-  PilotState,
-  Session,
-  UnitManager,
-  UnitState,
-} from '../client/index.ts';
+import { type ComputeUnit, PilotManager, Session, UnitManager, UnitState } from '../client/index.ts';
 import type { ReconcileReport } from '../functions/pilot/reconcile.ts';
-import { type Backend, startBackend } from '../local/backend.ts';
+import type { Backend } from '../local/backend.ts';
 import { invoke } from '../local/lambdas.ts';
-import { ENV } from '../stacks/manifest.ts';
 import { until } from './e2e.ts';
-import { dropProxy } from './support/drop-proxy.ts';
+import { backendWithHeldPulls, type HeldPullsBackend, heldAgentPilot } from './support/held-agent.ts';
 
 describe('claims that arm through the pull route (embedded backend, a held agent)', () => {
+  let held: HeldPullsBackend;
   let backend: Backend;
-  let proxy: Awaited<ReturnType<typeof dropProxy>>;
+  let proxy: HeldPullsBackend['proxy'];
 
   beforeAll(async () => {
-    // Short leases; the reconciler is run by the test. The real agent's pulls wait in the proxy, so the
-    // test pulls with the pilot's own token, as its agent would.
-    backend = await startBackend({ leaseSeconds: 1, scheduleSeconds: 0 });
-    proxy = await dropProxy(new URL(backend.apiUrl), [], { hold: /^POST \/agent\/pull$/ });
-    process.env[ENV.apiUrl] = proxy.url;
+    // The real agent's pulls wait in the proxy, so the test pulls with the pilot's own token, as its
+    // agent would.
+    held = await backendWithHeldPulls();
+    ({ backend, proxy } = held);
   }, 120_000);
   afterAll(async () => {
-    await proxy?.close();
-    await backend?.close();
+    await held?.close();
   });
 
   it('a pull arms the first units it may; its retry says so again; armed claims are not returned', async () => {
@@ -44,18 +35,7 @@ describe('claims that arm through the pull route (embedded backend, a held agent
     try {
       // Prepare: an ACTIVE pilot whose agent's pulls are held; its token, as the agent has it.
       const pmgr = await PilotManager.create(session);
-      const pilot = await pmgr.submitPilots({ resource: 'local.localhost', runtime: 10, cores: 2 });
-      await pilot.wait({ state: PilotState.ACTIVE, timeout: 60 });
-      await until('the agent pulls (held)', () => (proxy.holding > 0 ? true : undefined), 30_000);
-      const { token } = JSON.parse(readFileSync(path.join(pilot.sandbox ?? '', 'agent.json'), 'utf8'));
-      const agentCall = async (route: string, body: unknown) => {
-        const res = await fetch(`${backend.apiUrl}${route}`, {
-          method: 'POST',
-          headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json' },
-          body: JSON.stringify(body),
-        });
-        return { status: res.status, body: (await res.json()) as Record<string, unknown> };
-      };
+      const { pilot, agentCall } = await heldAgentPilot(pmgr, backend.apiUrl, proxy);
       const umgr = await UnitManager.create(session, 'direct_submission');
       await umgr.addPilots(pilot);
       const plain = { executable: '/bin/echo', arguments: ['ran'] };

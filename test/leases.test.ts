@@ -9,23 +9,20 @@
  * and after the (short) lease the real agent runs each unit once.
  */
 import { randomUUID } from 'node:crypto';
-import { readFileSync } from 'node:fs';
-import path from 'node:path';
 import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { PilotManager, PilotState, Session, UnitManager, UnitState } from '../client/index.ts';
+import { PilotManager, Session, UnitManager, UnitState } from '../client/index.ts';
 import type { ComputeUnitDescription } from '../core/descriptions.ts';
 import { leaseAction, returnLease } from '../core/reconcile.ts';
 import type { StartReport } from '../core/wire.ts';
 import { planStarts, startedOf } from '../functions/callbacks/reports.ts';
 import type { ReconcileReport } from '../functions/pilot/reconcile.ts';
-import { type Backend, startBackend } from '../local/backend.ts';
+import type { Backend } from '../local/backend.ts';
 import { type LocalDynamoDb, localClientConfig, startDynalite } from '../local/dynamodb.ts';
 import { invoke } from '../local/lambdas.ts';
-import { ENV } from '../stacks/manifest.ts';
 import { createTable, Store } from '../store/index.ts';
 import { until } from './e2e.ts';
-import { dropProxy } from './support/drop-proxy.ts';
+import { backendWithHeldPulls, type HeldPullsBackend, heldAgentPilot } from './support/held-agent.ts';
 
 describe('leaseAction and returnLease (pure)', () => {
   const now = 1_000_000;
@@ -127,19 +124,17 @@ describe('lease holder on the store (dynalite)', () => {
 });
 
 describe('expired leases end to end (embedded backend, real agent)', () => {
+  let held: HeldPullsBackend;
   let backend: Backend;
-  let proxy: Awaited<ReturnType<typeof dropProxy>>;
+  let proxy: HeldPullsBackend['proxy'];
 
   beforeAll(async () => {
-    // Short leases; the reconciler is run by the test (schedules off), so nothing returns before it asks.
-    backend = await startBackend({ leaseSeconds: 1, scheduleSeconds: 0 });
     // The agent's pulls wait in the proxy until the test has taken the units with the agent's own token.
-    proxy = await dropProxy(new URL(backend.apiUrl), [], { hold: /^POST \/agent\/pull$/ });
-    process.env[ENV.apiUrl] = proxy.url;
-  });
+    held = await backendWithHeldPulls();
+    ({ backend, proxy } = held);
+  }, 120_000);
   afterAll(async () => {
-    await proxy?.close();
-    await backend?.close();
+    await held?.close();
   });
 
   it('units taken by a pull that never starts them run DONE on the real agent after the lease, once', async () => {
@@ -147,18 +142,12 @@ describe('expired leases end to end (embedded backend, real agent)', () => {
     try {
       // Prepare: an ACTIVE pilot whose agent's pulls are held; its token, as the agent has it.
       const pmgr = await PilotManager.create(session);
-      const pilot = await pmgr.submitPilots({ resource: 'local.localhost', runtime: 10, cores: 2 });
-      await pilot.wait({ state: PilotState.ACTIVE, timeout: 60 });
-      await until('the agent pulls (held)', () => (proxy.holding > 0 ? true : undefined), 30_000);
-      const { token } = JSON.parse(readFileSync(path.join(pilot.sandbox ?? '', 'agent.json'), 'utf8'));
+      const held = await heldAgentPilot(pmgr, backend.apiUrl, proxy);
+      const { pilot } = held;
       const agentCall = async (route: string, body: unknown) => {
-        const res = await fetch(`${backend.apiUrl}${route}`, {
-          method: 'POST',
-          headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json' },
-          body: JSON.stringify(body),
-        });
-        expect(res.status, route).toBe(200);
-        return res.json();
+        const answer = await held.agentCall(route, body);
+        expect(answer.status, route).toBe(200);
+        return answer.body;
       };
       const umgr = await UnitManager.create(session, 'direct_submission');
       await umgr.addPilots(pilot);
