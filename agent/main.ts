@@ -332,6 +332,12 @@ async function main(configFile: string): Promise<number> {
   /** A pull that asked for arms and was still out when the agent stopped. */
   let abandoned: Promise<{ units: PulledUnit[] }> | undefined;
   while (!stopping) {
+    // A SIGTERM is being asked about: pull nothing more (nothing more starts). A pull sent now would
+    // long-poll, and one that may arm is awaited at the stop, past a local job's grace before SIGKILL.
+    if (terminating) {
+      await stopped;
+      break;
+    }
     const want = Math.max(scheduler.freeCores + totalCores, buffer) - queue.length;
     // Pull again only once the buffer is half spent: a pull then claims many units in one request, not
     // the one or two that just ended (each pull is a request, an SQS receive and delete, and the unclaimed

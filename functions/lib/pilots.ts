@@ -11,11 +11,12 @@ import {
 } from '@aws-sdk/client-sfn';
 import { CANCELED_ERROR } from '../../core/pilot-end.ts';
 import { DEFAULT_LEASE_SECONDS } from '../../core/reconcile.ts';
-import { isFinal, pilotModel } from '../../core/states.ts';
+import { isFinal, PilotState, pilotModel } from '../../core/states.ts';
 import { ENV } from '../../stacks/manifest.ts';
 import type { PilotRecord } from '../../store/index.ts';
 import { env, sfnClient } from './aws.ts';
 import { logger } from './log.ts';
+import { wakePilot } from './queues.ts';
 import { store } from './store.ts';
 
 /** Seconds; from the deployment's environment, so every pilot of a deployment shares the budget. */
@@ -141,6 +142,13 @@ export async function cancelPilot(sessionId: string, pilotId: string, who: strin
     appendLog: [`cancel requested by ${who}`],
   });
   if (!out.ok) return; // became final meanwhile
+  // An Active agent's pull may be long-polling: woken, it returns now with the command. Before the token
+  // fails, since that ends the batch job: an agent that stops awaits a pull still out that may have armed
+  // units (agent/main.ts), and a local job's grace before SIGKILL (3 s) is shorter than that poll (5 s).
+  if (out.record.state === PilotState.ACTIVE)
+    await wakePilot(sessionId, pilotId).catch((err: unknown) =>
+      logger.warn('pilot wake-up failed', { sessionId, pilotId, error: String(err) }),
+    );
   const tokens = out.record.taskTokens;
   const failed =
     (await failToken(tokens.active, CANCELED_ERROR, `cancelled by ${who}`)) ||
