@@ -23,7 +23,7 @@ import { type Backend, startBackend } from '../local/backend.ts';
 import { type LocalDynamoDb, localClientConfig, startDynalite } from '../local/dynamodb.ts';
 import { ENV } from '../stacks/manifest.ts';
 import { createTable, Store } from '../store/index.ts';
-import { historyProblems, killUnitProcesses, until } from './e2e.ts';
+import { agentEnds, historyProblems, killUnitProcesses, until } from './e2e.ts';
 
 describe('sweep and lease rules for armed units (pure)', () => {
   it('an armed claim counts as started: failed by a sweep unless restartable, never returned', () => {
@@ -321,7 +321,7 @@ describe('arm-ahead end to end (embedded backend, real agent)', () => {
     for (const u of units) expect(historyProblems(u), u.uid).toEqual([]);
     await pmgr.cancelPilots(pilot.uid);
     await pilot.wait({ timeout: 60 });
-    const out = readFileSync(path.join(pilot.sandbox as string, 'agent.out'), 'utf8');
+    const out = await agentEnds(pilot.sandbox as string);
     const [, ahead, byClaim] = /\((\d+) armed ahead, (\d+) by their claim\)/.exec(out) ?? [];
     expect(Number(ahead) + Number(byClaim), out.slice(-400)).toBeGreaterThan(100);
     await umgr.close();
@@ -340,7 +340,7 @@ describe('arm-ahead end to end (embedded backend, real agent)', () => {
     expect(units.every((u) => u.state === UnitState.DONE)).toBe(true);
     await pmgr.cancelPilots(pilot.uid);
     await pilot.wait({ timeout: 60 });
-    const out = readFileSync(path.join(pilot.sandbox as string, 'agent.out'), 'utf8');
+    const out = await agentEnds(pilot.sandbox as string);
     expect(out, out.slice(-400)).toMatch(/60 units started \(0 armed ahead, 0 by their claim\)/);
     await umgr.close();
   }, 300_000);
@@ -369,7 +369,7 @@ describe('arm-ahead end to end (embedded backend, real agent)', () => {
     expect(records.slice(2).map((r) => [r.uid, r.armed])).toEqual(records.slice(2).map((r) => [r.uid, true]));
     await pmgr.cancelPilots(pilot.uid);
     await pilot.wait({ timeout: 60 });
-    const out = readFileSync(path.join(pilot.sandbox as string, 'agent.out'), 'utf8');
+    const out = await agentEnds(pilot.sandbox as string);
     const byClaim = Number(/, (\d+) by their claim\)/.exec(out)?.[1]);
     expect(byClaim, out.slice(-400)).toBeGreaterThanOrEqual(3);
     await umgr.close();

@@ -12,7 +12,7 @@ import { type ComputeUnit, PilotManager, Session, UnitManager, UnitState } from 
 import type { ReconcileReport } from '../functions/pilot/reconcile.ts';
 import type { Backend } from '../local/backend.ts';
 import { invoke } from '../local/lambdas.ts';
-import { until } from './e2e.ts';
+import { agentEnds, until } from './e2e.ts';
 import { backendWithHeldPulls, type HeldPullsBackend, heldAgentPilot } from './support/held-agent.ts';
 
 describe('claims that arm through the pull route (embedded backend, a held agent)', () => {
@@ -156,7 +156,7 @@ describe('claims that arm through the pull route (embedded backend, a held agent
       expect(x?.state, x?.log.join(' | ')).toBe(UnitState.DONE);
       expect(x?.pilotId).toBe(b.uid);
       expect(x?.log.join('\n')).not.toMatch(/armed to start/);
-      expect(readFileSync(agentOut, 'utf8')).not.toMatch(/could not disarm/);
+      expect(await agentEnds(a.sandbox ?? '')).not.toMatch(/could not disarm/);
     } finally {
       await session.close({ timeout: 30 });
     }

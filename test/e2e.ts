@@ -2,7 +2,8 @@
  * Helpers of the end-to-end tests (examples, faults, API): what a test needs to judge a run from the
  * outside — the callbacks it saw, the order of state histories, and the unit processes on this host.
  */
-import { readdirSync, readFileSync, readlinkSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync, readlinkSync } from 'node:fs';
+import path from 'node:path';
 import type { ComputeUnit, UnitState } from '../client/index.ts';
 import { isFinal, unitModel } from '../core/states.ts';
 
@@ -129,4 +130,21 @@ export async function until<T>(
     if (Date.now() > deadline) throw new Error(`${what}: not within ${timeoutMs} ms`);
     await new Promise((r) => setTimeout(r, everyMs));
   }
+}
+
+/**
+ * The agent's log once it has written its last line. The pilot's final state is written by the control
+ * plane when a cancel lands, while the agent writes its summary only after it has stopped its units, so a
+ * test that reads the log when `pilot.wait()` returns can miss that line (seen once in CI).
+ */
+export async function agentEnds(sandbox: string): Promise<string> {
+  const file = path.join(sandbox, 'agent.out');
+  return until(
+    `${file} has the agent's last line`,
+    () => {
+      const out = existsSync(file) ? readFileSync(file, 'utf8') : '';
+      return out.includes('agent ends:') ? out : undefined;
+    },
+    30_000,
+  );
 }

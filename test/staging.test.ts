@@ -33,7 +33,7 @@ import {
   UnitState,
 } from '../client/index.ts';
 import { type Backend, startBackend } from '../local/backend.ts';
-import { historyProblems, until } from './e2e.ts';
+import { agentEnds, historyProblems, until } from './e2e.ts';
 
 let backend: Backend;
 let session: Session;
@@ -299,7 +299,7 @@ describe.sequential('data staging on local.localhost', () => {
     expect(left).toContain('agent.out');
     expect(left.filter((n) => !/^agent\.pid$|\.(log|out|err)$/.test(n))).toEqual([]);
     expect(existsSync(path.join(sandbox, unit.uid))).toBe(false);
-    expect(readFileSync(path.join(sandbox, 'agent.out'), 'utf8')).toContain('logs kept');
+    expect(await agentEnds(sandbox)).toContain('logs kept');
   });
 
   it('refuses what is not built: remote schemes at submit, naming the directive', async () => {
