@@ -27,7 +27,7 @@ export function orphanSweepCommand(sessionId: string, pilotId: string): string {
   return [
     'n=0',
     'for d in /proc/[0-9]*; do',
-    '  e=$(tr "\\000" "\\n" < "$d/environ" 2>/dev/null) || continue',
+    '  e=$(tr "\\000" "\\n" 2>/dev/null < "$d/environ") || continue',
     `  printf "%s\\n" "$e" | grep -qxF ${s} || continue`,
     `  printf "%s\\n" "$e" | grep -qxF ${p} || continue`,
     // biome-ignore lint/suspicious/noTemplateCurlyInString: a shell parameter expansion, not a JS one
