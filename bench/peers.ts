@@ -8,6 +8,7 @@
 import { execFile, execFileSync } from 'node:child_process';
 import { writeFileSync } from 'node:fs';
 import path from 'node:path';
+import { rawSpawnRate } from './baselines.ts';
 
 /** One peer: its rate function, or why it was skipped. */
 export interface Peer {
@@ -49,28 +50,6 @@ int main(int argc, char **argv) {
   printf("%f\n", n / ((b.tv_sec - a.tv_sec) + (b.tv_nsec - a.tv_nsec) / 1e9));
   return 0;
 }
-`;
-
-/**
- * Node's own spawn loop, run in a fresh Node process: a peer is what a user's own launcher would get. In
- * the bench's process (whose heap holds an embedded backend) every fork copies that heap's page tables,
- * which measured 21 units/s against 46 in a quick run's smaller heap, and took 4 minutes of a full run.
- */
-const NODE_LOOP = `const { spawn } = require('node:child_process');
-const n = Number(process.argv[1]), w = Number(process.argv[2]);
-let started = 0, done = 0;
-const t0 = performance.now();
-const next = () => {
-  if (started >= n) return;
-  started++;
-  const c = spawn('/bin/true', [], { stdio: 'ignore' });
-  c.once('error', (e) => { console.error(String(e)); process.exit(3); });
-  c.once('exit', () => {
-    if (++done === n) console.log(n / ((performance.now() - t0) / 1000));
-    else next();
-  });
-};
-for (let i = 0; i < Math.min(w, n); i++) next();
 `;
 
 const DASK = `import subprocess, sys, time
@@ -136,11 +115,7 @@ export function peers(dir: string): Peer[] {
     name: 'xargs -P',
     run: (n, w) => timed(`seq 1 ${n} | xargs -P ${w} -n 1 /bin/true`, n, 300_000),
   });
-  out.push({
-    name: 'Node child_process.spawn',
-    run: async (n, w) =>
-      Number((await run(process.execPath, ['-e', NODE_LOOP, String(n), String(w)], 300_000)).trim()),
-  });
+  out.push({ name: 'Node child_process.spawn', run: (n, w) => rawSpawnRate(n, w) });
   if (has('parallel', ['--version'], /GNU parallel/))
     out.push({
       name: 'GNU parallel',
