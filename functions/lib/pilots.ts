@@ -142,17 +142,19 @@ export async function cancelPilot(sessionId: string, pilotId: string, who: strin
     appendLog: [`cancel requested by ${who}`],
   });
   if (!out.ok) return; // became final meanwhile
-  // An Active agent's pull may be long-polling: woken, it returns now with the command. Before the token
-  // fails, since that ends the batch job: an agent that stops awaits a pull still out that may have armed
-  // units (agent/main.ts), and a local job's grace before SIGKILL (3 s) is shorter than that poll (5 s).
-  if (out.record.state === PilotState.ACTIVE)
-    await wakePilot(sessionId, pilotId).catch((err: unknown) =>
-      logger.warn('pilot wake-up failed', { sessionId, pilotId, error: String(err) }),
-    );
   const tokens = out.record.taskTokens;
   const failed =
     (await failToken(tokens.active, CANCELED_ERROR, `cancelled by ${who}`)) ||
     (await failToken(tokens.activate, CANCELED_ERROR, `cancelled by ${who}`));
+  // An Active agent's pull may be long-polling: woken, it returns now with the command, since an agent that
+  // stops awaits a pull still out that may have armed units (agent/main.ts), and a local job's grace
+  // before SIGKILL (3 s) is shorter than that poll (5 s). Only after the token: an agent that hears of the
+  // cancel ends at once, and a job check that found its job gone before the state machine knew of the
+  // cancel ended the pilot FAILED (seen in CI, endpoint mode).
+  if (out.record.state === PilotState.ACTIVE)
+    await wakePilot(sessionId, pilotId).catch((err: unknown) =>
+      logger.warn('pilot wake-up failed', { sessionId, pilotId, error: String(err) }),
+    );
   logger.info('pilot cancel', { sessionId, pilotId, tokenFailed: failed });
 }
 
