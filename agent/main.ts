@@ -443,10 +443,12 @@ async function main(configFile: string): Promise<number> {
       (err: unknown) => log(`cleanup of ${cfg.sandbox} failed: ${String(err)}`),
     );
   const final = stopping ?? { state: 'Failed' as const, reason: 'agent loop ended without a reason' };
-  await api.done(final.state, final.reason).catch((err) => log(`done callback failed: ${String(err)}`));
+  // The summary goes out before the done callback: that callback ends the pilot, whose end cancels the
+  // batch job, and a second SIGTERM (the first was taken) kills the agent before the callback returns.
   log(
     `agent ends: ${final.state} (${final.reason}); ${executed} units started (${armAhead.armed} armed ahead, ${armAhead.armedAtClaim} by their claim), ${writeAhead.refused} refused at start, ${armAhead.refused} arms refused`,
   );
+  await api.done(final.state, final.reason).catch((err) => log(`done callback failed: ${String(err)}`));
   return final.state === 'Done' ? 0 : 1;
 }
 
