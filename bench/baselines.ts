@@ -1,6 +1,7 @@
 /**
  * The physical baselines the bench sets its figures beside: raw spawns of `/bin/true` from a plain Node
- * loop (in a Node process of its own), a bare `node -e` start, one DynamoDB GetItem round trip and raw BatchWriteItem throughput.
+ * loop (in a Node process of its own), a bare `node -e` start, one DynamoDB GetItem round trip and raw
+ * BatchWriteItem throughput.
  * Every wait is bounded; every child is waited for.
  */
 import { execFile, spawn } from 'node:child_process';

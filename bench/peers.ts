@@ -1,8 +1,8 @@
 /**
  * Figure 9's peers (issue 14): other ways to run many null `/bin/true` units at a fixed concurrency on
  * this node, measured in the same run as Sortie — a C `posix_spawn` loop (the node's spawn limit, when a
- * C compiler is here), `xargs -P`, Node's `child_process.spawn` (in a Node process of its own), and GNU parallel and Dask when installed
- * (absent ones are skipped with a note, never guessed). Each returns units per second over its own wall
+ * C compiler is here), `xargs -P`, Node's `child_process.spawn` (in a Node process of its own), and GNU
+ * parallel and Dask when installed (absent ones are skipped with a note, never guessed). Each returns units per second over its own wall
  * time; every wait is bounded.
  */
 import { execFile, execFileSync } from 'node:child_process';

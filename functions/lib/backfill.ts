@@ -13,7 +13,6 @@ import { allItems } from '../../core/pages.ts';
 import { claimState, UnitState } from '../../core/states.ts';
 import type { PilotRecord, UnitRecord } from '../../store/index.ts';
 import { cancelUnitRecords } from './cancel.ts';
-import { logger } from './log.ts';
 import { type QueuedUnit, wakePilot } from './queues.ts';
 import { store } from './store.ts';
 
@@ -106,11 +105,7 @@ export async function wakeQueue(sid: string, umid: string, except?: string): Pro
   await Promise.all(
     pilots
       .filter((p) => p.state === 'Active' && p.backfill?.includes(umid))
-      .map((p) =>
-        wakePilot(sid, p.uid).catch((err: unknown) =>
-          logger.warn('pilot wake-up failed', { sessionId: sid, pilotId: p.uid, error: String(err) }),
-        ),
-      ),
+      .map((p) => wakePilot(sid, p.uid)),
   );
 }
 

@@ -7,7 +7,6 @@
 import { groupBy } from '../../core/group.ts';
 import { claimState, isFinal, pilotModel, UnitState, unitModel } from '../../core/states.ts';
 import type { UnitRecord } from '../../store/index.ts';
-import { logger } from './log.ts';
 import { wakePilot } from './queues.ts';
 import { store } from './store.ts';
 
@@ -94,7 +93,5 @@ async function signalAgent(sid: string, pilotId: string, units: readonly UnitRec
     appendCommands: [{ type: 'cancel_units', uids: units.map((u) => u.uid), time }],
   });
   if (!out.ok || isFinal(pilotModel, out.record.state)) return;
-  await wakePilot(sid, pilotId).catch((err: unknown) =>
-    logger.warn('pilot wake-up failed', { sessionId: sid, pilotId, error: String(err) }),
-  );
+  await wakePilot(sid, pilotId);
 }

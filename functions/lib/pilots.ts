@@ -151,10 +151,7 @@ export async function cancelPilot(sessionId: string, pilotId: string, who: strin
   // before SIGKILL (3 s) is shorter than that poll (5 s). Only after the token: an agent that hears of the
   // cancel ends at once, and a job check that found its job gone before the state machine knew of the
   // cancel ended the pilot FAILED (seen in CI, endpoint mode).
-  if (out.record.state === PilotState.ACTIVE)
-    await wakePilot(sessionId, pilotId).catch((err: unknown) =>
-      logger.warn('pilot wake-up failed', { sessionId, pilotId, error: String(err) }),
-    );
+  if (out.record.state === PilotState.ACTIVE) await wakePilot(sessionId, pilotId);
   logger.info('pilot cancel', { sessionId, pilotId, tokenFailed: failed });
 }
 

@@ -14,6 +14,7 @@ import type { ComputeUnitDescription } from '../../core/descriptions.ts';
 import { NoSuccess } from '../../core/errors.ts';
 import { ENV, PILOT_QUEUE_PREFIX } from '../../stacks/manifest.ts';
 import { sqsClient } from './aws.ts';
+import { logger } from './log.ts';
 
 /** A unit as it travels to an agent. */
 export interface QueuedUnit {
@@ -140,12 +141,20 @@ export async function sendUnits(
  */
 const WAKE_BODY = '{"units":[],"wake":true}';
 
-/** Wakes the pilot's pull long-poll: commands for its agent were just written on the pilot record. */
+/**
+ * Wakes the pilot's pull long-poll: commands for its agent were just written on the pilot record. Never
+ * throws: a wake-up that fails (the pilot's queue is gone with its end) is logged and only delays
+ * delivery to the agent's next call, since the commands are on the record.
+ */
 export async function wakePilot(sessionId: string, pilotId: string): Promise<void> {
-  const url = await queueUrl(sessionId, pilotId);
-  await sqsClient().send(
-    new SendMessageBatchCommand({ QueueUrl: url, Entries: [{ Id: '0', MessageBody: WAKE_BODY }] }),
-  );
+  try {
+    const url = await queueUrl(sessionId, pilotId);
+    await sqsClient().send(
+      new SendMessageBatchCommand({ QueueUrl: url, Entries: [{ Id: '0', MessageBody: WAKE_BODY }] }),
+    );
+  } catch (err) {
+    logger.warn('pilot wake-up failed', { sessionId, pilotId, error: String(err) });
+  }
 }
 
 /**
