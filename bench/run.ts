@@ -1,5 +1,5 @@
 /**
- * `npm run bench [-- --quick | --only=8 | --only=9 | --only=10]`: Sortie's benchmark suite. Every figure is measured beside its own
+ * `npm run bench [-- --quick | --only=4 | --only=8 | --only=9 | --only=10]`: Sortie's benchmark suite. Every figure is measured beside its own
  * physical baseline in the same run and reported as value, baseline and ratio, so that a busy shared
  * machine moves both sides together. Writes bench/out/report.md and bench/out/results.json and prints
  * the table. Quick mode (< 2 min) uses small counts and skips the 100k scale run; full mode < 10 min.
@@ -51,7 +51,10 @@ import { startProfile } from './profile.ts';
 import { spawnerAloneRate } from './spawner-alone.ts';
 
 const quick = process.argv.includes('--quick');
-/** `--profile`: CPU-profile this process during the end-to-end run (bench/out/e2e.cpuprofile). */
+/**
+ * `--profile`: CPU-profile this process during the end-to-end run (bench/out/e2e.cpuprofile) and the
+ * latency figure (bench/out/latency.cpuprofile).
+ */
 const profile = process.argv.includes('--profile');
 /** `--scale=N`: units of the scale run (full mode; default 100,000, 0 skips it). */
 const scaleArg = process.argv.find((a) => a.startsWith('--scale='))?.slice('--scale='.length);
@@ -60,9 +63,9 @@ const scaleArg = process.argv.find((a) => a.startsWith('--scale='))?.slice('--sc
  * baseline from the rest of the run, and it is the one to check on a machine too busy for the whole run.
  */
 const only = process.argv.find((a) => a.startsWith('--only='))?.slice('--only='.length);
-if (only !== undefined && only !== '8' && only !== '9' && only !== '10')
+if (only !== undefined && !['4', '8', '9', '10'].includes(only))
   throw new Error(
-    `--only: figure 8 (cancel latency), 9 (peers) or 10 (1-3 nodes) runs alone, got ${JSON.stringify(only)}`,
+    `--only: figure 4 (latency), 8 (cancel latency), 9 (peers) or 10 (1-3 nodes) runs alone, got ${JSON.stringify(only)}`,
   );
 const cores = os.availableParallelism();
 const N = quick
@@ -183,9 +186,9 @@ async function main(): Promise<void> {
   let backend: Awaited<ReturnType<typeof startBackend>> | undefined;
   let session: Session | undefined;
   try {
-    if (only === '8') {
+    if (only === '4' || only === '8') {
       backend = await startBackend({ heartbeatSeconds: 300 });
-      session = await Session.create({ endpoint: backend.apiUrl, name: 'bench-cancel' });
+      session = await Session.create({ endpoint: backend.apiUrl, name: `bench-only-${only}` });
       const pmgr = await PilotManager.create(session);
       const pilot = await pmgr.submitPilots({
         resource: 'local.localhost',
@@ -194,11 +197,19 @@ async function main(): Promise<void> {
         sandbox: dir,
       });
       await pilot.wait({ state: PilotState.ACTIVE, timeout: 60, throwOnTimeout: true });
-      await cancelLatency(async () => {
+      const newUmgr = async () => {
         const m = await UnitManager.create(session as Session, 'direct_submission');
         await m.addPilots(pilot);
         return m;
-      });
+      };
+      if (only === '8') await cancelLatency(newUmgr);
+      else {
+        const raw = new DynamoDBClient({});
+        const dropScratch = await scratchTable(raw, 'bench-scratch');
+        const getItemMs = median(await getItemRoundTrips(raw, 'bench-scratch', N.getItems));
+        await dropScratch();
+        await latencyFigure(newUmgr, getItemMs);
+      }
       writeReport(outDir, undefined, t0);
       return;
     }
@@ -354,56 +365,7 @@ async function main(): Promise<void> {
     };
 
     // ---- 4. Latency of single units on an idle pilot ------------------------------------------------------
-    {
-      const umgr = await newUmgr();
-      const exec: number[] = [];
-      const done: number[] = [];
-      const client: number[] = [];
-      // Where the client's time goes (one clock: client and backend share this host): the submit call,
-      // submitted → claimed (the agent's pull), and the end written → seen by the client's wait.
-      const call: number[] = [];
-      const claim: number[] = [];
-      const seen: number[] = [];
-      for (let i = 0; i < N.latency; i++) {
-        const c0 = Date.now();
-        const u = await umgr.submitUnits(nullUnit);
-        const c1 = Date.now();
-        await u.wait({ timeout: 30 });
-        const c2 = Date.now();
-        client.push(c2 - c0);
-        call.push(c1 - c0);
-        const r = u.asDict();
-        exec.push(ms(r.submitted, r.started));
-        done.push(ms(r.submitted, r.finished));
-        const claimed = r.stateHistory.find((h) => h.state === UnitState.SCHEDULING)?.time;
-        claim.push(ms(r.submitted, claimed));
-        const ended = r.stateHistory.at(-1)?.time;
-        seen.push(ended ? c2 - Date.parse(ended) : Number.NaN);
-      }
-      umgr.close();
-      const row = (label: string, xs: number[], p: number, note?: string) =>
-        figure({
-          id: '4',
-          name: `Latency submit → ${label} (${N.latency} units, ${p === 0.5 ? 'median' : 'p95'})`,
-          value: quantile(xs, p),
-          unit: 'ms',
-          baseline: getItemMs,
-          baselineName: 'DynamoDB GetItem round trip (median)',
-          ...(note ? { note } : {}),
-        });
-      row('EXECUTING', exec, 0.5);
-      row('EXECUTING', exec, 0.95);
-      row('DONE', done, 0.5);
-      row('DONE', done, 0.95);
-      row(
-        'DONE seen by client (waitUnits)',
-        client,
-        0.5,
-        `medians: submit call ${fmt(quantile(call, 0.5))} ms, submitted → claimed ${fmt(quantile(claim, 0.5))} ms, DONE written → seen ${fmt(quantile(seen, 0.5))} ms`,
-      );
-      row('DONE seen by client (waitUnits)', client, 0.95);
-      details.latency = { exec, done, client, call, claim, seen };
-    }
+    await latencyFigure(newUmgr, getItemMs);
 
     await cancelLatency(newUmgr);
 
@@ -947,6 +909,98 @@ async function peersFigure(session: Session, bundle: string, dir: string): Promi
     baselineName: 'end to end, armAhead false (interleaved)',
   });
   for (const p of list.filter((x) => x.skipped)) log(`9: ${p.name} skipped: ${p.skipped}`);
+}
+
+/**
+ * Figure 4, latency of single units on an idle pilot, one after the other: submit → EXECUTING, → DONE
+ * (server clock) and → DONE seen by the client's wait, with the median of each hop on the way (one clock:
+ * client and backend share this host). The baseline is one DynamoDB GetItem round trip of the same run.
+ */
+async function latencyFigure(newUmgr: () => Promise<UnitManager>, getItemMs: number): Promise<void> {
+  const umgr = await newUmgr();
+  const exec: number[] = [];
+  const done: number[] = [];
+  const client: number[] = [];
+  // Where the client's time goes, hop by hop (one clock: client and backend share this host).
+  const hops: Record<string, number[]> = {
+    'call → created': [],
+    'created → answered': [],
+    'created → claimed': [],
+    'claimed → EXECUTING': [],
+    'EXECUTING → finished': [],
+    'finished → DONE written': [],
+    'DONE written → seen': [],
+  };
+  const hop = (name: string, v: number) => hops[name]?.push(v);
+  const stopProfile = profile
+    ? await startProfile(path.join(import.meta.dirname, 'out', 'latency.cpuprofile'))
+    : undefined;
+  const cpu0 = process.cpuUsage();
+  const w0 = performance.now();
+  for (let i = 0; i < N.latency; i++) {
+    const c0 = Date.now();
+    const u = await umgr.submitUnits(nullUnit);
+    const c1 = Date.now();
+    await u.wait({ timeout: 30 });
+    const c2 = Date.now();
+    client.push(c2 - c0);
+    const r = u.asDict();
+    exec.push(ms(r.submitted, r.started));
+    done.push(ms(r.submitted, r.finished));
+    const claimed = r.stateHistory.find((h) => h.state === UnitState.SCHEDULING)?.time;
+    const ended = r.stateHistory.at(-1)?.time;
+    hop('call → created', Date.parse(r.submitted ?? '') - c0);
+    hop('created → answered', c1 - Date.parse(r.submitted ?? ''));
+    hop('created → claimed', ms(r.submitted, claimed));
+    hop('claimed → EXECUTING', ms(claimed, r.started));
+    hop('EXECUTING → finished', ms(r.started, r.finished));
+    hop('finished → DONE written', ms(r.finished, ended));
+    hop('DONE written → seen', ended ? c2 - Date.parse(ended) : Number.NaN);
+  }
+  // This process's CPU (client and embedded backend, the agent apart) per unit, beside the wall time per
+  // unit: one unit at a time on an idle pilot is bound by this work, not by waiting.
+  const cpu = process.cpuUsage(cpu0);
+  const cpuMs = (cpu.user + cpu.system) / 1000 / N.latency;
+  const wallMs = (performance.now() - w0) / N.latency;
+  const profiled = stopProfile ? await stopProfile() : undefined;
+  umgr.close();
+  const row = (label: string, xs: number[], p: number, note?: string) =>
+    figure({
+      id: '4',
+      name: `Latency submit → ${label} (${N.latency} units, ${p === 0.5 ? 'median' : 'p95'})`,
+      value: quantile(xs, p),
+      unit: 'ms',
+      baseline: getItemMs,
+      baselineName: 'DynamoDB GetItem round trip (median)',
+      ...(note ? { note } : {}),
+    });
+  row('EXECUTING', exec, 0.5);
+  row('EXECUTING', exec, 0.95);
+  row('DONE', done, 0.5);
+  row('DONE', done, 0.95);
+  row(
+    'DONE seen by client (waitUnits)',
+    client,
+    0.5,
+    `medians: ${Object.entries(hops)
+      .map(([k, xs]) => `${k} ${fmt(quantile(xs, 0.5))} ms`)
+      .join(', ')}`,
+  );
+  row(
+    'DONE seen by client (waitUnits)',
+    client,
+    0.95,
+    `client + backend CPU ${fmt(cpuMs)} ms per unit over ${fmt(wallMs)} ms wall per unit`,
+  );
+  details.latency = {
+    exec,
+    done,
+    client,
+    hops,
+    cpuMsPerUnit: cpuMs,
+    wallMsPerUnit: wallMs,
+    profile: profiled,
+  };
 }
 
 /**
