@@ -260,6 +260,10 @@ export class Store {
   reserveIds(sessionId: string, kind: UidKind, n: number): Promise<string[]> {
     return sessions.reserveIds(this.#ctx, sessionId, kind, n);
   }
+  /** See {@link sessions.returnIds}. */
+  returnIds(sessionId: string, kind: UidKind, uids: readonly string[]): Promise<boolean> {
+    return sessions.returnIds(this.#ctx, sessionId, kind, uids);
+  }
 
   // Purge ---------------------------------------------------------------------------------------------
 
@@ -378,8 +382,9 @@ export class Store {
     umgrId: string,
     input: readonly units.NewUnit[],
     managerRead = false,
+    reserved?: Promise<readonly string[]>,
   ): Promise<UnitRecord[]> {
-    return units.createUnits(this.#ctx, sessionId, umgrId, input, managerRead);
+    return units.createUnits(this.#ctx, sessionId, umgrId, input, managerRead, reserved);
   }
   /** See {@link units.getUnits}. */
   getUnits(sessionId: string, uids: readonly string[]): Promise<UnitRecord[]> {

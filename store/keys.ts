@@ -19,6 +19,11 @@ export function formatUid(kind: UidKind, n: number): string {
   return `${kind}.${String(n).padStart(UID_WIDTH[kind], '0')}`;
 }
 
+/** `unit.000007` → 7 (the inverse of {@link formatUid}); NaN for a uid not of `kind`. */
+export function parseUid(kind: UidKind, uid: string): number {
+  return uid.startsWith(`${kind}.`) ? Number(uid.slice(kind.length + 1)) : Number.NaN;
+}
+
 /** pk of an entity of a session. */
 export function entityPk(sessionId: string, uid: string): string {
   return `${sessionId}#${uid}`;

@@ -15,6 +15,7 @@ import {
   formatUid,
   PK,
   PURGE_SESSIONS,
+  parseUid,
   type UidKind,
 } from './keys.ts';
 import { type Item, type SessionRecord, stripKeys } from './records.ts';
@@ -192,6 +193,34 @@ export async function reserveIds(
   }
   const end = Number(item[attr]);
   return Array.from({ length: n }, (_, i) => formatUid(kind, end - n + i));
+}
+
+/**
+ * Gives back uids of `kind` reserved by {@link reserveIds} and never used (the request that reserved them
+ * created nothing): the session's counter moves back by their number, but only while they are still its
+ * last ones, so that no uid reserved since is ever handed out twice. True when they were given back; false
+ * when a later reservation came first (the uids then stay unused: a gap, never a duplicate).
+ * @throws DatabaseError
+ */
+export async function returnIds(
+  ctx: StoreContext,
+  sessionId: string,
+  kind: UidKind,
+  uids: readonly string[],
+): Promise<boolean> {
+  if (uids.length === 0) return true;
+  const end = parseUid(kind, uids.at(-1) as string) + 1;
+  const attr = counterAttr(kind);
+  const u = new Update()
+    .add(attr, -uids.length)
+    .when((c) => `${c.path(attr)} = ${c.value(end)} AND ${c.path('kind')} = ${c.value('session')}`);
+  try {
+    await update(ctx, sessionId, u, 'UPDATED_NEW');
+    return true;
+  } catch (e) {
+    if (e instanceof ConditionFailed) return false;
+    throw e;
+  }
 }
 
 async function update(

@@ -148,9 +148,14 @@ export async function createUnits(
   units: readonly NewUnit[],
   /** The caller has just read the manager (submit does): not read again. */
   managerRead = false,
+  /**
+   * The units' uids, reserved by the caller ({@link reserveIds}, one per unit, in order) while it did
+   * something else (submit reserves them beside its request's claim); reserved here when absent.
+   */
+  reserved?: Promise<readonly string[]>,
 ): Promise<UnitRecord[]> {
   if (!managerRead) await getUnitManager(ctx, sessionId, umgrId);
-  const uids = await reserveIds(ctx, sessionId, 'unit', units.length);
+  const uids = await (reserved ?? reserveIds(ctx, sessionId, 'unit', units.length));
   const now = ctx.now();
   const created = units.map((u, i) => {
     const uid = uids[i] as string;

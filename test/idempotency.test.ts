@@ -100,6 +100,34 @@ describe('idempotent creation', () => {
     await post(`/sessions/${sid}/close`, {}, auth);
   });
 
+  it('uids stay dense: a repeat, or a submission refused after its uids were reserved, gives them back', async () => {
+    // Prepare: a session with a backfilling manager (units wait in its queue, no pilot needed) and a
+    // direct_submission one without a pilot (its submissions are refused after the uids are reserved).
+    const s = await post('/sessions', { name: 'dense' });
+    const auth = { authorization: `Bearer ${s.body.token as string}` };
+    const sid = s.body.uid as string;
+    const late = await post(`/sessions/${sid}/umgrs`, { scheduler: 'backfilling' }, auth);
+    const direct = await post(`/sessions/${sid}/umgrs`, { scheduler: 'direct_submission' }, auth);
+    const units = (m: { body: Record<string, unknown> }) =>
+      `/sessions/${sid}/umgrs/${m.body.uid as string}/units`;
+    const uids = (r: { body: Record<string, unknown> }) =>
+      (r.body.items as { uid: string }[] | undefined)?.map((u) => u.uid);
+    const three = { descriptions: [1, 2, 3].map(() => ({ executable: '/bin/true' })) };
+    const token = { ...auth, 'x-sortie-request-token': 'tok_dense_0123456789' };
+    // Act
+    const first = await post(units(late), three, token);
+    const repeat = await post(units(late), three, token);
+    const refused = await post(units(direct), three, auth);
+    const next = await post(units(late), three, auth);
+    // Assess: the repeat got the first answer, the refusal named why, and no uid was skipped.
+    expect(uids(first)).toEqual(['unit.000000', 'unit.000001', 'unit.000002']);
+    expect(repeat).toEqual(first);
+    expect(refused.status).toBe(400);
+    expect(JSON.stringify(refused.body)).toContain('no live pilot');
+    expect(uids(next)).toEqual(['unit.000003', 'unit.000004', 'unit.000005']);
+    await post(`/sessions/${sid}/close`, {}, auth);
+  });
+
   it('a claim whose first attempt died is taken over by a repeat; an expired claim runs afresh', async () => {
     // Prepare: claims as a first attempt left them in the past (the same store, its clock set back): one
     // pending since before its takeover time (the attempt died: a Lambda stopped at its timeout), one done

@@ -7,7 +7,7 @@ import { randomUUID } from 'node:crypto';
 // Default import: ssh2 is CommonJS, and Node's ESM loader sees only some of its named exports (not utils).
 import ssh2 from 'ssh2';
 import { parsePilotDescription } from '../../core/descriptions.ts';
-import { BadParameter, DoesNotExist, PermissionDenied } from '../../core/errors.ts';
+import { BadParameter, DoesNotExist, PermissionDenied, PilotException } from '../../core/errors.ts';
 import { allItems } from '../../core/pages.ts';
 import { purgeAtFor } from '../../core/purge.ts';
 import { checkQueueTimeout, checkSandbox, type ResourceConfig } from '../../core/resources.ts';
@@ -27,6 +27,7 @@ import { type CancelOutcome, cancelUnitRecords } from '../lib/cancel.ts';
 import { heldPage, parseHold } from '../lib/changes.ts';
 import { httpHandler, type Request, str, strList } from '../lib/http.ts';
 import { asIs, once, type Replay } from '../lib/idempotency.ts';
+import { logger } from '../lib/log.ts';
 import { cancelPilot, pilotsPerMinute, startPilotExecution } from '../lib/pilots.ts';
 import { cleanupRetentionSeconds } from '../lib/purge.ts';
 import { createPilotQueue } from '../lib/queues.ts';
@@ -35,7 +36,7 @@ import { hashSecret, newSecret, seal, secretMatches, unseal } from '../lib/secre
 import { store } from '../lib/store.ts';
 import { sessionTransfer } from '../lib/transfer-routes.ts';
 import { deletePrefix } from '../lib/transfers.ts';
-import { MAX_UNITS_PER_REQUEST, submitReads, submitUnits } from '../lib/units.ts';
+import { MAX_UNITS_PER_REQUEST, parseSubmission, submitParsed, submitReads } from '../lib/units.ts';
 import { chargeTo, flushUsage } from '../lib/usage.ts';
 import { dashboardResponse } from './dashboard.ts';
 import { endpointRoutes } from './endpoints.ts';
@@ -490,15 +491,40 @@ export const handler = httpHandler({
     const reads = submitReads(req.params.sid as string, req.params.umid as string);
     reads.catch(() => {});
     const s = await session(req);
+    const descriptions = parseSubmission(s.sessionId, req.body.descriptions);
+    // The units' uids are reserved beside the request's claim, not after it: one round trip fewer before
+    // the units are written. A closed session refuses the reservation, and so the request (4xx).
+    const reserved = store().reserveIds(s.sessionId, 'unit', descriptions.length);
+    reserved.catch(() => {});
     // A repeat re-reads the units: the claim holds only their uids (5,000 fit; their records would not).
     const replay: Replay<{ items: ReturnType<typeof unitOut>[] }> = {
       save: (a) => a.items.map((u) => u.uid),
       load: async (uids) => ({ items: (await store().getUnits(s.sessionId, uids as string[])).map(unitOut) }),
     };
-    return once(req, s.sessionId, replay, async () => {
-      const units = await submitUnits(s.sessionId, req.params.umid as string, req.body.descriptions, reads);
-      return { items: units.map(unitOut) };
-    });
+    let created = false;
+    try {
+      return await once(req, s.sessionId, replay, async () => {
+        const umid = req.params.umid as string;
+        const units = await submitParsed(s.sessionId, umid, descriptions, reads, reserved);
+        created = true;
+        return { items: units.map(unitOut) };
+      });
+    } catch (err) {
+      // Refused (4xx) before anything was written: the uids go back (below). A 5xx may have written them.
+      if (!(err instanceof PilotException && err.httpStatus < 500)) created = true;
+      throw err;
+    } finally {
+      // A repeat answered from the first attempt, or a refusal, used none of the uids it reserved: they go
+      // back unless a later submission reserved after them (then they stay a gap: never a duplicate).
+      if (!created)
+        await reserved.then(
+          (uids) =>
+            store()
+              .returnIds(s.sessionId, 'unit', uids)
+              .catch((e: unknown) => logger.warn('reserved uids not returned', { error: String(e) })),
+          () => {}, // refused: nothing was reserved
+        );
+    }
   },
 
   'GET /sessions/{sid}/umgrs/{umid}/units': async (req) => {

@@ -68,16 +68,11 @@ export async function submitReads(sessionId: string, umid: string): Promise<Subm
 }
 
 /**
- * Submits unit descriptions (raw, validated here) to a unit manager of an open session. `reads`: the
- * session's {@link submitReads}, when the caller started them already.
- * @throws BadParameter naming the field and value, DoesNotExist, IncorrectState (closed session)
+ * The descriptions of a submission, parsed and checked: at most {@link MAX_UNITS_PER_REQUEST}, none empty,
+ * no staging directive that is not built. Needs no read, so a route may check them before anything else.
+ * @throws BadParameter naming the field and value
  */
-export async function submitUnits(
-  sessionId: string,
-  umid: string,
-  raw: unknown,
-  reads?: Promise<SubmitReads>,
-): Promise<UnitRecord[]> {
+export function parseSubmission(sessionId: string, raw: unknown): ComputeUnitDescription[] {
   if (Array.isArray(raw) && raw.length > MAX_UNITS_PER_REQUEST) {
     throw new BadParameter(
       `submitUnits.descriptions: at most ${MAX_UNITS_PER_REQUEST} per request, got ${raw.length}; send them in chunks`,
@@ -98,10 +93,34 @@ export async function submitUnits(
         if (why) throw new BadParameter(`submitUnits.descriptions[${i}].${why}`);
       });
   });
+  return descriptions;
+}
+
+/**
+ * Submits unit descriptions (raw, validated here) to a unit manager of an open session.
+ * @throws BadParameter naming the field and value, DoesNotExist, IncorrectState (closed session)
+ */
+export function submitUnits(sessionId: string, umid: string, raw: unknown): Promise<UnitRecord[]> {
+  return submitParsed(sessionId, umid, parseSubmission(sessionId, raw));
+}
+
+/**
+ * Submits descriptions checked by {@link parseSubmission}. `reads`: the session's {@link submitReads},
+ * when the caller started them already; `reserved`: the units' uids, when the caller reserved them
+ * already (one per description, in order: store/sessions.ts reserveIds).
+ * @throws BadParameter naming the field and value, DoesNotExist, IncorrectState (closed session)
+ */
+export async function submitParsed(
+  sessionId: string,
+  umid: string,
+  descriptions: readonly ComputeUnitDescription[],
+  reads?: Promise<SubmitReads>,
+  reserved?: Promise<readonly string[]>,
+): Promise<UnitRecord[]> {
   // The session's being open is not read here: reserving the uids is a write guarded on it
   // (store/sessions.ts reserveIds), which refuses a closed one the same way.
   const { umgr, registry, livePilots } = await (reads ?? submitReads(sessionId, umid));
-  if (bindsLate(umgr.scheduler)) return submitLate(sessionId, umid, descriptions);
+  if (bindsLate(umgr.scheduler)) return submitLate(sessionId, umid, descriptions, reserved);
   const live = livePilots.map((p) => p.uid);
   // Round robin continues where the manager's previous submission stopped (RP keeps its index).
   const start =
@@ -127,6 +146,7 @@ export async function submitUnits(
       pilot: binding.pilots[i] as string,
     })),
     true,
+    reserved,
   );
   const byPilot = groupBy(units, (u) => u.pilot as string);
   const failed = new Map<string, UnitRecord>();
@@ -164,12 +184,14 @@ async function submitLate(
   sessionId: string,
   umid: string,
   descriptions: readonly ComputeUnitDescription[],
+  reserved: Promise<readonly string[]> | undefined,
 ): Promise<UnitRecord[]> {
   const units = await store().createUnits(
     sessionId,
     umid,
     descriptions.map((description) => ({ description, state: UnitState.UNSCHEDULED, queued: true })),
     true,
+    reserved,
   );
   // The units are safe in the queue; a failed wake-up only delays them to the agents' next pull.
   await wakeQueue(sessionId, umid).catch((err: unknown) =>
