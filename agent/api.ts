@@ -8,7 +8,7 @@
 import { randomUUID } from 'node:crypto';
 import { httpAttempt, isHttpAnswer, RETRY_POLICIES, type RetryPolicy, withRetry } from '../core/retry.ts';
 import type { StagingDirective } from '../core/staging.ts';
-import type { ArmReport, StartReport, UnitReport } from '../core/wire.ts';
+import { type ArmReport, ATTEMPT_HEADER, type StartReport, type UnitReport } from '../core/wire.ts';
 import { CommandInbox, type Commands } from './commands.ts';
 
 /** A unit as the agent receives it from `POST /agent/pull`. */
@@ -77,7 +77,7 @@ export class AgentApi {
 
   call<T>(route: string, body: unknown, timeoutMs = 30_000): Promise<T> {
     return withRetry(
-      async () => {
+      async (attempt) => {
         this.requests[route] = (this.requests[route] ?? 0) + 1;
         // Every agent route is safe to repeat (activate and done are idempotent, states are guarded
         // transitions, a repeated start answers the units it already moved, a pull's claims stay bound
@@ -86,7 +86,13 @@ export class AgentApi {
           () =>
             fetch(`${this.apiUrl}${route}`, {
               method: 'POST',
-              headers: { authorization: `Bearer ${this.token}`, 'content-type': 'application/json' },
+              // The attempt tells the control plane whether this may repeat a request it already
+              // answered: a pull reads its record of the last pull only then (functions/callbacks).
+              headers: {
+                authorization: `Bearer ${this.token}`,
+                'content-type': 'application/json',
+                [ATTEMPT_HEADER]: String(attempt),
+              },
               body: JSON.stringify(body),
               signal: AbortSignal.timeout(timeoutMs),
             }),

@@ -5,6 +5,13 @@
 import type { ComputePilotDescription, ComputeUnitDescription } from './descriptions.ts';
 import type { PilotState, UnitState } from './states.ts';
 
+/**
+ * Header of every agent request: which attempt of it this is (1 first, then its retries). A first attempt
+ * cannot repeat a request the control plane already answered, so the pull route reads its record of the
+ * last pull (the retry of a lost answer) only for a later attempt, or when the header is absent.
+ */
+export const ATTEMPT_HEADER = 'x-sortie-attempt';
+
 /** One entry of a state history: the state and when it was entered (ISO 8601). */
 export interface StateEntry<S extends string = string> {
   state: S;

@@ -9,7 +9,7 @@ import { randomUUID } from 'node:crypto';
 import { parseFreeRoom } from '../../core/backfill.ts';
 import { IncorrectState } from '../../core/errors.ts';
 import { claimState, isFinal, PilotState, pilotModel, UnitState } from '../../core/states.ts';
-import type { NodeDetail } from '../../core/wire.ts';
+import { ATTEMPT_HEADER, type NodeDetail } from '../../core/wire.ts';
 import type { UnitRecord } from '../../store/index.ts';
 import { authAgent } from '../lib/auth.ts';
 import { claimQueued, type QueueClaim } from '../lib/backfill.ts';
@@ -126,7 +126,9 @@ export const handler = httpHandler({
     // no write-ahead round trip stands between the claim and the spawn (agent/arm-ahead.ts).
     const toArm = parseArmCount(req.body.arm, max);
     const seen = commandsSeen(req.body);
-    const last = pullId ? await store().lastPull(pilot.sessionId, pilot.uid) : undefined;
+    // Only a retry can repeat a pull whose answer was lost: a first attempt skips the read.
+    const first = req.headers[ATTEMPT_HEADER] === '1';
+    const last = pullId && !first ? await store().lastPull(pilot.sessionId, pilot.uid) : undefined;
     if (pullId && last?.id === pullId) {
       // The agent retries a pull whose answer it never got: the same units, those still claimed under this
       // pull's lease and not started (a claim is final in DynamoDB and their messages are gone, so nothing
