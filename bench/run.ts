@@ -935,6 +935,7 @@ async function latencyFigure(newUmgr: () => Promise<UnitManager>, getItemMs: num
   const stopProfile = profile
     ? await startProfile(path.join(import.meta.dirname, 'out', 'latency.cpuprofile'))
     : undefined;
+  resetMeter();
   const cpu0 = process.cpuUsage();
   const w0 = performance.now();
   for (let i = 0; i < N.latency; i++) {
@@ -960,6 +961,7 @@ async function latencyFigure(newUmgr: () => Promise<UnitManager>, getItemMs: num
   // This process's CPU (client and embedded backend, the agent apart) per unit, beside the wall time per
   // unit: one unit at a time on an idle pilot is bound by this work, not by waiting.
   const cpu = process.cpuUsage(cpu0);
+  const requests = requestsPerUnit(snapshotMeter(), N.latency);
   const cpuMs = (cpu.user + cpu.system) / 1000 / N.latency;
   const wallMs = (performance.now() - w0) / N.latency;
   const profiled = stopProfile ? await stopProfile() : undefined;
@@ -990,7 +992,12 @@ async function latencyFigure(newUmgr: () => Promise<UnitManager>, getItemMs: num
     'DONE seen by client (waitUnits)',
     client,
     0.95,
-    `client + backend CPU ${fmt(cpuMs)} ms per unit over ${fmt(wallMs)} ms wall per unit`,
+    `client + backend CPU ${fmt(cpuMs)} ms per unit over ${fmt(wallMs)} ms wall per unit; per unit: ${Object.entries(
+      requests,
+    )
+      .sort((x, y) => y[1] - x[1])
+      .map(([k, v]) => `${k} ${fmt(v)}`)
+      .join(', ')}`,
   );
   details.latency = {
     exec,
@@ -999,6 +1006,7 @@ async function latencyFigure(newUmgr: () => Promise<UnitManager>, getItemMs: num
     hops,
     cpuMsPerUnit: cpuMs,
     wallMsPerUnit: wallMs,
+    requestsPerUnit: requests,
     profile: profiled,
   };
 }

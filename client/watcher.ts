@@ -18,15 +18,19 @@ export interface Followed<S extends string> {
   changed: string;
 }
 
-/** A long poll: the feed holds its answer up to `ms` until a record changed after `newer`. */
+/**
+ * A long poll: the feed holds its answer up to `ms` until a record changed after `newer` (with `final`:
+ * into a final state).
+ */
 export interface FeedHold {
   ms: number;
   newer: string;
+  final?: boolean;
 }
 
 /** The list routes' query parameters of a hold (none without one). */
-export function holdQuery(hold: FeedHold | undefined): { wait?: string; newer?: string } {
-  return hold ? { wait: String(hold.ms), newer: hold.newer } : {};
+export function holdQuery(hold: FeedHold | undefined): { wait?: string; newer?: string; until?: string } {
+  return hold ? { wait: String(hold.ms), newer: hold.newer, ...(hold.final ? { until: 'final' } : {}) } : {};
 }
 
 /** A state callback: called once per record and state entered. */
@@ -89,6 +93,8 @@ export class Watcher<S extends string, R extends Followed<S>> {
   private readonly callbacks = new Set<StateCallback<R>>();
   private readonly batchListeners = new Set<(entered: Entered<R>[]) => void>();
   private readonly waiters = new Set<(closed?: boolean) => void>();
+  /** Waits running for a state short of final (EXECUTING…): polls must not hold for final states only. */
+  private eager = 0;
   private closed = false;
   /** A chain of poll timers is running (see ensureRunning). */
   private chain = false;
@@ -203,7 +209,24 @@ export class Watcher<S extends string, R extends Followed<S>> {
    * does not sit behind a held request. Two polls at once are safe: older copies of a record are dropped.
    */
   private pollHeld(): Promise<void> {
-    return this.pollOnce({ ms: this.maxIntervalMs, newer: this.cursor ?? '' });
+    // Nobody needs a state short of final now (no callback, every wait is for final states): the hold
+    // ends at a final state only, not at each state on the way (one poll per unit instead of several).
+    const final = this.callbacks.size === 0 && this.eager === 0;
+    return this.pollOnce({ ms: this.maxIntervalMs, newer: this.cursor ?? '', ...(final ? { final } : {}) });
+  }
+
+  /**
+   * A wait began on records known already: poll held at once (the chain's next poll, whose timer may run
+   * up to the interval, is brought forward), rather than read the feed first and then hold.
+   */
+  private holdNow(): void {
+    this.holdNext = true;
+    if (this.chain && this.timer && this.rearm) {
+      clearTimeout(this.timer);
+      this.timer = undefined;
+      this.rearm(0);
+    }
+    this.ensureRunning();
   }
 
   private async pollOnce(hold?: FeedHold): Promise<void> {
@@ -348,7 +371,11 @@ export class Watcher<S extends string, R extends Followed<S>> {
     const arrived = (r: R) =>
       want.has(r.state) || this.finals.includes(r.state) || this.rank(r.state) >= reach;
     const ready = () => pick().every((r) => r !== undefined && arrived(r));
-    await this.poll();
+    // Records all known (the SDK's handles: submitted or listed through this manager): their wait goes
+    // straight to a held poll, which answers at once when they changed since the cursor. Otherwise read
+    // the feed first: that finds ids this manager does not know, and records nobody here has seen.
+    const known = uids?.every((u) => this.records.has(u)) === true;
+    if (!known) await this.poll();
     const unknown = (uids ?? []).filter((u) => !this.records.has(u));
     if (unknown.length) {
       throw new DoesNotExist(
@@ -362,7 +389,13 @@ export class Watcher<S extends string, R extends Followed<S>> {
     const timeoutMs = opts.timeoutMs;
     return new Promise<R[]>((resolve, reject) => {
       let timer: NodeJS.Timeout | undefined;
+      const eager = wanted.length > 0;
+      if (eager) this.eager++;
+      let settled = false;
       const done = (err?: unknown) => {
+        if (settled) return;
+        settled = true;
+        if (eager) this.eager--;
         this.waiters.delete(check);
         clearTimeout(timer);
         if (err) reject(err);
@@ -390,7 +423,8 @@ export class Watcher<S extends string, R extends Followed<S>> {
         }, timeoutMs);
       }
       this.waiters.add(check);
-      this.ensureRunning();
+      if (known) this.holdNow();
+      else this.ensureRunning();
     });
   }
 }

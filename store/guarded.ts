@@ -15,7 +15,14 @@
  */
 import { UpdateCommand, type UpdateCommandOutput } from '@aws-sdk/lib-dynamodb';
 import { DoesNotExist, IncorrectState } from '../core/errors.ts';
-import type { Progress } from '../core/states.ts';
+import {
+  isFinal,
+  type PilotState,
+  type Progress,
+  pilotModel,
+  type UnitState,
+  unitModel,
+} from '../core/states.ts';
 import { getItem, type StoreContext } from './context.ts';
 import { ConditionFailed } from './db.ts';
 import { Update } from './expr.ts';
@@ -234,7 +241,11 @@ async function sendUpdate(ctx: StoreContext, pk: string, u: Update): Promise<Ite
   const o = ctx.observer;
   if (o?.wrote && typeof item.parent === 'string') {
     const parent = item.parent;
-    notify(() => o.wrote?.(parent));
+    const final =
+      item.kind === 'pilot'
+        ? isFinal(pilotModel, item.state as PilotState)
+        : isFinal(unitModel, item.state as UnitState);
+    notify(() => o.wrote?.(parent, final));
   }
   return item;
 }

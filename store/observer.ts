@@ -19,8 +19,9 @@ export interface StoreObserver {
   /**
    * An item of this byParent partition was written (created, or changed through a guarded write): the
    * change feed of its manager moved. A held list request wakes on it (functions/lib/changes.ts).
+   * `final`: whether a record written is now in a final state (a hold for final states wakes only then).
    */
-  wrote?(parent: string): void;
+  wrote?(parent: string, final: boolean): void;
 }
 
 /** Calls `fn` and swallows what it throws: an observer's fault must never fail a write that succeeded. */

@@ -115,7 +115,13 @@ export async function createPilots(
         items.map((x) => x.record.state),
       ),
     );
-  if (o && items.length) notify(() => o.wrote?.(feedOf(sessionId, pmgrId)));
+  if (o && items.length)
+    notify(() =>
+      o.wrote?.(
+        feedOf(sessionId, pmgrId),
+        items.some((x) => isFinal(pilotModel, x.record.state)),
+      ),
+    );
   return items.map((x) => x.record);
 }
 

@@ -200,7 +200,13 @@ export async function createUnits(
         created.map((c) => c.record.state),
       ),
     );
-  if (o && created.length) notify(() => o.wrote?.(feedOf(sessionId, umgrId)));
+  if (o && created.length)
+    notify(() =>
+      o.wrote?.(
+        feedOf(sessionId, umgrId),
+        created.some((c) => isFinal(unitModel, c.record.state)),
+      ),
+    );
   return created.map((c) => c.record);
 }
 

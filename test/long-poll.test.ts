@@ -8,7 +8,7 @@
 import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { SCHED_BACKFILLING, Session, UnitManager } from '../client/index.ts';
-import { heldOn, heldPage, releaseHolds } from '../functions/lib/changes.ts';
+import { feedWritten, heldOn, heldPage, releaseHolds } from '../functions/lib/changes.ts';
 import { type Backend, startBackend } from '../local/backend.ts';
 import { ENV } from '../stacks/manifest.ts';
 import { feedOf, Store } from '../store/index.ts';
@@ -87,6 +87,31 @@ describe('GET …/units?wait=…&newer=… (long poll)', () => {
     expect(r.body.cursor).toBe(cursor);
   });
 
+  it('until=final: changes into other states do not end the hold, one into a final state does', async () => {
+    // A feed of our own (heldPage itself), woken by hand: each write re-reads it, as the route's would.
+    const parent = `${session.uid}#until-final`;
+    const moved = { uid: 'unit.a', state: 'Executing', changed: 'd' };
+    const ended = { uid: 'unit.b', state: 'Done', changed: 'e' };
+    const pages = [[], [moved], [moved, ended]];
+    let reads = 0;
+    const held = heldPage(
+      parent,
+      { ms: 20_000, newer: 'c', final: true },
+      async () => ({ items: pages[Math.min(reads++, 2)] ?? [], cursor: 'c' }),
+      (state) => state === 'Done',
+    );
+    await vi.waitFor(() => expect(heldOn(parent)).toBe(1), { timeout: 5_000 });
+    feedWritten(parent); // unit.a moved to Executing: read again, held on
+    await vi.waitFor(() => expect([reads, heldOn(parent)]).toEqual([2, 1]), { timeout: 5_000 });
+    feedWritten(parent); // unit.b ended
+    expect((await held).items).toEqual([moved, ended]);
+    expect(reads).toBe(3);
+    expect(await list({ wait: '10', until: 'done' })).toMatchObject({
+      status: 400,
+      body: { error: { code: 'BadParameter', message: 'until: must be "final" or absent, got "done"' } },
+    });
+  });
+
   it('a bad wait is a 400 naming the field and the value', async () => {
     for (const wait of ['abc', '0', '20001', '-5'])
       expect(await list({ wait })).toMatchObject({
@@ -106,10 +131,15 @@ describe('releaseHolds (the embedded backend calls it as it closes)', () => {
     const parent = `${session.uid}#release-test`;
     let reads = 0;
     const page = { items: [], cursor: 'c' };
-    const held = heldPage(parent, { ms: 20_000, newer: 'c' }, async () => {
-      reads++;
-      return page;
-    });
+    const held = heldPage(
+      parent,
+      { ms: 20_000, newer: 'c' },
+      async () => {
+        reads++;
+        return page;
+      },
+      () => true,
+    );
     await vi.waitFor(() => expect(heldOn(parent)).toBe(1), { timeout: 5_000 });
     releaseHolds();
     // Without the release it would re-read every 100 ms for 20 s, past this test's timeout.

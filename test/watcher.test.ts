@@ -4,7 +4,7 @@
  * waits end on the state the feed shows, on a client error, or by their own timeout naming laggards.
  */
 import { afterEach, describe, expect, it, vi } from 'vitest';
-import { type Followed, Watcher } from '../client/watcher.ts';
+import { type FeedHold, type Followed, Watcher } from '../client/watcher.ts';
 import { DoesNotExist, NoSuccess, Timeout } from '../core/errors.ts';
 import { pages } from '../core/pages.ts';
 import type { Page } from '../core/wire.ts';
@@ -177,6 +177,40 @@ describe('Watcher.wait', () => {
     f.push([rec('u1', ['New', 'Executing'], 2)], at(2));
     const [r] = await waiting;
     expect(r?.state).toBe('Executing');
+  });
+
+  it('a wait on known records holds its polls for final states only, unless something wants less', async () => {
+    const f = feed();
+    const holds: (FeedHold | undefined)[] = [];
+    const watcher = () =>
+      new Watcher<S, R>(
+        (since, hold) => {
+          holds.push(hold);
+          return pages((next) => f.fetchPage(since, next));
+        },
+        ['Done', 'Failed'],
+        rank,
+        5,
+        20,
+      );
+    // A wait for Done alone: its polls are held until a record ends (until=final).
+    const w = watcher();
+    w.seed([rec('u1', ['New'], 1)]);
+    const done = w.wait(['u1'], ['Done'], { timeoutMs: undefined }, 'wait u1');
+    await vi.waitFor(() => expect(holds.some((h) => h?.final)).toBe(true), { timeout: 5_000 });
+    f.push([rec('u1', ['New', 'Executing', 'Done'], 2)], at(2));
+    expect((await done).map((r) => r.state)).toEqual(['Done']);
+    w.close();
+    // A wait for Executing: no hold of it may skip the states on the way.
+    holds.length = 0;
+    const v = watcher();
+    v.seed([rec('u2', ['New'], 3)]);
+    const executing = v.wait(['u2'], ['Executing'], { timeoutMs: undefined }, 'wait u2');
+    await vi.waitFor(() => expect(holds.filter((h) => h).length).toBeGreaterThan(1), { timeout: 5_000 });
+    f.push([rec('u2', ['New', 'Executing'], 4)], at(4));
+    expect((await executing).map((r) => r.state)).toEqual(['Executing']);
+    expect(holds.filter((h) => h?.final)).toEqual([]);
+    v.close();
   });
 
   it('a final state ends a wait for another state (the record will never move again)', async () => {

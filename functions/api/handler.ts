@@ -12,7 +12,7 @@ import { allItems } from '../../core/pages.ts';
 import { purgeAtFor } from '../../core/purge.ts';
 import { checkQueueTimeout, checkSandbox, type ResourceConfig } from '../../core/resources.ts';
 import { bindsLate, parseScheduler } from '../../core/schedulers.ts';
-import { isFinal, pilotModel } from '../../core/states.ts';
+import { isFinal, type PilotState, pilotModel, type UnitState, unitModel } from '../../core/states.ts';
 import { sessionPrefix } from '../../core/transfer.ts';
 import {
   feedOf,
@@ -381,8 +381,11 @@ export const handler = httpHandler({
     const pmgr = req.query.pmgr;
     if (!pmgr) throw new BadParameter('listPilots: query parameter pmgr is required');
     const opts = pageOpts(req);
-    const page = await heldPage(feedOf(s.sessionId, pmgr), opts.next ? undefined : parseHold(req.query), () =>
-      store().listPilots(s.sessionId, pmgr, opts),
+    const page = await heldPage(
+      feedOf(s.sessionId, pmgr),
+      opts.next ? undefined : parseHold(req.query),
+      () => store().listPilots(s.sessionId, pmgr, opts),
+      (state) => isFinal(pilotModel, state as PilotState),
     );
     // An empty page may mean a wrong manager id: say so (404) rather than poll an empty feed forever.
     if (page.items.length === 0) await store().getPilotManager(s.sessionId, pmgr);
@@ -531,9 +534,12 @@ export const handler = httpHandler({
     const s = await session(req);
     const umid = req.params.umid as string;
     const opts = pageOpts(req);
-    // `wait` + `newer`: a long poll (functions/lib/changes.ts) on the manager's change feed.
-    const page = await heldPage(feedOf(s.sessionId, umid), opts.next ? undefined : parseHold(req.query), () =>
-      store().listUnits(s.sessionId, umid, opts),
+    // `wait` + `newer` (+ `until`): a long poll (functions/lib/changes.ts) on the manager's change feed.
+    const page = await heldPage(
+      feedOf(s.sessionId, umid),
+      opts.next ? undefined : parseHold(req.query),
+      () => store().listUnits(s.sessionId, umid, opts),
+      (state) => isFinal(unitModel, state as UnitState),
     );
     if (page.items.length === 0) await store().getUnitManager(s.sessionId, req.params.umid as string);
     return { items: page.items.map(unitOut), cursor: page.cursor, ...(page.next ? { next: page.next } : {}) };

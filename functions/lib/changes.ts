@@ -16,27 +16,31 @@ export const MAX_WAIT_MS = 20_000;
 export const RECHECK_MS = 100;
 
 /**
- * Per byParent partition that some request of this process held: how many writes this process saw since,
- * and who waits for the next one. Entries stay (one small entry per feed ever held here).
+ * Per byParent partition that some request of this process held: how many writes this process saw since
+ * (all of them, and those that left a record in a final state), and who waits for the next one (with
+ * whether only a final state wakes it). Entries stay (one small entry per feed ever held here).
  */
-const feeds = new Map<string, { version: number; waiters: Set<() => void> }>();
+const feeds = new Map<string, { version: number; finals: number; waiters: Map<() => void, boolean> }>();
 
 function feed(parent: string) {
   let f = feeds.get(parent);
   if (!f) {
-    f = { version: 0, waiters: new Set() };
+    f = { version: 0, finals: 0, waiters: new Map() };
     feeds.set(parent, f);
   }
   return f;
 }
 
-/** The store observer's hook: an item of this partition was written. */
-export function feedWritten(parent: string): void {
+/**
+ * The store observer's hook: an item of this partition was written; `final` false when no record it wrote
+ * is in a final state (a hold for final states sleeps on), true or absent when one may be.
+ */
+export function feedWritten(parent: string, final?: boolean): void {
   const f = feeds.get(parent);
   if (!f) return; // never held in this process: nothing to wake
   f.version++;
-  for (const w of f.waiters) w();
-  f.waiters.clear();
+  if (final !== false) f.finals++;
+  for (const [w, finalOnly] of f.waiters) if (final !== false || !finalOnly) w();
 }
 
 /** Bumped by {@link releaseHolds}: a hold begun before the bump stops holding. */
@@ -49,10 +53,7 @@ let generation = 0;
  */
 export function releaseHolds(): void {
   generation++;
-  for (const f of feeds.values()) {
-    for (const w of [...f.waiters]) w();
-    f.waiters.clear();
-  }
+  for (const f of feeds.values()) for (const w of [...f.waiters.keys()]) w();
 }
 
 /** Requests of this process held on `parent`'s feed right now (tests wait on it; nothing else reads it). */
@@ -60,10 +61,16 @@ export function heldOn(parent: string): number {
   return feeds.get(parent)?.waiters.size ?? 0;
 }
 
-/** Resolves when `parent` was written after `version`, or after `ms`. */
-function writtenSince(parent: string, version: number, ms: number): Promise<void> {
+/** The feed's count of writes a hold wakes on: all of them, or (`finalOnly`) those into final states. */
+const versionOf = (parent: string, finalOnly: boolean) => {
   const f = feed(parent);
-  if (f.version !== version) return Promise.resolve();
+  return finalOnly ? f.finals : f.version;
+};
+
+/** Resolves when `parent` was written (into a final state, `finalOnly`) after `version`, or after `ms`. */
+function writtenSince(parent: string, version: number, ms: number, finalOnly: boolean): Promise<void> {
+  const f = feed(parent);
+  if (versionOf(parent, finalOnly) !== version) return Promise.resolve();
   return new Promise((resolve) => {
     const done = () => {
       clearTimeout(timer);
@@ -71,7 +78,7 @@ function writtenSince(parent: string, version: number, ms: number): Promise<void
       resolve();
     };
     const timer = setTimeout(done, ms);
-    f.waiters.add(done);
+    f.waiters.set(done, finalOnly);
   });
 }
 
@@ -81,43 +88,53 @@ export interface Hold {
   ms: number;
   /** The client's cursor: any record changed after it ends the hold ('' : any record at all). */
   newer: string;
+  /**
+   * `until=final`: only a record that changed after `newer` into a final state ends the hold (a client
+   * whose waits are all for final states, with no callback to feed); the page still carries every change.
+   */
+  final?: boolean;
 }
 
 /**
- * `wait` (and `newer`, the client's cursor: absent, any record ends the hold) of a list request.
+ * `wait` (and `newer`, the client's cursor: absent, any record ends the hold; `until=final`) of a list request.
  * @throws BadParameter naming the field and the value
  */
 export function parseHold(query: Record<string, string | undefined>): Hold | undefined {
-  const { wait, newer } = query;
+  const { wait, newer, until } = query;
+  if (until !== undefined && until !== 'final')
+    throw new BadParameter(`until: must be "final" or absent, got ${JSON.stringify(until)}`);
   if (wait === undefined) return undefined;
   const ms = /^[0-9]+$/.test(wait) ? Number(wait) : Number.NaN;
   if (!(ms >= 1 && ms <= MAX_WAIT_MS))
     throw new BadParameter(
       `wait: must be a whole number of milliseconds from 1 to ${MAX_WAIT_MS}, got ${JSON.stringify(wait)}`,
     );
-  return { ms, newer: newer ?? '' };
+  return { ms, newer: newer ?? '', ...(until === 'final' ? { final: true } : {}) };
 }
 
 /**
  * The first page of a feed, held (see the module note) until it shows a record changed after
- * `hold.newer`, or has more pages (a busy feed), or the hold is over. Without a hold: the page at once.
+ * `hold.newer` (into a final state, by `isFinal`, with `hold.final`), or has more pages (a busy feed), or
+ * the hold is over. Without a hold: the page at once.
  */
-export async function heldPage<R extends { changed?: string }>(
+export async function heldPage<R extends { changed?: string; state: string }>(
   parent: string,
   hold: Hold | undefined,
   list: () => Promise<Page<R>>,
+  isFinal: (state: string) => boolean,
 ): Promise<Page<R>> {
+  const ends = (r: R) => (r.changed ?? '') > (hold?.newer ?? '') && (!hold?.final || isFinal(r.state));
   const deadline = performance.now() + (hold?.ms ?? 0);
   const begun = generation;
   for (;;) {
     // The version is taken before the read: a write landing between the read and the wait still wakes it.
-    const version = feed(parent).version;
+    const version = versionOf(parent, hold?.final === true);
     const page = await list();
     const left = deadline - performance.now();
-    if (!hold || page.next || left <= 0 || page.items.some((r) => (r.changed ?? '') > hold.newer)) {
+    if (!hold || page.next || left <= 0 || page.items.some(ends)) {
       return page;
     }
-    await writtenSince(parent, version, Math.min(left, RECHECK_MS));
+    await writtenSince(parent, version, Math.min(left, RECHECK_MS), hold.final === true);
     if (generation !== begun) return page;
   }
 }
