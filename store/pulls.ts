@@ -9,7 +9,10 @@ import { PutCommand } from '@aws-sdk/lib-dynamodb';
 import { getItem, type StoreContext } from './context.ts';
 import { entityPk, PK } from './keys.ts';
 
-/** What a retry of the pull needs: its id, the units it claimed and the lease they are held under. */
+/**
+ * What a retry of the pull needs: its id, the units it claimed (written beside the claims, so it may name
+ * some whose claim failed: a retry keeps only those held under the lease) and that lease.
+ */
 export interface PullRecord {
   id: string;
   uids: string[];

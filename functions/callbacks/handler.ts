@@ -185,10 +185,18 @@ export const handler = httpHandler({
       units.map((u) => u.description),
       toArm,
     );
-    const outs =
+    // The pull is remembered beside its claims, not after them: a retry of this very pull (its answer
+    // lost) reads the units it names and keeps only those still claimed under its lease, so naming a unit
+    // whose claim failed is harmless (store/pulls.ts). One small write per pull, beside the pilot item.
+    const attempted = [...fromQueues.units, ...units].map((u) => u.uid);
+    const remembered =
+      pullId && attempted.length
+        ? store().recordPull(pilot.sessionId, pilot.uid, { id: pullId, uids: attempted, lease })
+        : undefined;
+    const claiming =
       units.length === 0
         ? []
-        : await store().transitionUnits(
+        : store().transitionUnits(
             pilot.sessionId,
             units.map((u, i) => ({
               uid: u.uid,
@@ -203,6 +211,7 @@ export const handler = httpHandler({
               ...(arm[i] ? { presume: UnitState.PENDING_EXECUTION } : {}),
             })),
           );
+    const [outs] = await Promise.all([claiming, remembered]);
     const direct = new Set(outs.filter((o) => o.ok).map((o) => (o.ok ? o.record.uid : '')));
     const claimed = [
       ...fromQueues.units,
@@ -210,19 +219,8 @@ export const handler = httpHandler({
         direct.has(u.uid) ? [{ ...u, ...(arm[i] ? { armed: true as const } : {}) }] : [],
       ),
     ];
-    // The messages go once their units are claimed; the claim is remembered before answering, so that a
-    // retry of this very pull finds them (one small write per pull, beside the pilot item:
-    // store/pulls.ts). The two are independent: sent together.
-    await Promise.all([
-      deleteReceived(pilot.sessionId, pilot.uid, receipts),
-      pullId && claimed.length
-        ? store().recordPull(pilot.sessionId, pilot.uid, {
-            id: pullId,
-            uids: claimed.map((u) => u.uid),
-            lease,
-          })
-        : undefined,
-    ]);
+    // The messages go once their units are claimed (and the pull remembered).
+    await deleteReceived(pilot.sessionId, pilot.uid, receipts);
     return {
       units: claimed.map((u) => ({ ...u, lease })),
       commands,
