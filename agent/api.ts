@@ -8,7 +8,13 @@
 import { randomUUID } from 'node:crypto';
 import { httpAttempt, isHttpAnswer, RETRY_POLICIES, type RetryPolicy, withRetry } from '../core/retry.ts';
 import type { StagingDirective } from '../core/staging.ts';
-import { type ArmReport, ATTEMPT_HEADER, type StartReport, type UnitReport } from '../core/wire.ts';
+import {
+  type ArmReport,
+  ATTEMPT_HEADER,
+  MAX_ACKS_PER_REQUEST,
+  type StartReport,
+  type UnitReport,
+} from '../core/wire.ts';
 import { CommandInbox, type Commands } from './commands.ts';
 
 /** A unit as the agent receives it from `POST /agent/pull`. */
@@ -56,6 +62,16 @@ export class PermanentApiError extends Error {
   }
 }
 
+/** The routes that carry the agent's acks of queue messages (every one the agent calls while it runs). */
+const ACK_ROUTES: ReadonlySet<string> = new Set([
+  '/agent/pull',
+  '/agent/states',
+  '/agent/started',
+  '/agent/heartbeat',
+  '/agent/commands',
+  '/agent/done',
+]);
+
 /** Client of the agent routes. */
 export class AgentApi {
   /** Request counts per route, for the bench. */
@@ -65,6 +81,11 @@ export class AgentApi {
    * here, so a cancel reaches the agent on whichever call returns first.
    */
   readonly inbox = new CommandInbox();
+  /**
+   * Receipts of the queue messages whose units a pull answered (it leaves their delete to the agent's next
+   * request, off the path from the claim to the spawn): sent with the next request of {@link ACK_ROUTES}.
+   */
+  private acks: string[] = [];
   private readonly policy: RetryPolicy;
 
   constructor(
@@ -75,7 +96,19 @@ export class AgentApi {
     this.policy = { ...RETRY_POLICIES.agent, budgetMs: retryBudgetMs };
   }
 
-  call<T>(route: string, body: unknown, timeoutMs = 30_000): Promise<T> {
+  async call<T>(route: string, body: unknown, timeoutMs = 30_000): Promise<T> {
+    const acks = ACK_ROUTES.has(route) ? this.acks.splice(0, MAX_ACKS_PER_REQUEST) : [];
+    try {
+      return await this.attempt<T>(route, acks.length ? { ...(body as object), acks } : body, timeoutMs);
+    } catch (err) {
+      // Not delivered: they go with the next request (a message never acked only comes back to a pull
+      // after its visibility timeout, whose claim of its units is then refused and the message deleted).
+      this.acks.unshift(...acks);
+      throw err;
+    }
+  }
+
+  private attempt<T>(route: string, body: unknown, timeoutMs: number): Promise<T> {
     return withRetry(
       async (attempt) => {
         this.requests[route] = (this.requests[route] ?? 0) + 1;
@@ -134,12 +167,19 @@ export class AgentApi {
     // One id per pull, the same on each of its retries: a retry whose first answer was lost gets the
     // units that answer held (they are claimed for this pilot already and would otherwise sit unstarted).
     const pullId = randomUUID();
-    const answer = await this.call<{ units: PulledUnit[]; commands?: Commands; backlog?: boolean }>(
+    const answer = await this.call<{
+      units: PulledUnit[];
+      commands?: Commands;
+      backlog?: boolean;
+      receipts?: string[];
+    }>(
       '/agent/pull',
       {
         max,
         waitSeconds,
         pullId,
+        // This agent acks the pull's messages with its next request (see `acks`).
+        ackLater: true,
         commandsSeen: this.inbox.seen,
         ...(free ? { free } : {}),
         ...(arm > 0 ? { arm } : {}),
@@ -147,6 +187,7 @@ export class AgentApi {
       (waitSeconds + 25) * 1000,
     );
     this.inbox.take(answer.commands);
+    if (Array.isArray(answer.receipts)) this.acks.push(...answer.receipts);
     return { units: answer.units ?? [], backlog: answer.backlog === true };
   }
 

@@ -12,6 +12,12 @@ import type { PilotState, UnitState } from './states.ts';
  */
 export const ATTEMPT_HEADER = 'x-sortie-attempt';
 
+/**
+ * Receipts of queue messages an agent acks in one request (`acks`, any agent route): a pull answers at most
+ * ten messages' receipts, so this is ten pulls' worth.
+ */
+export const MAX_ACKS_PER_REQUEST = 100;
+
 /** One entry of a state history: the state and when it was entered (ISO 8601). */
 export interface StateEntry<S extends string = string> {
   state: S;

@@ -14,6 +14,7 @@ import type { UnitRecord } from '../../store/index.ts';
 import { authAgent } from '../lib/auth.ts';
 import { claimQueued, type QueueClaim } from '../lib/backfill.ts';
 import { httpHandler, MAX_ID_BYTES } from '../lib/http.ts';
+import { logger } from '../lib/log.ts';
 import { heartbeatSeconds, heartbeatToken, leaseSeconds, succeedToken } from '../lib/pilots.ts';
 import { deleteReceived, type QueuedUnit, receiveUnits, sendUnits } from '../lib/queues.ts';
 import { store } from '../lib/store.ts';
@@ -21,6 +22,7 @@ import { agentTransfer } from '../lib/transfer-routes.ts';
 import { commandsFor, commandsSeen, trimmable } from './commands.ts';
 import {
   firstArmable,
+  parseAcks,
   parseArmCount,
   parseArms,
   parseReports,
@@ -66,6 +68,23 @@ function queued(u: UnitRecord): QueuedUnit & { armed?: true } {
     description: u.description,
     ...(u.armed ? { armed: true } : {}),
   };
+}
+
+/**
+ * Deletes the queue messages an agent acks (`acks`: receipts a pull of it answered with `ackLater`), beside
+ * the route's own work. Best effort: a message not deleted comes back to a pull after its visibility
+ * timeout, whose claims of its units are refused (they are claimed already), and is acked again then.
+ * @throws BadParameter (at once, before any work) when `acks` is not a list of receipts
+ */
+function ackReceived(
+  pilot: { sessionId: string; uid: string },
+  body: Record<string, unknown>,
+): Promise<void> {
+  const acks = parseAcks(body.acks);
+  if (acks.length === 0) return Promise.resolve();
+  return deleteReceived(pilot.sessionId, pilot.uid, acks).catch((err: unknown) =>
+    logger.warn('acked messages not deleted', { pilotId: pilot.uid, acks: acks.length, error: String(err) }),
+  );
 }
 
 /** Applies an agent's state reports in rounds (core order per unit); how many were applied and refused. */
@@ -116,6 +135,10 @@ export const handler = httpHandler({
     const pilot = await authAgent(req.headers);
     if (pilot.state !== PilotState.ACTIVE)
       throw new IncorrectState(`pilot ${pilot.uid} is ${pilot.state}, not Active`);
+    const acked = ackReceived(pilot, req.body);
+    // The agent acks this pull's messages with its next request: their delete leaves the path from the
+    // claims to the spawns (an older agent, which does not say so, has them deleted here as before).
+    const ackLater = req.body.ackLater === true;
     const wait = Math.max(0, Math.min(10, Number(req.body.waitSeconds ?? 0) || 0));
     // Take about as many messages as the agent asked units for: a claim is one write per unit, and the
     // agent starts nothing until the whole pull returns, so a small ask must not claim ten full messages.
@@ -135,6 +158,7 @@ export const handler = httpHandler({
       // but the lease's expiry would bring them back).
       const { lease, uids } = last;
       const again = await store().getUnits(pilot.sessionId, uids);
+      await acked;
       return {
         units: again
           .filter((u) => u.state === claimState(u.description) && u.pilot === pilot.uid && u.lease === lease)
@@ -219,10 +243,12 @@ export const handler = httpHandler({
         direct.has(u.uid) ? [{ ...u, ...(arm[i] ? { armed: true as const } : {}) }] : [],
       ),
     ];
-    // The messages go once their units are claimed (and the pull remembered).
-    await deleteReceived(pilot.sessionId, pilot.uid, receipts);
+    // The messages go once their units are claimed (and the pull remembered): here, or by the agent's ack.
+    if (!ackLater) await deleteReceived(pilot.sessionId, pilot.uid, receipts);
+    await acked;
     return {
       units: claimed.map((u) => ({ ...u, lease })),
+      ...(ackLater && receipts.length ? { receipts } : {}),
       commands,
       ...(fromQueues.backlog ? { backlog: true } : {}),
     };
@@ -231,7 +257,8 @@ export const handler = httpHandler({
   'POST /agent/states': async (req) => {
     const pilot = await authAgent(req.headers);
     const reports = parseReports(req.body.updates);
-    return { ...(await applyReports(pilot, reports)), commands: commandsFor(pilot, commandsSeen(req.body)) };
+    const [counts] = await Promise.all([applyReports(pilot, reports), ackReceived(pilot, req.body)]);
+    return { ...counts, commands: commandsFor(pilot, commandsSeen(req.body)) };
   },
 
   'POST /agent/started': async (req) => {
@@ -251,6 +278,7 @@ export const handler = httpHandler({
       starts.length ? store().transitionUnits(pilot.sessionId, planStarts(starts, pilot.uid)) : [],
       applyReports(pilot, reports),
       arms.length ? store().armUnits(pilot.sessionId, arms) : [],
+      ackReceived(pilot, req.body),
     ]);
     const answered = (armed: boolean) =>
       arms.flatMap((a, i) => (a.armed === armed && armOuts[i]?.ok ? [a.uid] : []));
@@ -265,6 +293,7 @@ export const handler = httpHandler({
 
   'POST /agent/heartbeat': async (req) => {
     const pilot = await authAgent(req.headers);
+    const acked = ackReceived(pilot, req.body);
     // Recorded for the job checks between turns of the Active wait (each turn restarts Step Functions'
     // heartbeat clock): one small write per heartbeat, every heartbeatSeconds/4.
     await store().patchPilot(pilot.sessionId, pilot.uid, { lastHeartbeat: new Date().toISOString() });
@@ -274,17 +303,21 @@ export const handler = httpHandler({
     const seen = commandsSeen(req.body);
     const trim = trimmable(pilot, seen);
     if (trim > 0) await store().trimCommands(pilot.sessionId, pilot, trim);
+    await acked;
     return commandsFor(pilot, seen);
   },
 
   'POST /agent/commands': async (req) => {
     // For an agent that is not pulling (its buffer of claimed units is full): the commands, no wait.
     const pilot = await authAgent(req.headers);
+    await ackReceived(pilot, req.body);
     return commandsFor(pilot, commandsSeen(req.body));
   },
 
   'POST /agent/done': async (req) => {
     let pilot = await authAgent(req.headers);
+    // Its last acks: the queue goes with the pilot's end anyway, but not before the end is recorded.
+    await ackReceived(pilot, req.body);
     const state = req.body.state === PilotState.DONE ? PilotState.DONE : PilotState.FAILED;
     const reason = typeof req.body.reason === 'string' ? req.body.reason.slice(0, 2000) : 'agent ended';
     // The Active state registers its token right after activation; give a very short-lived agent a moment.

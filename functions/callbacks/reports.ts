@@ -7,7 +7,7 @@ import { BadParameter } from '../../core/errors.ts';
 import { groupBy } from '../../core/group.ts';
 import { clipTail } from '../../core/output.ts';
 import { armable, UnitState } from '../../core/states.ts';
-import type { ArmReport, StartReport, UnitReport } from '../../core/wire.ts';
+import { type ArmReport, MAX_ACKS_PER_REQUEST, type StartReport, type UnitReport } from '../../core/wire.ts';
 import type { TransitionOutcome, UnitPatch, UnitRecord, UnitTransition } from '../../store/index.ts';
 import { MAX_ID_BYTES } from '../lib/http.ts';
 
@@ -245,4 +245,25 @@ export function planRounds(reports: Report[], pilotId: string): UnitTransition[]
     });
   }
   return rounds;
+}
+
+/** Longest receipt handle an ack may carry (SQS's are a few hundred bytes). */
+const MAX_RECEIPT_BYTES = 8192;
+
+/**
+ * An agent's acks (`acks`, any agent route): receipts of queue messages a pull of it answered with
+ * `ackLater`. An absent list is an empty one.
+ * @throws BadParameter naming the field and value
+ */
+export function parseAcks(v: unknown): string[] {
+  if (v === undefined) return [];
+  if (!Array.isArray(v))
+    throw new BadParameter(`acks: must be a list of receipts, got ${JSON.stringify(v)?.slice(0, 80)}`);
+  if (v.length > MAX_ACKS_PER_REQUEST)
+    throw new BadParameter(`acks: at most ${MAX_ACKS_PER_REQUEST} per request, got ${v.length}`);
+  return v.map((r, i) => {
+    if (typeof r !== 'string' || r.length === 0 || Buffer.byteLength(r) > MAX_RECEIPT_BYTES)
+      throw new BadParameter(`acks[${i}]: must be a receipt handle, got ${JSON.stringify(r)?.slice(0, 80)}`);
+    return r;
+  });
 }

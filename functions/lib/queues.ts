@@ -187,7 +187,7 @@ export async function receiveUnits(
   return { units, receipts, wake };
 }
 
-/** Deletes received messages (after their units were claimed). */
+/** Deletes received messages (after their units were claimed), ten per DeleteMessageBatch (SQS's limit). */
 export async function deleteReceived(
   sessionId: string,
   pilotId: string,
@@ -195,11 +195,18 @@ export async function deleteReceived(
 ): Promise<void> {
   if (receipts.length === 0) return;
   const url = await queueUrl(sessionId, pilotId);
-  await sqsClient().send(
-    new DeleteMessageBatchCommand({
-      QueueUrl: url,
-      Entries: receipts.map((ReceiptHandle, i) => ({ Id: String(i), ReceiptHandle })),
-    }),
+  const batches = Array.from({ length: Math.ceil(receipts.length / 10) }, (_, i) =>
+    receipts.slice(i * 10, i * 10 + 10),
+  );
+  await Promise.all(
+    batches.map((batch) =>
+      sqsClient().send(
+        new DeleteMessageBatchCommand({
+          QueueUrl: url,
+          Entries: batch.map((ReceiptHandle, i) => ({ Id: String(i), ReceiptHandle })),
+        }),
+      ),
+    ),
   );
 }
 
