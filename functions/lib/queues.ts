@@ -13,6 +13,7 @@ import {
 import type { ComputeUnitDescription } from '../../core/descriptions.ts';
 import { NoSuccess } from '../../core/errors.ts';
 import { ENV, PILOT_QUEUE_PREFIX } from '../../stacks/manifest.ts';
+import { chunk } from '../../store/batch.ts';
 import { sqsClient } from './aws.ts';
 import { logger } from './log.ts';
 
@@ -195,11 +196,8 @@ export async function deleteReceived(
 ): Promise<void> {
   if (receipts.length === 0) return;
   const url = await queueUrl(sessionId, pilotId);
-  const batches = Array.from({ length: Math.ceil(receipts.length / 10) }, (_, i) =>
-    receipts.slice(i * 10, i * 10 + 10),
-  );
   await Promise.all(
-    batches.map((batch) =>
+    chunk(receipts, 10).map((batch) =>
       sqsClient().send(
         new DeleteMessageBatchCommand({
           QueueUrl: url,
