@@ -25,6 +25,11 @@ export interface PulledUnit {
   lease?: string;
   /** Armed by its claim (the pull's `arm`, agent/arm-ahead.ts): it may be spawned without a write-ahead. */
   armed?: boolean;
+  /**
+   * Handed over held, not claimed (the pull's `hold`, agent/arm-ahead.ts): the write that arms or starts
+   * it claims it too, under `lease`. Cleared once an arm claimed it.
+   */
+  held?: boolean;
   description: {
     executable: string;
     arguments?: string[];
@@ -163,6 +168,8 @@ export class AgentApi {
     free?: readonly { cores: number; gpus: number }[],
     /** How many of the units claimed to arm in the same write (the first that need a write-ahead). */
     arm = 0,
+    /** Hand the other units that need a write-ahead over held, unclaimed (agent/arm-ahead.ts). */
+    hold = false,
   ): Promise<{ units: PulledUnit[]; backlog: boolean }> {
     // One id per pull, the same on each of its retries: a retry whose first answer was lost gets the
     // units that answer held (they are claimed for this pilot already and would otherwise sit unstarted).
@@ -183,6 +190,7 @@ export class AgentApi {
         commandsSeen: this.inbox.seen,
         ...(free ? { free } : {}),
         ...(arm > 0 ? { arm } : {}),
+        ...(hold ? { hold } : {}),
       },
       (waitSeconds + 25) * 1000,
     );

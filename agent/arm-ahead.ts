@@ -43,6 +43,8 @@ export class ArmAhead {
   /** Arms recorded (apart and by claims) and refused, for the agent's log and the tests. */
   armed = 0;
   armedAtClaim = 0;
+  /** Held units claimed by their arms. */
+  heldClaimed = 0;
   refused = 0;
 
   constructor(
@@ -72,6 +74,16 @@ export class ArmAhead {
    */
   claimRoom(queued: number): number {
     return this.arming ? Math.max(0, this.depth - queued) : 0;
+  }
+
+  /**
+   * Whether a pull hands the units beyond those it arms over held, unclaimed: while units are armed. A
+   * held unit is claimed by the write that arms it (one write where a claim and an arm took two) or, if
+   * it comes to start unarmed, by its write-ahead start. Held units wait as the pilot's unclaimed units
+   * do: if this agent dies, the sweep reschedules them (nothing could have started them unclaimed).
+   */
+  holds(): boolean {
+    return this.arming;
   }
 
   /** A pulled unit its claim armed (the pull's answer says so): spawned without a write-ahead. */
@@ -107,22 +119,31 @@ export class ArmAhead {
     for (const u of head) {
       if (this.marks.has(u.uid) || !armable(u)) continue;
       this.marks.set(u.uid, 'arming');
-      const asked = this.channel.arm({ uid: u.uid, lease: u.lease as string }).then(
-        (yes) => {
-          if (this.marks.get(u.uid) !== 'arming') return; // started (with a write-ahead) or gone meanwhile
-          if (yes) {
-            this.marks.set(u.uid, 'armed');
-            this.armed++;
-          } else {
+      const held = u.held === true;
+      const asked = this.channel
+        .arm({ uid: u.uid, lease: u.lease as string, ...(held ? { held } : {}) })
+        .then(
+          (yes) => {
+            // A held unit this arm claimed is claimed whatever happens next (a start of it then goes from
+            // SCHEDULING under its lease, or a disarm takes the mark off).
+            if (yes && held) {
+              u.held = false;
+              this.heldClaimed++;
+            }
+            if (this.marks.get(u.uid) !== 'arming') return; // started (with a write-ahead) or gone meanwhile
+            if (yes) {
+              this.marks.set(u.uid, 'armed');
+              this.armed++;
+            } else {
+              this.marks.delete(u.uid);
+              this.refused++;
+              this.drop(u.uid);
+            }
+          },
+          () => {
             this.marks.delete(u.uid);
-            this.refused++;
-            this.drop(u.uid);
-          }
-        },
-        () => {
-          this.marks.delete(u.uid);
-        },
-      );
+          },
+        );
       this.asking.add(asked);
       void asked.finally(() => this.asking.delete(asked));
     }

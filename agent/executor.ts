@@ -154,6 +154,11 @@ export class Executor {
     ) => Promise<boolean> | 'armed' | undefined = () => undefined,
   ) {}
 
+  /** Whether this unit is running here (or being started). */
+  has(uid: string): boolean {
+    return this.running.has(uid);
+  }
+
   get active(): number {
     return this.running.size;
   }
@@ -250,6 +255,8 @@ export class Executor {
     const announced = this.writeAhead(unit, {
       uid: unit.uid,
       lease: unit.lease ?? '',
+      // Held (never claimed): this start is its claim too.
+      ...(unit.held ? { held: true as const } : {}),
       time: new Date().toISOString(),
       sandbox: dir,
       execLocations,

@@ -378,7 +378,9 @@ async function main(configFile: string): Promise<number> {
       // The units that will land at the head of the queue are armed by their claim (arm-ahead.ts): an
       // idle agent spawns them the moment the answer comes, with no write-ahead round trip.
       const arm = armAhead.claimRoom(queue.length);
-      const pulling = api.pull(want, 5, free, arm);
+      // The rest of what it takes that needs a write-ahead comes held, claimed later by the write that
+      // arms or starts each unit (arm-ahead.ts `holds`).
+      const pulling = api.pull(want, 5, free, arm, armAhead.holds());
       const pulled = await Promise.race([pulling, stopped]);
       if (!pulled) {
         // Stopped while this pull was out: if it may arm, what it claims must still be disarmed (below).
@@ -388,6 +390,17 @@ async function main(configFile: string): Promise<number> {
       backlogged = pulled.backlog && pulled.units.length === 0 && releases === releasedBefore;
       // A cancel that reached the agent before the unit did (a pull answer racing it): never started.
       for (const u of pulled.units) {
+        // A unit this agent holds already, come again (a queue message delivered twice): one copy. If this
+        // pull claimed it, the queued copy takes the claim (its lease, its arm).
+        const copy = queue.find((q) => q.uid === u.uid);
+        if (copy || executor.has(u.uid)) {
+          if (copy?.held && !u.held) {
+            copy.held = false;
+            if (u.lease !== undefined) copy.lease = u.lease;
+            if (u.armed) armAhead.claimed(u.uid);
+          }
+          continue;
+        }
         if (u.armed) armAhead.claimed(u.uid);
         if (api.inbox.cancelledEarly(u.uid)) {
           armAhead.forget(u.uid);
@@ -446,7 +459,7 @@ async function main(configFile: string): Promise<number> {
   // The summary goes out before the done callback: that callback ends the pilot, whose end cancels the
   // batch job, and a second SIGTERM (the first was taken) kills the agent before the callback returns.
   log(
-    `agent ends: ${final.state} (${final.reason}); ${executed} units started (${armAhead.armed} armed ahead, ${armAhead.armedAtClaim} by their claim), ${writeAhead.refused} refused at start, ${armAhead.refused} arms refused`,
+    `agent ends: ${final.state} (${final.reason}); ${executed} units started (${armAhead.armed} armed ahead, ${armAhead.armedAtClaim} by their claim), ${armAhead.heldClaimed} held units claimed by their arm, ${writeAhead.refused} refused at start, ${armAhead.refused} arms refused`,
   );
   await api.done(final.state, final.reason).catch((err) => log(`done callback failed: ${String(err)}`));
   return final.state === 'Done' ? 0 : 1;

@@ -86,7 +86,11 @@ export class WriteAhead {
     const lent = this.reports?.lend();
     try {
       const of = (kind: Waiting['kind']) => batch.filter((w) => w.kind === kind);
-      const mark = (w: Waiting) => ({ uid: w.start.uid, lease: w.start.lease });
+      const mark = (w: Waiting) => ({
+        uid: w.start.uid,
+        lease: w.start.lease,
+        ...(w.start.held ? { held: true as const } : {}),
+      });
       const answer = await this.api.started(
         of('start').map((w) => w.start),
         lent?.reports,

@@ -120,6 +120,11 @@ export interface StartReport {
   uid: string;
   /** The lease the unit was pulled under (the pull answer's `lease`): only its holder may start it. */
   lease: string;
+  /**
+   * The unit was handed over held, not claimed (the pull's `hold`): this start is its claim too, one
+   * write from PENDING_EXECUTION to EXECUTING, on the agent's own pilot.
+   */
+  held?: true;
   time: string;
   sandbox?: string;
   execLocations?: string[];
@@ -132,6 +137,11 @@ export interface StartReport {
 export interface ArmReport {
   uid: string;
   lease: string;
+  /**
+   * The unit was handed over held, not claimed (the pull's `hold`): this arm is its claim too, one write
+   * from PENDING_EXECUTION to SCHEDULING, armed, leased to `lease`. Only in `arms`, never in `disarms`.
+   */
+  held?: true;
 }
 
 /** A response body as JSON, or as the text itself when it is not JSON (a gateway's plain-text error). */

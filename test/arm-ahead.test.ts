@@ -19,6 +19,7 @@ import type { ComputeUnitDescription } from '../core/descriptions.ts';
 import { leaseAction } from '../core/reconcile.ts';
 import { armable, sweepTarget } from '../core/states.ts';
 import { firstArmable, parseArmCount } from '../functions/callbacks/reports.ts';
+import { awsRequests } from '../functions/lib/aws.ts';
 import { type Backend, startBackend } from '../local/backend.ts';
 import { type LocalDynamoDb, localClientConfig, startDynalite } from '../local/dynamodb.ts';
 import { ENV } from '../stacks/manifest.ts';
@@ -324,6 +325,36 @@ describe('arm-ahead end to end (embedded backend, real agent)', () => {
     const out = await agentEnds(pilot.sandbox as string);
     const [, ahead, byClaim] = /\((\d+) armed ahead, (\d+) by their claim\)/.exec(out) ?? [];
     expect(Number(ahead) + Number(byClaim), out.slice(-400)).toBeGreaterThan(100);
+    await umgr.close();
+  }, 300_000);
+
+  it('units pulled while units are armed come held: each claimed by the write that arms it, DONE once', async () => {
+    const pilot = await pmgr.submitPilots(pd);
+    const umgr = await UnitManager.create(session, 'round_robin');
+    await umgr.addPilots(pilot);
+    // Prepare: units end short, so the agent arms (and its pulls hold) from then on.
+    for (let i = 0; i < 3; i++) {
+      const [u] = await umgr.submitUnits([{ executable: '/bin/true' }]);
+      await (u as ComputeUnit).wait({ timeout: 60 });
+    }
+    // Act: a wave of units, counting this process's DynamoDB updates (the embedded backend's).
+    const updates0 = awsRequests['DynamoDB.UpdateItem'] ?? 0;
+    const units = await umgr.submitUnits(Array.from({ length: 200 }, () => ({ executable: '/bin/true' })));
+    await umgr.waitUnits({ timeout: 180, throwOnTimeout: true });
+    const updates = (awsRequests['DynamoDB.UpdateItem'] ?? 0) - updates0;
+    await pmgr.cancelPilots(pilot.uid);
+    await pilot.wait({ timeout: 60 });
+    // Assess: each DONE once, with one claim in its history; most claimed by their arms; fewer updates
+    // than when pulls claimed everything and each unit took a claim, an arm and an end (3.3 per unit here).
+    expect(units.filter((u) => u.state !== UnitState.DONE).map((u) => `${u.uid}:${u.state}`)).toEqual([]);
+    for (const u of units) {
+      expect(historyProblems(u), u.uid).toEqual([]);
+      expect(u.stateHistory.filter((e) => e.state === UnitState.SCHEDULING).length, u.uid).toBe(1);
+    }
+    const out = await agentEnds(pilot.sandbox as string);
+    const held = Number(/, (\d+) held units claimed by their arm/.exec(out)?.[1]);
+    expect(held, out.slice(-400)).toBeGreaterThan(100);
+    expect(updates / units.length).toBeLessThan(3);
     await umgr.close();
   }, 300_000);
 

@@ -8,7 +8,7 @@
 import { randomUUID } from 'node:crypto';
 import { parseFreeRoom } from '../../core/backfill.ts';
 import { IncorrectState } from '../../core/errors.ts';
-import { claimState, isFinal, PilotState, pilotModel, UnitState } from '../../core/states.ts';
+import { armable, claimState, isFinal, PilotState, pilotModel, UnitState } from '../../core/states.ts';
 import { ATTEMPT_HEADER, type NodeDetail } from '../../core/wire.ts';
 import type { UnitRecord } from '../../store/index.ts';
 import { authAgent } from '../lib/auth.ts';
@@ -22,11 +22,14 @@ import { agentTransfer } from '../lib/transfer-routes.ts';
 import { commandsFor, commandsSeen, trimmable } from './commands.ts';
 import {
   firstArmable,
+  heldArmTook,
   parseAcks,
   parseArmCount,
   parseArms,
+  parseHold,
   parseReports,
   parseStarts,
+  planHeldArms,
   planRounds,
   planStarts,
   startedOf,
@@ -148,6 +151,9 @@ export const handler = httpHandler({
     // Units the agent will start at once or hold at the head of its queue: armed by their claim, so that
     // no write-ahead round trip stands between the claim and the spawn (agent/arm-ahead.ts).
     const toArm = parseArmCount(req.body.arm, max);
+    // The units beyond those that need a write-ahead are handed over held, not claimed: the agent claims
+    // each in the write that arms or starts it (one write where a claim and an arm took two).
+    const hold = parseHold(req.body.hold);
     const seen = commandsSeen(req.body);
     // Only a retry can repeat a pull whose answer was lost: a first attempt skips the read.
     const first = req.headers[ATTEMPT_HEADER] === '1';
@@ -159,10 +165,21 @@ export const handler = httpHandler({
       const { lease, uids } = last;
       const again = await store().getUnits(pilot.sessionId, uids);
       await acked;
+      // And those it handed over held that are still waiting for this pilot, held again.
+      const stillHeld = (u: UnitRecord) =>
+        hold && u.state === UnitState.PENDING_EXECUTION && u.pilot === pilot.uid && armable(u.description);
       return {
         units: again
-          .filter((u) => u.state === claimState(u.description) && u.pilot === pilot.uid && u.lease === lease)
-          .map((u) => ({ ...queued(u), ...(lease ? { lease } : {}) })),
+          .filter(
+            (u) =>
+              (u.state === claimState(u.description) && u.pilot === pilot.uid && u.lease === lease) ||
+              stillHeld(u),
+          )
+          .map((u) => ({
+            ...queued(u),
+            ...(lease ? { lease } : {}),
+            ...(stillHeld(u) ? { held: true as const } : {}),
+          })),
         commands: commandsFor(pilot, seen),
       };
     }
@@ -209,6 +226,11 @@ export const handler = httpHandler({
       units.map((u) => u.description),
       toArm,
     );
+    // Held (`hold`): the other units that need a write-ahead, not claimed now. They are bound to this
+    // pilot and their messages go with the acks, so no one else takes them; if the agent dies first the
+    // sweep at the pilot's end reschedules them as any unclaimed unit of the pilot (never failed: no
+    // agent could have started them without a write that claims them).
+    const held = units.map((u, i) => hold && !arm[i] && armable(u.description));
     // The pull is remembered beside its claims, not after them: a retry of this very pull (its answer
     // lost) reads the units it names and keeps only those still claimed under its lease, so naming a unit
     // whose claim failed is harmless (store/pulls.ts). One small write per pull, beside the pilot item.
@@ -217,12 +239,13 @@ export const handler = httpHandler({
       pullId && attempted.length
         ? store().recordPull(pilot.sessionId, pilot.uid, { id: pullId, uids: attempted, lease })
         : undefined;
+    const toClaim = units.flatMap((u, i) => (held[i] ? [] : [{ u, i }]));
     const claiming =
-      units.length === 0
+      toClaim.length === 0
         ? []
         : store().transitionUnits(
             pilot.sessionId,
-            units.map((u, i) => ({
+            toClaim.map(({ u, i }) => ({
               uid: u.uid,
               target: claimState(u.description),
               patch: { lease, leaseUntil, ...(arm[i] ? { armed: true as const } : {}) },
@@ -237,10 +260,15 @@ export const handler = httpHandler({
           );
     const [outs] = await Promise.all([claiming, remembered]);
     const direct = new Set(outs.filter((o) => o.ok).map((o) => (o.ok ? o.record.uid : '')));
-    const claimed = [
+    type Answered = QueuedUnit & { armed?: true; held?: true };
+    const claimed: Answered[] = [
       ...fromQueues.units,
-      ...units.flatMap((u, i) =>
-        direct.has(u.uid) ? [{ ...u, ...(arm[i] ? { armed: true as const } : {}) }] : [],
+      ...units.flatMap((u, i): Answered[] =>
+        held[i]
+          ? [{ ...u, held: true as const }]
+          : direct.has(u.uid)
+            ? [{ ...u, ...(arm[i] ? { armed: true as const } : {}) }]
+            : [],
       ),
     ];
     // The messages go once their units are claimed (and the pull remembered): here, or by the agent's ack.
@@ -269,22 +297,33 @@ export const handler = httpHandler({
     const reports = req.body.updates === undefined ? [] : parseReports(req.body.updates);
     // Arms of the units next in line (agent/arm-ahead.ts), and disarms of those an ending agent never
     // started: one quiet conditional write each, beside the starts (never the same unit in one request).
+    const asked = parseArms(req.body.arms, 'arms');
     const arms = [
-      ...parseArms(req.body.arms, 'arms').map((a) => ({ ...a, pilot: pilot.uid, armed: true })),
+      ...asked.filter((a) => !a.held).map((a) => ({ ...a, pilot: pilot.uid, armed: true })),
       ...parseArms(req.body.disarms, 'disarms').map((a) => ({ ...a, pilot: pilot.uid, armed: false })),
     ];
+    // Arms of held units are their claims (the pull's `hold`): armed and leased in the claim's write.
+    const heldArms = asked.filter((a) => a.held);
     // One guarded write per unit, all in one request; the agent spawns only the uids answered.
-    const [outs, counts, armOuts] = await Promise.all([
+    const [outs, counts, armOuts, heldOuts] = await Promise.all([
       starts.length ? store().transitionUnits(pilot.sessionId, planStarts(starts, pilot.uid)) : [],
       applyReports(pilot, reports),
       arms.length ? store().armUnits(pilot.sessionId, arms) : [],
+      heldArms.length
+        ? store().transitionUnits(
+            pilot.sessionId,
+            planHeldArms(heldArms, pilot.uid, Date.now() + leaseSeconds() * 1000),
+          )
+        : [],
       ackReceived(pilot, req.body),
     ]);
-    const answered = (armed: boolean) =>
-      arms.flatMap((a, i) => (a.armed === armed && armOuts[i]?.ok ? [a.uid] : []));
+    const answered = (armed: boolean) => [
+      ...arms.flatMap((a, i) => (a.armed === armed && armOuts[i]?.ok ? [a.uid] : [])),
+      ...(armed ? heldArms.filter((a, i) => heldArmTook(a, heldOuts[i], pilot.uid)).map((a) => a.uid) : []),
+    ];
     return {
       started: startedOf(starts, outs, pilot.uid),
-      ...(arms.some((a) => a.armed) ? { armed: answered(true) } : {}),
+      ...(asked.length ? { armed: answered(true) } : {}),
       ...(arms.some((a) => !a.armed) ? { disarmed: answered(false) } : {}),
       ...counts,
       commands: commandsFor(pilot, commandsSeen(req.body)),

@@ -89,6 +89,7 @@ export function parseStarts(v: unknown): StartReport[] {
           `started.starts[${i}].${field}: wrong type, got ${JSON.stringify(o[field])?.slice(0, 80)}`,
         );
     }
+    parseHeld(o.held, `started.starts[${i}].held`);
     return o as unknown as StartReport;
   });
 }
@@ -110,8 +111,36 @@ export function parseArms(v: unknown, field: 'arms' | 'disarms'): ArmReport[] {
       throw new BadParameter(
         `started.${field}[${i}].lease: needs the lease the unit was pulled under, got ${JSON.stringify(o.lease ?? null)?.slice(0, 80)}`,
       );
+    // Only an arm can claim a held unit: a disarm is of a unit this agent armed, claimed by then.
+    if (field === 'arms' && parseHeld(o.held, `started.arms[${i}].held`))
+      return { uid: o.uid, lease: o.lease, held: true };
+    if (field === 'disarms' && o.held !== undefined)
+      throw new BadParameter(
+        `started.disarms[${i}].held: a disarm is of a claimed unit, got ${JSON.stringify(o.held)?.slice(0, 40)}`,
+      );
     return { uid: o.uid, lease: o.lease };
   });
+}
+
+/**
+ * The `held` mark of a start or an arm (a unit the pull handed over unclaimed): true or absent.
+ * @throws BadParameter naming the field and value
+ */
+function parseHeld(v: unknown, field: string): boolean {
+  if (v === undefined) return false;
+  if (v !== true) throw new BadParameter(`${field}: true or absent, got ${JSON.stringify(v)?.slice(0, 40)}`);
+  return true;
+}
+
+/**
+ * A pull's `hold` (agent/arm-ahead.ts): true hands the units that need a write-ahead beyond its `arm` over
+ * held, unclaimed (each claimed later by the write that arms or starts it); absent or false claims them.
+ * @throws BadParameter naming the field and value
+ */
+export function parseHold(v: unknown): boolean {
+  if (v === undefined || v === false) return false;
+  if (v !== true) throw new BadParameter(`pull.hold: true or false, got ${JSON.stringify(v)?.slice(0, 40)}`);
+  return true;
 }
 
 /**
@@ -143,14 +172,63 @@ export function firstArmable(descriptions: readonly Parameters<typeof armable>[0
  * if another pull claimed it since, that pull's agent alone may start it (at most one run).
  */
 export function planStarts(starts: StartReport[], pilotId: string): UnitTransition[] {
-  return starts.map((s) => ({
-    uid: s.uid,
-    target: UnitState.EXECUTING,
-    patch: patchOf({ ...s, state: UnitState.EXECUTING }),
-    expect: { pilot: pilotId, lease: s.lease },
-    // Claimed: written without a read first (a unit that stages its inputs is read: it is StagingInput).
-    presume: UnitState.SCHEDULING,
+  return starts.map((s) =>
+    s.held
+      ? {
+          // Handed over held (the pull's `hold`): the start is its claim, one write from the queue to
+          // EXECUTING (SCHEDULING recorded as passed), on this pilot only. Its agent is the only one that
+          // holds it (the pilot's queue message is gone), so no lease stands between them; if its arm
+          // claimed it meanwhile, the read finds it SCHEDULING on this pilot and starts it from there.
+          uid: s.uid,
+          target: UnitState.EXECUTING,
+          patch: patchOf({ ...s, state: UnitState.EXECUTING }),
+          expect: { pilot: pilotId },
+          presume: UnitState.PENDING_EXECUTION,
+        }
+      : {
+          uid: s.uid,
+          target: UnitState.EXECUTING,
+          patch: patchOf({ ...s, state: UnitState.EXECUTING }),
+          expect: { pilot: pilotId, lease: s.lease },
+          // Claimed: written without a read first (a unit that stages its inputs is read: it is StagingInput).
+          presume: UnitState.SCHEDULING,
+        },
+  );
+}
+
+/**
+ * Arms of held units as their claims (the pull's `hold`): PENDING_EXECUTION → SCHEDULING, armed and
+ * leased to the pull's lease in the same write, on this pilot only (presumed queued: no read first).
+ */
+export function planHeldArms(
+  arms: readonly ArmReport[],
+  pilotId: string,
+  leaseUntil: number,
+): UnitTransition[] {
+  return arms.map((a) => ({
+    uid: a.uid,
+    target: UnitState.SCHEDULING,
+    patch: { lease: a.lease, leaseUntil, armed: true as const },
+    expect: { pilot: pilotId },
+    presume: UnitState.PENDING_EXECUTION,
   }));
+}
+
+/**
+ * Whether a held unit's arm took, from its claim's outcome: claimed now, or found claimed, armed and
+ * leased as this arm asked on this pilot (the same arm sent again after its answer was lost).
+ */
+export function heldArmTook(
+  arm: ArmReport,
+  out: TransitionOutcome<UnitRecord, UnitState> | undefined,
+  pilotId: string,
+): boolean {
+  if (!out) return false;
+  if (out.ok) return true;
+  const c = out.current;
+  return (
+    c?.state === UnitState.SCHEDULING && c.pilot === pilotId && c.lease === arm.lease && c.armed === true
+  );
 }
 
 /**
