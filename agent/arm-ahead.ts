@@ -38,6 +38,8 @@ export function armable(u: PulledUnit): boolean {
 export class ArmAhead {
   /** Units of the queue with an arm asked ('arming') or recorded ('armed'). */
   private readonly marks = new Map<string, 'arming' | 'armed'>();
+  /** Units taken to start while their arm was asked: the arm's answer decides their start (see take). */
+  private readonly waiting = new Map<string, (armed: boolean | undefined) => void>();
   private readonly asking = new Set<Promise<unknown>>();
   private lastRunMs: number | undefined;
   /** Arms recorded (apart and by claims) and refused, for the agent's log and the tests. */
@@ -93,14 +95,18 @@ export class ArmAhead {
   }
 
   /**
-   * The unit is about to be spawned: true when it is armed (spawn it without a write-ahead). A unit whose
-   * arm is still being asked starts with a write-ahead as usual; the late arm is then refused or lands on
-   * a unit that already started, where it changes nothing.
+   * The unit is about to be spawned: 'armed' when it is armed (spawn it without a write-ahead), undefined
+   * when it is not (it needs one). A unit whose arm is still being asked waits for that answer instead of
+   * sending a write-ahead of its own, which would cost one more write and no less time (the arm is out
+   * already, a start would wait a round trip too): true, it is armed; false, refused (cancelled or taken
+   * back: never start it); undefined, the arm could not be asked (start it with a write-ahead).
    */
-  take(uid: string): boolean {
+  take(uid: string): 'armed' | Promise<boolean | undefined> | undefined {
     const mark = this.marks.get(uid);
     this.marks.delete(uid);
-    return mark === 'armed';
+    if (mark === 'armed') return 'armed';
+    if (mark !== 'arming') return undefined;
+    return new Promise((resolve) => this.waiting.set(uid, resolve));
   }
 
   /** The unit left the queue without starting (cancelled, failed): forget its mark. */
@@ -130,7 +136,16 @@ export class ArmAhead {
               u.held = false;
               this.heldClaimed++;
             }
-            if (this.marks.get(u.uid) !== 'arming') return; // started (with a write-ahead) or gone meanwhile
+            const waiter = this.waiting.get(u.uid);
+            if (waiter) {
+              // Taken to start meanwhile: it starts armed, or not at all.
+              this.waiting.delete(u.uid);
+              if (yes) this.armed++;
+              else this.refused++;
+              waiter(yes);
+              return;
+            }
+            if (this.marks.get(u.uid) !== 'arming') return; // gone meanwhile (cancelled, failed)
             if (yes) {
               this.marks.set(u.uid, 'armed');
               this.armed++;
@@ -142,6 +157,9 @@ export class ArmAhead {
           },
           () => {
             this.marks.delete(u.uid);
+            const waiter = this.waiting.get(u.uid);
+            this.waiting.delete(u.uid);
+            waiter?.(undefined);
           },
         );
       this.asking.add(asked);

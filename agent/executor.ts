@@ -145,13 +145,14 @@ export class Executor {
     /**
      * Write-ahead of a start (see write-ahead.ts): undefined when the unit needs none (then EXECUTING is
      * reported at spawn), 'armed' when it is armed (arm-ahead.ts: EXECUTING is reported with its end, or
-     * after {@link HOLD_ARMED_START_MS}), else resolves whether the control plane recorded it; a refused
-     * unit is not spawned.
+     * after {@link HOLD_ARMED_START_MS}), else resolves whether the control plane recorded it (true), armed
+     * it meanwhile ('armed': an arm that was out when the unit came to start) or refused it (false: it is
+     * not spawned).
      */
     private readonly writeAhead: (
       unit: PulledUnit,
       start: StartReport,
-    ) => Promise<boolean> | 'armed' | undefined = () => undefined,
+    ) => Promise<boolean | 'armed'> | 'armed' | undefined = () => undefined,
   ) {}
 
   /** Whether this unit is running here (or being started). */
@@ -255,14 +256,14 @@ export class Executor {
     const announced = this.writeAhead(unit, {
       uid: unit.uid,
       lease: unit.lease ?? '',
-      // Held (never claimed): this start is its claim too.
-      ...(unit.held ? { held: true as const } : {}),
       time: new Date().toISOString(),
       sandbox: dir,
       execLocations,
     });
-    const armed = announced === 'armed';
-    if (announced && announced !== 'armed' && !(await announced)) {
+    let armed = announced === 'armed';
+    const answer = announced && announced !== 'armed' ? await announced : undefined;
+    if (answer === 'armed') armed = true;
+    if (answer === false) {
       // Cancelled, rescheduled or its lease returned meanwhile: the control plane has its state; give the
       // slots back unrun.
       this.running.delete(unit.uid);

@@ -212,15 +212,22 @@ async function main(configFile: string): Promise<number> {
     // Exactly-once start: a non-restartable unit is recorded EXECUTING before it is spawned, so a sweep
     // after this agent's death fails it rather than running it twice; a restartable one may rerun (RP).
     // An armed unit (arm-ahead.ts) is known to the control plane as possibly started already.
-    (u, start) =>
-      u.description.restartable
-        ? undefined
-        : armAhead.take(u.uid)
-          ? 'armed'
-          : writeAhead.start(start).catch((err: unknown) => {
-              stop('Failed', `cannot record unit starts: ${String(err)}`);
-              throw err;
-            }),
+    // A unit whose arm is still out waits for it (arm-ahead.ts `take`), and starts with a write-ahead only
+    // if it could not be asked. A held unit's write-ahead is its claim too (`held`).
+    (u, start) => {
+      if (u.description.restartable) return undefined;
+      const writeAheadStart = () =>
+        writeAhead.start({ ...start, ...(u.held ? { held: true as const } : {}) }).catch((err: unknown) => {
+          stop('Failed', `cannot record unit starts: ${String(err)}`);
+          throw err;
+        });
+      const taken = armAhead.take(u.uid);
+      if (taken === undefined) return writeAheadStart();
+      if (taken === 'armed') return 'armed';
+      return taken.then((armed): Promise<boolean> | boolean | 'armed' =>
+        armed === undefined ? writeAheadStart() : armed && 'armed',
+      );
+    },
   );
   let executed = 0;
   /** Units ended so far: room freed while a pull was out is not waited for (its wake-up found no waiter). */
