@@ -1,7 +1,8 @@
 /**
  * Held units (the pull's `hold`, agent/arm-ahead.ts): through the agent routes with the pilot's own token
  * while a proxy holds the real agent's pulls — a pull that holds claims only the units it arms (and those
- * that need no write-ahead) and hands the others over unclaimed; its retry says so again; an arm of a held
+ * that need no write-ahead) and hands the others over unclaimed, except one cancelled while queued (its
+ * message stays); its retry says so again; an arm of a held
  * unit is its claim (armed and leased in one write, and the same arm again is still answered armed); a
  * write-ahead start of a held unit is its claim too (SCHEDULING recorded as passed); a held unit cancelled
  * in the table is neither armed nor started; bad marks are refused naming the field; and when the pilot
@@ -35,8 +36,24 @@ describe('held units through the agent routes (embedded backend, a held agent)',
       const umgr = await UnitManager.create(session, 'direct_submission');
       await umgr.addPilots(pilot);
       const plain = { executable: '/bin/echo', arguments: ['ran'] };
-      const units = await umgr.submitUnits([plain, { ...plain, restartable: true }, plain, plain, plain]);
-      const [u0, u1, u2, u3, u4] = units.map((u) => u.uid) as [string, string, string, string, string];
+      const units = await umgr.submitUnits([
+        plain,
+        { ...plain, restartable: true },
+        plain,
+        plain,
+        plain,
+        plain,
+      ]);
+      const [u0, u1, u2, u3, u4, u5] = units.map((u) => u.uid) as [
+        string,
+        string,
+        string,
+        string,
+        string,
+        string,
+      ];
+      // Cancelled while queued: its message stays, and the pull must not hand it over held.
+      await umgr.cancelUnits(u5);
 
       // Act 1: bad marks are refused, naming the field.
       const badHold = await agentCall('/agent/pull', { max: 10, waitSeconds: 0, hold: 'yes' });
@@ -54,7 +71,8 @@ describe('held units through the agent routes (embedded backend, a held agent)',
       expect(message(badArm.body)).toMatch(/started\.arms\[0\]\.held: true or absent, got 1/);
       expect(message(badDisarm.body)).toMatch(/started\.disarms\[0\]\.held: a disarm is of a claimed unit/);
       // Assess 2: the first unit claimed armed; the restartable one claimed plainly (it needs no
-      // write-ahead); the others held: unclaimed in the table, bound to this pilot. The retry agrees.
+      // write-ahead); the others held: unclaimed in the table, bound to this pilot; the cancelled one
+      // not handed over at all. The retry agrees.
       type Pulled = { uid: string; lease: string; armed?: boolean; held?: boolean };
       const marks = (b: Record<string, unknown>) =>
         Object.fromEntries(
@@ -78,6 +96,7 @@ describe('held units through the agent routes (embedded backend, a held agent)',
         UnitState.PENDING_EXECUTION,
         UnitState.PENDING_EXECUTION,
         UnitState.PENDING_EXECUTION,
+        UnitState.CANCELED,
       ]);
 
       // Act 3: u2 armed (its claim), twice (the answer lost); u3 started unarmed (the write-ahead is its

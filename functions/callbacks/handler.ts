@@ -258,14 +258,32 @@ export const handler = httpHandler({
               ...(arm[i] ? { presume: UnitState.PENDING_EXECUTION } : {}),
             })),
           );
-    const [outs] = await Promise.all([claiming, remembered]);
+    // Held units are read, not presumed queued (one read per hundred units, beside the claims): units
+    // cancelled while queued keep their messages, and each handed over held would cost its agent a failed
+    // claim and a read. Those not still waiting for this pilot are left out (their messages go all the same).
+    const heldUids = units.flatMap((u, i) => (held[i] ? [u.uid] : []));
+    const waiting = heldUids.length
+      ? store()
+          .findUnits(pilot.sessionId, heldUids)
+          .then(
+            (found) =>
+              new Set(
+                [...found.values()]
+                  .filter((r) => r.state === UnitState.PENDING_EXECUTION && r.pilot === pilot.uid)
+                  .map((r) => r.uid),
+              ),
+          )
+      : new Set<string>();
+    const [outs, stillWaiting] = await Promise.all([claiming, waiting, remembered]);
     const direct = new Set(outs.filter((o) => o.ok).map((o) => (o.ok ? o.record.uid : '')));
     type Answered = QueuedUnit & { armed?: true; held?: true };
     const claimed: Answered[] = [
       ...fromQueues.units,
       ...units.flatMap((u, i): Answered[] =>
         held[i]
-          ? [{ ...u, held: true as const }]
+          ? stillWaiting.has(u.uid)
+            ? [{ ...u, held: true as const }]
+            : []
           : direct.has(u.uid)
             ? [{ ...u, ...(arm[i] ? { armed: true as const } : {}) }]
             : [],
