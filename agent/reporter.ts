@@ -78,12 +78,16 @@ export class Reporter {
     if (this.inflight || this.pending.length === 0 || this.pendingBytes > MAX_LENT_BYTES) return undefined;
     // A start made less than an interval ago stays for its unit's end, to go in the same write (as the
     // timer would have it); with it, every later report of that unit, so each unit's reports stay in order.
+    // A start whose unit's end is pending too is not waiting for it any more (an armed unit's EXECUTING is
+    // reported with its end): the pair goes now, in one write.
     const now = this.clock();
+    const ended = new Set(this.pending.filter((r) => FINAL.has(r.state)).map((r) => r.uid));
     const held = new Set<string>();
     const reports: UnitReport[] = [];
     const kept: UnitReport[] = [];
     for (const r of this.pending) {
-      const young = !FINAL.has(r.state) && now - (this.madeAt.get(r) ?? now) < this.intervalMs;
+      const young =
+        !FINAL.has(r.state) && !ended.has(r.uid) && now - (this.madeAt.get(r) ?? now) < this.intervalMs;
       if (held.has(r.uid) || young || reports.length >= this.maxBatch) {
         held.add(r.uid);
         kept.push(r);
