@@ -166,20 +166,18 @@ export const handler = httpHandler({
       const again = await store().getUnits(pilot.sessionId, uids);
       await acked;
       // And those it handed over held that are still waiting for this pilot, held again.
-      const stillHeld = (u: UnitRecord) =>
-        hold && u.state === UnitState.PENDING_EXECUTION && u.pilot === pilot.uid && armable(u.description);
       return {
-        units: again
-          .filter(
-            (u) =>
-              (u.state === claimState(u.description) && u.pilot === pilot.uid && u.lease === lease) ||
-              stillHeld(u),
-          )
-          .map((u) => ({
-            ...queued(u),
-            ...(lease ? { lease } : {}),
-            ...(stillHeld(u) ? { held: true as const } : {}),
-          })),
+        units: again.flatMap((u) => {
+          const claimed = u.state === claimState(u.description) && u.pilot === pilot.uid && u.lease === lease;
+          const stillHeld =
+            hold &&
+            u.state === UnitState.PENDING_EXECUTION &&
+            u.pilot === pilot.uid &&
+            armable(u.description);
+          return claimed || stillHeld
+            ? [{ ...queued(u), ...(lease ? { lease } : {}), ...(stillHeld ? { held: true as const } : {}) }]
+            : [];
+        }),
         commands: commandsFor(pilot, seen),
       };
     }
@@ -232,8 +230,9 @@ export const handler = httpHandler({
     // agent could have started them without a write that claims them).
     const held = units.map((u, i) => hold && !arm[i] && armable(u.description));
     // The pull is remembered beside its claims, not after them: a retry of this very pull (its answer
-    // lost) reads the units it names and keeps only those still claimed under its lease, so naming a unit
-    // whose claim failed is harmless (store/pulls.ts). One small write per pull, beside the pilot item.
+    // lost) reads the units it names and keeps only those still claimed under its lease (or still held
+    // for this pilot), so naming a unit whose claim failed is harmless (store/pulls.ts). One small write
+    // per pull, beside the pilot item.
     const attempted = [...fromQueues.units, ...units].map((u) => u.uid);
     const remembered =
       pullId && attempted.length
