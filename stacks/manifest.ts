@@ -207,6 +207,11 @@ export const ENV = {
   cleanupRetentionSeconds: 'SORTIE_CLEANUP_RETENTION_SECONDS',
   /** Records one reconciler run deletes at most over all purged sessions (default 10000). */
   purgeBudgetItems: 'SORTIE_PURGE_BUDGET_ITEMS',
+  /**
+   * Milliseconds a container may answer a token check of the per-unit routes from a session or pilot it
+   * read before (functions/lib/auth.ts; default 1000, 0 always reads). Its own writes drop it at once.
+   */
+  tokenCacheMs: 'SORTIE_TOKEN_CACHE_MS',
   /** Path of the agent bundle the launch function ships (built by esbuild). */
   agentBundle: 'SORTIE_AGENT_BUNDLE',
 } as const;

@@ -87,6 +87,7 @@ export function sortieEnv(stack: Stack, data: SortieData, apiUrl: string): Sorti
     [ENV.pilotsPerMinute]: '100',
     [ENV.leaseSeconds]: '300',
     [ENV.usageFlushSeconds]: '60',
+    [ENV.tokenCacheMs]: '1000',
     [ENV.bucket]: data.bucket.bucketName,
     [ENV.transferUrlSeconds]: '3600',
     // A deployment setting: taken from the deploying shell, checked here so that a typo fails the deploy.

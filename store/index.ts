@@ -14,7 +14,7 @@ import * as credentials from './credentials.ts';
 import { Db, type Operation } from './db.ts';
 import * as endpoints from './endpoints.ts';
 import type { PatchOutcome, TransitionOutcome } from './guarded.ts';
-import type { UidKind } from './keys.ts';
+import { entityPk, type UidKind } from './keys.ts';
 import * as managers from './managers.ts';
 import type { StoreObserver } from './observer.ts';
 import * as pilots from './pilots.ts';
@@ -22,6 +22,7 @@ import * as pulls from './pulls.ts';
 import * as purge from './purge.ts';
 import type { Page, PageOptions } from './query.ts';
 import * as quotas from './quotas.ts';
+import { RecordCache } from './record-cache.ts';
 import type {
   PilotManagerRecord,
   PilotRecord,
@@ -64,14 +65,26 @@ export interface StoreOptions {
   observer?: StoreObserver;
 }
 
+/** How old a record read through the store's {@link RecordCache} may be. */
+export interface Freshness {
+  /**
+   * Milliseconds: a record this store read no longer ago, and has not written since, is answered without a
+   * read. Absent or 0: always read. Only writes of other processes can make such an answer stale.
+   */
+  maxAgeMs?: number;
+}
+
 /** Sessions, managers, pilots and units on one DynamoDB table. Methods throw typed core/errors.ts errors. */
 export class Store {
   readonly #ctx: StoreContext;
+  /** Sessions and pilots read for token checks (store/record-cache.ts); dropped by this store's writes. */
+  readonly #cache: RecordCache;
 
   constructor(options: StoreOptions) {
     const clock = options.now ?? (() => new Date());
+    this.#cache = new RecordCache(1_000, () => clock().getTime());
     this.#ctx = {
-      db: new Db(options.tableName, options.client),
+      db: new Db(options.tableName, options.client, (keys) => this.#cache.written(keys)),
       now: () => clock().toISOString(),
       concurrency: options.concurrency ?? 32,
       ...(options.observer ? { observer: options.observer } : {}),
@@ -240,8 +253,9 @@ export class Store {
     return sessions.createSession(this.#ctx, input);
   }
   /** See {@link sessions.getSession}. */
-  getSession(sessionId: string): Promise<SessionRecord> {
-    return sessions.getSession(this.#ctx, sessionId);
+  getSession(sessionId: string, fresh: Freshness = {}): Promise<SessionRecord> {
+    const read = () => sessions.getSession(this.#ctx, sessionId);
+    return fresh.maxAgeMs ? this.#cache.get(sessionId, fresh.maxAgeMs, read) : read();
   }
   /** See {@link sessions.markReconnect}. */
   markReconnect(sessionId: string): Promise<SessionRecord> {
@@ -335,8 +349,9 @@ export class Store {
     return pilots.listLivePilots(this.#ctx, options);
   }
   /** See {@link pilots.getPilot}. */
-  getPilot(sessionId: string, pilotId: string): Promise<PilotRecord> {
-    return pilots.getPilot(this.#ctx, sessionId, pilotId);
+  getPilot(sessionId: string, pilotId: string, fresh: Freshness = {}): Promise<PilotRecord> {
+    const read = () => pilots.getPilot(this.#ctx, sessionId, pilotId);
+    return fresh.maxAgeMs ? this.#cache.get(entityPk(sessionId, pilotId), fresh.maxAgeMs, read) : read();
   }
   /** See {@link pilots.getPilots}. */
   getPilots(sessionId: string, pilotIds: readonly string[]): Promise<PilotRecord[]> {

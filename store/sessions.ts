@@ -237,6 +237,9 @@ async function update(
       ReturnValues: returnValues,
       ...u.build(),
     }),
+    // Only the uid counters (and `changed`) are updated for their new values: a session cached for token
+    // checks stays valid (store/record-cache.ts).
+    { checkedFieldsKept: returnValues === 'UPDATED_NEW' },
   );
   return out.Attributes ?? {};
 }

@@ -135,7 +135,7 @@ export const handler = httpHandler({
   },
 
   'POST /agent/pull': async (req) => {
-    const pilot = await authAgent(req.headers);
+    const pilot = await authAgent(req.headers, true);
     if (pilot.state !== PilotState.ACTIVE)
       throw new IncorrectState(`pilot ${pilot.uid} is ${pilot.state}, not Active`);
     const acked = ackReceived(pilot, req.body);
@@ -300,14 +300,14 @@ export const handler = httpHandler({
   },
 
   'POST /agent/states': async (req) => {
-    const pilot = await authAgent(req.headers);
+    const pilot = await authAgent(req.headers, true);
     const reports = parseReports(req.body.updates);
     const [counts] = await Promise.all([applyReports(pilot, reports), ackReceived(pilot, req.body)]);
     return { ...counts, commands: commandsFor(pilot, commandsSeen(req.body)) };
   },
 
   'POST /agent/started': async (req) => {
-    const pilot = await authAgent(req.headers);
+    const pilot = await authAgent(req.headers, true);
     const starts = parseStarts(req.body.starts);
     // Reports may ride along (the ends of the units whose cores these starts take): one request instead
     // of two. Starts and reports never concern the same unit (a unit reports only after its start).

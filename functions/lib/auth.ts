@@ -9,6 +9,7 @@
 import { ENDPOINT_ID } from '../../core/endpoints.ts';
 import { AuthenticationFailed, DoesNotExist, PermissionDenied } from '../../core/errors.ts';
 import { isFinal, pilotModel } from '../../core/states.ts';
+import { ENV } from '../../stacks/manifest.ts';
 import type { EndpointRecord } from '../../store/endpoints.ts';
 import type { PilotRecord, SessionRecord } from '../../store/records.ts';
 import { bearerParts, secretMatches } from './secrets.ts';
@@ -37,8 +38,34 @@ export const AFTER_CLOSE: ReadonlySet<string> = new Set([
 ]);
 
 /**
+ * Session routes whose token check may use a session this container read up to {@link tokenCacheMs} ago
+ * (store/record-cache.ts): those a client calls per unit or per poll. Each is safe with a session closed
+ * in another container meanwhile: the reads are open after close anyway ({@link AFTER_CLOSE}), and the
+ * submission's first write (its uids' reservation) is guarded on the session being open, so a closed
+ * session still refuses it (4xx). Every other route reads the session.
+ */
+export const TOKEN_CACHED_SESSION_ROUTES: ReadonlySet<string> = new Set([
+  'GET /sessions/{sid}/pilots',
+  'GET /sessions/{sid}/umgrs/{umid}',
+  'GET /sessions/{sid}/umgrs/{umid}/units',
+  'POST /sessions/{sid}/umgrs/{umid}/units',
+]);
+
+/**
+ * How long (ms) a session or pilot read for a token check may be used again by this container (env
+ * `SORTIE_TOKEN_CACHE_MS`, default 1000; 0 reads every time). This container's own writes to the record
+ * drop it at once, so only a change made by another container is seen up to this late.
+ */
+export function tokenCacheMs(): number {
+  const v = Number(process.env[ENV.tokenCacheMs] ?? DEFAULT_TOKEN_CACHE_MS);
+  return Number.isFinite(v) && v >= 0 ? v : DEFAULT_TOKEN_CACHE_MS;
+}
+const DEFAULT_TOKEN_CACHE_MS = 1_000;
+
+/**
  * Checks the session token against the `{sid}` of the path; returns the session. Once the session is
- * closed, only the routes in {@link AFTER_CLOSE} pass (`routeKey` is the route asked for).
+ * closed, only the routes in {@link AFTER_CLOSE} pass (`routeKey` is the route asked for). The routes of
+ * {@link TOKEN_CACHED_SESSION_ROUTES} may be answered from a session read shortly before.
  */
 export async function authSession(
   headers: Record<string, string | undefined>,
@@ -50,7 +77,10 @@ export async function authSession(
     throw new PermissionDenied(`this token is for another session, not ${sid}`, { obj: sid });
   let session: SessionRecord;
   try {
-    session = await store().getSession(tokenSid);
+    session = await store().getSession(
+      tokenSid,
+      TOKEN_CACHED_SESSION_ROUTES.has(routeKey) ? { maxAgeMs: tokenCacheMs() } : {},
+    );
   } catch (err) {
     if (err instanceof DoesNotExist) throw new AuthenticationFailed('invalid session token');
     throw err;
@@ -65,12 +95,23 @@ export async function authSession(
   return session;
 }
 
-/** Checks a pilot token; returns the pilot, which is not final (an ended pilot's token is revoked). */
-export async function authAgent(headers: Record<string, string | undefined>): Promise<PilotRecord> {
+/**
+ * Checks a pilot token; returns the pilot, which is not final (an ended pilot's token is revoked).
+ * `cached`: the pilot may be one this container read up to {@link tokenCacheMs} ago — for the routes an
+ * agent calls per unit (pull, starts, reports). Their writes stay safe with a pilot that ended in another
+ * container meanwhile: each is a guarded write per unit, bound to this pilot and to the state it leaves,
+ * and the sweep at the pilot's end has moved or ended every unit bound to it (the same race a fresh read
+ * followed by the write always had); the commands they carry come at the latest that much later, and a
+ * cancel also wakes a waiting pull, which then reads the pilot afresh.
+ */
+export async function authAgent(
+  headers: Record<string, string | undefined>,
+  cached = false,
+): Promise<PilotRecord> {
   const [sid, pid, secret] = bearerParts(headers, 3) as [string, string, string];
   let pilot: PilotRecord;
   try {
-    pilot = await store().getPilot(sid, pid);
+    pilot = await store().getPilot(sid, pid, cached ? { maxAgeMs: tokenCacheMs() } : {});
   } catch (err) {
     if (err instanceof DoesNotExist) throw new AuthenticationFailed('invalid pilot token');
     throw err;
