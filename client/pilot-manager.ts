@@ -3,7 +3,7 @@
 import { type ComputePilotDescriptionInput, parsePilotDescription } from '../core/descriptions.ts';
 import { BadParameter, DoesNotExist } from '../core/errors.ts';
 import { type PilotState, pilotModel } from '../core/states.ts';
-import type { PilotRecord } from '../core/wire.ts';
+import type { BriefRecord, PilotRecord } from '../core/wire.ts';
 import { newRequestToken } from './http.ts';
 import { ComputePilot, PILOT_FINAL } from './pilot.ts';
 import type { Session } from './session.ts';
@@ -32,10 +32,11 @@ export class PilotManager {
     readonly uid: string,
   ) {
     this.watcher = new Watcher<PilotState, PilotRecord>(
-      (since, hold) =>
-        session.transport.paginate<PilotRecord>(session.path('/pilots'), {
+      (since, hold, known) =>
+        session.transport.paginate<PilotRecord | BriefRecord>(session.path('/pilots'), {
           pmgr: uid,
           since,
+          known,
           ...holdQuery(hold),
         }),
       PILOT_FINAL,

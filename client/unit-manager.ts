@@ -3,7 +3,7 @@
 import { type ComputeUnitDescriptionInput, parseUnitDescriptions } from '../core/descriptions.ts';
 import { BadParameter, DoesNotExist, IncorrectState } from '../core/errors.ts';
 import { UnitState, unitModel } from '../core/states.ts';
-import type { PilotRecord, UnitRecord } from '../core/wire.ts';
+import type { BriefRecord, PilotRecord, UnitRecord } from '../core/wire.ts';
 import { METRICS, type Metric, UNIT_STATE, type WAIT_QUEUE_SIZE } from './constants.ts';
 import { newRequestToken } from './http.ts';
 import type { ComputePilot } from './pilot.ts';
@@ -60,9 +60,10 @@ export class UnitManager {
     readonly scheduler: SchedulerName,
   ) {
     this.watcher = new Watcher<UnitState, UnitRecord>(
-      (since, hold) =>
-        session.transport.paginate<UnitRecord>(session.path(`/umgrs/${uid}/units`), {
+      (since, hold, known) =>
+        session.transport.paginate<UnitRecord | BriefRecord>(session.path(`/umgrs/${uid}/units`), {
           since,
+          known,
           ...holdQuery(hold),
         }),
       UNIT_FINAL,

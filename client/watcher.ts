@@ -8,7 +8,7 @@
  * forgets `close()` still exits), and `close()` stops it for good.
  */
 import { DoesNotExist, IncorrectState, Timeout } from '../core/errors.ts';
-import type { Page, StateEntry } from '../core/wire.ts';
+import type { BriefRecord, Page, StateEntry } from '../core/wire.ts';
 
 /** What a followed record must have. */
 export interface Followed<S extends string> {
@@ -119,7 +119,12 @@ export class Watcher<S extends string, R extends Followed<S>> {
      * The feed's pages of changes after `since` (all records when undefined), e.g. {@link Transport.paginate};
      * with `hold`, the first page is a long poll (functions/lib/changes.ts).
      */
-    private readonly feed: (since: string | undefined, hold?: FeedHold) => AsyncIterable<Page<R>>,
+    private readonly feed: (
+      since: string | undefined,
+      hold?: FeedHold,
+      /** The cursor up to which the client read the feed: records changed up to it may come in brief. */
+      known?: string,
+    ) => AsyncIterable<Page<R | BriefRecord>>,
     /** Final states: a wait ends when a record reaches one, wanted or not (it will never move again). */
     private readonly finals: readonly S[] = [],
     /** Rank of a state in its model: a wait for a state is over once a record reached it or went past it. */
@@ -233,19 +238,31 @@ export class Watcher<S extends string, R extends Followed<S>> {
     const since = this.cursor ? rewind(this.cursor, OVERLAP_MS) : undefined;
     let changed = 0;
     let read = 0;
-    for await (const page of this.feed(since, hold)) {
-      read += page.items.length;
-      const fresh: R[] = [];
-      for (const r of page.items) {
-        const old = this.records.get(r.uid);
-        if (old && old.stateHistory.length >= r.stateHistory.length && old.changed >= r.changed) continue;
-        this.records.set(r.uid, r);
-        fresh.push(r);
+    // The overlap behind the cursor holds records read before: they come in brief, and a brief of a record
+    // this client does not hold as new (a write that became visible late) has the window read again whole.
+    let lacking = false;
+    const take = async (known: string | undefined, h: FeedHold | undefined) => {
+      for await (const page of this.feed(since, h, known)) {
+        read += page.items.length;
+        const fresh: R[] = [];
+        for (const r of page.items) {
+          const old = this.records.get(r.uid);
+          const entries = 'brief' in r ? r.entries : r.stateHistory.length;
+          if (old && old.stateHistory.length >= entries && old.changed >= r.changed) continue;
+          if ('brief' in r) {
+            lacking = true;
+            continue;
+          }
+          this.records.set(r.uid, r);
+          fresh.push(r);
+        }
+        changed += fresh.length;
+        this.deliver(fresh);
+        if (!this.cursor || page.cursor > this.cursor) this.cursor = page.cursor;
       }
-      changed += fresh.length;
-      this.deliver(fresh);
-      if (!this.cursor || page.cursor > this.cursor) this.cursor = page.cursor;
-    }
+    };
+    await take(this.cursor, hold);
+    if (lacking) await take(undefined, undefined);
     // Back off while nothing moves, in proportion to how long nothing has moved (a quarter of it), and snap
     // back as soon as something does: a few quick empty polls must not push a change that is about to land
     // out by a long interval. Right after a submission, poll at FAST_START.intervalMs for a moment: short units end within tens of

@@ -99,6 +99,20 @@ export interface Page<T> {
   next?: string;
 }
 
+/**
+ * A record of a change feed the client said it has read (`known`: its cursor): its uid and change cursor
+ * and how long its history is, where the whole record came before. The 2 s a poll looks back behind its cursor (writes stamped
+ * just before a read may land after it) then costs a few bytes per record instead of the record. A client
+ * that holds no record of that uid changed at or after `changed` reads the window again without `known`.
+ */
+export interface BriefRecord {
+  uid: string;
+  changed: string;
+  /** Entries of its state history: with `changed`, what tells a client whether its copy is as new. */
+  entries: number;
+  brief: true;
+}
+
 /** One unit state report of an agent (`POST /agent/states`). */
 export interface UnitReport {
   uid: string;

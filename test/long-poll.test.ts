@@ -126,6 +126,36 @@ describe('GET …/units?wait=…&newer=… (long poll)', () => {
   });
 });
 
+describe('GET …/units?known=… (the overlap in brief)', () => {
+  it('answers records changed at or before `known` as uid, cursor and history length; later ones whole', async () => {
+    // Prepare: a cursor after the units so far, then one more unit.
+    const before = await list({});
+    const known = before.body.cursor;
+    const [added] = await umgr.submitUnits([{ executable: '/bin/true' }]);
+    // Act: the whole feed, with `known` at the cursor read before the new unit.
+    const r = await list({ known });
+    // Assess: the old units in brief, the new one whole, in the feed's order.
+    expect(r.status).toBe(200);
+    const old = before.body.items.map((u) => ({
+      uid: u.uid,
+      changed: u.changed,
+      entries: (u as unknown as { stateHistory: unknown[] }).stateHistory.length,
+      brief: true,
+    }));
+    expect(r.body.items.slice(0, -1)).toEqual(old);
+    expect(r.body.items.at(-1)).toMatchObject({ uid: added?.uid, state: 'Unscheduled' });
+    expect(r.body.items.at(-1)).not.toHaveProperty('brief');
+    // An empty cursor (an empty feed's) asks for nothing in brief.
+    expect((await list({ known: '' })).body.items.some((u) => 'brief' in u)).toBe(false);
+  });
+
+  it('refuses a `known` longer than any cursor, naming it (400)', async () => {
+    const r = await list({ known: 'x'.repeat(300) });
+    expect(r.status).toBe(400);
+    expect(r.body.error?.message).toContain('known: must be a change cursor of at most 256 characters');
+  });
+});
+
 describe('releaseHolds (the embedded backend calls it as it closes)', () => {
   it('ends every hold at once with the page it read, without reading the feed again', async () => {
     const parent = `${session.uid}#release-test`;

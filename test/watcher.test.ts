@@ -7,7 +7,7 @@ import { afterEach, describe, expect, it, vi } from 'vitest';
 import { type FeedHold, type Followed, Watcher } from '../client/watcher.ts';
 import { DoesNotExist, NoSuccess, Timeout } from '../core/errors.ts';
 import { pages } from '../core/pages.ts';
-import type { Page } from '../core/wire.ts';
+import type { BriefRecord, Page } from '../core/wire.ts';
 
 type S = 'New' | 'Executing' | 'Done' | 'Failed';
 type R = Followed<S>;
@@ -304,5 +304,66 @@ describe('Watcher.wait', () => {
     f.push([rec('u1', ['New', 'Done'], 2)], at(2));
     const [r] = await waiting;
     expect(r?.state).toBe('Done');
+  });
+});
+
+describe('Watcher: the overlap in brief', () => {
+  /** A feed that answers whole records, in brief those changed up to `known`, and records what it was asked. */
+  function briefFeed(records: () => R[]) {
+    const asked: { since?: string; known?: string }[] = [];
+    const w = new Watcher<S, R>(
+      (since, _hold, known) => {
+        asked.push({ ...(since ? { since } : {}), ...(known ? { known } : {}) });
+        const items = records().map((r): R | BriefRecord =>
+          known !== undefined && r.changed <= known
+            ? { uid: r.uid, changed: r.changed, entries: r.stateHistory.length, brief: true }
+            : r,
+        );
+        const cursor = records().reduce((c, r) => (r.changed > c ? r.changed : c), '');
+        return pages(async () => ({ items, cursor }));
+      },
+      ['Done', 'Failed'],
+      rank,
+      5,
+      20,
+    );
+    const seen: string[] = [];
+    stops.push(w.register((r, state) => seen.push(`${r.uid}:${state}`)));
+    return { w, seen, asked };
+  }
+
+  it('sends its cursor as `known`; briefs of records it holds as new are skipped, no read again', async () => {
+    let records = [rec('u1', ['New'], 1)];
+    const { w, seen, asked } = briefFeed(() => records);
+    await w.poll();
+    records = [rec('u1', ['New'], 1), rec('u2', ['New', 'Done'], 2)];
+    await w.poll();
+    expect(asked.at(-1)).toEqual({ since: at(-1), known: `${at(1)}#u1` });
+    expect(asked).toHaveLength(2);
+    expect(seen).toEqual(['u1:New', 'u2:New', 'u2:Done']);
+  });
+
+  it('a brief of a record it lacks (a write seen late, stamped before its cursor) reads the window whole once', async () => {
+    // Prepare: u2 is read first; u1, stamped before it, becomes visible only later.
+    let records = [rec('u2', ['New'], 2)];
+    const { w, seen, asked } = briefFeed(() => records);
+    await w.poll();
+    records = [rec('u1', ['New', 'Executing'], 1), rec('u2', ['New'], 2)];
+    // Act
+    await w.poll();
+    // Assess: the brief of u1 sent the watcher back for the whole window, and u1's states came once.
+    expect(asked.slice(1)).toEqual([{ since: at(0), known: `${at(2)}#u2` }, { since: at(0) }]);
+    expect(seen).toEqual(['u2:New', 'u1:New', 'u1:Executing']);
+    expect(w.records.get('u1')?.state).toBe('Executing');
+  });
+
+  it('a brief of a record it holds with a shorter history (a clock that stamped it earlier) reads it whole', async () => {
+    let records = [rec('u1', ['New'], 3)];
+    const { w, seen } = briefFeed(() => records);
+    await w.poll();
+    // The next write of u1 carries an earlier stamp (another writer's clock) but a longer history.
+    records = [rec('u1', ['New', 'Done'], 3)];
+    await w.poll();
+    expect(seen).toEqual(['u1:New', 'u1:Done']);
   });
 });

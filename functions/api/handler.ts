@@ -24,7 +24,7 @@ import {
 import { authSession } from '../lib/auth.ts';
 import { cancelQueued, wakeQueue } from '../lib/backfill.ts';
 import { type CancelOutcome, cancelUnitRecords } from '../lib/cancel.ts';
-import { heldPage, parseHold } from '../lib/changes.ts';
+import { briefPage, heldPage, parseHold, parseKnown } from '../lib/changes.ts';
 import { httpHandler, type Request, str, strList } from '../lib/http.ts';
 import { asIs, once, type Replay } from '../lib/idempotency.ts';
 import { logger } from '../lib/log.ts';
@@ -381,6 +381,7 @@ export const handler = httpHandler({
     const pmgr = req.query.pmgr;
     if (!pmgr) throw new BadParameter('listPilots: query parameter pmgr is required');
     const opts = pageOpts(req);
+    const known = parseKnown(req.query);
     const page = await heldPage(
       feedOf(s.sessionId, pmgr),
       opts.next ? undefined : parseHold(req.query),
@@ -390,7 +391,7 @@ export const handler = httpHandler({
     // An empty page may mean a wrong manager id: say so (404) rather than poll an empty feed forever.
     if (page.items.length === 0) await store().getPilotManager(s.sessionId, pmgr);
     return {
-      items: page.items.map(pilotOut),
+      items: briefPage(page.items, known, pilotOut),
       cursor: page.cursor,
       ...(page.next ? { next: page.next } : {}),
     };
@@ -534,6 +535,8 @@ export const handler = httpHandler({
     const s = await session(req);
     const umid = req.params.umid as string;
     const opts = pageOpts(req);
+    // `known`: the records the client has read go in brief (core/wire.ts BriefRecord).
+    const known = parseKnown(req.query);
     // `wait` + `newer` (+ `until`): a long poll (functions/lib/changes.ts) on the manager's change feed.
     const page = await heldPage(
       feedOf(s.sessionId, umid),
@@ -542,7 +545,11 @@ export const handler = httpHandler({
       (state) => isFinal(unitModel, state as UnitState),
     );
     if (page.items.length === 0) await store().getUnitManager(s.sessionId, req.params.umid as string);
-    return { items: page.items.map(unitOut), cursor: page.cursor, ...(page.next ? { next: page.next } : {}) };
+    return {
+      items: briefPage(page.items, known, unitOut),
+      cursor: page.cursor,
+      ...(page.next ? { next: page.next } : {}),
+    };
   },
 
   'POST /sessions/{sid}/transfers': async (req) => {

@@ -7,7 +7,7 @@
  * own polling was; the embedded backend runs every handler in one process, so there every change wakes it.
  */
 import { BadParameter } from '../../core/errors.ts';
-import type { Page } from '../../core/wire.ts';
+import type { BriefRecord, Page } from '../../core/wire.ts';
 
 /** Longest hold a client may ask for: well under API Gateway's 30 s integration timeout. */
 export const MAX_WAIT_MS = 20_000;
@@ -137,4 +137,36 @@ export async function heldPage<R extends { changed?: string; state: string }>(
     await writtenSince(parent, version, Math.min(left, RECHECK_MS), hold.final === true);
     if (generation !== begun) return page;
   }
+}
+
+/**
+ * `known` of a list request: the client's cursor, when it asks for the records it has read (changed at or
+ * before it) in brief ({@link BriefRecord}).
+ * @throws BadParameter naming the field and the value
+ */
+export function parseKnown(query: Record<string, string | undefined>): string | undefined {
+  const { known } = query;
+  // '' is an empty feed's cursor: nothing was read, so nothing comes in brief.
+  if (known === undefined || known === '') return undefined;
+  if (known.length > 256)
+    throw new BadParameter(
+      `known: must be a change cursor of at most 256 characters, got ${JSON.stringify(known.slice(0, 80))}…`,
+    );
+  return known;
+}
+
+/**
+ * A feed page's items for the wire: those changed at or before `known` in brief, the others whole
+ * (`out`). Without `known`, all whole.
+ */
+export function briefPage<R extends { uid: string; changed?: string; stateHistory: unknown[] }, O>(
+  items: readonly R[],
+  known: string | undefined,
+  out: (r: R) => O,
+): (O | BriefRecord)[] {
+  return items.map((r) =>
+    known !== undefined && r.changed !== undefined && r.changed <= known
+      ? { uid: r.uid, changed: r.changed, entries: r.stateHistory.length, brief: true as const }
+      : out(r),
+  );
 }
