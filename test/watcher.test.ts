@@ -319,7 +319,11 @@ describe('Watcher: the overlap in brief', () => {
             ? { uid: r.uid, changed: r.changed, entries: r.stateHistory.length, brief: true }
             : r,
         );
-        const cursor = records().map((r) => r.changed).sort().at(-1) ?? '';
+        const cursor =
+          records()
+            .map((r) => r.changed)
+            .sort()
+            .at(-1) ?? '';
         return pages(async () => ({ items, cursor }));
       },
       ['Done', 'Failed'],
