@@ -52,6 +52,12 @@ export class UnitManager {
   /** Units whose last delivered state is UNSCHEDULED: RP's wait queue. */
   private readonly waitQueue = new Set<string>();
   private queueSize = 0;
+  /**
+   * The manager's pilots as this process last heard them (addPilots, removePilots, listPilots answers):
+   * sent with each submission, so that the API reads them beside the manager instead of after it. Only a
+   * hint: the manager's own list decides, and a stale one costs that round trip back.
+   */
+  private knownPilots: string[] | undefined;
   private readonly queueCallbacks = new Set<(size: number) => void>();
 
   private constructor(
@@ -163,9 +169,12 @@ export class UnitManager {
   /** Adds pilots (handles or uids) to this manager's scheduler. */
   async addPilots(pilots: ComputePilot | string | (ComputePilot | string)[]): Promise<void> {
     const list = (Array.isArray(pilots) ? pilots : [pilots]).map((p) => (typeof p === 'string' ? p : p.uid));
-    await this.session.transport.request('POST', this.session.path(`/umgrs/${this.uid}/pilots`), {
-      pilots: list,
-    });
+    const r = await this.session.transport.request<{ pilots?: string[] }>(
+      'POST',
+      this.session.path(`/umgrs/${this.uid}/pilots`),
+      { pilots: list },
+    );
+    this.knownPilots = r.pilots;
   }
 
   /**
@@ -179,10 +188,12 @@ export class UnitManager {
     opts: { drain?: boolean } = {},
   ): Promise<void> {
     const list = (Array.isArray(pilots) ? pilots : [pilots]).map((p) => (typeof p === 'string' ? p : p.uid));
-    await this.session.transport.request('POST', this.session.path(`/umgrs/${this.uid}/pilots/remove`), {
-      pilots: list,
-      drain: opts.drain ?? true,
-    });
+    const r = await this.session.transport.request<{ pilots?: string[] }>(
+      'POST',
+      this.session.path(`/umgrs/${this.uid}/pilots/remove`),
+      { pilots: list, drain: opts.drain ?? true },
+    );
+    this.knownPilots = r.pilots;
     if (opts.drain === false) this.watcher.expectChange();
   }
 
@@ -192,6 +203,7 @@ export class UnitManager {
       'GET',
       this.session.path(`/umgrs/${this.uid}`),
     );
+    this.knownPilots = r.pilots;
     return r.pilots;
   }
 
@@ -229,7 +241,10 @@ export class UnitManager {
       const r = await this.session.transport.request<{ items: UnitRecord[] }>(
         'POST',
         this.session.path(`/umgrs/${this.uid}/units`),
-        { descriptions: descriptions.slice(i, i + SUBMIT_CHUNK) },
+        {
+          descriptions: descriptions.slice(i, i + SUBMIT_CHUNK),
+          ...(this.knownPilots?.length ? { pilots: this.knownPilots } : {}),
+        },
         undefined,
         // One token per chunk: a retried chunk is created once, the next chunk is a new request.
         { requestToken: newRequestToken() },

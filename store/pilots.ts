@@ -5,6 +5,7 @@
 import { UpdateCommand } from '@aws-sdk/lib-dynamodb';
 import type { ComputePilotDescription } from '../core/descriptions.ts';
 import { BadParameter, DoesNotExist } from '../core/errors.ts';
+import type { PilotSize } from '../core/slots.ts';
 import { isFinal, type PilotState, pilotModel, progress, progressOrStay } from '../core/states.ts';
 import { batchGet, batchPut } from './batch.ts';
 import type { StoreContext } from './context.ts';
@@ -25,6 +26,8 @@ export interface NewPilot {
   /** SHA-256 of the pilot's agent secret. */
   secretHash?: string;
   sandbox?: string;
+  /** See {@link PilotRecord.unitLimit}. */
+  unitLimit?: PilotSize | 'none';
 }
 
 /** Fields a pilot write may set besides the state. Timestamps `started`/`finished` default to the write time. */
@@ -87,6 +90,7 @@ export async function createPilots(
       resource: p.description.resource,
       ...(p.sandbox === undefined ? {} : { sandbox: p.sandbox }),
       ...(p.secretHash === undefined ? {} : { secretHash: p.secretHash }),
+      ...(p.unitLimit === undefined ? {} : { unitLimit: p.unitLimit }),
       log: [],
       submitted: now,
       taskTokens: {},

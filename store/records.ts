@@ -4,6 +4,7 @@
  * key attributes (pk, kind, parent, pilotKey), which {@link stripKeys} removes.
  */
 
+import type { PilotSize } from '../core/slots.ts';
 import type { UsageCounters } from '../core/usage.ts';
 import type {
   StateEntry,
@@ -85,6 +86,12 @@ export interface PilotRecord extends WirePilotRecord {
   commandsBase?: number;
   /** The backfilling unit managers whose queues this pilot takes units from (added, not removed). */
   backfill?: string[];
+  /**
+   * The most a unit bound to this pilot may ask for, judged at submit (core/slots.ts `tooBigForPilot`):
+   * fixed at the pilot's creation from its description and resource config; 'none' when the config
+   * leaves it to the agent. Absent on pilots created before it was recorded: their submit reads the configs.
+   */
+  unitLimit?: PilotSize | 'none';
 }
 
 /** A unit (RP's unit doc): what the API shows, plus its session. */

@@ -36,7 +36,14 @@ import { hashSecret, newSecret, seal, secretMatches, unseal } from '../lib/secre
 import { store } from '../lib/store.ts';
 import { sessionTransfer } from '../lib/transfer-routes.ts';
 import { deletePrefix } from '../lib/transfers.ts';
-import { MAX_UNITS_PER_REQUEST, parseSubmission, submitParsed, submitReads } from '../lib/units.ts';
+import {
+  MAX_UNITS_PER_REQUEST,
+  parseSubmission,
+  pilotsHint,
+  submitParsed,
+  submitReads,
+  unitLimit,
+} from '../lib/units.ts';
 import { chargeTo, flushUsage } from '../lib/usage.ts';
 import { dashboardResponse } from './dashboard.ts';
 import { endpointRoutes } from './endpoints.ts';
@@ -367,7 +374,8 @@ export const handler = httpHandler({
       const pilots = await store().createPilots(
         s.sessionId,
         pmgr,
-        descriptions.map((description) => ({ description })),
+        // The unit limit is fixed with the pilot: a submission checks units against it without the configs.
+        descriptions.map((description) => ({ description, unitLimit: unitLimit(registry, description) })),
       );
       // Queue first: units may be submitted the moment this returns, before the agent exists.
       await Promise.all(pilots.map((p) => createPilotQueue(s.sessionId, p.uid)));
@@ -492,9 +500,17 @@ export const handler = httpHandler({
     // The submission's reads write nothing: started now, they overlap the token check and the request's
     // claim (three round trips fewer before the first write); their answer is used only after both
     // passed, and dropped unseen if either fails.
-    const reads = submitReads(req.params.sid as string, req.params.umid as string);
+    // `pilots`: the manager's pilots as the client believes them to be, read beside the manager (see
+    // submitReads); malformed, it is ignored here and refused after the token check.
+    const hint = pilotsHint(req.body.pilots);
+    const reads = submitReads(
+      req.params.sid as string,
+      req.params.umid as string,
+      Array.isArray(hint) ? hint : undefined,
+    );
     reads.catch(() => {});
     const s = await session(req);
+    if (hint instanceof BadParameter) throw hint;
     const descriptions = parseSubmission(s.sessionId, req.body.descriptions);
     // The units' uids are reserved beside the request's claim, not after it: one round trip fewer before
     // the units are written. A closed session refuses the reservation, and so the request (4xx).

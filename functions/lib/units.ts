@@ -11,25 +11,29 @@ import { type PilotSize, tooBigForPilot } from '../../core/slots.ts';
 import { StagingAction, unbuiltDirective } from '../../core/staging.ts';
 import { isFinal, pendingState, pilotModel, UnitState } from '../../core/states.ts';
 import { inputObjectProblem } from '../../core/transfer.ts';
-import type { UnitRecord } from '../../store/index.ts';
+import type { PilotRecord, UnitRecord } from '../../store/index.ts';
 import { wakeQueue } from './backfill.ts';
 import { logger } from './log.ts';
 import { sendUnits } from './queues.ts';
 import { sessionResources } from './resources.ts';
 import { store } from './store.ts';
 
-/** A pilot's size for the submit check: node sizes only count on batch resources without oversubscription. */
-function pilotSize(
+/**
+ * A pilot's size for the submit check, from its description and resource config (recorded on the pilot at
+ * its creation, {@link PilotRecord.unitLimit}): node sizes only count on batch resources without
+ * oversubscription; 'none' when the check is the agent's alone.
+ */
+export function unitLimit(
   registry: ResourceRegistry,
   d: { resource: string; cores: number; gpus?: number | undefined },
-): PilotSize | undefined {
+): PilotSize | 'none' {
   let rc: ReturnType<ResourceRegistry['get']>;
   try {
     rc = registry.get(d.resource);
   } catch {
-    return undefined; // a config this function cannot see: the agent judges
+    return 'none'; // a config this function cannot see: the agent judges
   }
-  if (rc.oversubscribe) return undefined;
+  if (rc.oversubscribe) return 'none';
   const batch = rc.jobManager !== 'fork';
   return {
     cores: d.cores,
@@ -41,30 +45,77 @@ function pilotSize(
 /** Units accepted per request: clients chunk (the SDK sends 2,000 at a time). */
 export const MAX_UNITS_PER_REQUEST = 5_000;
 
-/** What a submission reads before its first write: the manager, the session's resource configs, its live pilots. */
+/** What a submission reads before its first write: the manager and its live pilots, with their unit limits. */
 export interface SubmitReads {
   umgr: Awaited<ReturnType<ReturnType<typeof store>['getUnitManager']>>;
-  registry: ResourceRegistry;
   /** The manager's pilots that have not ended (none read for a late-binding manager). */
-  livePilots: Awaited<ReturnType<ReturnType<typeof store>['getPilots']>>;
+  livePilots: PilotRecord[];
+  /** Each live pilot's {@link unitLimit} (undefined: the agent judges). */
+  limits: ReadonlyMap<string, PilotSize | undefined>;
 }
 
 /**
- * The reads of a submission, as few and as parallel as they can be: the manager and the session's
- * resource configs together, then its pilots. They write nothing, so a route may start them before the
- * token is checked and the request claimed, and use them after (see the submit route).
+ * The reads of a submission, as few and as parallel as they can be. They write nothing, so a route may
+ * start them before the token is checked and the request claimed, and use them after (see the submit
+ * route). `hint`: the pilots the client believes the manager has (the SDK remembers them from its
+ * addPilots, removePilots and listPilots answers): read beside the manager, and used when the manager
+ * names exactly those, which saves the round trip of reading its pilots after it; any other answer reads
+ * the manager's own pilots. The session's resource configs are read only for pilots created before their
+ * unit limit was recorded on them.
  * @throws DoesNotExist (no such manager), DatabaseError
  */
-export async function submitReads(sessionId: string, umid: string): Promise<SubmitReads> {
-  const [umgr, registry] = await Promise.all([
-    store().getUnitManager(sessionId, umid),
-    sessionResources(sessionId),
-  ]);
-  const livePilots =
-    !bindsLate(umgr.scheduler) && umgr.pilots.length
-      ? (await store().getPilots(sessionId, umgr.pilots)).filter((p) => !isFinal(pilotModel, p.state))
-      : [];
-  return { umgr, registry, livePilots };
+export async function submitReads(
+  sessionId: string,
+  umid: string,
+  hint?: readonly string[],
+): Promise<SubmitReads> {
+  const guessed = hint?.length ? store().getPilots(sessionId, hint) : undefined;
+  guessed?.catch(() => {}); // a pilot the hint names that does not exist: the manager's own are read
+  const umgr = await store().getUnitManager(sessionId, umid);
+  let pilots: PilotRecord[] = [];
+  if (!bindsLate(umgr.scheduler) && umgr.pilots.length) {
+    const same =
+      guessed && hint?.length === umgr.pilots.length && umgr.pilots.every((p) => hint.includes(p))
+        ? await guessed.catch(() => undefined)
+        : undefined;
+    // In the manager's order, as if read for it: round robin cycles over them in that order.
+    const byUid = new Map(same?.map((p) => [p.uid, p]));
+    pilots = same
+      ? umgr.pilots.map((uid) => byUid.get(uid) as PilotRecord)
+      : await store().getPilots(sessionId, umgr.pilots);
+  }
+  const livePilots = pilots.filter((p) => !isFinal(pilotModel, p.state));
+  const registry = livePilots.some((p) => p.unitLimit === undefined)
+    ? await sessionResources(sessionId)
+    : undefined;
+  const limits = new Map(
+    livePilots.map((p) => {
+      const limit = p.unitLimit ?? unitLimit(registry as ResourceRegistry, p.description);
+      return [p.uid, limit === 'none' ? undefined : limit] as const;
+    }),
+  );
+  return { umgr, livePilots, limits };
+}
+
+/** Most pilots a submission's `pilots` hint may name (a manager with more is read as it is). */
+const MAX_HINTED_PILOTS = 100;
+
+/**
+ * The `pilots` of a submission's body: the manager's pilot uids as the client believes them to be (absent:
+ * none); a BadParameter naming the field and value when it is not a list of at most
+ * {@link MAX_HINTED_PILOTS} pilot uids (returned, not thrown: the route refuses it after the token check).
+ */
+export function pilotsHint(raw: unknown): string[] | undefined | BadParameter {
+  if (raw === undefined) return undefined;
+  if (
+    !Array.isArray(raw) ||
+    raw.length > MAX_HINTED_PILOTS ||
+    !raw.every((p) => typeof p === 'string' && /^pilot\.[0-9]{4,}$/.test(p))
+  )
+    return new BadParameter(
+      `submitUnits.pilots: must be a list of at most ${MAX_HINTED_PILOTS} pilot uids, got ${JSON.stringify(raw).slice(0, 120)}`,
+    );
+  return raw as string[];
 }
 
 /**
@@ -119,7 +170,7 @@ export async function submitParsed(
 ): Promise<UnitRecord[]> {
   // The session's being open is not read here: reserving the uids is a write guarded on it
   // (store/sessions.ts reserveIds), which refuses a closed one the same way.
-  const { umgr, registry, livePilots } = await (reads ?? submitReads(sessionId, umid));
+  const { umgr, livePilots, limits } = await (reads ?? submitReads(sessionId, umid));
   if (bindsLate(umgr.scheduler)) return submitLate(sessionId, umid, descriptions, reserved);
   const live = livePilots.map((p) => p.uid);
   // Round robin continues where the manager's previous submission stopped (RP keeps its index).
@@ -129,10 +180,9 @@ export async function submitParsed(
       : 0;
   const binding = bindUnits(umgr.scheduler as SchedulerName, live, descriptions.length, start);
   // A unit bound to a pilot that can never hold it is refused now, not accepted to fail later.
-  const sizes = new Map(livePilots.map((p) => [p.uid, pilotSize(registry, p.description)]));
   descriptions.forEach((d, i) => {
     const pid = binding.pilots[i] as string;
-    const size = sizes.get(pid);
+    const size = limits.get(pid);
     const why = size && tooBigForPilot({ cores: d.cores, gpus: d.gpus ?? 0, mpi: d.mpi === true }, size);
     if (why) throw new BadParameter(`submitUnits.descriptions[${i}]: bound to ${pid}: ${why}`);
   });
