@@ -62,6 +62,7 @@ function pilotOut(
   | 'lastHeartbeat'
   | 'agentEnd'
   | 'backfill'
+  | 'unitLimit'
 > {
   const {
     secretHash: _s,
@@ -72,6 +73,7 @@ function pilotOut(
     lastHeartbeat: _h,
     agentEnd: _e,
     backfill: _b,
+    unitLimit: _ul,
     ...rest
   } = p;
   return rest;

@@ -46,7 +46,6 @@ export const AFTER_CLOSE: ReadonlySet<string> = new Set([
  */
 export const TOKEN_CACHED_SESSION_ROUTES: ReadonlySet<string> = new Set([
   'GET /sessions/{sid}/pilots',
-  'GET /sessions/{sid}/umgrs/{umid}',
   'GET /sessions/{sid}/umgrs/{umid}/units',
   'POST /sessions/{sid}/umgrs/{umid}/units',
 ]);
