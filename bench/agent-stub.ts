@@ -6,7 +6,7 @@
  * route would lease and arm them, so the agent arms ahead as it does against the real control plane.
  */
 import { type ChildProcess, spawn } from 'node:child_process';
-import { closeSync, mkdirSync, openSync, readFileSync, writeFileSync } from 'node:fs';
+import { closeSync, mkdirSync, openSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import os from 'node:os';
@@ -227,18 +227,43 @@ export async function runAgentAlone(opts: {
   };
 }
 
-/** CPU time (ms) of a process itself and of its waited-for children (/proc/<pid>/stat; 100 ticks/s). */
+/**
+ * CPU time (ms) of a process itself, and of everything under it: its waited-for children and every live
+ * descendant with what each waited for (/proc/<pid>/stat; 100 ticks/s). The descendants matter: units are
+ * spawned and reaped by the agent's persistent spawner, a child that lives as long as the agent, so the
+ * agent's own count of waited-for children never sees them.
+ */
 export function procCpuMs(pid: number): { self: number; children: number } {
-  try {
-    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-    // Fields after the command name (which may hold spaces) start at field 3.
-    const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-    const tick = 10; // ms per clock tick at the usual CLK_TCK of 100
-    return {
-      self: (Number(f[11]) + Number(f[12])) * tick,
-      children: (Number(f[13]) + Number(f[14])) * tick,
-    };
-  } catch {
-    return { self: Number.NaN, children: Number.NaN };
+  const tick = 10; // ms per clock tick at the usual CLK_TCK of 100
+  const stats = new Map<number, { ppid: number; self: number; reaped: number }>();
+  for (const entry of readdirSync('/proc')) {
+    if (!/^[0-9]+$/.test(entry)) continue;
+    try {
+      const stat = readFileSync(`/proc/${entry}/stat`, 'utf8');
+      // Fields after the command name (which may hold spaces) start at field 3.
+      const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+      stats.set(Number(entry), {
+        ppid: Number(f[1]),
+        self: (Number(f[11]) + Number(f[12])) * tick,
+        reaped: (Number(f[13]) + Number(f[14])) * tick,
+      });
+    } catch {
+      // gone meanwhile
+    }
   }
+  const root = stats.get(pid);
+  if (!root) return { self: Number.NaN, children: Number.NaN };
+  let children = root.reaped;
+  const under = new Set([pid]);
+  // Parents come before their children in pid order only usually: sweep until nothing joins.
+  for (let grew = true; grew; ) {
+    grew = false;
+    for (const [p, st] of stats)
+      if (!under.has(p) && under.has(st.ppid)) {
+        under.add(p);
+        children += st.self + st.reaped;
+        grew = true;
+      }
+  }
+  return { self: root.self, children };
 }
