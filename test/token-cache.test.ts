@@ -9,9 +9,11 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { PilotManager, Session, UnitManager, UnitState } from '../client/index.ts';
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
+import { PilotManager, PilotState, Session, UnitManager, UnitState } from '../client/index.ts';
 import { awsRequests } from '../functions/lib/aws.ts';
+import { hashSecret, pilotSecret } from '../functions/lib/secrets.ts';
+import { store } from '../functions/lib/store.ts';
 import { type Backend, startBackend } from '../local/backend.ts';
 import { type LocalDynamoDb, localClientConfig, startDynalite } from '../local/dynamodb.ts';
 import { ENV } from '../stacks/manifest.ts';
@@ -197,6 +199,57 @@ describe('the embedded backend: per-unit routes check tokens without a read each
     await pilot.wait({ timeout: 60 });
     await umgr.close();
   }, 120_000);
+
+  it("a pilot ended by another container: its agent's report within the cached second is refused by the unit's guard, then the token is 403", async () => {
+    // Prepare: a pilot and a unit EXECUTING on it, as records (no agent), and the pilot's agent token.
+    const sid = session.uid;
+    const pmgr = (await store().createPilotManager(sid)).uid;
+    const [p] = await store().createPilots(sid, pmgr, [
+      { description: { resource: 'local.localhost', runtime: 10, cores: 1 } },
+    ]);
+    const pid = p?.uid as string;
+    await store().transitionPilot(sid, pid, PilotState.ACTIVE, {
+      secretHash: hashSecret(pilotSecret(sid, pid)),
+    });
+    const umid = (await store().createUnitManager(sid, 'direct_submission')).uid;
+    const [u] = await store().createUnits(
+      sid,
+      umid,
+      [
+        {
+          description: { executable: '/bin/true', cores: 1 },
+          state: UnitState.PENDING_EXECUTION,
+          pilot: pid,
+        },
+      ],
+      true,
+    );
+    const uid = u?.uid as string;
+    await store().transitionUnits(sid, [{ uid, target: UnitState.EXECUTING, expect: { pilot: pid } }]);
+    const report = (state: string) =>
+      fetch(`${backend.apiUrl}/agent/states`, {
+        method: 'POST',
+        headers: {
+          authorization: `Bearer ${sid}~${pid}~${pilotSecret(sid, pid)}`,
+          'content-type': 'application/json',
+        },
+        body: JSON.stringify({
+          updates: state ? [{ uid, state, time: new Date().toISOString(), exitCode: 0 }] : [],
+        }),
+      });
+    expect((await report('')).status).toBe(200); // this container now holds the pilot, Active
+    // Act: another container ends the pilot and sweeps its unit (FAILED), then the agent reports DONE.
+    const other = new Store({ tableName: backend.env[ENV.table] as string, client: new DynamoDBClient({}) });
+    await other.transitionPilot(sid, pid, PilotState.FAILED);
+    await other.transitionUnits(sid, [{ uid, target: UnitState.FAILED }]);
+    const late = await report(UnitState.DONE);
+    // Assess: answered from the cached pilot, but the unit's guarded write refused the report; the unit stays
+    // FAILED; once the cached record is old, the token is refused outright.
+    if (late.status === 200) expect(await late.json()).toMatchObject({ applied: 0, refused: 1 });
+    else expect(late.status).toBe(403); // the second had passed already on a slow machine
+    expect((await store().getUnits(sid, [uid]))[0]?.state).toBe(UnitState.FAILED);
+    await vi.waitFor(async () => expect((await report('')).status).toBe(403), { timeout: 10_000 });
+  });
 
   it('a session closed by another container refuses a submission though this one holds it open; a wrong secret stays 401', async () => {
     // Prepare: a session and manager of their own; a list through the API caches the session.
