@@ -4,10 +4,14 @@
  * through to the embedded backend and drops the connection when the response starts, so the SDK sees a
  * network error after the API did the work, and retries.
  */
-import { createHash } from 'node:crypto';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { createHash, randomUUID } from 'node:crypto';
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { PilotManager, Session, UnitManager, UnitState } from '../client/index.ts';
+import { NoSuccess } from '../core/errors.ts';
 import { dynamodb } from '../functions/lib/aws.ts';
+import type { Request } from '../functions/lib/http.ts';
+import { asIs, once } from '../functions/lib/idempotency.ts';
+import { store } from '../functions/lib/store.ts';
 import { type Backend, startBackend } from '../local/backend.ts';
 import { ENV } from '../stacks/manifest.ts';
 import { CLAIM_TTL_SECONDS, PENDING_TAKEOVER_SECONDS, Store } from '../store/index.ts';
@@ -166,5 +170,41 @@ describe('idempotent creation', () => {
     expect(afresh.body.uid).toMatch(/^rp\.session\./);
     for (const b of [taken.body, afresh.body])
       await post(`/sessions/${b.uid as string}/close`, {}, { authorization: `Bearer ${b.token as string}` });
+  });
+});
+
+describe('once: an answer settled before the work ends (a submission queueing the units it wrote)', () => {
+  /** A creating request as a route sees it, with a fresh client request token. */
+  function request(): { req: Request; key: string } {
+    const token = randomUUID().replaceAll('-', '');
+    const req = {
+      event: { routeKey: 'POST /sessions/{sid}/umgrs/{umid}/units' },
+      params: {},
+      query: {},
+      headers: { 'x-sortie-request-token': token },
+      body: { descriptions: [] },
+    } as unknown as Request;
+    return { req, key: `settle-early#${createHash('sha256').update(token).digest('base64url')}` };
+  }
+
+  it('the claim is done while the work still runs; a failure after it leaves it done, and a repeat gets the answer without running', async () => {
+    const { req, key } = request();
+    await once(req, 'settle-early', asIs<{ n: number }>(), async (settled) => {
+      settled({ n: 1 });
+      await vi.waitFor(async () => expect((await store().getRequest(key))?.status).toBe('done'));
+      return { n: 1 };
+    });
+    const failing = request();
+    await expect(
+      once(failing.req, 'settle-early', asIs<{ n: number }>(), async (settled) => {
+        settled({ n: 2 });
+        throw new NoSuccess('queueing failed after the units were written');
+      }),
+    ).rejects.toThrow('queueing failed');
+    expect((await store().getRequest(failing.key))?.status).toBe('done');
+    const again = await once(failing.req, 'settle-early', asIs<{ n: number }>(), async () => {
+      throw new Error('a repeat must not run');
+    });
+    expect(again).toEqual({ n: 2 });
   });
 });

@@ -525,9 +525,13 @@ export const handler = httpHandler({
     };
     let created = false;
     try {
-      return await once(req, s.sessionId, replay, async () => {
+      return await once(req, s.sessionId, replay, async (settled) => {
         const umid = req.params.umid as string;
-        const units = await submitParsed(s.sessionId, umid, descriptions, reads, reserved);
+        // The answer is settled as soon as the units are written (it names their uids; a repeat re-reads
+        // them), beside their queueing rather than after it.
+        const units = await submitParsed(s.sessionId, umid, descriptions, reads, reserved, (us) =>
+          settled({ items: us.map(unitOut) }),
+        );
         created = true;
         return { items: units.map(unitOut) };
       });

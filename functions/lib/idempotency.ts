@@ -62,10 +62,16 @@ export async function once<T>(
   req: Request,
   scope: string,
   replay: Replay<T>,
-  run: () => Promise<T>,
+  /**
+   * The request's work. `settled(answer)`, when it calls it, records the answer at once instead of after
+   * `run` returns: for work whose answer is certain before its last step (a submission's units are
+   * written, their queueing is left), so that recording it overlaps that step. Once called, the claim is
+   * done whatever `run` does next.
+   */
+  run: (settled: (answer: T) => void) => Promise<T>,
 ): Promise<T> {
   const token = requestToken(req);
-  if (token === undefined) return run();
+  if (token === undefined) return run(() => {});
   const key = `${scope}#${sha256(token)}`;
   const fingerprint = `${req.event.routeKey} ${replay.secretBody ? '-' : sha256(JSON.stringify(req.body))}`;
   const s = store();
@@ -97,10 +103,20 @@ export async function once<T>(
     won = seen ? { claimed: false, claim: seen } : await s.claimRequest(key, fingerprint);
   }
   const { attempt } = won;
+  let early: Promise<boolean> | undefined;
+  const settled = (a: T) => {
+    early ??= s.settleRequest(key, attempt, 'done', replay.save(a));
+    early.catch(() => {}); // awaited below
+  };
   let answer: T;
   try {
-    answer = await run();
+    answer = await run(settled);
   } catch (err) {
+    // Settled early: the work the answer names exists, and a repeat gets that answer.
+    if (early) {
+      await early.catch(() => {});
+      throw err;
+    }
     const status = err instanceof PilotException ? err.httpStatus : 500;
     // A 4xx is decided before anything is created: let a repeat run again. Anything else may have
     // created part of the request: a repeat must not create it twice.
@@ -115,6 +131,6 @@ export async function once<T>(
     throw err;
   }
   // False only when a repeat took the claim over (this attempt outlived `takeoverAt`): the answer stands.
-  await s.settleRequest(key, attempt, 'done', replay.save(answer));
+  await (early ?? s.settleRequest(key, attempt, 'done', replay.save(answer)));
   return answer;
 }

@@ -167,6 +167,8 @@ export async function submitParsed(
   descriptions: readonly ComputeUnitDescription[],
   reads?: Promise<SubmitReads>,
   reserved?: Promise<readonly string[]>,
+  /** Told the units once they are written, before they are queued (functions/lib/idempotency.ts `settled`). */
+  written?: (units: readonly UnitRecord[]) => void,
 ): Promise<UnitRecord[]> {
   // The session's being open is not read here: reserving the uids is a write guarded on it
   // (store/sessions.ts reserveIds), which refuses a closed one the same way.
@@ -198,6 +200,7 @@ export async function submitParsed(
     true,
     reserved,
   );
+  written?.(units);
   const byPilot = groupBy(units, (u) => u.pilot as string);
   const failed = new Map<string, UnitRecord>();
   await Promise.all(
