@@ -6,7 +6,7 @@
  * Skipped, saying why, when the bed or Grid Engine is not up (scripts/testbed.sh up; scripts/testbed.sh sge up).
  */
 import { readFileSync } from 'node:fs';
-import { afterAll, beforeAll, describe, expect, it, onTestFailed } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it, onTestFailed, vi } from 'vitest';
 import { Context, PilotManager, PilotState, Session, UnitManager, UnitState } from '../client/index.ts';
 import { type Backend, startBackend } from '../local/backend.ts';
 import { agentPids, unitProcesses, until } from './e2e.ts';
@@ -70,7 +70,8 @@ describe.skipIf(skip !== undefined)(`pilots on Grid Engine${skip ? ` (skipped: $
     // The agent read its slots from PE_HOSTFILE: this host, the two slots of `-pe smp 2`.
     expect(pilot.resourceDetail?.lrms).toBe('SGE');
     expect(pilot.resourceDetail?.nodeDetails).toEqual([{ name: env.SORTIE_SGE_NODE, cores: 2, gpus: 0 }]);
-    expect(sgeJobState(env, pilot.jobId ?? '')).toBe('r');
+    // Grid Engine may still list the job as 't' (transferring) for a moment after its script started.
+    await vi.waitFor(() => expect(sgeJobState(env, pilot.jobId ?? '')).toBe('r'), { timeout: 10_000 });
     const umgr = await UnitManager.create(session, 'direct_submission');
     await umgr.addPilots(pilot);
     const units = await umgr.submitUnits(
