@@ -91,7 +91,16 @@ async function run(event: CheckJobEvent): Promise<{ waitSeconds: number; memo: C
       maxSeconds: rc.maxJobCheckSeconds ?? DEFAULT_MAX_JOB_CHECK_SECONDS,
     },
   });
-  if ('fail' in decision) throw named(decision.fail.error, decision.fail.reason);
+  if ('fail' in decision) {
+    // The batch system's answer took a round trip: a cancel, or the agent's own end, may have been recorded
+    // meanwhile, and the job ended because of it. They decide the pilot's end, not the job's disappearance.
+    if (view.state === 'finished') {
+      const now = await store().getPilot(event.sid, event.pid);
+      if (cancelRequested(now)) throw named(CANCELED_ERROR, 'cancelled while its job ended');
+      if (now.agentEnd) return { waitSeconds: 1, memo };
+    }
+    throw named(decision.fail.error, decision.fail.reason);
+  }
   const next: CheckMemo = decision.runningSince !== undefined ? { runningSince: decision.runningSince } : {};
   if (next.runningSince !== undefined && memo.runningSince === undefined)
     await store().patchPilot(event.sid, event.pid, {
