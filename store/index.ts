@@ -91,6 +91,11 @@ export class Store {
     };
   }
 
+  /** `read()` of the item `key`, or its record cached no older than `fresh.maxAgeMs` (none asked: a plain read). */
+  #read<T>(key: string, fresh: Freshness, read: () => Promise<T>): Promise<T> {
+    return fresh.maxAgeMs ? this.#cache.get(key, fresh.maxAgeMs, read) : read();
+  }
+
   /** DynamoDB requests sent so far, per operation, e.g. `{BatchWriteItem: 80, UpdateItem: 100}`. */
   get requests(): Readonly<Partial<Record<Operation, number>>> {
     return this.#ctx.db.requests;
@@ -254,8 +259,7 @@ export class Store {
   }
   /** See {@link sessions.getSession}. */
   getSession(sessionId: string, fresh: Freshness = {}): Promise<SessionRecord> {
-    const read = () => sessions.getSession(this.#ctx, sessionId);
-    return fresh.maxAgeMs ? this.#cache.get(sessionId, fresh.maxAgeMs, read) : read();
+    return this.#read(sessionId, fresh, () => sessions.getSession(this.#ctx, sessionId));
   }
   /** See {@link sessions.markReconnect}. */
   markReconnect(sessionId: string): Promise<SessionRecord> {
@@ -350,8 +354,9 @@ export class Store {
   }
   /** See {@link pilots.getPilot}. */
   getPilot(sessionId: string, pilotId: string, fresh: Freshness = {}): Promise<PilotRecord> {
-    const read = () => pilots.getPilot(this.#ctx, sessionId, pilotId);
-    return fresh.maxAgeMs ? this.#cache.get(entityPk(sessionId, pilotId), fresh.maxAgeMs, read) : read();
+    return this.#read(entityPk(sessionId, pilotId), fresh, () =>
+      pilots.getPilot(this.#ctx, sessionId, pilotId),
+    );
   }
   /** See {@link pilots.getPilots}. */
   getPilots(sessionId: string, pilotIds: readonly string[]): Promise<PilotRecord[]> {

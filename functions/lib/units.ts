@@ -79,8 +79,8 @@ export async function submitReads(
         ? await guessed.catch(() => undefined)
         : undefined;
     // In the manager's order, as if read for it: round robin cycles over them in that order.
-    const byUid = new Map(same?.map((p) => [p.uid, p]));
-    pilots = same
+    const byUid = same && new Map(same.map((p) => [p.uid, p]));
+    pilots = byUid
       ? umgr.pilots.map((uid) => byUid.get(uid) as PilotRecord)
       : await store().getPilots(sessionId, umgr.pilots);
   }
