@@ -7,10 +7,11 @@
  * launching a second one, WaitActive sees the agent ACTIVE and lets go at once, Active takes the agent's
  * heartbeats. In AWS nothing of this is needed: the services keep their own state.
  */
-import { isFinal, pendingState, pilotModel } from '../core/states.ts';
+import { isFinal, pilotModel } from '../core/states.ts';
 import { startPilotExecution } from '../functions/lib/pilots.ts';
 import { createPilotQueue, sendUnits } from '../functions/lib/queues.ts';
 import { store } from '../functions/lib/store.ts';
+import { unclaimedBound } from '../functions/lib/units.ts';
 import type { PilotRecord, UnitRecord } from '../store/index.ts';
 
 /** What a restart picked up again. */
@@ -40,9 +41,7 @@ export async function recoverPilots(): Promise<Recovery> {
     // Final pilots whose sweep did not finish are the reconciler's.
     for (const pilot of page.items.filter((p) => !isFinal(pilotModel, p.state))) {
       await createPilotQueue(pilot.sessionId, pilot.uid);
-      const waiting = (await pilotUnits(pilot)).filter(
-        (u) => u.pilot === pilot.uid && u.state === pendingState(u.description),
-      );
+      const waiting = (await pilotUnits(pilot)).filter((u) => u.pilot === pilot.uid && unclaimedBound(u));
       await sendUnits(
         pilot.sessionId,
         pilot.uid,

@@ -40,6 +40,7 @@ import {
   MAX_UNITS_PER_REQUEST,
   parseSubmission,
   pilotsHint,
+  requeueUnclaimed,
   submitParsed,
   submitReads,
   unitLimit,
@@ -519,9 +520,14 @@ export const handler = httpHandler({
     const reserved = store().reserveIds(s.sessionId, 'unit', descriptions.length);
     reserved.catch(() => {});
     // A repeat re-reads the units: the claim holds only their uids (5,000 fit; their records would not).
+    // It queues again those no agent has claimed: the first attempt may have died between writing them
+    // and queueing them (its answer is settled in between).
     const replay: Replay<{ items: ReturnType<typeof unitOut>[] }> = {
       save: (a) => a.items.map((u) => u.uid),
-      load: async (uids) => ({ items: (await store().getUnits(s.sessionId, uids as string[])).map(unitOut) }),
+      load: async (uids) => {
+        const units = await store().getUnits(s.sessionId, uids as string[]);
+        return { items: (await requeueUnclaimed(s.sessionId, units)).map(unitOut) };
+      },
     };
     let created = false;
     try {

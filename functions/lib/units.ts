@@ -201,6 +201,14 @@ export async function submitParsed(
     reserved,
   );
   written?.(units);
+  return queueBound(sessionId, units);
+}
+
+/**
+ * Sends units bound to pilots to their pilots' queues, grouped by pilot; returns the units, those that
+ * could not be queued now FAILED (accepted units must not hang: they fail, saying why).
+ */
+async function queueBound(sessionId: string, units: readonly UnitRecord[]): Promise<UnitRecord[]> {
   const byPilot = groupBy(units, (u) => u.pilot as string);
   const failed = new Map<string, UnitRecord>();
   await Promise.all(
@@ -212,7 +220,6 @@ export async function submitParsed(
           us.map((u) => ({ uid: u.uid, ...(u.name ? { name: u.name } : {}), description: u.description })),
         );
       } catch (err) {
-        // Accepted units must not hang: if they cannot be queued they fail, saying why.
         const outs = await store().transitionUnits(
           sessionId,
           us.map((u) => ({
@@ -226,6 +233,28 @@ export async function submitParsed(
     }),
   );
   return units.map((u) => failed.get(u.uid) ?? u);
+}
+
+/**
+ * The units of a replayed submission (a repeat of its request token), queued again where no agent has
+ * claimed them yet: bound to a pilot, still in their pending state, unleased. The first attempt settled
+ * its answer once the units were written, before queueing them (functions/lib/idempotency.ts `settled`):
+ * if it died between the two (a Lambda stopped at its timeout), nothing else would queue them before
+ * their pilot ended. A unit queued twice is claimed once (claims are guarded writes), so a repeat of a
+ * submission that was queued costs at most one refused claim per unit still waiting.
+ */
+export function requeueUnclaimed(sessionId: string, units: readonly UnitRecord[]): Promise<UnitRecord[]> {
+  const waiting = units.filter(unclaimedBound);
+  if (waiting.length === 0) return Promise.resolve([...units]);
+  return queueBound(sessionId, waiting).then((queued) => {
+    const now = new Map(queued.map((u) => [u.uid, u]));
+    return units.map((u) => now.get(u.uid) ?? u);
+  });
+}
+
+/** A unit bound to a pilot that no agent has claimed: what a pilot's queue must hold. */
+export function unclaimedBound(u: UnitRecord): boolean {
+  return u.pilot !== undefined && u.lease === undefined && u.state === pendingState(u.description);
 }
 
 /**
