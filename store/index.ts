@@ -362,6 +362,10 @@ export class Store {
   getPilots(sessionId: string, pilotIds: readonly string[]): Promise<PilotRecord[]> {
     return pilots.getPilots(this.#ctx, sessionId, pilotIds);
   }
+  /** See {@link pilots.getUnitManagerWithPilots}. */
+  getUnitManagerWithPilots(sessionId: string, umgrId: string, pilotIds: readonly string[]) {
+    return pilots.getUnitManagerWithPilots(this.#ctx, sessionId, umgrId, pilotIds);
+  }
   /** See {@link pilots.listPilots}. */
   listPilots(sessionId: string, pmgrId: string, options?: PageOptions): Promise<Page<PilotRecord>> {
     return pilots.listPilots(this.#ctx, sessionId, pmgrId, options);

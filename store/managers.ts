@@ -13,7 +13,8 @@ import { type Item, type PilotManagerRecord, stripKeys, type UnitManagerRecord }
 import { reserveIds } from './sessions.ts';
 
 const toPmgr = (item: Item): PilotManagerRecord => stripKeys<PilotManagerRecord>(item);
-const toUmgr = (item: Item): UnitManagerRecord => {
+/** A unit manager's record from its item. */
+export const toUmgr = (item: Item): UnitManagerRecord => {
   const { rrNext: _rr, ...rest } = stripKeys<UnitManagerRecord & { rrNext?: number }>(item);
   return { ...rest, pilots: pilotsOf(item) };
 };

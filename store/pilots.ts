@@ -13,10 +13,17 @@ import { ConditionFailed } from './db.ts';
 import type { Update } from './expr.ts';
 import { applyPatch, applyTransition, type PatchOutcome, type TransitionOutcome } from './guarded.ts';
 import { changedKey, entityPk, feedOf, LIVE_PILOTS, PK } from './keys.ts';
-import { getPilotManager } from './managers.ts';
+import { getPilotManager, toUmgr } from './managers.ts';
 import { notify } from './observer.ts';
 import { type Page, type PageOptions, queryByParent, queryByPilot } from './query.ts';
-import type { Item, PilotCommand, PilotRecord, ResourceDetail, TaskTokens } from './records.ts';
+import type {
+  Item,
+  PilotCommand,
+  PilotRecord,
+  ResourceDetail,
+  TaskTokens,
+  UnitManagerRecord,
+} from './records.ts';
 import { appendLog, HISTORY, historyStep, stripKeys } from './records.ts';
 import { reserveIds } from './sessions.ts';
 
@@ -153,6 +160,28 @@ export async function getPilots(
     if (item?.kind !== 'pilot') throw new DoesNotExist(`pilot ${p} does not exist`, { obj: p });
     return toRecord(item);
   });
+}
+
+/**
+ * A unit manager and the pilots it is believed to have, in one strongly consistent BatchGetItem (a
+ * submission reads both before its first write). `pilots` is undefined when one of them does not exist.
+ * @throws DoesNotExist (no such unit manager), DatabaseError
+ */
+export async function getUnitManagerWithPilots(
+  ctx: StoreContext,
+  sessionId: string,
+  umgrId: string,
+  pilotIds: readonly string[],
+): Promise<{ umgr: UnitManagerRecord; pilots: PilotRecord[] | undefined }> {
+  const mk = entityPk(sessionId, umgrId);
+  const found = await batchGet(ctx.db, [mk, ...pilotIds.map((p) => entityPk(sessionId, p))]);
+  const m = found.get(mk);
+  if (m?.kind !== 'umgr') throw new DoesNotExist(`unit manager ${umgrId} does not exist`, { obj: umgrId });
+  const items = pilotIds.map((p) => found.get(entityPk(sessionId, p)));
+  return {
+    umgr: toUmgr(m),
+    pilots: items.every((i) => i?.kind === 'pilot') ? items.map((i) => toRecord(i as Item)) : undefined,
+  };
 }
 
 /** Pilots of a manager, oldest change first; with `since`, only those changed after that cursor. */

@@ -14,6 +14,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { type ComputePilot, PilotManager, Session, UnitManager } from '../client/index.ts';
+import { parseUnitDescriptions } from '../core/descriptions.ts';
 import { pendingState, UnitState } from '../core/states.ts';
 import { store } from '../functions/lib/store.ts';
 import { type Backend, startBackend } from '../local/backend.ts';
@@ -53,7 +54,8 @@ async function diedBeforeQueueing(umid: string, token: string, body: { descripti
   const units = await store().createUnits(
     sid,
     umid,
-    body.descriptions.map((description) => ({
+    // Parsed as the route parses them (defaults filled in).
+    parseUnitDescriptions(body.descriptions).map((description) => ({
       description,
       state: pendingState(description),
       pilot: pilot.uid,

@@ -58,9 +58,9 @@ export interface SubmitReads {
  * The reads of a submission, as few and as parallel as they can be. They write nothing, so a route may
  * start them before the token is checked and the request claimed, and use them after (see the submit
  * route). `hint`: the pilots the client believes the manager has (the SDK remembers them from its
- * addPilots, removePilots and listPilots answers): read beside the manager, and used when the manager
- * names exactly those, which saves the round trip of reading its pilots after it; any other answer reads
- * the manager's own pilots. The session's resource configs are read only for pilots created before their
+ * addPilots, removePilots and listPilots answers): read with the manager in one request, and used when
+ * the manager names exactly those, which saves the round trip of reading its pilots after it; any other
+ * answer reads the manager's own pilots. The session's resource configs are read only for pilots created before their
  * unit limit was recorded on them.
  * @throws DoesNotExist (no such manager), DatabaseError
  */
@@ -69,14 +69,15 @@ export async function submitReads(
   umid: string,
   hint?: readonly string[],
 ): Promise<SubmitReads> {
-  const guessed = hint?.length ? store().getPilots(sessionId, hint) : undefined;
-  guessed?.catch(() => {}); // a pilot the hint names that does not exist: the manager's own are read
-  const umgr = await store().getUnitManager(sessionId, umid);
+  // With a hint, the manager and the hinted pilots are one read.
+  const { umgr, pilots: guessed } = hint?.length
+    ? await store().getUnitManagerWithPilots(sessionId, umid, hint)
+    : { umgr: await store().getUnitManager(sessionId, umid), pilots: undefined };
   let pilots: PilotRecord[] = [];
   if (!bindsLate(umgr.scheduler) && umgr.pilots.length) {
     const same =
       guessed && hint?.length === umgr.pilots.length && umgr.pilots.every((p) => hint.includes(p))
-        ? await guessed.catch(() => undefined)
+        ? guessed
         : undefined;
     // In the manager's order, as if read for it: round robin cycles over them in that order.
     const byUid = same && new Map(same.map((p) => [p.uid, p]));
