@@ -108,6 +108,10 @@ export class Watcher<S extends string, R extends Followed<S>> {
    * listens, is a long poll that the API holds until something changes, rather than a poll after an interval.
    */
   private holdNext = false;
+  /** Held polls in flight that end at a final state only (see {@link pollHeld}). */
+  private finalHolds = 0;
+  /** A held poll for every state, run beside a final-only one (see {@link widen}). */
+  private widening: Promise<void> | undefined;
   private intervalMs: number;
   /** When the feed last showed a change (or records were seeded): the backoff grows with the quiet since. */
   private movedAt = performance.now();
@@ -192,6 +196,7 @@ export class Watcher<S extends string, R extends Followed<S>> {
     if (this.closed) throw new IncorrectState('registerCallback: the manager is closed');
     this.callbacks.add(cb);
     this.ensureRunning();
+    this.widen();
     return () => {
       this.callbacks.delete(cb);
     };
@@ -217,7 +222,36 @@ export class Watcher<S extends string, R extends Followed<S>> {
     // Nobody needs a state short of final now (no callback, every wait is for final states): the hold
     // ends at a final state only, not at each state on the way (one poll per unit instead of several).
     const final = this.callbacks.size === 0 && this.eager === 0;
-    return this.pollOnce({ ms: this.maxIntervalMs, newer: this.cursor ?? '', ...(final ? { final } : {}) });
+    if (final) this.finalHolds++;
+    return this.pollOnce({
+      ms: this.maxIntervalMs,
+      newer: this.cursor ?? '',
+      ...(final ? { final } : {}),
+    }).finally(() => {
+      if (final) this.finalHolds--;
+    });
+  }
+
+  /**
+   * Someone now wants states short of final (a callback, a wait for EXECUTING) while a poll is held for
+   * final states only: that poll would hand them their next state only when it returns, up to the hold
+   * (`maxIntervalMs`) late. Hold a poll for every state beside it, and again while it keeps finding
+   * changes and the final-only one is still held. A held poll that ends empty or fails is not repeated
+   * here: the chain's own next poll (wide now) follows, with its backoff.
+   */
+  private widen(): void {
+    if (this.widening || this.closed || this.finalHolds === 0) return;
+    if (this.callbacks.size === 0 && this.eager === 0) return;
+    const moved = this.movedAt;
+    this.widening = this.pollHeld().then(
+      () => {
+        this.widening = undefined;
+        if (this.movedAt !== moved) this.widen();
+      },
+      () => {
+        this.widening = undefined;
+      },
+    );
   }
 
   /**
@@ -442,6 +476,7 @@ export class Watcher<S extends string, R extends Followed<S>> {
       this.waiters.add(check);
       if (known) this.holdNow();
       else this.ensureRunning();
+      if (eager) this.widen();
     });
   }
 }

@@ -213,6 +213,65 @@ describe('Watcher.wait', () => {
     v.close();
   });
 
+  it('a callback or a wait for less than final, arriving during a final-only hold, gets a hold of its own at once', async () => {
+    // A feed whose final-only holds last until the test lets them go, as a server's hold lasts until a
+    // record ends; holds for every state answer what the test queued.
+    const holds: { final: boolean; over: boolean }[] = [];
+    let release = () => {};
+    const released = new Promise<void>((r) => {
+      release = r;
+    });
+    const watcher = (f: ReturnType<typeof feed>) =>
+      new Watcher<S, R>(
+        (since, hold) => {
+          const h = { final: hold?.final === true, over: false };
+          holds.push(h);
+          return (async function* () {
+            if (h.final) await released;
+            yield* pages((next) => f.fetchPage(since, next));
+            h.over = true;
+          })();
+        },
+        ['Done', 'Failed'],
+        rank,
+        5,
+        20,
+      );
+    const f = feed();
+    const w = watcher(f);
+    w.seed([rec('u1', ['New'], 1), rec('u2', ['New'], 1)]);
+    const done = w.wait(['u1', 'u2'], ['Done'], { timeoutMs: undefined }, 'wait');
+    await vi.waitFor(() => expect(holds.some((h) => h.final)).toBe(true), { timeout: 5_000 });
+    // Act: u1 starts executing (the feed has it: a hold for every state would answer it now) and a
+    // callback arrives while the final-only hold is out.
+    f.push([rec('u1', ['New', 'Executing'], 2)], at(2));
+    const seen: string[] = [];
+    stops.push(w.register((r, state) => seen.push(`${r.uid}:${state}`)));
+    // Assess: it hears of EXECUTING while the final-only hold is still out.
+    await vi.waitFor(() => expect(seen).toEqual(['u1:Executing']), { timeout: 5_000 });
+    expect(holds.filter((h) => h.final).every((h) => !h.over)).toBe(true);
+    // The same for a wait for EXECUTING, on a watcher without callbacks.
+    const g = feed();
+    const v = watcher(g);
+    v.seed([rec('u3', ['New'], 3)]);
+    const finals = v.wait(['u3'], ['Done'], { timeoutMs: undefined }, 'wait u3 done');
+    await vi.waitFor(() => expect(holds.filter((h) => h.final && !h.over)).toHaveLength(2), {
+      timeout: 5_000,
+    });
+    g.push([rec('u3', ['New', 'Executing'], 4)], at(4));
+    const executing = v.wait(['u3'], ['Executing'], { timeoutMs: undefined }, 'wait u3 executing');
+    expect((await executing).map((r) => r.state)).toEqual(['Executing']);
+    expect(holds.filter((h) => h.final).every((h) => !h.over)).toBe(true);
+    // Let the holds go; the first waits end as their records do.
+    f.push([rec('u1', ['New', 'Executing', 'Done'], 5), rec('u2', ['New', 'Done'], 5)], at(5));
+    g.push([rec('u3', ['New', 'Executing', 'Done'], 5)], at(5));
+    release();
+    expect((await done).map((r) => r.state)).toEqual(['Done', 'Done']);
+    expect((await finals).map((r) => r.state)).toEqual(['Done']);
+    w.close();
+    v.close();
+  });
+
   it('a final state ends a wait for another state (the record will never move again)', async () => {
     const f = feed();
     const w = new Watcher<S, R>(
