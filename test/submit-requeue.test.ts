@@ -15,7 +15,7 @@ import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { type ComputePilot, PilotManager, Session, UnitManager } from '../client/index.ts';
 import { parseUnitDescriptions } from '../core/descriptions.ts';
-import { pendingState, UnitState } from '../core/states.ts';
+import { PilotState, pendingState, UnitState } from '../core/states.ts';
 import { store } from '../functions/lib/store.ts';
 import { type Backend, startBackend } from '../local/backend.ts';
 import { killUnitProcesses } from './e2e.ts';
@@ -110,4 +110,46 @@ describe('a repeated submission queues the units its dead first attempt wrote', 
       expect(u.stateHistory.filter((h) => h.state === UnitState.EXECUTING)).toHaveLength(1);
     umgr.close();
   }, 90_000);
+
+  it('a unit that cannot be queued is FAILED, saying why; a repeat leaves it so', async () => {
+    // Prepare: a pilot recorded without a queue (as if its queue were gone): sending to it fails.
+    const sid = session.uid;
+    const pmgr = await store().createPilotManager(sid);
+    const [queueless] = await store().createPilots(sid, pmgr.uid, [
+      { description: { resource: 'local.localhost', runtime: 5, cores: 1 } },
+    ]);
+    if (!queueless) throw new Error('test pilot not made');
+    const umgr = await UnitManager.create(session, 'direct_submission');
+    await umgr.addPilots(queueless.uid);
+    const token = `tok_noqueue_${randomUUID().replaceAll('-', '')}`;
+    const submit = async () => {
+      const r = await fetch(`${backend.apiUrl}/sessions/${sid}/umgrs/${umgr.uid}/units`, {
+        method: 'POST',
+        headers: {
+          authorization: `Bearer ${session.token}`,
+          'content-type': 'application/json',
+          'x-sortie-request-token': token,
+        },
+        body: JSON.stringify({ descriptions: [{ executable: '/bin/true' }] }),
+      });
+      expect(r.status).toBe(200);
+      return ((await r.json()) as { items: { uid: string; state: string; log: { message: string }[] }[] })
+        .items;
+    };
+    try {
+      // Act
+      const [first] = await submit();
+      const [again] = await submit();
+      // Assess: FAILED with the reason, once; the repeat names the same unit, still FAILED.
+      expect(first?.state).toBe(UnitState.FAILED);
+      expect(JSON.stringify(first?.log)).toContain(`could not be queued for ${queueless.uid}`);
+      expect(again?.uid).toBe(first?.uid);
+      expect(again?.state).toBe(UnitState.FAILED);
+      const [unit] = await store().getUnits(sid, [first?.uid as string]);
+      expect(unit?.stateHistory.filter((h) => h.state === UnitState.FAILED)).toHaveLength(1);
+    } finally {
+      await store().transitionPilot(sid, queueless.uid, PilotState.FAILED);
+      umgr.close();
+    }
+  }, 60_000);
 });

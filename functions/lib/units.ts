@@ -60,8 +60,8 @@ export interface SubmitReads {
  * route). `hint`: the pilots the client believes the manager has (the SDK remembers them from its
  * addPilots, removePilots and listPilots answers): read with the manager in one request, and used when
  * the manager names exactly those, which saves the round trip of reading its pilots after it; any other
- * answer reads the manager's own pilots. The session's resource configs are read only for pilots created before their
- * unit limit was recorded on them.
+ * answer reads the manager's own pilots. The session's resource configs are read only for pilots created
+ * before their unit limit was recorded on them.
  * @throws DoesNotExist (no such manager), DatabaseError
  */
 export async function submitReads(
@@ -207,7 +207,9 @@ export async function submitParsed(
 
 /**
  * Sends units bound to pilots to their pilots' queues, grouped by pilot; returns the units, those that
- * could not be queued now FAILED (accepted units must not hang: they fail, saying why).
+ * could not be queued now FAILED (accepted units must not hang: they fail, saying why). Only from their
+ * pending state: a repeat's units may have been claimed since they were read (their first attempt did
+ * queue them), and a unit an agent runs is not failed for a message it did not need.
  */
 async function queueBound(sessionId: string, units: readonly UnitRecord[]): Promise<UnitRecord[]> {
   const byPilot = groupBy(units, (u) => u.pilot as string);
@@ -226,6 +228,7 @@ async function queueBound(sessionId: string, units: readonly UnitRecord[]): Prom
           us.map((u) => ({
             uid: u.uid,
             target: UnitState.FAILED,
+            from: pendingState(u.description),
             patch: { appendLog: [`could not be queued for ${pid}: ${(err as Error).message}`] },
           })),
         );
