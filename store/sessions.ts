@@ -182,7 +182,7 @@ export async function reserveIds(
     .when((c) => `${c.path('state')} = ${c.value('open')} AND ${c.path('kind')} = ${c.value('session')}`);
   let item: Item;
   try {
-    item = await update(ctx, sessionId, u, 'UPDATED_NEW');
+    item = await update(ctx, sessionId, u, true);
   } catch (e) {
     if (!(e instanceof ConditionFailed)) throw e;
     const session = await getSession(ctx, sessionId);
@@ -215,7 +215,7 @@ export async function returnIds(
     .add(attr, -uids.length)
     .when((c) => `${c.path(attr)} = ${c.value(end)} AND ${c.path('kind')} = ${c.value('session')}`);
   try {
-    await update(ctx, sessionId, u, 'UPDATED_NEW');
+    await update(ctx, sessionId, u, true);
     return true;
   } catch (e) {
     if (e instanceof ConditionFailed) return false;
@@ -227,19 +227,21 @@ async function update(
   ctx: StoreContext,
   pk: string,
   u: Update,
-  returnValues: 'ALL_NEW' | 'UPDATED_NEW' = 'ALL_NEW',
+  /**
+   * The write moves only uid counters (and `changed`): it returns just the updated attributes, and a
+   * session cached for token checks stays valid (it changes no field they read; store/record-cache.ts).
+   */
+  countersOnly = false,
 ): Promise<Item> {
   const out = await ctx.db.send<UpdateCommandOutput>(
     'UpdateItem',
     new UpdateCommand({
       TableName: ctx.db.tableName,
       Key: { [PK]: pk },
-      ReturnValues: returnValues,
+      ReturnValues: countersOnly ? 'UPDATED_NEW' : 'ALL_NEW',
       ...u.build(),
     }),
-    // Only the uid counters (and `changed`) are updated for their new values: a session cached for token
-    // checks stays valid (store/record-cache.ts).
-    { checkedFieldsKept: returnValues === 'UPDATED_NEW' },
+    { checkedFieldsKept: countersOnly },
   );
   return out.Attributes ?? {};
 }

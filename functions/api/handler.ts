@@ -503,8 +503,8 @@ export const handler = httpHandler({
     // The submission's reads write nothing: started now, they overlap the token check and the request's
     // claim (three round trips fewer before the first write); their answer is used only after both
     // passed, and dropped unseen if either fails.
-    // `pilots`: the manager's pilots as the client believes them to be, read beside the manager (see
-    // submitReads); malformed, it is ignored here and refused after the token check.
+    // `pilots`: the manager's pilots as the client believes them to be, read with the manager in one
+    // request (see submitReads); malformed, it is ignored here and refused after the token check.
     const hint = pilotsHint(req.body.pilots);
     const reads = submitReads(
       req.params.sid as string,
