@@ -26,6 +26,9 @@ cleanup() {
 trap cleanup EXIT
 
 if [[ "$(id -u)" == 0 ]]; then
+  # The endpoint suite runs this checkout's CLI as the bed's hpcuser: a checkout in a private folder (mktemp -d
+  # makes it 0700) must let that user in. Only the checkout's own folder is opened; git made its files 644/755.
+  chmod a+rx .
   if ! bash scripts/testbed.sh status >/dev/null 2>&1; then
     started_testbed=1
     bash scripts/testbed.sh up >/dev/null
